@@ -1,0 +1,164 @@
+//! `easel bench`: times CLIP, one UNet step and VAE decode at full SD 1.5 size with random weights, and checkpoint loading.
+//! Figures, not tests: run it on an idle machine and report what it prints.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::{SimpleBackend, VarBuilder};
+use candle_nn::{Init, init::NormalOrUniform};
+use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
+
+use crate::diffusion::clip::ClipTextModel;
+use crate::diffusion::vae::Vae;
+use crate::models::config::Geometry;
+use crate::models::keymap;
+
+/// Random weights that follow each parameter's init hint; optionally records every (name, shape) asked for.
+struct RandomBackend {
+    record: Option<Arc<Mutex<Vec<(String, Vec<usize>)>>>>,
+}
+
+impl SimpleBackend for RandomBackend {
+    fn get(&self, s: Shape, name: &str, init: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        if let Some(rec) = &self.record {
+            rec.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((name.to_owned(), s.dims().to_vec()));
+        }
+        let t = match init {
+            Init::Const(v) => Tensor::full(v as f32, s, dev)?,
+            Init::Randn { mean, stdev } => Tensor::randn(mean as f32, stdev as f32, s, dev)?,
+            Init::Uniform { lo, up } => Tensor::rand(lo as f32, up as f32, s, dev)?,
+            Init::Kaiming { dist, .. } => {
+                let fan_in: usize = s.dims().iter().skip(1).product();
+                let std = 1.0 / (fan_in.max(1) as f32).sqrt();
+                match dist {
+                    NormalOrUniform::Normal => Tensor::randn(0f32, std, s, dev)?,
+                    NormalOrUniform::Uniform => Tensor::rand(-std * 1.7, std * 1.7, s, dev)?,
+                }
+            }
+        };
+        t.to_dtype(dtype)
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+        Err(candle_core::Error::Msg(format!("random backend cannot guess the shape of {name}")))
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        // The VAE attention picks the diffusers names when they "exist".
+        name.ends_with("to_q.weight")
+    }
+}
+
+fn random_vb(dtype: DType, device: &Device, record: Option<Arc<Mutex<Vec<(String, Vec<usize>)>>>>) -> VarBuilder<'static> {
+    let backend: Box<dyn SimpleBackend> = Box::new(RandomBackend { record });
+    VarBuilder::from_backend(backend, dtype, device.clone())
+}
+
+/// Peak resident memory of this process in bytes (Linux `VmHWM`), when known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Benchmark figures.
+#[derive(Debug, Clone, Default)]
+pub struct BenchReport {
+    /// Seconds to build the three networks from random weights.
+    pub build_secs: f64,
+    /// Seconds per CLIP encode of one 77-token chunk.
+    pub clip_secs: f64,
+    /// Seconds per UNet evaluation with CFG batch 2.
+    pub unet_step_secs: f64,
+    /// Seconds per VAE decode of one image.
+    pub vae_decode_secs: f64,
+    /// Peak RSS in bytes after the run.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Times the full-size SD 1.5 networks at `size`×`size` pixels, `repeats` runs each (the first is reported separately as warm-up when `repeats` > 1).
+pub fn run_networks(size: usize, repeats: usize, device: &Device, log: &mut dyn FnMut(&str)) -> candle_core::Result<BenchReport> {
+    let g = Geometry::sd15();
+    let dtype = crate::diffusion::model::compute_dtype(device);
+    let started = Instant::now();
+    let clip = ClipTextModel::new(&random_vb(dtype, device, None), &g.clip)?;
+    let unet = UNet2DConditionModel::new(random_vb(dtype, device, None), 4, 4, false, g.unet.candle_config())?;
+    let vae = Vae::new(&random_vb(dtype, device, None), &g.vae)?;
+    let mut report = BenchReport {
+        build_secs: started.elapsed().as_secs_f64(),
+        ..BenchReport::default()
+    };
+    log(&format!("built SD 1.5 networks with random weights in {:.2} s ({dtype:?})", report.build_secs));
+
+    let time = |f: &mut dyn FnMut() -> candle_core::Result<()>| -> candle_core::Result<f64> {
+        let mut best = f64::INFINITY;
+        for _ in 0..repeats.max(1) {
+            let t = Instant::now();
+            f()?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    };
+    let ids = Tensor::from_vec((0..77u32).map(|i| 49406 + (i % 2)).collect::<Vec<_>>(), (1, 77), device)?;
+    report.clip_secs = time(&mut || clip.forward(&ids, 1).map(|_| ()))?;
+    log(&format!("CLIP encode, one chunk: {:.3} s", report.clip_secs));
+
+    let lat = size / 8;
+    let x = Tensor::randn(0f32, 1.0, (2, 4, lat, lat), device)?.to_dtype(dtype)?;
+    let ctx = Tensor::randn(0f32, 1.0, (2, 77, 768), device)?.to_dtype(dtype)?;
+    report.unet_step_secs = time(&mut || unet.forward(&x, 500.0, &ctx).map(|_| ()))?;
+    log(&format!("UNet step, {size}x{size}, CFG batch 2: {:.2} s", report.unet_step_secs));
+
+    let z = Tensor::randn(0f32, 1.0, (1, 4, lat, lat), device)?.to_dtype(dtype)?;
+    report.vae_decode_secs = time(&mut || vae.decode(&z).map(|_| ()))?;
+    log(&format!("VAE decode, {size}x{size}: {:.2} s", report.vae_decode_secs));
+    report.peak_rss_bytes = peak_rss_bytes();
+    Ok(report)
+}
+
+/// Writes a full-size SD 1.5 checkpoint with random f16 weights in the LDM layout to `path`
+/// (≈ 2 GB), using the same name mapping the loader uses in reverse.
+pub fn write_random_sd15_checkpoint(path: &Path) -> anyhow::Result<()> {
+    let g = Geometry::sd15();
+    let rec = Arc::new(Mutex::new(Vec::new()));
+    let device = Device::Cpu;
+    // Build each network once against a recording backend to learn every parameter's name and shape.
+    let unet_names = {
+        rec.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        UNet2DConditionModel::new(random_vb(DType::F16, &device, Some(rec.clone())), 4, 4, false, g.unet.candle_config())?;
+        std::mem::take(&mut *rec.lock().unwrap_or_else(PoisonError::into_inner))
+    };
+    let vae_names = {
+        Vae::new(&random_vb(DType::F16, &device, Some(rec.clone())), &g.vae)?;
+        std::mem::take(&mut *rec.lock().unwrap_or_else(PoisonError::into_inner))
+    };
+    let clip_names = {
+        ClipTextModel::new(&random_vb(DType::F16, &device, Some(rec.clone())), &g.clip)?;
+        std::mem::take(&mut *rec.lock().unwrap_or_else(PoisonError::into_inner))
+    };
+    let levels = g.vae.ch_mult.len();
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    for (name, shape) in unet_names {
+        let key = keymap::unet_key(&name, &g.unet).ok_or_else(|| anyhow::anyhow!("no LDM name for UNet {name}"))?;
+        tensors.push((key, Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(DType::F16)?));
+    }
+    for (name, mut shape) in vae_names {
+        let key = keymap::vae_key(&name, levels).ok_or_else(|| anyhow::anyhow!("no LDM name for VAE {name}"))?;
+        if key.contains(".attn_1.") && key.ends_with(".weight") && shape.len() == 2 {
+            shape.extend([1, 1]); // LDM stores the VAE attention projections as 1x1 convolutions
+        }
+        tensors.push((key, Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(DType::F16)?));
+    }
+    for (name, shape) in clip_names {
+        tensors.push((keymap::clip_key(&name), Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(DType::F16)?));
+    }
+    let alphas = g.schedule.alphas_cumprod();
+    tensors.push(("alphas_cumprod".into(), Tensor::from_vec(alphas, 1000, &device)?));
+    candle_core::safetensors::save(&tensors.into_iter().collect(), path)?;
+    Ok(())
+}

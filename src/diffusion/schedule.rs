@@ -1,0 +1,215 @@
+//! Noise levels: the model's discrete σ table and the schedules A1111 builds from it (k-diffusion semantics, f32 like torch).
+//! Also the DDIM timestep grid and the LCM 50-entry grid.
+
+/// torch.linspace in f32: the first half counts up from `start`, the second half down from `end`.
+pub fn linspace_f32(start: f32, end: f32, n: usize) -> Vec<f32> {
+    match n {
+        0 => Vec::new(),
+        1 => vec![start],
+        _ => {
+            let step = (end - start) / (n - 1) as f32;
+            let half = n / 2;
+            (0..n)
+                .map(|i| {
+                    if i < half {
+                        start + step * i as f32
+                    } else {
+                        end - step * (n - 1 - i) as f32
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// The discrete σ table of an eps-prediction model, wrapped as k-diffusion's `DiscreteSchedule`.
+#[derive(Debug, Clone)]
+pub struct ModelSigmas {
+    sigmas: Vec<f32>,
+    log_sigmas: Vec<f32>,
+    /// ᾱ at each table entry (ascending σ).
+    alphas_cumprod: Vec<f32>,
+}
+
+impl ModelSigmas {
+    /// σ_t = sqrt((1 − ᾱ_t) / ᾱ_t), in f32 as k-diffusion's `CompVisDenoiser` computes it.
+    pub fn from_alphas_cumprod(alphas_cumprod: &[f32]) -> Self {
+        let sigmas: Vec<f32> = alphas_cumprod.iter().map(|a| ((1.0 - a) / a).sqrt()).collect();
+        let log_sigmas = sigmas.iter().map(|s| s.ln()).collect();
+        Self {
+            sigmas,
+            log_sigmas,
+            alphas_cumprod: alphas_cumprod.to_vec(),
+        }
+    }
+
+    /// The LCM grid of A1111's `LCMCompVisDenoiser`: 50 entries ᾱ[19], ᾱ[39], …, ᾱ[999].
+    pub fn lcm_grid(alphas_cumprod: &[f32]) -> Self {
+        let n = alphas_cumprod.len();
+        let skip = n / LCM_ORIGINAL_STEPS;
+        let mut valid = vec![0f32; LCM_ORIGINAL_STEPS];
+        for x in 0..LCM_ORIGINAL_STEPS {
+            valid[LCM_ORIGINAL_STEPS - 1 - x] = alphas_cumprod[n - 1 - x * skip];
+        }
+        Self::from_alphas_cumprod(&valid)
+    }
+
+    /// ᾱ table.
+    pub fn alphas_cumprod(&self) -> &[f32] {
+        &self.alphas_cumprod
+    }
+
+    /// Smallest σ of the table.
+    pub fn sigma_min(&self) -> f32 {
+        self.sigmas[0]
+    }
+
+    /// Largest σ of the table.
+    pub fn sigma_max(&self) -> f32 {
+        self.sigmas[self.sigmas.len() - 1]
+    }
+
+    /// Continuous timestep of σ by log-σ interpolation (k-diffusion `sigma_to_t`, unquantised).
+    pub fn sigma_to_t(&self, sigma: f32) -> f32 {
+        let log_sigma = sigma.ln();
+        let n = self.log_sigmas.len();
+        // Index of the last table entry with log σ ≤ log_sigma, clamped to n − 2.
+        let count = self.log_sigmas.iter().filter(|&&l| log_sigma - l >= 0.0).count();
+        let low = count.saturating_sub(1).min(n - 2);
+        let (lo, hi) = (self.log_sigmas[low], self.log_sigmas[low + 1]);
+        let w = ((lo - log_sigma) / (lo - hi)).clamp(0.0, 1.0);
+        (1.0 - w) * low as f32 + w * (low + 1) as f32
+    }
+
+    /// Nearest table index of σ (k-diffusion's quantised `sigma_to_t`; A1111's LCM uses it).
+    pub fn nearest_index(&self, sigma: f32) -> usize {
+        let log_sigma = sigma.ln();
+        let mut best = 0;
+        for (i, l) in self.log_sigmas.iter().enumerate() {
+            if (log_sigma - l).abs() < (log_sigma - self.log_sigmas[best]).abs() {
+                best = i;
+            }
+        }
+        best
+    }
+
+    /// σ of a continuous timestep (k-diffusion `t_to_sigma`).
+    pub fn t_to_sigma(&self, t: f32) -> f32 {
+        let low = t.floor() as usize;
+        let high = (t.ceil() as usize).min(self.log_sigmas.len() - 1);
+        let w = t - t.floor();
+        ((1.0 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp()
+    }
+
+    /// k-diffusion `get_sigmas(n)`: t = linspace(T−1, 0, n), then a final 0.
+    pub fn discrete(&self, n: usize) -> Vec<f32> {
+        let top = (self.sigmas.len() - 1) as f32;
+        let mut s: Vec<f32> = linspace_f32(top, 0.0, n).into_iter().map(|t| self.t_to_sigma(t)).collect();
+        s.push(0.0);
+        s
+    }
+}
+
+/// A1111's LCM "original timesteps".
+pub const LCM_ORIGINAL_STEPS: usize = 50;
+
+/// Karras et al. (2022) schedule with ρ = 7, then a final 0 (k-diffusion `get_sigmas_karras`).
+pub fn karras(n: usize, sigma_min: f32, sigma_max: f32) -> Vec<f32> {
+    let rho = 7.0f32;
+    let min_inv = sigma_min.powf(1.0 / rho);
+    let max_inv = sigma_max.powf(1.0 / rho);
+    let mut s: Vec<f32> = linspace_f32(0.0, 1.0, n)
+        .into_iter()
+        .map(|r| (max_inv + r * (min_inv - max_inv)).powf(rho))
+        .collect();
+    s.push(0.0);
+    s
+}
+
+/// Log-linear schedule, then a final 0 (k-diffusion `get_sigmas_exponential`).
+pub fn exponential(n: usize, sigma_min: f32, sigma_max: f32) -> Vec<f32> {
+    let start = f64::from(sigma_max).ln() as f32;
+    let end = f64::from(sigma_min).ln() as f32;
+    let mut s: Vec<f32> = linspace_f32(start, end, n).into_iter().map(f32::exp).collect();
+    s.push(0.0);
+    s
+}
+
+/// A1111's LCM schedule: t = linspace(999, 19, n) on the 50-entry grid, then a final 0.
+pub fn lcm(grid: &ModelSigmas, n: usize, train_steps: usize) -> Vec<f32> {
+    let skip = (train_steps / LCM_ORIGINAL_STEPS) as f32;
+    let start = grid.nearest_index(grid.sigma_max()) as f32 * skip + (skip - 1.0);
+    let end = grid.nearest_index(grid.sigma_min()) as f32 * skip + (skip - 1.0);
+    let mut s: Vec<f32> = linspace_f32(start, end, n)
+        .into_iter()
+        .map(|t| grid.t_to_sigma((t - (skip - 1.0)) / skip))
+        .collect();
+    s.push(0.0);
+    s
+}
+
+/// A1111's DDIM timesteps: clip(range(0, T, T // steps) + 1, 0, T − 1).
+pub fn ddim_timesteps(steps: usize, train_steps: usize) -> Vec<usize> {
+    let stride = (train_steps / steps.max(1)).max(1);
+    (0..train_steps).step_by(stride).map(|t| (t + 1).min(train_steps - 1)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::config::NoiseSchedule;
+
+    fn table() -> ModelSigmas {
+        ModelSigmas::from_alphas_cumprod(&NoiseSchedule::sd15().alphas_cumprod())
+    }
+
+    #[test]
+    fn sd15_sigma_range() {
+        let t = table();
+        assert!((t.sigma_min() - 0.029_167_5).abs() < 1e-6, "{}", t.sigma_min());
+        assert!((t.sigma_max() - 14.614_643).abs() < 1e-4, "{}", t.sigma_max());
+    }
+
+    #[test]
+    fn sigma_t_round_trip() {
+        let t = table();
+        for ts in [0.0f32, 1.0, 10.5, 421.37, 998.9, 999.0] {
+            let back = t.sigma_to_t(t.t_to_sigma(ts));
+            assert!((back - ts).abs() < 2e-3, "{ts} -> {back}");
+        }
+    }
+
+    #[test]
+    fn schedules_shape() {
+        let t = table();
+        let d = t.discrete(6);
+        assert_eq!(d.len(), 7);
+        assert!((d[0] - t.sigma_max()).abs() < 1e-5);
+        assert_eq!(d[6], 0.0);
+        let k = karras(6, t.sigma_min(), t.sigma_max());
+        assert!((k[5] - t.sigma_min()).abs() < 1e-6);
+        assert!(d.windows(2).all(|w| w[0] > w[1]));
+        let e = exponential(6, t.sigma_min(), t.sigma_max());
+        assert!((e[0] - t.sigma_max()).abs() < 1e-4);
+    }
+
+    #[test]
+    fn ddim_grid() {
+        assert_eq!(ddim_timesteps(10, 1000).len(), 10);
+        assert_eq!(ddim_timesteps(10, 1000)[..2], [1, 101]);
+        assert_eq!(ddim_timesteps(13, 1000).len(), 14);
+        assert_eq!(*ddim_timesteps(13, 1000).last().unwrap_or(&0), 989);
+    }
+
+    #[test]
+    fn lcm_grid_endpoints() {
+        let ac = NoiseSchedule::sd15().alphas_cumprod();
+        let grid = ModelSigmas::lcm_grid(&ac);
+        let s = lcm(&grid, 4, 1000);
+        assert_eq!(s.len(), 5);
+        let top = ((1.0 - ac[999]) / ac[999]).sqrt();
+        assert!((s[0] - top).abs() < 1e-4);
+        let bottom = ((1.0 - ac[19]) / ac[19]).sqrt();
+        assert!((s[3] - bottom).abs() < 1e-5);
+    }
+}

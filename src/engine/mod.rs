@@ -1,0 +1,370 @@
+//! The inference worker: one named thread owns the loaded model, runs jobs in order and streams events back.
+//! GUI and CLI submit the same `Job`; cancel is an atomic flag checked after every step.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime};
+
+use candle_core::Tensor;
+
+use crate::diffusion::DiffusionError;
+use crate::diffusion::model::{DeviceChoice, SdModel, compute_dtype};
+use crate::diffusion::pipeline::{self, GeneratedImage, Observer, StepInfo};
+use crate::models::ModelError;
+use crate::params::GenerationParams;
+use crate::prompt::ClipTokenizer;
+
+/// Identifies a job; ids only grow.
+pub type JobId = u64;
+
+/// One generation request: a plain value the GUI, the CLI and tests all build the same way.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Unique, increasing id.
+    pub id: JobId,
+    /// Checkpoint file or diffusers folder.
+    pub model: PathBuf,
+    /// Where to run.
+    pub device: DeviceChoice,
+    /// What to generate.
+    pub params: GenerationParams,
+    /// Set to stop the job after the current step.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Whether a failure is the user's input (fixable by them) or something else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Bad parameters, missing or broken files, unsupported models.
+    BadInput,
+    /// Anything else (out of memory, internal errors).
+    Internal,
+}
+
+/// What the worker reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The job left the queue.
+    Started {
+        /// Job id.
+        job: JobId,
+    },
+    /// A checkpoint is being loaded (this can take a while).
+    LoadingModel {
+        /// Job id.
+        job: JobId,
+        /// The checkpoint.
+        path: PathBuf,
+    },
+    /// The checkpoint finished loading.
+    ModelLoaded {
+        /// Job id.
+        job: JobId,
+        /// Seconds it took.
+        secs: f64,
+    },
+    /// A sampler step finished.
+    Progress {
+        /// Job id.
+        job: JobId,
+        /// Which step of which batch.
+        info: StepInfo,
+        /// Steps per second over this batch so far.
+        steps_per_sec: f64,
+        /// Estimated seconds left for the whole job.
+        eta_secs: f64,
+    },
+    /// An image is done.
+    Image {
+        /// Job id.
+        job: JobId,
+        /// The image (boxed: it is large).
+        image: Box<GeneratedImage>,
+    },
+    /// A notice that did not stop the job.
+    Warning {
+        /// Job id.
+        job: JobId,
+        /// The text.
+        message: String,
+    },
+    /// The job completed.
+    Finished {
+        /// Job id.
+        job: JobId,
+    },
+    /// The job failed; the app keeps running.
+    Failed {
+        /// Job id.
+        job: JobId,
+        /// Input problem or internal problem.
+        kind: FailureKind,
+        /// The engine's message.
+        message: String,
+    },
+    /// The job stopped because its cancel flag was set.
+    Cancelled {
+        /// Job id.
+        job: JobId,
+    },
+}
+
+/// Keeps the last loaded checkpoint so consecutive jobs do not reload it.
+#[derive(Default)]
+pub struct ModelCache {
+    loaded: Option<(PathBuf, DeviceChoice, Option<SystemTime>, SdModel)>,
+}
+
+impl ModelCache {
+    /// The model for `path` on `device`, loading it if it is not the cached one (or the file changed).
+    pub fn get(
+        &mut self,
+        path: &std::path::Path,
+        device: DeviceChoice,
+        mut on_load: impl FnMut(),
+    ) -> Result<(&SdModel, Option<f64>), DiffusionError> {
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let hit = matches!(&self.loaded, Some((p, d, m, _)) if p == path && *d == device && *m == mtime);
+        let mut loaded_secs = None;
+        if !hit {
+            self.loaded = None; // free the old model before loading the next one
+            on_load();
+            let dev = device.open()?;
+            let model = SdModel::open(path, &dev, compute_dtype(&dev))?;
+            loaded_secs = Some(model.load_secs);
+            self.loaded = Some((path.to_path_buf(), device, mtime, model));
+        }
+        match &self.loaded {
+            Some((_, _, _, model)) => Ok((model, loaded_secs)),
+            None => Err(DiffusionError::Input("no model is loaded".into())),
+        }
+    }
+
+    /// Drops the loaded model.
+    pub fn clear(&mut self) {
+        self.loaded = None;
+    }
+}
+
+struct JobObserver<'a> {
+    job: &'a Job,
+    emit: &'a mut dyn FnMut(Event),
+    started: Instant,
+    batch_started: Instant,
+    current_batch: usize,
+}
+
+impl Observer for JobObserver<'_> {
+    fn on_step(&mut self, info: StepInfo, _x: &Tensor) -> Result<(), DiffusionError> {
+        if info.batch != self.current_batch {
+            self.current_batch = info.batch;
+            self.batch_started = Instant::now();
+        }
+        let batch_secs = self.batch_started.elapsed().as_secs_f64().max(1e-9);
+        let steps_per_sec = info.step as f64 / batch_secs;
+        let done = info.batch * info.steps + info.step;
+        let total = info.batch_count * info.steps;
+        let per_step = self.started.elapsed().as_secs_f64() / done.max(1) as f64;
+        (self.emit)(Event::Progress {
+            job: self.job.id,
+            info,
+            steps_per_sec,
+            eta_secs: per_step * (total - done) as f64,
+        });
+        if self.job.cancel.load(Ordering::Relaxed) {
+            return Err(DiffusionError::Cancelled);
+        }
+        Ok(())
+    }
+
+    fn on_image(&mut self, image: &GeneratedImage) {
+        (self.emit)(Event::Image {
+            job: self.job.id,
+            image: Box::new(image.clone()),
+        });
+    }
+
+    fn on_warning(&mut self, message: &str) {
+        (self.emit)(Event::Warning {
+            job: self.job.id,
+            message: message.to_owned(),
+        });
+    }
+}
+
+/// Classifies an error for the user: their input, or an internal failure.
+pub fn failure_kind(err: &DiffusionError) -> FailureKind {
+    match err {
+        DiffusionError::Input(_) | DiffusionError::Tokenizer(_) => FailureKind::BadInput,
+        DiffusionError::Model(ModelError::Tensor { .. }) | DiffusionError::Tensor(_) | DiffusionError::Cancelled => {
+            FailureKind::Internal
+        }
+        DiffusionError::Model(_) => FailureKind::BadInput,
+    }
+}
+
+/// Runs one job to completion on the calling thread, reporting through `emit`. The terminal event
+/// (`Finished`, `Failed` or `Cancelled`) is emitted too.
+pub fn run_job(cache: &mut ModelCache, tokenizer: &ClipTokenizer, job: &Job, emit: &mut dyn FnMut(Event)) {
+    emit(Event::Started { job: job.id });
+    let result = (|| {
+        let path = job.model.clone();
+        let id = job.id;
+        let (model, loaded) = {
+            let emit_ref = &mut *emit;
+            cache.get(&path, job.device, || emit_ref(Event::LoadingModel { job: id, path: path.clone() }))?
+        };
+        if let Some(secs) = loaded {
+            emit(Event::ModelLoaded { job: id, secs });
+        }
+        let mut observer = JobObserver {
+            job,
+            emit: &mut *emit,
+            started: Instant::now(),
+            batch_started: Instant::now(),
+            current_batch: 0,
+        };
+        pipeline::txt2img(model, tokenizer, &job.params, &mut observer)
+    })();
+    match result {
+        Ok(_) => emit(Event::Finished { job: job.id }),
+        Err(DiffusionError::Cancelled) => emit(Event::Cancelled { job: job.id }),
+        Err(err) => emit(Event::Failed {
+            job: job.id,
+            kind: failure_kind(&err),
+            message: err.to_string(),
+        }),
+    }
+}
+
+enum Command {
+    Run(Box<Job>),
+}
+
+/// Handle to the inference worker thread. Dropping it stops the worker after the current job.
+pub struct Engine {
+    commands: Option<SyncSender<Command>>,
+    events: Receiver<Event>,
+    worker: Option<JoinHandle<()>>,
+    next_id: AtomicU64,
+    cancel_all: Arc<AtomicBool>,
+}
+
+/// Capacity of the job queue.
+const QUEUE_CAPACITY: usize = 64;
+/// Capacity of the event channel; progress events are dropped rather than block the worker when it is full.
+const EVENT_CAPACITY: usize = 256;
+
+impl Engine {
+    /// Starts the worker. `wake` is called after every event (the GUI passes `ctx.request_repaint`).
+    pub fn spawn(wake: Option<Box<dyn Fn() + Send>>) -> std::io::Result<Self> {
+        let (cmd_tx, cmd_rx) = sync_channel::<Command>(QUEUE_CAPACITY);
+        let (ev_tx, ev_rx) = sync_channel::<Event>(EVENT_CAPACITY);
+        let cancel_all = Arc::new(AtomicBool::new(false));
+        let worker = std::thread::Builder::new()
+            .name("inference".into())
+            .spawn(move || worker_loop(&cmd_rx, &ev_tx, wake.as_deref()))?;
+        Ok(Self {
+            commands: Some(cmd_tx),
+            events: ev_rx,
+            worker: Some(worker),
+            next_id: AtomicU64::new(1),
+            cancel_all,
+        })
+    }
+
+    /// Queues a job; returns its id and cancel flag.
+    pub fn submit(&self, model: PathBuf, device: DeviceChoice, params: GenerationParams) -> (JobId, Arc<AtomicBool>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = Job {
+            id,
+            model,
+            device,
+            params,
+            cancel: cancel.clone(),
+        };
+        if let Some(tx) = &self.commands
+            && tx.send(Command::Run(Box::new(job))).is_err()
+        {
+            tracing::error!("the inference worker has stopped; job {id} was not queued");
+        }
+        (id, cancel)
+    }
+
+    /// The event stream.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// A flag that, once set, cancels whatever runs now (used on shutdown).
+    pub fn cancel_all_flag(&self) -> Arc<AtomicBool> {
+        self.cancel_all.clone()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.cancel_all.store(true, Ordering::Relaxed);
+        self.commands = None; // closes the queue; the worker exits after the current job
+        // Drain events so a worker blocked on a full channel can finish.
+        while self.events.try_recv().is_ok() {}
+        if let Some(worker) = self.worker.take() {
+            while !worker.is_finished() {
+                while self.events.try_recv().is_ok() {}
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if worker.join().is_err() {
+                tracing::error!("the inference worker panicked while stopping");
+            }
+        }
+    }
+}
+
+fn worker_loop(commands: &Receiver<Command>, events: &SyncSender<Event>, wake: Option<&(dyn Fn() + Send)>) {
+    let tokenizer = ClipTokenizer::bundled();
+    let mut cache = ModelCache::default();
+    while let Ok(Command::Run(job)) = commands.recv() {
+        let mut emit = |event: Event| {
+            let important = !matches!(event, Event::Progress { .. });
+            if important {
+                let _ = events.send(event);
+            } else if let Err(TrySendError::Disconnected(_)) = events.try_send(event) {
+                return;
+            }
+            if let Some(wake) = wake {
+                wake();
+            }
+        };
+        let tokenizer = match &tokenizer {
+            Ok(t) => t,
+            Err(err) => {
+                emit(Event::Failed {
+                    job: job.id,
+                    kind: FailureKind::Internal,
+                    message: err.to_string(),
+                });
+                continue;
+            }
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_job(&mut cache, tokenizer, &job, &mut emit);
+        }));
+        if let Err(panic) = outcome {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".into());
+            cache.clear();
+            emit(Event::Failed {
+                job: job.id,
+                kind: FailureKind::Internal,
+                message: format!("internal error in the inference worker: {what}; the model was unloaded"),
+            });
+        }
+    }
+}

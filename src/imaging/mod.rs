@@ -1,0 +1,4 @@
+//! Image files: PNG with A1111 text chunks, written atomically.
+//! Mask operations join this module with inpainting.
+
+pub mod png_meta;

@@ -1,0 +1,10 @@
+//! Easel: paint with Stable Diffusion on your own computer.
+//! The library holds the engine (models, diffusion, prompts, imaging); `main.rs` is a thin CLI on top.
+
+pub mod bench;
+pub mod diffusion;
+pub mod engine;
+pub mod imaging;
+pub mod models;
+pub mod params;
+pub mod prompt;

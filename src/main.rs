@@ -1,0 +1,416 @@
+//! The `easel` binary: `generate`, `info`, `png-info` and `bench` on the command line.
+//! Thin: it parses arguments, drives the engine and prints; all work lives in the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use easel::diffusion::model::DeviceChoice;
+use easel::engine::{Engine, Event, FailureKind};
+use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
+
+#[derive(Parser)]
+#[command(name = "easel", version, about = "Paint with Stable Diffusion on your own computer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate images from a prompt (txt2img) and write PNGs with A1111 infotext.
+    Generate(Box<GenerateArgs>),
+    /// Show what a model file is: family, storage dtype, tensor count, size, AutoV2 hash.
+    Info {
+        /// A .safetensors checkpoint or a diffusers folder.
+        path: PathBuf,
+        /// Skip the SHA-256 (which reads the whole file).
+        #[arg(long)]
+        no_hash: bool,
+    },
+    /// Print the generation parameters stored in a PNG (A1111 infotext).
+    PngInfo {
+        /// The image.
+        image: PathBuf,
+    },
+    /// Time CLIP, a UNet step and VAE decode at full SD 1.5 size with random weights, and checkpoint loading.
+    Bench {
+        /// Image size in pixels (square).
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Runs per measurement (the best is reported).
+        #[arg(long, default_value_t = 1)]
+        repeats: usize,
+        /// Also write a random full-size fp16 checkpoint to this folder and time loading it.
+        #[arg(long)]
+        load_dir: Option<PathBuf>,
+        /// Skip the network timings (only the load test).
+        #[arg(long)]
+        load_only: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Checkpoint (.safetensors single file or diffusers folder).
+    #[arg(long)]
+    model: PathBuf,
+    /// The prompt.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// The negative prompt.
+    #[arg(long)]
+    negative: Option<String>,
+    /// Sampling steps [default: 20].
+    #[arg(long)]
+    steps: Option<u32>,
+    /// CFG scale [default: 7].
+    #[arg(long)]
+    cfg: Option<f32>,
+    /// Sampler, A1111 name: "Euler", "Euler a", "Heun", "DPM++ 2M", "DDIM", "LCM" [default: Euler a].
+    #[arg(long)]
+    sampler: Option<String>,
+    /// Schedule type: Automatic, Uniform, Karras, Exponential [default: Automatic].
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Seed; -1 picks a random one [default: -1].
+    #[arg(long, allow_hyphen_values = true)]
+    seed: Option<i64>,
+    /// Noise source: gpu (A1111 default, CUDA-compatible Philox), cpu, or nv [default: gpu].
+    #[arg(long)]
+    rng: Option<String>,
+    /// Eta noise seed delta (A1111 ENSD).
+    #[arg(long)]
+    ensd: Option<u64>,
+    /// Width in pixels, a multiple of 8 [default: 512].
+    #[arg(long)]
+    width: Option<u32>,
+    /// Height in pixels, a multiple of 8 [default: 512].
+    #[arg(long)]
+    height: Option<u32>,
+    /// Clip skip (1 = last layer) [default: 1].
+    #[arg(long)]
+    clip_skip: Option<u32>,
+    /// Number of batches; outputs are PATH-1.png … PATH-N.png [default: 1].
+    #[arg(long)]
+    batch_count: Option<u32>,
+    /// Images per batch [default: 1].
+    #[arg(long)]
+    batch_size: Option<u32>,
+    /// Where to run: auto, cpu, cuda, metal.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Replay the parameters stored in this PNG; flags given explicitly override them.
+    #[arg(long)]
+    params_from: Option<PathBuf>,
+    /// Output PNG path.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// An error the user can fix (exit code 2) as opposed to an internal failure (exit code 1).
+#[derive(Debug)]
+struct BadInput(String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn bad(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg.into()))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Generate(args)) => generate(&args),
+        Some(Command::Info { path, no_hash }) => info(&path, no_hash),
+        Some(Command::PngInfo { image }) => png_info(&image),
+        Some(Command::Bench {
+            size,
+            repeats,
+            load_dir,
+            load_only,
+        }) => bench(size, repeats, load_dir.as_deref(), load_only),
+        None => Err(bad(
+            "the desktop window is not part of this build yet; use `easel generate --help` to generate from the command line",
+        )),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if err.downcast_ref::<BadInput>().is_some() {
+                eprintln!("error: {err}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {err:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
+    let mut p = match &args.params_from {
+        Some(image) => {
+            let chunks = easel::imaging::png_meta::read_png_text_chunks(image).map_err(|e| bad(e.to_string()))?;
+            let text = chunks
+                .iter()
+                .find(|(k, _)| k == "parameters")
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| bad(format!("{} has no A1111 'parameters' text chunk", image.display())))?;
+            GenerationParams::from_infotext(&text).map_err(|e| bad(format!("{}: {e}", image.display())))?
+        }
+        None => GenerationParams {
+            seed: u64::MAX, // marker: pick a random seed below unless one is given
+            ..GenerationParams::default()
+        },
+    };
+    if args.params_from.is_none() && args.prompt.is_none() {
+        return Err(bad("--prompt is required (or --params-from IMAGE.png)"));
+    }
+    if let Some(v) = &args.prompt {
+        p.prompt.clone_from(v);
+    }
+    if let Some(v) = &args.negative {
+        p.negative_prompt.clone_from(v);
+    }
+    if let Some(v) = args.steps {
+        p.steps = v;
+    }
+    if let Some(v) = args.cfg {
+        p.cfg_scale = v;
+    }
+    if let Some(v) = &args.sampler {
+        p.sampler = Sampler::from_name(v).map_err(|e| bad(e.to_string()))?;
+    }
+    if let Some(v) = &args.schedule {
+        p.schedule = Schedule::from_name(v).map_err(|e| bad(e.to_string()))?;
+    }
+    if let Some(v) = &args.rng {
+        p.rng = match v.to_ascii_lowercase().as_str() {
+            "gpu" => RngSource::Gpu,
+            "cpu" => RngSource::Cpu,
+            "nv" => RngSource::Nv,
+            other => return Err(bad(format!("unknown --rng '{other}'; use gpu, cpu or nv"))),
+        };
+    }
+    if let Some(v) = args.ensd {
+        p.eta_noise_seed_delta = v;
+    }
+    if let Some(v) = args.width {
+        p.width = v;
+    }
+    if let Some(v) = args.height {
+        p.height = v;
+    }
+    if let Some(v) = args.clip_skip {
+        p.clip_skip = v;
+    }
+    if let Some(v) = args.batch_count {
+        p.batch_count = v;
+    }
+    if let Some(v) = args.batch_size {
+        p.batch_size = v;
+    }
+    match args.seed {
+        Some(-1) => p.seed = random_seed(),
+        Some(s) if s >= 0 => p.seed = s as u64,
+        Some(s) => return Err(bad(format!("seed {s} is negative; use -1 for a random seed"))),
+        None if p.seed == u64::MAX => p.seed = random_seed(),
+        None => {}
+    }
+    Ok(p)
+}
+
+/// A random seed in A1111's range (0 ..= 4294967294).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish() % 4_294_967_295
+}
+
+/// `out.png` for one image; `out-1.png`, `out-2.png`, … for several.
+fn output_path(out: &Path, index: usize, total: usize) -> PathBuf {
+    if total <= 1 {
+        return out.to_path_buf();
+    }
+    let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("easel");
+    let ext = out.extension().and_then(|s| s.to_str()).unwrap_or("png");
+    out.with_file_name(format!("{stem}-{}.{ext}", index + 1))
+}
+
+fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
+    let params = build_params(args)?;
+    let device = DeviceChoice::from_name(&args.device)
+        .ok_or_else(|| bad(format!("unknown --device '{}'; use auto, cpu, cuda or metal", args.device)))?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(bad(format!("output folder {} does not exist", dir.display())));
+    }
+    let total_images = (params.batch_count * params.batch_size) as usize;
+    let engine = Engine::spawn(None).context("could not start the inference thread")?;
+    let (job, cancel) = engine.submit(args.model.clone(), device, params.clone());
+    {
+        let cancel = cancel.clone();
+        let mut interrupted = false;
+        ctrlc::set_handler(move || {
+            if interrupted {
+                std::process::exit(130);
+            }
+            interrupted = true;
+            eprintln!("\nstopping after the current step… (press Ctrl-C again to quit at once)");
+            cancel.store(true, Ordering::Relaxed);
+        })
+        .context("could not install the Ctrl-C handler")?;
+    }
+    let bar = indicatif::ProgressBar::new(u64::from(params.steps) * u64::from(params.batch_count));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} steps {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let mut written = 0;
+    loop {
+        let Ok(event) = engine.events().recv() else {
+            bar.abandon();
+            anyhow::bail!("the inference thread stopped unexpectedly");
+        };
+        match event {
+            Event::LoadingModel { path, .. } => bar.set_message(format!("loading {}", path.display())),
+            Event::ModelLoaded { secs, .. } => bar.println(format!("model loaded in {secs:.2} s")),
+            Event::Progress {
+                info,
+                steps_per_sec,
+                eta_secs,
+                ..
+            } => {
+                bar.set_length((info.steps * info.batch_count) as u64);
+                bar.set_position((info.batch * info.steps + info.step) as u64);
+                bar.set_message(format!("{steps_per_sec:.2} it/s, ETA {eta_secs:.0} s"));
+            }
+            Event::Image { image, .. } => {
+                let path = output_path(&args.out, image.index, total_images);
+                easel::imaging::png_meta::write_png_with_parameters(&path, image.width, image.height, &image.rgb, &image.infotext)
+                    .with_context(|| format!("could not write {}", path.display()))?;
+                bar.println(format!("wrote {} (seed {})", path.display(), image.seed));
+                written += 1;
+            }
+            Event::Warning { message, .. } => bar.println(format!("warning: {message}")),
+            Event::Finished { job: id } if id == job => {
+                bar.finish_and_clear();
+                eprintln!("done: {written} image(s)");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Event::Cancelled { job: id } if id == job => {
+                bar.abandon();
+                eprintln!("cancelled; {written} image(s) written");
+                return Ok(ExitCode::from(130));
+            }
+            Event::Failed { job: id, kind, message } if id == job => {
+                bar.finish_and_clear();
+                return Err(match kind {
+                    FailureKind::BadInput => bad(message),
+                    FailureKind::Internal => anyhow::anyhow!(message),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn info(path: &Path, no_hash: bool) -> anyhow::Result<ExitCode> {
+    let info = easel::models::inspect(path).map_err(|e| bad(e.to_string()))?;
+    println!("file:          {}", info.path.display());
+    println!("family:        {}", info.family.label());
+    println!("storage dtype: {}", info.storage_dtype.name());
+    println!("tensors:       {}", info.tensor_count);
+    println!(
+        "size:          {} bytes ({:.2} GiB)",
+        info.file_size,
+        info.file_size as f64 / f64::from(1u32 << 30)
+    );
+    if let Some(reason) = info.family.unsupported_reason() {
+        println!("note:          {reason}");
+    }
+    if !no_hash && path.is_file() {
+        let sha = easel::models::hash::sha256_file(path, |_, _| {}).map_err(|e| bad(e.to_string()))?;
+        println!("hash (AutoV2): {}", easel::models::hash::autov2(&sha));
+        println!("sha256:        {sha}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn png_info(image: &Path) -> anyhow::Result<ExitCode> {
+    let chunks = easel::imaging::png_meta::read_png_text_chunks(image).map_err(|e| bad(e.to_string()))?;
+    let Some((_, text)) = chunks.iter().find(|(k, _)| k == "parameters") else {
+        let keys: Vec<&str> = chunks.iter().map(|(k, _)| k.as_str()).collect();
+        return Err(bad(format!(
+            "{} has no A1111 'parameters' text chunk (text chunks found: {})",
+            image.display(),
+            if keys.is_empty() { "none".into() } else { keys.join(", ") }
+        )));
+    };
+    println!("{text}");
+    match GenerationParams::from_infotext(text) {
+        Ok(p) => {
+            println!();
+            println!("sampler:  {} (schedule {})", p.sampler.a1111_name(), p.schedule.a1111_name());
+            println!("steps:    {}, CFG {}, seed {}, size {}x{}", p.steps, p.cfg_scale, p.seed, p.width, p.height);
+        }
+        Err(e) => eprintln!("warning: the parameters could not be fully interpreted: {e}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(size: usize, repeats: usize, load_dir: Option<&Path>, load_only: bool) -> anyhow::Result<ExitCode> {
+    if size % 8 != 0 || size < 64 {
+        return Err(bad("--size must be a multiple of 8 and at least 64"));
+    }
+    let device = candle_core::Device::Cpu;
+    if !load_only {
+        easel::bench::run_networks(size, repeats, &device, &mut |line| println!("{line}"))?;
+        if let Some(rss) = easel::bench::peak_rss_bytes() {
+            println!("peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
+        }
+    }
+    if let Some(dir) = load_dir {
+        let path = dir.join("easel-bench-sd15-random-fp16.safetensors");
+        if !path.exists() {
+            println!("writing a random full-size fp16 checkpoint to {} …", path.display());
+            easel::bench::write_random_sd15_checkpoint(&path)?;
+        }
+        // Warm the page cache, then time open + build.
+        let _ = std::fs::read(&path)?;
+        let started = std::time::Instant::now();
+        let model = easel::diffusion::model::SdModel::open(&path, &device, candle_core::DType::F32)
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        println!(
+            "loaded {} ({:.2} GiB, fp16 → f32) in {:.2} s (networks built in {:.2} s)",
+            path.display(),
+            std::fs::metadata(&path)?.len() as f64 / f64::from(1u32 << 30),
+            started.elapsed().as_secs_f64(),
+            model.load_secs
+        );
+        if let Some(rss) = easel::bench::peak_rss_bytes() {
+            println!("peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

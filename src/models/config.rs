@@ -1,0 +1,564 @@
+//! Model geometry: named presets per family, LDM `<checkpoint>.yaml` overrides (the A1111 convention), diffusers configs.
+//! Sizes that tensor shapes decide are read from the shapes and checked against the config.
+
+use std::path::{Path, PathBuf};
+
+use candle_transformers::models::stable_diffusion::unet_2d::{BlockConfig, UNet2DConditionModelConfig};
+use yaml_rust2::{Yaml, YamlLoader};
+
+use super::ModelError;
+use super::safetensors::SafetensorsFile;
+
+/// CLIP text-encoder activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipActivation {
+    /// `x * sigmoid(1.702 x)` (OpenAI CLIP).
+    QuickGelu,
+    /// Exact GELU.
+    Gelu,
+}
+
+/// Geometry of a CLIP text transformer (transformers' `CLIPTextConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Sequence length (77).
+    pub max_position_embeddings: usize,
+    /// MLP activation.
+    pub activation: ClipActivation,
+    /// Layer-norm epsilon.
+    pub layer_norm_eps: f64,
+}
+
+impl ClipConfig {
+    /// OpenAI CLIP ViT-L/14 text tower, used by SD 1.x.
+    /// Source: openai/clip-vit-large-patch14 `config.json` `text_config`.
+    pub fn vit_l14() -> Self {
+        Self {
+            vocab_size: 49408,
+            hidden_size: 768,
+            intermediate_size: 3072,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            max_position_embeddings: 77,
+            activation: ClipActivation::QuickGelu,
+            layer_norm_eps: 1e-5,
+        }
+    }
+
+    /// Reads a transformers `CLIPTextConfig` JSON (`config.json` of a text encoder).
+    pub fn from_json_file(path: &Path) -> Result<Self, ModelError> {
+        let json = super::family::read_json(path)?;
+        let base = Self::vit_l14();
+        let num = |key: &str, default: usize| {
+            json.get(key)
+                .and_then(serde_json::Value::as_u64)
+                .map_or(default, |v| v as usize)
+        };
+        let activation = match json.get("hidden_act").and_then(serde_json::Value::as_str) {
+            None | Some("quick_gelu") => ClipActivation::QuickGelu,
+            Some("gelu") => ClipActivation::Gelu,
+            Some(other) => {
+                return Err(ModelError::Config {
+                    path: path.to_path_buf(),
+                    why: format!("unsupported CLIP activation '{other}' (expected quick_gelu or gelu)"),
+                });
+            }
+        };
+        Ok(Self {
+            vocab_size: num("vocab_size", base.vocab_size),
+            hidden_size: num("hidden_size", base.hidden_size),
+            intermediate_size: num("intermediate_size", base.intermediate_size),
+            num_hidden_layers: num("num_hidden_layers", base.num_hidden_layers),
+            num_attention_heads: num("num_attention_heads", base.num_attention_heads),
+            max_position_embeddings: num("max_position_embeddings", base.max_position_embeddings),
+            activation,
+            layer_norm_eps: json
+                .get("layer_norm_eps")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(base.layer_norm_eps),
+        })
+    }
+}
+
+/// Geometry of the LDM UNet (`unet_config.params` in an LDM yaml).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnetGeometry {
+    /// Input channels: 4, or 9 for inpainting models.
+    pub in_channels: usize,
+    /// Output channels (4).
+    pub out_channels: usize,
+    /// Channels of the first level.
+    pub model_channels: usize,
+    /// Channel multiplier per level.
+    pub channel_mult: Vec<usize>,
+    /// Residual blocks per level.
+    pub num_res_blocks: usize,
+    /// Whether each level has cross-attention transformers.
+    pub attention_levels: Vec<bool>,
+    /// Attention heads per level.
+    pub heads: Vec<usize>,
+    /// Transformer blocks per attention.
+    pub transformer_depth: usize,
+    /// Width of the text conditioning.
+    pub context_dim: usize,
+    /// Linear (SD2) instead of 1x1-conv projections in the transformers.
+    pub use_linear_projection: bool,
+}
+
+impl UnetGeometry {
+    /// SD 1.x UNet. Source: CompVis `configs/stable-diffusion/v1-inference.yaml`.
+    pub fn sd15() -> Self {
+        Self {
+            in_channels: 4,
+            out_channels: 4,
+            model_channels: 320,
+            channel_mult: vec![1, 2, 4, 4],
+            num_res_blocks: 2,
+            attention_levels: vec![true, true, true, false],
+            heads: vec![8, 8, 8, 8],
+            transformer_depth: 1,
+            context_dim: 768,
+            use_linear_projection: false,
+        }
+    }
+
+    /// The candle-transformers configuration for this geometry.
+    pub fn candle_config(&self) -> UNet2DConditionModelConfig {
+        UNet2DConditionModelConfig {
+            blocks: self
+                .channel_mult
+                .iter()
+                .zip(&self.attention_levels)
+                .zip(&self.heads)
+                .map(|((mult, attn), heads)| BlockConfig {
+                    out_channels: self.model_channels * mult,
+                    use_cross_attn: attn.then_some(self.transformer_depth),
+                    attention_head_dim: *heads,
+                })
+                .collect(),
+            layers_per_block: self.num_res_blocks,
+            cross_attention_dim: self.context_dim,
+            use_linear_projection: self.use_linear_projection,
+            ..UNet2DConditionModelConfig::default()
+        }
+    }
+}
+
+/// Geometry of the KL autoencoder (`first_stage_config.params.ddconfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VaeGeometry {
+    /// Channels of the first level.
+    pub ch: usize,
+    /// Channel multiplier per level.
+    pub ch_mult: Vec<usize>,
+    /// Residual blocks per level.
+    pub num_res_blocks: usize,
+    /// Latent channels.
+    pub z_channels: usize,
+}
+
+impl VaeGeometry {
+    /// SD 1.x VAE. Source: CompVis `v1-inference.yaml` `ddconfig`.
+    pub fn sd15() -> Self {
+        Self {
+            ch: 128,
+            ch_mult: vec![1, 2, 4, 4],
+            num_res_blocks: 2,
+            z_channels: 4,
+        }
+    }
+
+    /// Pixels per latent cell along each axis: 2^(levels − 1) (8 for every real SD model).
+    pub fn downscale_factor(&self) -> usize {
+        1 << self.ch_mult.len().saturating_sub(1)
+    }
+}
+
+/// The DDPM noise schedule (`model.params` of an LDM yaml).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoiseSchedule {
+    /// β at t = 0 (0.00085 for SD).
+    pub linear_start: f64,
+    /// β at t = T−1 (0.012 for SD).
+    pub linear_end: f64,
+    /// Number of training timesteps (1000).
+    pub timesteps: usize,
+    /// Latent scale factor (0.18215 for SD 1.x).
+    pub scale_factor: f64,
+}
+
+impl NoiseSchedule {
+    /// SD 1.x. Source: `v1-inference.yaml` `model.params`.
+    pub fn sd15() -> Self {
+        Self {
+            linear_start: 0.00085,
+            linear_end: 0.012,
+            timesteps: 1000,
+            scale_factor: 0.18215,
+        }
+    }
+
+    /// ᾱ_t as LDM computes it: scaled-linear betas in f64, cumulative product, cast to f32.
+    pub fn alphas_cumprod(&self) -> Vec<f32> {
+        let n = self.timesteps;
+        let (a, b) = (self.linear_start.sqrt(), self.linear_end.sqrt());
+        let mut prod = 1.0f64;
+        (0..n)
+            .map(|i| {
+                let s = if n > 1 { a + (b - a) * i as f64 / (n - 1) as f64 } else { a };
+                prod *= 1.0 - s * s;
+                prod as f32
+            })
+            .collect()
+    }
+}
+
+/// Everything needed to build the three networks of a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Geometry {
+    /// Text encoder.
+    pub clip: ClipConfig,
+    /// Denoising UNet.
+    pub unet: UnetGeometry,
+    /// Autoencoder.
+    pub vae: VaeGeometry,
+    /// Noise schedule and latent scale.
+    pub schedule: NoiseSchedule,
+    /// Where the geometry came from (preset name or config path), for messages.
+    pub source: String,
+}
+
+impl Geometry {
+    /// The SD 1.5 preset.
+    pub fn sd15() -> Self {
+        Self {
+            clip: ClipConfig::vit_l14(),
+            unet: UnetGeometry::sd15(),
+            vae: VaeGeometry::sd15(),
+            schedule: NoiseSchedule::sd15(),
+            source: "SD 1.x preset (v1-inference.yaml)".into(),
+        }
+    }
+
+    /// The LDM yaml beside a checkpoint, A1111 style: `model.safetensors` → `model.yaml`.
+    pub fn sidecar_yaml(checkpoint: &Path) -> Option<PathBuf> {
+        let yaml = checkpoint.with_extension("yaml");
+        yaml.is_file().then_some(yaml)
+    }
+
+    /// Applies an LDM yaml config on top of `self`.
+    pub fn apply_ldm_yaml(mut self, path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ModelError::io(path, &err))?;
+        let err = |why: String| ModelError::Config {
+            path: path.to_path_buf(),
+            why,
+        };
+        let docs = YamlLoader::load_from_str(&text).map_err(|e| err(format!("not valid YAML ({e})")))?;
+        let doc = docs.first().ok_or_else(|| err("the file is empty".into()))?;
+        let params = &doc["model"]["params"];
+        if params.is_badvalue() {
+            return Err(err("no `model.params` section; is this an LDM config?".into()));
+        }
+        let float = |y: &Yaml| y.as_f64().or_else(|| y.as_i64().map(|v| v as f64));
+        let uint = |y: &Yaml| y.as_i64().and_then(|v| usize::try_from(v).ok());
+        let list = |y: &Yaml| -> Option<Vec<usize>> { y.as_vec()?.iter().map(uint).collect() };
+
+        if let Some(v) = float(&params["linear_start"]) {
+            self.schedule.linear_start = v;
+        }
+        if let Some(v) = float(&params["linear_end"]) {
+            self.schedule.linear_end = v;
+        }
+        if let Some(v) = uint(&params["timesteps"]) {
+            self.schedule.timesteps = v;
+        }
+        if let Some(v) = float(&params["scale_factor"]) {
+            self.schedule.scale_factor = v;
+        }
+        if let Some(p) = params["parameterization"].as_str()
+            && p != "eps"
+        {
+            return Err(err(format!(
+                "parameterization '{p}' is not supported yet (Easel runs eps-prediction models)"
+            )));
+        }
+
+        let unet = &params["unet_config"]["params"];
+        if !unet.is_badvalue() {
+            let u = &mut self.unet;
+            if let Some(v) = uint(&unet["in_channels"]) {
+                u.in_channels = v;
+            }
+            if let Some(v) = uint(&unet["out_channels"]) {
+                u.out_channels = v;
+            }
+            if let Some(v) = uint(&unet["model_channels"]) {
+                u.model_channels = v;
+            }
+            if let Some(v) = list(&unet["channel_mult"]) {
+                u.channel_mult = v;
+            }
+            if let Some(v) = uint(&unet["num_res_blocks"]) {
+                u.num_res_blocks = v;
+            } else if !unet["num_res_blocks"].is_badvalue() {
+                return Err(err("num_res_blocks per level is not supported; use one number".into()));
+            }
+            if let Some(v) = uint(&unet["transformer_depth"]) {
+                u.transformer_depth = v;
+            }
+            if let Some(v) = uint(&unet["context_dim"]) {
+                u.context_dim = v;
+            }
+            if let Some(v) = unet["use_linear_in_transformer"].as_bool() {
+                u.use_linear_projection = v;
+            }
+            let levels = u.channel_mult.len();
+            if let Some(res) = list(&unet["attention_resolutions"]) {
+                // LDM lists the downsampling factors (1, 2, 4, ...) at which attention is used.
+                u.attention_levels = (0..levels).map(|i| res.contains(&(1 << i))).collect();
+            } else if u.attention_levels.len() != levels {
+                u.attention_levels = vec![true; levels];
+            }
+            let num_heads = unet["num_heads"].as_i64().unwrap_or(-1);
+            let head_channels = unet["num_head_channels"].as_i64().unwrap_or(-1);
+            u.heads = (0..levels)
+                .map(|i| {
+                    let ch = u.model_channels * u.channel_mult[i];
+                    if num_heads > 0 {
+                        Ok(num_heads as usize)
+                    } else if head_channels > 0 {
+                        Ok(ch / head_channels as usize)
+                    } else if let Some(h) = u.heads.get(i) {
+                        Ok(*h)
+                    } else {
+                        Err(err("neither num_heads nor num_head_channels is set".into()))
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            if u.model_channels == 0 || u.channel_mult.is_empty() {
+                return Err(err("model_channels and channel_mult must be non-empty".into()));
+            }
+        }
+
+        let dd = &params["first_stage_config"]["params"]["ddconfig"];
+        if !dd.is_badvalue() {
+            let v = &mut self.vae;
+            if let Some(x) = uint(&dd["ch"]) {
+                v.ch = x;
+            }
+            if let Some(x) = list(&dd["ch_mult"]) {
+                v.ch_mult = x;
+            }
+            if let Some(x) = uint(&dd["num_res_blocks"]) {
+                v.num_res_blocks = x;
+            }
+            if let Some(x) = uint(&dd["z_channels"]) {
+                v.z_channels = x;
+            }
+            if v.ch_mult.is_empty() {
+                return Err(err("ddconfig.ch_mult must be non-empty".into()));
+            }
+        }
+
+        if let Some(version) = params["cond_stage_config"]["params"]["version"].as_str() {
+            let dir = path.parent().unwrap_or(Path::new(".")).join(version);
+            let cfg = dir.join("config.json");
+            if cfg.is_file() {
+                self.clip = ClipConfig::from_json_file(&cfg)?;
+            } else if !version.contains("clip-vit-large-patch14") {
+                return Err(err(format!(
+                    "cond_stage_config version '{version}' is neither the stock CLIP ViT-L/14 nor a folder with a config.json ({} not found)",
+                    cfg.display()
+                )));
+            }
+        }
+        self.source = path.display().to_string();
+        Ok(self)
+    }
+
+    /// Reads the component configs of a diffusers pipeline folder.
+    pub fn from_diffusers_folder(dir: &Path) -> Result<Self, ModelError> {
+        let mut g = Self::sd15();
+        let unet_path = dir.join("unet").join("config.json");
+        let unet = super::family::read_json(&unet_path)?;
+        let err = |path: &Path, why: String| ModelError::Config {
+            path: path.to_path_buf(),
+            why,
+        };
+        let num = |j: &serde_json::Value, k: &str| j.get(k).and_then(serde_json::Value::as_u64).map(|v| v as usize);
+        let nums = |j: &serde_json::Value, k: &str| -> Option<Vec<usize>> {
+            j.get(k)?
+                .as_array()?
+                .iter()
+                .map(|v| v.as_u64().map(|v| v as usize))
+                .collect()
+        };
+        let block_out = nums(&unet, "block_out_channels")
+            .ok_or_else(|| err(&unet_path, "block_out_channels missing".into()))?;
+        let first = *block_out.first().ok_or_else(|| err(&unet_path, "block_out_channels is empty".into()))?;
+        g.unet.model_channels = first;
+        g.unet.channel_mult = block_out.iter().map(|c| c / first).collect();
+        if block_out.iter().any(|c| c % first != 0) {
+            return Err(err(&unet_path, "block_out_channels are not multiples of the first".into()));
+        }
+        g.unet.in_channels = num(&unet, "in_channels").unwrap_or(4);
+        g.unet.out_channels = num(&unet, "out_channels").unwrap_or(4);
+        g.unet.num_res_blocks = num(&unet, "layers_per_block").unwrap_or(2);
+        g.unet.context_dim = num(&unet, "cross_attention_dim").unwrap_or(768);
+        g.unet.use_linear_projection = unet
+            .get("use_linear_projection")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let levels = block_out.len();
+        g.unet.attention_levels = unet
+            .get("down_block_types")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().map(|t| t.as_str().is_some_and(|s| s.contains("CrossAttn"))).collect())
+            .unwrap_or_else(|| vec![true; levels]);
+        g.unet.heads = match unet.get("attention_head_dim") {
+            Some(serde_json::Value::Array(_)) => nums(&unet, "attention_head_dim")
+                .ok_or_else(|| err(&unet_path, "attention_head_dim is malformed".into()))?,
+            Some(v) => vec![v.as_u64().unwrap_or(8) as usize; levels],
+            None => vec![8; levels],
+        };
+        if let Some(depth) = num(&unet, "transformer_layers_per_block") {
+            g.unet.transformer_depth = depth;
+        }
+
+        let vae_path = dir.join("vae").join("config.json");
+        let vae = super::family::read_json(&vae_path)?;
+        let vae_out = nums(&vae, "block_out_channels")
+            .ok_or_else(|| err(&vae_path, "block_out_channels missing".into()))?;
+        let vfirst = *vae_out.first().ok_or_else(|| err(&vae_path, "block_out_channels is empty".into()))?;
+        g.vae.ch = vfirst;
+        g.vae.ch_mult = vae_out.iter().map(|c| c / vfirst).collect();
+        g.vae.num_res_blocks = num(&vae, "layers_per_block").unwrap_or(2);
+        g.vae.z_channels = num(&vae, "latent_channels").unwrap_or(4);
+        if let Some(s) = vae.get("scaling_factor").and_then(serde_json::Value::as_f64) {
+            g.schedule.scale_factor = s;
+        }
+
+        let sched_path = dir.join("scheduler").join("scheduler_config.json");
+        if sched_path.is_file() {
+            let s = super::family::read_json(&sched_path)?;
+            if let Some(v) = s.get("beta_start").and_then(serde_json::Value::as_f64) {
+                g.schedule.linear_start = v;
+            }
+            if let Some(v) = s.get("beta_end").and_then(serde_json::Value::as_f64) {
+                g.schedule.linear_end = v;
+            }
+            if let Some(v) = num(&s, "num_train_timesteps") {
+                g.schedule.timesteps = v;
+            }
+        }
+
+        g.clip = ClipConfig::from_json_file(&dir.join("text_encoder").join("config.json"))?;
+        g.source = dir.display().to_string();
+        Ok(g)
+    }
+
+    /// Checks the sizes that tensor shapes decide against this geometry, before any weight is loaded.
+    /// `name` maps a candle-side name (diffusers layout) to the file's own key.
+    pub fn check_shapes(
+        &self,
+        file: &SafetensorsFile,
+        unet_key: &dyn Fn(&str) -> Option<String>,
+        vae_key: &dyn Fn(&str) -> Option<String>,
+        clip_key: &dyn Fn(&str) -> String,
+    ) -> Result<(), ModelError> {
+        let mismatch = |what: &str, key: &str, found: &[usize], expected: String| ModelError::Config {
+            path: file.path().to_path_buf(),
+            why: format!(
+                "the geometry ({}) expects {what} = {expected}, but tensor '{key}' has shape {found:?}",
+                self.source
+            ),
+        };
+        let need = |key: Option<String>| -> Result<(String, Vec<usize>), ModelError> {
+            let key = key.unwrap_or_default();
+            let entry = file.entry(&key).ok_or_else(|| ModelError::MissingTensor {
+                path: file.path().to_path_buf(),
+                name: key.clone(),
+            })?;
+            Ok((key, entry.shape.clone()))
+        };
+        let (k, s) = need(unet_key("conv_in.weight"))?;
+        if s.len() != 4 || s[0] != self.unet.model_channels || s[1] != self.unet.in_channels {
+            return Err(mismatch(
+                "UNet [model_channels, in_channels]",
+                &k,
+                &s,
+                format!("[{}, {}, 3, 3]", self.unet.model_channels, self.unet.in_channels),
+            ));
+        }
+        if let Some(level) = self.unet.attention_levels.iter().position(|a| *a) {
+            let (k, s) = need(unet_key(&format!(
+                "down_blocks.{level}.attentions.0.transformer_blocks.0.attn2.to_k.weight"
+            )))?;
+            if s.get(1) != Some(&self.unet.context_dim) {
+                return Err(mismatch("context_dim", &k, &s, self.unet.context_dim.to_string()));
+            }
+        }
+        let (k, s) = need(Some(clip_key("text_model.embeddings.token_embedding.weight")))?;
+        if s != [self.clip.vocab_size, self.clip.hidden_size] {
+            return Err(mismatch(
+                "CLIP [vocab_size, hidden_size]",
+                &k,
+                &s,
+                format!("[{}, {}]", self.clip.vocab_size, self.clip.hidden_size),
+            ));
+        }
+        if self.clip.hidden_size != self.unet.context_dim {
+            return Err(ModelError::Config {
+                path: file.path().to_path_buf(),
+                why: format!(
+                    "the text encoder width {} differs from the UNet's context_dim {}",
+                    self.clip.hidden_size, self.unet.context_dim
+                ),
+            });
+        }
+        let last = self.clip.num_hidden_layers.saturating_sub(1);
+        need(Some(clip_key(&format!("text_model.encoder.layers.{last}.mlp.fc1.weight"))))?;
+        let (k, s) = need(vae_key("encoder.conv_in.weight"))?;
+        if s.first() != Some(&self.vae.ch) {
+            return Err(mismatch("VAE ch", &k, &s, self.vae.ch.to_string()));
+        }
+        let (k, s) = need(vae_key("post_quant_conv.weight"))?;
+        if s.first() != Some(&self.vae.z_channels) {
+            return Err(mismatch("VAE z_channels", &k, &s, self.vae.z_channels.to_string()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alphas_cumprod_matches_ldm() {
+        let a = NoiseSchedule::sd15().alphas_cumprod();
+        assert_eq!(a.len(), 1000);
+        // Values from LDM's float64 schedule cast to float32.
+        assert!((a[0] - 0.999_15).abs() < 1e-6);
+        assert!((a[999] - 0.004_660_52).abs() < 1e-6, "{}", a[999]);
+    }
+
+    #[test]
+    fn sd15_candle_config() {
+        let c = UnetGeometry::sd15().candle_config();
+        assert_eq!(c.blocks.len(), 4);
+        assert_eq!(c.blocks[3].use_cross_attn, None);
+        assert_eq!(c.blocks[2].out_channels, 1280);
+        assert_eq!(VaeGeometry::sd15().downscale_factor(), 8);
+    }
+}

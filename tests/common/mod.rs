@@ -1,0 +1,45 @@
+//! Shared helpers for the integration tests: fixture paths, reference tensors, the tiny model.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+use easel::diffusion::model::SdModel;
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+pub fn model_path() -> PathBuf {
+    fixtures().join("models").join("tiny-sd15.safetensors")
+}
+
+pub fn load_ref(name: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixtures().join("ref").join(name), &Device::Cpu).unwrap()
+}
+
+pub fn cases() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("ref").join("cases.json")).unwrap()).unwrap()
+}
+
+/// The tiny single-file model, loaded once per test binary.
+pub fn tiny_model() -> &'static SdModel {
+    static MODEL: OnceLock<SdModel> = OnceLock::new();
+    MODEL.get_or_init(|| SdModel::open(&model_path(), &Device::Cpu, DType::F32).unwrap())
+}
+
+/// Largest absolute difference between two tensors of the same shape.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shape mismatch");
+    let a = a.to_dtype(DType::F32).unwrap();
+    let b = b.to_dtype(DType::F32).unwrap();
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// Largest absolute value of a tensor.
+pub fn max_abs(a: &Tensor) -> f32 {
+    a.to_dtype(DType::F32).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
