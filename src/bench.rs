@@ -8,9 +8,9 @@ use std::time::Instant;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::{SimpleBackend, VarBuilder};
 use candle_nn::{Init, init::NormalOrUniform};
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 
 use crate::diffusion::clip::ClipTextModel;
+use crate::diffusion::unet::Unet;
 use crate::diffusion::vae::Vae;
 use crate::models::config::Geometry;
 use crate::models::keymap;
@@ -87,7 +87,7 @@ pub fn run_networks(size: usize, repeats: usize, device: &Device, log: &mut dyn 
     let dtype = crate::diffusion::model::compute_dtype(device);
     let started = Instant::now();
     let clip = ClipTextModel::new(&random_vb(dtype, device, None), &g.clip)?;
-    let unet = UNet2DConditionModel::new(random_vb(dtype, device, None), 4, 4, false, g.unet.candle_config())?;
+    let unet = Unet::new(&random_vb(dtype, device, None), &g.unet)?;
     let vae = Vae::new(&random_vb(dtype, device, None), &g.vae)?;
     let mut report = BenchReport {
         build_secs: started.elapsed().as_secs_f64(),
@@ -111,7 +111,7 @@ pub fn run_networks(size: usize, repeats: usize, device: &Device, log: &mut dyn 
     let lat = size / 8;
     let x = Tensor::randn(0f32, 1.0, (2, 4, lat, lat), device)?.to_dtype(dtype)?;
     let ctx = Tensor::randn(0f32, 1.0, (2, 77, 768), device)?.to_dtype(dtype)?;
-    report.unet_step_secs = time(&mut || unet.forward(&x, 500.0, &ctx).map(|_| ()))?;
+    report.unet_step_secs = time(&mut || unet.forward(&x, &[500.0], &ctx).map(|_| ()))?;
     log(&format!("UNet step, {size}x{size}, CFG batch 2: {:.2} s", report.unet_step_secs));
 
     let z = Tensor::randn(0f32, 1.0, (1, 4, lat, lat), device)?.to_dtype(dtype)?;
@@ -130,7 +130,7 @@ pub fn write_random_sd15_checkpoint(path: &Path) -> anyhow::Result<()> {
     // Build each network once against a recording backend to learn every parameter's name and shape.
     let unet_names = {
         rec.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        UNet2DConditionModel::new(random_vb(DType::F16, &device, Some(rec.clone())), 4, 4, false, g.unet.candle_config())?;
+        Unet::new(&random_vb(DType::F16, &device, Some(rec.clone())), &g.unet)?;
         std::mem::take(&mut *rec.lock().unwrap_or_else(PoisonError::into_inner))
     };
     let vae_names = {

@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
+pub mod unet;
 pub mod vae;
 
 /// Failures while generating.

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 
 use super::DiffusionError;
 use super::clip::ClipTextModel;
 use super::schedule::ModelSigmas;
+use super::unet::Unet;
 use super::vae::Vae;
 use crate::models::config::Geometry;
 use crate::models::loader::{Checkpoint, Component};
@@ -81,7 +81,7 @@ pub struct SdModel {
     /// Text encoder.
     pub clip: ClipTextModel,
     /// Denoiser.
-    pub unet: UNet2DConditionModel,
+    pub unet: Unet,
     /// Autoencoder.
     pub vae: Vae,
     /// σ table from the checkpoint's ᾱ.
@@ -100,6 +100,16 @@ impl SdModel {
         &self.checkpoint.geometry
     }
 
+    /// Rough peak memory of decoding one `h`×`w` image: the VAE's last level holds about
+    /// 12 tensors of `[ch, h, w]`, and its mid-block attention one `(hw/f²)²` score matrix.
+    pub fn vae_decode_memory_bytes(&self, h: usize, w: usize) -> u64 {
+        let elem = self.dtype.size_in_bytes() as u64;
+        let g = &self.geometry().vae;
+        let f = g.downscale_factor();
+        let tokens = ((h / f) * (w / f)) as u64;
+        12 * (g.ch * h * w) as u64 * elem + 2 * tokens * tokens * elem
+    }
+
     /// Detected family.
     pub fn family(&self) -> Family {
         self.checkpoint.family()
@@ -115,8 +125,7 @@ impl SdModel {
         let clip = ClipTextModel::new(&vb, &g.clip).map_err(|e| slot.explain(&path, "the text encoder", e))?;
 
         let (vb, slot) = checkpoint.var_builder(Component::Unet, dtype, device);
-        let unet = UNet2DConditionModel::new(vb, g.unet.in_channels, g.unet.out_channels, false, g.unet.candle_config())
-            .map_err(|e| slot.explain(&path, "the UNet", e))?;
+        let unet = Unet::new(&vb, &g.unet).map_err(|e| slot.explain(&path, "the UNet", e))?;
 
         let vae = Self::load_vae(&checkpoint, device, dtype)?;
 

@@ -2,7 +2,6 @@
 //! One pipeline for the CLI, the GUI and the tests; observers see every step and may cancel.
 
 use candle_core::{D, DType, Device, Tensor};
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 
 use super::DiffusionError;
 use super::conditioning::encode_prompt;
@@ -10,6 +9,7 @@ use super::model::SdModel;
 use super::rng::{NoiseRng, NoiseSource as RngKind};
 use super::sampler::{self, Denoiser, EpsModel, NoiseSource};
 use super::schedule::{self, ModelSigmas};
+use super::unet::{self as unet_mod, Unet};
 use crate::params::{GenerationParams, RngSource, Sampler, Schedule};
 use crate::prompt::ClipTokenizer;
 
@@ -123,17 +123,19 @@ pub fn validate(params: &GenerationParams, model: &SdModel) -> Result<(), Diffus
     if params.clip_skip == 0 || params.clip_skip > layers {
         return bad(format!("clip skip must be between 1 and {layers} (the text encoder's layer count)"));
     }
-    // The largest buffers are the first level's self-attention scores and their softmax.
-    let tokens = u64::from(params.width / f) * u64::from(params.height / f);
-    let heads = model.geometry().unet.heads.first().copied().unwrap_or(8) as u64;
-    let elem = model.dtype.size_in_bytes() as u64;
-    let needed = 2 * 2 * u64::from(params.batch_size) * heads * tokens * tokens * elem;
+    let needed = unet_mod::working_memory_bytes(
+        &model.geometry().unet,
+        2 * params.batch_size as usize,
+        (params.height / f) as usize,
+        (params.width / f) as usize,
+        model.dtype,
+    ) + model.vae_decode_memory_bytes(params.height as usize, params.width as usize);
     if let Some(avail) = available_memory_bytes(&model.device)
         && needed > avail
     {
         let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
         return bad(format!(
-            "{}x{} needs about {:.1} GiB for attention but only {:.1} GiB of memory is available; choose a smaller size or batch size",
+            "{}x{} needs about {:.1} GiB of working memory but only {:.1} GiB of memory is available; choose a smaller size or batch size",
             params.width,
             params.height,
             gib(needed),
@@ -207,7 +209,7 @@ impl NoiseSource for BatchNoise {
 
 /// Runs the UNet on `[cond, uncond]` (one batch when the lengths match, two calls otherwise).
 fn unet_cfg(
-    unet: &UNet2DConditionModel,
+    unet: &Unet,
     x_in: &Tensor,
     t: f64,
     cond: &Tensor,
@@ -217,18 +219,18 @@ fn unet_cfg(
     if cond.dim(1)? == uncond.dim(1)? {
         let x2 = Tensor::cat(&[x_in, x_in], 0)?;
         let ctx = Tensor::cat(&[cond, uncond], 0)?;
-        let eps = unet.forward(&x2, t, &ctx)?.to_dtype(DType::F32)?;
+        let eps = unet.forward(&x2, &[t], &ctx)?.to_dtype(DType::F32)?;
         Ok((eps.narrow(0, 0, b)?, eps.narrow(0, b, b)?))
     } else {
-        let c = unet.forward(x_in, t, cond)?.to_dtype(DType::F32)?;
-        let u = unet.forward(x_in, t, uncond)?.to_dtype(DType::F32)?;
+        let c = unet.forward(x_in, &[t], cond)?.to_dtype(DType::F32)?;
+        let u = unet.forward(x_in, &[t], uncond)?.to_dtype(DType::F32)?;
         Ok((c, u))
     }
 }
 
 /// k-diffusion's `CompVisDenoiser` (or A1111's LCM variant) inside A1111's `CFGDenoiser`.
 struct CfgDenoiser<'a> {
-    unet: &'a UNet2DConditionModel,
+    unet: &'a Unet,
     table: &'a ModelSigmas,
     lcm_grid: Option<ModelSigmas>,
     cond: &'a Tensor,

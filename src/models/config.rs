@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_transformers::models::stable_diffusion::unet_2d::{BlockConfig, UNet2DConditionModelConfig};
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::ModelError;
@@ -129,27 +128,6 @@ impl UnetGeometry {
             transformer_depth: 1,
             context_dim: 768,
             use_linear_projection: false,
-        }
-    }
-
-    /// The candle-transformers configuration for this geometry.
-    pub fn candle_config(&self) -> UNet2DConditionModelConfig {
-        UNet2DConditionModelConfig {
-            blocks: self
-                .channel_mult
-                .iter()
-                .zip(&self.attention_levels)
-                .zip(&self.heads)
-                .map(|((mult, attn), heads)| BlockConfig {
-                    out_channels: self.model_channels * mult,
-                    use_cross_attn: attn.then_some(self.transformer_depth),
-                    attention_head_dim: *heads,
-                })
-                .collect(),
-            layers_per_block: self.num_res_blocks,
-            cross_attention_dim: self.context_dim,
-            use_linear_projection: self.use_linear_projection,
-            ..UNet2DConditionModelConfig::default()
         }
     }
 }
@@ -554,11 +532,7 @@ mod tests {
     }
 
     #[test]
-    fn sd15_candle_config() {
-        let c = UnetGeometry::sd15().candle_config();
-        assert_eq!(c.blocks.len(), 4);
-        assert_eq!(c.blocks[3].use_cross_attn, None);
-        assert_eq!(c.blocks[2].out_channels, 1280);
+    fn sd15_vae_factor() {
         assert_eq!(VaeGeometry::sd15().downscale_factor(), 8);
     }
 }

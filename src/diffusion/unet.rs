@@ -1,0 +1,395 @@
+//! The SD denoising UNet (diffusers `UNet2DConditionModel` layout, LDM semantics), owned here.
+//! candle-transformers' version uses the tanh approximation of GELU in the feed-forward, which LDM
+//! does not; owning the network also gives per-item timesteps and memory-bounded attention.
+
+use candle_core::{D, DType, Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, LayerNorm, Linear, VarBuilder};
+
+use crate::models::config::UnetGeometry;
+
+/// GroupNorm groups everywhere in the SD UNet (LDM `normalization` = GroupNorm32).
+const GROUPS: usize = 32;
+/// Epsilon of the resnet GroupNorms and the output norm.
+const RESNET_EPS: f64 = 1e-5;
+/// Epsilon of the GroupNorm in front of each spatial transformer.
+const TRANSFORMER_NORM_EPS: f64 = 1e-6;
+/// Epsilon of the LayerNorms inside transformer blocks.
+const LAYER_NORM_EPS: f64 = 1e-5;
+/// Attention score buffers larger than this are computed in slices over batch × heads.
+const ATTENTION_SLICE_BYTES: usize = 512 << 20;
+
+fn conv(vb: VarBuilder<'_>, i: usize, o: usize, k: usize, stride: usize) -> Result<Conv2d> {
+    let cfg = Conv2dConfig {
+        padding: k / 2,
+        stride,
+        ..Conv2dConfig::default()
+    };
+    candle_nn::conv2d(i, o, k, cfg, vb)
+}
+
+/// Sinusoidal timestep features, cos first (diffusers `flip_sin_to_cos`, shift 0 = LDM `timestep_embedding`).
+fn timestep_features(t: &[f64], dim: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let half = dim / 2;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| ((-(10000f32.ln())) * i as f32 / half as f32).exp())
+        .collect();
+    let mut out = Vec::with_capacity(t.len() * dim);
+    for &ti in t {
+        let ti = ti as f32;
+        out.extend(freqs.iter().map(|f| (ti * f).cos()));
+        out.extend(freqs.iter().map(|f| (ti * f).sin()));
+    }
+    Tensor::from_vec(out, (t.len(), dim), device)
+}
+
+struct ResBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    time_proj: Linear,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+}
+
+impl ResBlock {
+    fn new(vb: &VarBuilder<'_>, input: usize, output: usize, temb: usize) -> Result<Self> {
+        Ok(Self {
+            norm1: candle_nn::group_norm(GROUPS, input, RESNET_EPS, vb.pp("norm1"))?,
+            conv1: conv(vb.pp("conv1"), input, output, 3, 1)?,
+            time_proj: candle_nn::linear(temb, output, vb.pp("time_emb_proj"))?,
+            norm2: candle_nn::group_norm(GROUPS, output, RESNET_EPS, vb.pp("norm2"))?,
+            conv2: conv(vb.pp("conv2"), output, output, 3, 1)?,
+            shortcut: if input == output {
+                None
+            } else {
+                Some(conv(vb.pp("conv_shortcut"), input, output, 1, 1)?)
+            },
+        })
+    }
+
+    fn forward(&self, x: &Tensor, temb_act: &Tensor) -> Result<Tensor> {
+        let h = self.conv1.forward(&candle_nn::ops::silu(&self.norm1.forward(x)?)?)?;
+        let t = self.time_proj.forward(temb_act)?.unsqueeze(2)?.unsqueeze(3)?;
+        let h = h.broadcast_add(&t)?;
+        let h = self.conv2.forward(&candle_nn::ops::silu(&self.norm2.forward(&h)?)?)?;
+        match &self.shortcut {
+            Some(s) => s.forward(x)? + h,
+            None => x + h,
+        }
+    }
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    fn new(vb: &VarBuilder<'_>, query_dim: usize, context_dim: usize, heads: usize) -> Result<Self> {
+        Ok(Self {
+            q: candle_nn::linear_no_bias(query_dim, query_dim, vb.pp("to_q"))?,
+            k: candle_nn::linear_no_bias(context_dim, query_dim, vb.pp("to_k"))?,
+            v: candle_nn::linear_no_bias(context_dim, query_dim, vb.pp("to_v"))?,
+            out: candle_nn::linear(query_dim, query_dim, vb.pp("to_out").pp("0"))?,
+            heads,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let (b, n, c) = x.dims3()?;
+        let head_dim = c / self.heads;
+        let split = |t: Tensor| -> Result<Tensor> {
+            let (b, m, _) = t.dims3()?;
+            t.reshape((b, m, self.heads, head_dim))?
+                .transpose(1, 2)?
+                .reshape((b * self.heads, m, head_dim))?
+                .contiguous()
+        };
+        let scale = (head_dim as f64).powf(-0.5);
+        let q = split(self.q.forward(x)?)?;
+        let k = split(self.k.forward(context)?)?;
+        let v = split(self.v.forward(context)?)?;
+        let m = k.dim(1)?;
+        let rows = b * self.heads;
+        let per_row = n * m * x.dtype().size_in_bytes() * 2;
+        let slice = (ATTENTION_SLICE_BYTES / per_row.max(1)).clamp(1, rows);
+        let kt = k.t()?;
+        let mut outs = Vec::with_capacity(rows.div_ceil(slice));
+        let mut start = 0;
+        while start < rows {
+            let len = slice.min(rows - start);
+            let scores = (q.narrow(0, start, len)?.matmul(&kt.narrow(0, start, len)?)? * scale)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(x.dtype())?;
+            outs.push(probs.matmul(&v.narrow(0, start, len)?)?);
+            start += len;
+        }
+        let y = Tensor::cat(&outs, 0)?
+            .reshape((b, self.heads, n, head_dim))?
+            .transpose(1, 2)?
+            .reshape((b, n, c))?;
+        self.out.forward(&y)
+    }
+}
+
+struct TransformerBlock {
+    norm1: LayerNorm,
+    attn1: Attention,
+    norm2: LayerNorm,
+    attn2: Attention,
+    norm3: LayerNorm,
+    ff_in: Linear,
+    ff_out: Linear,
+}
+
+impl TransformerBlock {
+    fn new(vb: &VarBuilder<'_>, dim: usize, context_dim: usize, heads: usize) -> Result<Self> {
+        let inner = dim * 4;
+        Ok(Self {
+            norm1: candle_nn::layer_norm(dim, LAYER_NORM_EPS, vb.pp("norm1"))?,
+            attn1: Attention::new(&vb.pp("attn1"), dim, dim, heads)?,
+            norm2: candle_nn::layer_norm(dim, LAYER_NORM_EPS, vb.pp("norm2"))?,
+            attn2: Attention::new(&vb.pp("attn2"), dim, context_dim, heads)?,
+            norm3: candle_nn::layer_norm(dim, LAYER_NORM_EPS, vb.pp("norm3"))?,
+            ff_in: candle_nn::linear(dim, inner * 2, vb.pp("ff").pp("net").pp("0").pp("proj"))?,
+            ff_out: candle_nn::linear(inner, dim, vb.pp("ff").pp("net").pp("2"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let h = self.norm1.forward(x)?;
+        let x = (self.attn1.forward(&h, &h)? + x)?;
+        let x = (self.attn2.forward(&self.norm2.forward(&x)?, context)? + x)?;
+        let proj = self.ff_in.forward(&self.norm3.forward(&x)?)?;
+        let half = proj.dim(D::Minus1)? / 2;
+        // GEGLU with the exact (erf) GELU, as LDM's `GEGLU` calls `F.gelu`.
+        let gated = (proj.narrow(D::Minus1, 0, half)? * proj.narrow(D::Minus1, half, half)?.gelu_erf()?)?;
+        self.ff_out.forward(&gated)? + x
+    }
+}
+
+enum Projection {
+    Conv(Conv2d),
+    Linear(Linear),
+}
+
+struct SpatialTransformer {
+    norm: GroupNorm,
+    proj_in: Projection,
+    blocks: Vec<TransformerBlock>,
+    proj_out: Projection,
+}
+
+impl SpatialTransformer {
+    fn new(vb: &VarBuilder<'_>, channels: usize, g: &UnetGeometry, heads: usize) -> Result<Self> {
+        let proj = |name: &str| -> Result<Projection> {
+            Ok(if g.use_linear_projection {
+                Projection::Linear(candle_nn::linear(channels, channels, vb.pp(name))?)
+            } else {
+                Projection::Conv(conv(vb.pp(name), channels, channels, 1, 1)?)
+            })
+        };
+        Ok(Self {
+            norm: candle_nn::group_norm(GROUPS, channels, TRANSFORMER_NORM_EPS, vb.pp("norm"))?,
+            proj_in: proj("proj_in")?,
+            blocks: (0..g.transformer_depth)
+                .map(|i| TransformerBlock::new(&vb.pp("transformer_blocks").pp(i.to_string()), channels, g.context_dim, heads))
+                .collect::<Result<_>>()?,
+            proj_out: proj("proj_out")?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let normed = self.norm.forward(x)?;
+        let to_tokens = |t: Tensor| t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous();
+        let mut tokens = match &self.proj_in {
+            Projection::Conv(p) => to_tokens(p.forward(&normed)?)?,
+            Projection::Linear(p) => p.forward(&to_tokens(normed)?)?,
+        };
+        for block in &self.blocks {
+            tokens = block.forward(&tokens, context)?;
+        }
+        let to_image = |t: Tensor| t.transpose(1, 2)?.reshape((b, c, h, w));
+        let out = match &self.proj_out {
+            Projection::Conv(p) => p.forward(&to_image(tokens)?.contiguous()?)?,
+            Projection::Linear(p) => to_image(p.forward(&tokens)?)?,
+        };
+        out + x
+    }
+}
+
+struct Level {
+    resnets: Vec<ResBlock>,
+    attentions: Vec<SpatialTransformer>,
+    resample: Option<Conv2d>,
+}
+
+/// The SD UNet: (noisy latents, timesteps, text context) → predicted noise.
+pub struct Unet {
+    time_linear_1: Linear,
+    time_linear_2: Linear,
+    conv_in: Conv2d,
+    down: Vec<Level>,
+    mid_res1: ResBlock,
+    mid_attn: SpatialTransformer,
+    mid_res2: ResBlock,
+    up: Vec<Level>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+    model_channels: usize,
+}
+
+impl Unet {
+    /// Builds the UNet from a `VarBuilder` in diffusers names.
+    pub fn new(vb: &VarBuilder<'_>, g: &UnetGeometry) -> Result<Self> {
+        let mc = g.model_channels;
+        let temb = mc * 4;
+        let chans: Vec<usize> = g.channel_mult.iter().map(|m| mc * m).collect();
+        let levels = chans.len();
+        let last = *chans.last().ok_or_else(|| candle_core::Error::Msg("UNet has no levels".into()))?;
+
+        let mut down = Vec::with_capacity(levels);
+        let mut skips = vec![mc];
+        let mut ch = mc;
+        for (i, &out) in chans.iter().enumerate() {
+            let lvb = vb.pp("down_blocks").pp(i.to_string());
+            let mut resnets = Vec::new();
+            let mut attentions = Vec::new();
+            for j in 0..g.num_res_blocks {
+                resnets.push(ResBlock::new(&lvb.pp("resnets").pp(j.to_string()), ch, out, temb)?);
+                ch = out;
+                if g.attention_levels[i] {
+                    attentions.push(SpatialTransformer::new(&lvb.pp("attentions").pp(j.to_string()), out, g, g.heads[i])?);
+                }
+                skips.push(out);
+            }
+            let resample = if i + 1 < levels {
+                skips.push(out);
+                Some(conv(lvb.pp("downsamplers").pp("0").pp("conv"), out, out, 3, 2)?)
+            } else {
+                None
+            };
+            down.push(Level {
+                resnets,
+                attentions,
+                resample,
+            });
+        }
+
+        let mvb = vb.pp("mid_block");
+        let mid_res1 = ResBlock::new(&mvb.pp("resnets").pp("0"), last, last, temb)?;
+        let mid_attn = SpatialTransformer::new(&mvb.pp("attentions").pp("0"), last, g, g.heads[levels - 1])?;
+        let mid_res2 = ResBlock::new(&mvb.pp("resnets").pp("1"), last, last, temb)?;
+
+        let mut up = Vec::with_capacity(levels);
+        for i in 0..levels {
+            let level = levels - 1 - i;
+            let out = chans[level];
+            let lvb = vb.pp("up_blocks").pp(i.to_string());
+            let mut resnets = Vec::new();
+            let mut attentions = Vec::new();
+            for j in 0..=g.num_res_blocks {
+                let skip = skips.pop().ok_or_else(|| candle_core::Error::Msg("UNet skip bookkeeping".into()))?;
+                resnets.push(ResBlock::new(&lvb.pp("resnets").pp(j.to_string()), ch + skip, out, temb)?);
+                ch = out;
+                if g.attention_levels[level] {
+                    attentions.push(SpatialTransformer::new(&lvb.pp("attentions").pp(j.to_string()), out, g, g.heads[level])?);
+                }
+            }
+            let resample = if i + 1 < levels {
+                Some(conv(lvb.pp("upsamplers").pp("0").pp("conv"), out, out, 3, 1)?)
+            } else {
+                None
+            };
+            up.push(Level {
+                resnets,
+                attentions,
+                resample,
+            });
+        }
+
+        Ok(Self {
+            time_linear_1: candle_nn::linear(mc, temb, vb.pp("time_embedding").pp("linear_1"))?,
+            time_linear_2: candle_nn::linear(temb, temb, vb.pp("time_embedding").pp("linear_2"))?,
+            conv_in: conv(vb.pp("conv_in"), g.in_channels, mc, 3, 1)?,
+            down,
+            mid_res1,
+            mid_attn,
+            mid_res2,
+            up,
+            norm_out: candle_nn::group_norm(GROUPS, chans[0], RESNET_EPS, vb.pp("conv_norm_out"))?,
+            conv_out: conv(vb.pp("conv_out"), chans[0], g.out_channels, 3, 1)?,
+            model_channels: mc,
+        })
+    }
+
+    /// Predicts the noise in `x` `[B, C, h, w]`. `timesteps` holds one value for the whole batch or one per item.
+    ///
+    /// When a level's size is odd, the upsampler resizes to the skip connection's size (diffusers'
+    /// behaviour; A1111 upsamples ×2 and then crops by nearest resize).
+    pub fn forward(&self, x: &Tensor, timesteps: &[f64], context: &Tensor) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let t: Vec<f64> = match timesteps.len() {
+            1 => vec![timesteps[0]; b],
+            n if n == b => timesteps.to_vec(),
+            n => return Err(candle_core::Error::Msg(format!("{n} timesteps for a batch of {b}"))),
+        };
+        let temb = timestep_features(&t, self.model_channels, x.device())?.to_dtype(x.dtype())?;
+        let temb = self.time_linear_2.forward(&candle_nn::ops::silu(&self.time_linear_1.forward(&temb)?)?)?;
+        // Every resnet applies SiLU to the embedding first; do it once.
+        let temb = candle_nn::ops::silu(&temb)?;
+
+        let mut h = self.conv_in.forward(x)?;
+        let mut skips = vec![h.clone()];
+        for level in &self.down {
+            for (j, res) in level.resnets.iter().enumerate() {
+                h = res.forward(&h, &temb)?;
+                if let Some(attn) = level.attentions.get(j) {
+                    h = attn.forward(&h, context)?;
+                }
+                skips.push(h.clone());
+            }
+            if let Some(down) = &level.resample {
+                h = down.forward(&h)?;
+                skips.push(h.clone());
+            }
+        }
+        h = self.mid_res1.forward(&h, &temb)?;
+        h = self.mid_attn.forward(&h, context)?;
+        h = self.mid_res2.forward(&h, &temb)?;
+        for level in &self.up {
+            for (j, res) in level.resnets.iter().enumerate() {
+                let skip = skips
+                    .pop()
+                    .ok_or_else(|| candle_core::Error::Msg("UNet skip bookkeeping".into()))?;
+                h = res.forward(&Tensor::cat(&[&h, &skip], 1)?, &temb)?;
+                if let Some(attn) = level.attentions.get(j) {
+                    h = attn.forward(&h, context)?;
+                }
+            }
+            if let Some(up) = &level.resample {
+                let (th, tw) = match skips.last() {
+                    Some(s) => (s.dim(2)?, s.dim(3)?),
+                    None => (h.dim(2)? * 2, h.dim(3)? * 2),
+                };
+                h = up.forward(&h.upsample_nearest2d(th, tw)?)?;
+            }
+        }
+        let h = candle_nn::ops::silu(&self.norm_out.forward(&h)?)?;
+        self.conv_out.forward(&h)
+    }
+}
+
+/// Rough peak working memory of one UNet call on `batch` latents of `h`×`w`: the first level's
+/// activations and skips (about 40 live tensors of `[batch, C, h, w]`) plus one attention slice.
+pub fn working_memory_bytes(g: &UnetGeometry, batch: usize, h: usize, w: usize, dtype: DType) -> u64 {
+    let elem = dtype.size_in_bytes() as u64;
+    let level0 = (batch * g.model_channels * h * w) as u64 * elem;
+    let tokens = (h * w) as u64;
+    let one_row = tokens * tokens * elem * 2;
+    let attention = one_row.max(ATTENTION_SLICE_BYTES as u64);
+    40 * level0 + attention
+}
