@@ -21,7 +21,14 @@ struct RandomBackend {
 }
 
 impl SimpleBackend for RandomBackend {
-    fn get(&self, s: Shape, name: &str, init: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        init: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         if let Some(rec) = &self.record {
             rec.lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -44,7 +51,9 @@ impl SimpleBackend for RandomBackend {
     }
 
     fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
-        Err(candle_core::Error::Msg(format!("random backend cannot guess the shape of {name}")))
+        Err(candle_core::Error::Msg(format!(
+            "random backend cannot guess the shape of {name}"
+        )))
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
@@ -53,7 +62,11 @@ impl SimpleBackend for RandomBackend {
     }
 }
 
-fn random_vb(dtype: DType, device: &Device, record: Option<Arc<Mutex<Vec<(String, Vec<usize>)>>>>) -> VarBuilder<'static> {
+fn random_vb(
+    dtype: DType,
+    device: &Device,
+    record: Option<Arc<Mutex<Vec<(String, Vec<usize>)>>>>,
+) -> VarBuilder<'static> {
     let backend: Box<dyn SimpleBackend> = Box::new(RandomBackend { record });
     VarBuilder::from_backend(backend, dtype, device.clone())
 }
@@ -82,7 +95,12 @@ pub struct BenchReport {
 }
 
 /// Times the full-size SD 1.5 networks at `size`×`size` pixels, `repeats` runs each (the first is reported separately as warm-up when `repeats` > 1).
-pub fn run_networks(size: usize, repeats: usize, device: &Device, log: &mut dyn FnMut(&str)) -> candle_core::Result<BenchReport> {
+pub fn run_networks(
+    size: usize,
+    repeats: usize,
+    device: &Device,
+    log: &mut dyn FnMut(&str),
+) -> candle_core::Result<BenchReport> {
     let g = Geometry::sd15();
     let dtype = crate::diffusion::model::compute_dtype(device);
     let started = Instant::now();
@@ -93,7 +111,10 @@ pub fn run_networks(size: usize, repeats: usize, device: &Device, log: &mut dyn 
         build_secs: started.elapsed().as_secs_f64(),
         ..BenchReport::default()
     };
-    log(&format!("built SD 1.5 networks with random weights in {:.2} s ({dtype:?})", report.build_secs));
+    log(&format!(
+        "built SD 1.5 networks with random weights in {:.2} s ({dtype:?})",
+        report.build_secs
+    ));
 
     let time = |f: &mut dyn FnMut() -> candle_core::Result<()>| -> candle_core::Result<f64> {
         let mut best = f64::INFINITY;
@@ -104,7 +125,11 @@ pub fn run_networks(size: usize, repeats: usize, device: &Device, log: &mut dyn 
         }
         Ok(best)
     };
-    let ids = Tensor::from_vec((0..77u32).map(|i| 49406 + (i % 2)).collect::<Vec<_>>(), (1, 77), device)?;
+    let ids = Tensor::from_vec(
+        (0..77u32).map(|i| 49406 + (i % 2)).collect::<Vec<_>>(),
+        (1, 77),
+        device,
+    )?;
     report.clip_secs = time(&mut || clip.forward(&ids, 1).map(|_| ()))?;
     log(&format!("CLIP encode, one chunk: {:.3} s", report.clip_secs));
 
@@ -112,11 +137,17 @@ pub fn run_networks(size: usize, repeats: usize, device: &Device, log: &mut dyn 
     let x = Tensor::randn(0f32, 1.0, (2, 4, lat, lat), device)?.to_dtype(dtype)?;
     let ctx = Tensor::randn(0f32, 1.0, (2, 77, 768), device)?.to_dtype(dtype)?;
     report.unet_step_secs = time(&mut || unet.forward(&x, &[500.0], &ctx).map(|_| ()))?;
-    log(&format!("UNet step, {size}x{size}, CFG batch 2: {:.2} s", report.unet_step_secs));
+    log(&format!(
+        "UNet step, {size}x{size}, CFG batch 2: {:.2} s",
+        report.unet_step_secs
+    ));
 
     let z = Tensor::randn(0f32, 1.0, (1, 4, lat, lat), device)?.to_dtype(dtype)?;
     report.vae_decode_secs = time(&mut || vae.decode(&z).map(|_| ()))?;
-    log(&format!("VAE decode, {size}x{size}: {:.2} s", report.vae_decode_secs));
+    log(&format!(
+        "VAE decode, {size}x{size}: {:.2} s",
+        report.vae_decode_secs
+    ));
     report.peak_rss_bytes = peak_rss_bytes();
     Ok(report)
 }
@@ -144,18 +175,29 @@ pub fn write_random_sd15_checkpoint(path: &Path) -> anyhow::Result<()> {
     let levels = g.vae.ch_mult.len();
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
     for (name, shape) in unet_names {
-        let key = keymap::unet_key(&name, &g.unet).ok_or_else(|| anyhow::anyhow!("no LDM name for UNet {name}"))?;
-        tensors.push((key, Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(DType::F16)?));
+        let key =
+            keymap::unet_key(&name, &g.unet).ok_or_else(|| anyhow::anyhow!("no LDM name for UNet {name}"))?;
+        tensors.push((
+            key,
+            Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(DType::F16)?,
+        ));
     }
     for (name, mut shape) in vae_names {
-        let key = keymap::vae_key(&name, levels).ok_or_else(|| anyhow::anyhow!("no LDM name for VAE {name}"))?;
+        let key =
+            keymap::vae_key(&name, levels).ok_or_else(|| anyhow::anyhow!("no LDM name for VAE {name}"))?;
         if key.contains(".attn_1.") && key.ends_with(".weight") && shape.len() == 2 {
             shape.extend([1, 1]); // LDM stores the VAE attention projections as 1x1 convolutions
         }
-        tensors.push((key, Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(DType::F16)?));
+        tensors.push((
+            key,
+            Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(DType::F16)?,
+        ));
     }
     for (name, shape) in clip_names {
-        tensors.push((keymap::clip_key(&name), Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(DType::F16)?));
+        tensors.push((
+            keymap::clip_key(&name),
+            Tensor::randn(0f32, 0.02, shape, &device)?.to_dtype(DType::F16)?,
+        ));
     }
     let alphas = g.schedule.alphas_cumprod();
     tensors.push(("alphas_cumprod".into(), Tensor::from_vec(alphas, 1000, &device)?));

@@ -13,7 +13,11 @@ use easel::engine::{Engine, Event, FailureKind};
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
 
 #[derive(Parser)]
-#[command(name = "easel", version, about = "Paint with Stable Diffusion on your own computer")]
+#[command(
+    name = "easel",
+    version,
+    about = "Paint with Stable Diffusion on your own computer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -166,12 +170,18 @@ fn main() -> ExitCode {
 fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
     let mut p = match &args.params_from {
         Some(image) => {
-            let chunks = easel::imaging::png_meta::read_png_text_chunks(image).map_err(|e| bad(e.to_string()))?;
+            let chunks =
+                easel::imaging::png_meta::read_png_text_chunks(image).map_err(|e| bad(e.to_string()))?;
             let text = chunks
                 .iter()
                 .find(|(k, _)| k == "parameters")
                 .map(|(_, v)| v.clone())
-                .ok_or_else(|| bad(format!("{} has no A1111 'parameters' text chunk", image.display())))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{} has no A1111 'parameters' text chunk",
+                        image.display()
+                    ))
+                })?;
             GenerationParams::from_infotext(&text).map_err(|e| bad(format!("{}: {e}", image.display())))?
         }
         None => GenerationParams {
@@ -240,7 +250,11 @@ fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish() % 4_294_967_295
 }
 
@@ -256,8 +270,12 @@ fn output_path(out: &Path, index: usize, total: usize) -> PathBuf {
 
 fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let params = build_params(args)?;
-    let device = DeviceChoice::from_name(&args.device)
-        .ok_or_else(|| bad(format!("unknown --device '{}'; use auto, cpu, cuda or metal", args.device)))?;
+    let device = DeviceChoice::from_name(&args.device).ok_or_else(|| {
+        bad(format!(
+            "unknown --device '{}'; use auto, cpu, cuda or metal",
+            args.device
+        ))
+    })?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
     {
@@ -307,8 +325,14 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             }
             Event::Image { image, .. } => {
                 let path = output_path(&args.out, image.index, total_images);
-                easel::imaging::png_meta::write_png_with_parameters(&path, image.width, image.height, &image.rgb, &image.infotext)
-                    .with_context(|| format!("could not write {}", path.display()))?;
+                easel::imaging::png_meta::write_png_with_parameters(
+                    &path,
+                    image.width,
+                    image.height,
+                    &image.rgb,
+                    &image.infotext,
+                )
+                .with_context(|| format!("could not write {}", path.display()))?;
                 bar.println(format!("wrote {} (seed {})", path.display(), image.seed));
                 written += 1;
             }
@@ -323,7 +347,11 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("cancelled; {written} image(s) written");
                 return Ok(ExitCode::from(130));
             }
-            Event::Failed { job: id, kind, message } if id == job => {
+            Event::Failed {
+                job: id,
+                kind,
+                message,
+            } if id == job => {
                 bar.finish_and_clear();
                 return Err(match kind {
                     FailureKind::BadInput => bad(message),
@@ -364,15 +392,26 @@ fn png_info(image: &Path) -> anyhow::Result<ExitCode> {
         return Err(bad(format!(
             "{} has no A1111 'parameters' text chunk (text chunks found: {})",
             image.display(),
-            if keys.is_empty() { "none".into() } else { keys.join(", ") }
+            if keys.is_empty() {
+                "none".into()
+            } else {
+                keys.join(", ")
+            }
         )));
     };
     println!("{text}");
     match GenerationParams::from_infotext(text) {
         Ok(p) => {
             println!();
-            println!("sampler:  {} (schedule {})", p.sampler.a1111_name(), p.schedule.a1111_name());
-            println!("steps:    {}, CFG {}, seed {}, size {}x{}", p.steps, p.cfg_scale, p.seed, p.width, p.height);
+            println!(
+                "sampler:  {} (schedule {})",
+                p.sampler.a1111_name(),
+                p.schedule.a1111_name()
+            );
+            println!(
+                "steps:    {}, CFG {}, seed {}, size {}x{}",
+                p.steps, p.cfg_scale, p.seed, p.width, p.height
+            );
         }
         Err(e) => eprintln!("warning: the parameters could not be fully interpreted: {e}"),
     }
@@ -393,7 +432,10 @@ fn bench(size: usize, repeats: usize, load_dir: Option<&Path>, load_only: bool) 
     if let Some(dir) = load_dir {
         let path = dir.join("easel-bench-sd15-random-fp16.safetensors");
         if !path.exists() {
-            println!("writing a random full-size fp16 checkpoint to {} …", path.display());
+            println!(
+                "writing a random full-size fp16 checkpoint to {} …",
+                path.display()
+            );
             easel::bench::write_random_sd15_checkpoint(&path)?;
         }
         // Warm the page cache, then time open + build.

@@ -19,7 +19,12 @@ fn tokenizer_matches_transformers() {
     assert!(cases.len() >= 50);
     for case in cases {
         let input = case["text"].as_str().unwrap();
-        let expected: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let mut ids = vec![easel::prompt::BOS];
         ids.extend(tok.encode(input).unwrap());
         ids.push(easel::prompt::EOS);
@@ -40,7 +45,14 @@ fn text_embeddings_match_reference_with_clip_skip() {
     for (i, prompt) in prompts.iter().enumerate() {
         let chunks = chunk_prompt(&tok, prompt).unwrap();
         assert_eq!(chunks.len(), 1);
-        let ids: Vec<u32> = refs[&format!("ids_{i}")].flatten_all().unwrap().to_vec1::<i64>().unwrap().iter().map(|v| *v as u32).collect();
+        let ids: Vec<u32> = refs[&format!("ids_{i}")]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<i64>()
+            .unwrap()
+            .iter()
+            .map(|v| *v as u32)
+            .collect();
         assert_eq!(chunks[0].ids, ids, "ids of {prompt:?} (77 tokens, eos padding)");
         for skip in [1usize, 2] {
             let got = encode_prompt(&model.clip, &tok, prompt, skip, &Device::Cpu).unwrap();
@@ -94,7 +106,10 @@ fn vae_matches_diffusers() {
     let d_mean = max_abs_diff(&posterior.mean, &refs["posterior_mean"]);
     let d_logvar = max_abs_diff(&posterior.logvar, &refs["posterior_logvar"]);
     println!("VAE encode max diff mean {d_mean:e} logvar {d_logvar:e}");
-    assert!(d_mean < 1e-4 && d_logvar < 1e-4, "VAE encode max diff {d_mean} / {d_logvar}");
+    assert!(
+        d_mean < 1e-4 && d_logvar < 1e-4,
+        "VAE encode max diff {d_mean} / {d_logvar}"
+    );
 }
 
 #[test]
@@ -121,5 +136,9 @@ fn single_file_and_diffusers_folder_agree() {
     let tok = ClipTokenizer::bundled().unwrap();
     let a = encode_prompt(&single.clip, &tok, "a photo of a cat", 1, &Device::Cpu).unwrap();
     let b = encode_prompt(&folder.clip, &tok, "a photo of a cat", 1, &Device::Cpu).unwrap();
-    assert_eq!(max_abs_diff(&a, &b), 0.0, "text embeddings differ between layouts");
+    assert_eq!(
+        max_abs_diff(&a, &b),
+        0.0,
+        "text embeddings differ between layouts"
+    );
 }

@@ -65,7 +65,10 @@ fn every_case_matches_a1111_reference() {
             let want = get("sigmas").to_vec1::<f32>().unwrap();
             assert_eq!(sig.len(), want.len(), "{name}: schedule length");
             for (a, b) in sig.iter().zip(&want) {
-                assert!((a - b).abs() <= 2e-6 * b.abs().max(1.0), "{name}: sigmas {sig:?} vs {want:?}");
+                assert!(
+                    (a - b).abs() <= 2e-6 * b.abs().max(1.0),
+                    "{name}: sigmas {sig:?} vs {want:?}"
+                );
             }
         }
         assert_eq!(
@@ -75,18 +78,41 @@ fn every_case_matches_a1111_reference() {
         );
 
         let cond = encode_prompt(&model.clip, &tok, &p.prompt, p.clip_skip as usize, &Device::Cpu).unwrap();
-        let uncond = encode_prompt(&model.clip, &tok, &p.negative_prompt, p.clip_skip as usize, &Device::Cpu).unwrap();
-        let sampled = pipeline::sample_batch(model, &cond, &uncond, &p, vec![p.seed], |_, _, _| Ok(())).unwrap();
-        assert_eq!(max_abs_diff(&sampled.noise, &get("noise")), 0.0, "{name}: initial noise must be bit-exact");
-        assert_eq!(sampled.evaluations as u64, case["unet_evals"].as_u64().unwrap(), "{name}: UNet evaluations");
+        let uncond = encode_prompt(
+            &model.clip,
+            &tok,
+            &p.negative_prompt,
+            p.clip_skip as usize,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let sampled =
+            pipeline::sample_batch(model, &cond, &uncond, &p, vec![p.seed], |_, _, _| Ok(())).unwrap();
+        assert_eq!(
+            max_abs_diff(&sampled.noise, &get("noise")),
+            0.0,
+            "{name}: initial noise must be bit-exact"
+        );
+        assert_eq!(
+            sampled.evaluations as u64,
+            case["unet_evals"].as_u64().unwrap(),
+            "{name}: UNet evaluations"
+        );
 
         let want = get("latent");
         let rel = max_abs_diff(&sampled.latents, &want) / max_abs(&want).max(1.0);
         worst_latent_rel = worst_latent_rel.max(rel);
 
-        let rgb = pipeline::decode_rgb(model, &sampled.latents, &mut Quiet).unwrap().remove(0);
+        let rgb = pipeline::decode_rgb(model, &sampled.latents, &mut Quiet)
+            .unwrap()
+            .remove(0);
         let want_rgb = get("image").flatten_all().unwrap().to_vec1::<u8>().unwrap();
-        let px = rgb.iter().zip(&want_rgb).map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs()).max().unwrap();
+        let px = rgb
+            .iter()
+            .zip(&want_rgb)
+            .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+            .max()
+            .unwrap();
         worst_pixel = worst_pixel.max(px);
 
         let infotext = p.to_infotext(case["schedule_label"].as_str().unwrap(), "v1.10.1");

@@ -29,7 +29,11 @@ impl Attention {
     fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let head_dim = d / self.heads;
-        let split = |y: Tensor| y.reshape((b, t, self.heads, head_dim))?.transpose(1, 2)?.contiguous();
+        let split = |y: Tensor| {
+            y.reshape((b, t, self.heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
         let scale = (head_dim as f64).powf(-0.5);
         let q = split((self.q.forward(x)? * scale)?)?;
         let k = split(self.k.forward(x)?)?;
@@ -88,15 +92,19 @@ impl ClipTextModel {
     pub fn new(vb: &VarBuilder<'_>, config: &ClipConfig) -> Result<Self> {
         let vb = vb.pp("text_model");
         let emb = vb.pp("embeddings");
-        let token_embedding = candle_nn::embedding(config.vocab_size, config.hidden_size, emb.pp("token_embedding"))?;
-        let position_embedding = emb.pp("position_embedding").get(
-            (config.max_position_embeddings, config.hidden_size),
-            "weight",
-        )?;
+        let token_embedding =
+            candle_nn::embedding(config.vocab_size, config.hidden_size, emb.pp("token_embedding"))?;
+        let position_embedding = emb
+            .pp("position_embedding")
+            .get((config.max_position_embeddings, config.hidden_size), "weight")?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| EncoderLayer::new(&vb.pp("encoder").pp("layers").pp(i.to_string()), config))
             .collect::<Result<Vec<_>>>()?;
-        let final_layer_norm = candle_nn::layer_norm(config.hidden_size, config.layer_norm_eps, vb.pp("final_layer_norm"))?;
+        let final_layer_norm = candle_nn::layer_norm(
+            config.hidden_size,
+            config.layer_norm_eps,
+            vb.pp("final_layer_norm"),
+        )?;
         let causal_mask = causal_mask(config.max_position_embeddings, vb.device(), vb.dtype())?;
         Ok(Self {
             token_embedding,
@@ -149,5 +157,8 @@ fn causal_mask(n: usize, device: &Device, dtype: DType) -> Result<Tensor> {
 
 /// Mean over all elements as f64 (used for A1111's emphasis mean restoration).
 pub fn mean_all(t: &Tensor) -> Result<f64> {
-    t.to_dtype(DType::F64)?.flatten_all()?.mean(D::Minus1)?.to_scalar::<f64>()
+    t.to_dtype(DType::F64)?
+        .flatten_all()?
+        .mean(D::Minus1)?
+        .to_scalar::<f64>()
 }

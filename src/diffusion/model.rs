@@ -11,9 +11,9 @@ use super::clip::ClipTextModel;
 use super::schedule::ModelSigmas;
 use super::unet::Unet;
 use super::vae::Vae;
+use crate::models::Family;
 use crate::models::config::Geometry;
 use crate::models::loader::{Checkpoint, Component};
-use crate::models::Family;
 
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -122,7 +122,8 @@ impl SdModel {
         let path = checkpoint.path().to_path_buf();
 
         let (vb, slot) = checkpoint.var_builder(Component::TextEncoder, dtype, device);
-        let clip = ClipTextModel::new(&vb, &g.clip).map_err(|e| slot.explain(&path, "the text encoder", e))?;
+        let clip =
+            ClipTextModel::new(&vb, &g.clip).map_err(|e| slot.explain(&path, "the text encoder", e))?;
 
         let (vb, slot) = checkpoint.var_builder(Component::Unet, dtype, device);
         let unet = Unet::new(&vb, &g.unet).map_err(|e| slot.explain(&path, "the UNet", e))?;

@@ -95,7 +95,10 @@ pub fn validate(params: &GenerationParams, model: &SdModel) -> Result<(), Diffus
         return bad("steps must be at least 1".into());
     }
     if params.steps > 1000 {
-        return bad(format!("steps {} is more than the model's 1000 training timesteps", params.steps));
+        return bad(format!(
+            "steps {} is more than the model's 1000 training timesteps",
+            params.steps
+        ));
     }
     if params.width % 8 != 0 || params.height % 8 != 0 {
         return bad(format!(
@@ -108,10 +111,16 @@ pub fn validate(params: &GenerationParams, model: &SdModel) -> Result<(), Diffus
     }
     let f = model.vae.downscale_factor() as u32;
     if params.width < 64 || params.height < 64 {
-        return bad(format!("size {}x{} is too small; the minimum is 64x64", params.width, params.height));
+        return bad(format!(
+            "size {}x{} is too small; the minimum is 64x64",
+            params.width, params.height
+        ));
     }
     if params.width > 8192 || params.height > 8192 {
-        return bad(format!("size {}x{} is larger than 8192 pixels on a side", params.width, params.height));
+        return bad(format!(
+            "size {}x{} is larger than 8192 pixels on a side",
+            params.width, params.height
+        ));
     }
     if params.batch_size == 0 || params.batch_count == 0 {
         return bad("batch count and batch size must be at least 1".into());
@@ -121,7 +130,9 @@ pub fn validate(params: &GenerationParams, model: &SdModel) -> Result<(), Diffus
     }
     let layers = model.clip.config().num_hidden_layers as u32;
     if params.clip_skip == 0 || params.clip_skip > layers {
-        return bad(format!("clip skip must be between 1 and {layers} (the text encoder's layer count)"));
+        return bad(format!(
+            "clip skip must be between 1 and {layers} (the text encoder's layer count)"
+        ));
     }
     let needed = unet_mod::working_memory_bytes(
         &model.geometry().unet,
@@ -318,7 +329,8 @@ pub fn sample_batch(
     let mut denoiser = CfgDenoiser {
         unet: &model.unet,
         table: &model.sigmas,
-        lcm_grid: (params.sampler == Sampler::Lcm).then(|| ModelSigmas::lcm_grid(model.sigmas.alphas_cumprod())),
+        lcm_grid: (params.sampler == Sampler::Lcm)
+            .then(|| ModelSigmas::lcm_grid(model.sigmas.alphas_cumprod())),
         cond: &cond,
         uncond: &uncond,
         cfg: f64::from(params.cfg_scale),
@@ -330,11 +342,25 @@ pub fn sample_batch(
     let latents = if params.sampler == Sampler::Ddim {
         let timesteps = schedule::ddim_timesteps(steps, model.sigmas.alphas_cumprod().len());
         let alphas = model.sigmas.alphas_cumprod().to_vec();
-        sampler::sample_ddim(&mut denoiser, first.clone(), &timesteps, &alphas, &mut noise, &mut callback)?
+        sampler::sample_ddim(
+            &mut denoiser,
+            first.clone(),
+            &timesteps,
+            &alphas,
+            &mut noise,
+            &mut callback,
+        )?
     } else {
         let sigmas = sigmas_for(params.sampler, params.schedule, steps, &model.sigmas);
         let x = (&first * f64::from(sigmas[0]))?;
-        sampler::sample_k(params.sampler, &mut denoiser, x, &sigmas, &mut noise, &mut callback)?
+        sampler::sample_k(
+            params.sampler,
+            &mut denoiser,
+            x,
+            &sigmas,
+            &mut noise,
+            &mut callback,
+        )?
     };
     Ok(SampledBatch {
         latents,
@@ -345,22 +371,41 @@ pub fn sample_batch(
 
 /// Decodes latents `[B, C, h, w]` to RGB8 images, A1111's way (clamp, ×255, truncate).
 /// Falls back to an f32 VAE when a half-precision decode produces NaN.
-pub fn decode_rgb(model: &SdModel, latents: &Tensor, observer: &mut dyn Observer) -> Result<Vec<Vec<u8>>, DiffusionError> {
+pub fn decode_rgb(
+    model: &SdModel,
+    latents: &Tensor,
+    observer: &mut dyn Observer,
+) -> Result<Vec<Vec<u8>>, DiffusionError> {
     let scale = 1.0 / model.geometry().schedule.scale_factor;
     let z = (latents * scale)?;
-    let mut pixels = model.vae.decode(&z.to_dtype(model.dtype)?)?.to_dtype(DType::F32)?;
-    let has_nan = pixels.ne(&pixels)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? > 0.0;
+    let mut pixels = model
+        .vae
+        .decode(&z.to_dtype(model.dtype)?)?
+        .to_dtype(DType::F32)?;
+    let has_nan = pixels
+        .ne(&pixels)?
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()?
+        > 0.0;
     if has_nan {
         if model.dtype == DType::F32 {
-            return Err(DiffusionError::Input("the VAE produced NaN values; the checkpoint's VAE weights are broken".into()));
+            return Err(DiffusionError::Input(
+                "the VAE produced NaN values; the checkpoint's VAE weights are broken".into(),
+            ));
         }
-        observer.on_warning("the half-precision VAE produced NaN; decoding again in f32 (slower, uses more memory)");
+        observer.on_warning(
+            "the half-precision VAE produced NaN; decoding again in f32 (slower, uses more memory)",
+        );
         let vae = SdModel::load_vae(&model.checkpoint, &model.device, DType::F32)?;
         pixels = vae.decode(&z.to_dtype(DType::F32)?)?;
     }
     let pixels = (((pixels + 1.0)? / 2.0)?.clamp(0f32, 1f32)? * 255.0)?;
     let (b, _, h, w) = pixels.dims4()?;
-    let hwc = pixels.permute((0, 2, 3, 1))?.contiguous()?.to_device(&Device::Cpu)?;
+    let hwc = pixels
+        .permute((0, 2, 3, 1))?
+        .contiguous()?
+        .to_device(&Device::Cpu)?;
     let flat = hwc.flatten_all()?.to_vec1::<f32>()?;
     let per = h * w * 3;
     Ok((0..b)
@@ -378,7 +423,13 @@ pub fn txt2img(
     validate(params, model)?;
     let clip_skip = params.clip_skip as usize;
     let cond = encode_prompt(&model.clip, tokenizer, &params.prompt, clip_skip, &model.device)?;
-    let uncond = encode_prompt(&model.clip, tokenizer, &params.negative_prompt, clip_skip, &model.device)?;
+    let uncond = encode_prompt(
+        &model.clip,
+        tokenizer,
+        &params.negative_prompt,
+        clip_skip,
+        &model.device,
+    )?;
     let label = resolved_schedule(params.sampler, params.schedule);
     let version = format!("easel {}", env!("CARGO_PKG_VERSION"));
     let batch_count = params.batch_count as usize;

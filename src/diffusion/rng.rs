@@ -272,10 +272,7 @@ fn fused8(a: &Lanes, b: &Lanes, c: &Lanes) -> Lanes {
 /// Constants are the C double literals (shortest f64 spelling) rounded to float, as
 /// `_PS256_CONST` does.
 #[inline]
-#[expect(
-    clippy::many_single_char_names,
-    reason = "the names of the Cephes source"
-)]
+#[expect(clippy::many_single_char_names, reason = "the names of the Cephes source")]
 fn cephes_log(x: &Lanes) -> Lanes {
     // cephes_SQRTHF, 0.707106781186547524.
     const SQRTHF: f32 = std::f64::consts::FRAC_1_SQRT_2 as f32;
@@ -311,10 +308,7 @@ fn cephes_log(x: &Lanes) -> Lanes {
 
 /// `avx_mathfun.h`'s `sincos256_ps` (Cephes `sinf`/`cosf`): returns (sin, cos).
 #[inline]
-#[expect(
-    clippy::many_single_char_names,
-    reason = "the names of the Cephes source"
-)]
+#[expect(clippy::many_single_char_names, reason = "the names of the Cephes source")]
 fn cephes_sincos(x: &Lanes) -> (Lanes, Lanes) {
     const FOPI: f32 = 1.273_239_544_735_16_f64 as f32;
     const DP1: f32 = -0.785_156_25_f64 as f32;
@@ -445,10 +439,7 @@ mod tests {
 
     /// Test vectors made with torch 2.15 and A1111's `rng_philox.py` (a copy of `shared/vectors`).
     fn vectors() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/vectors/randn.json"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vectors/randn.json");
         let text = std::fs::read_to_string(path).expect("read tests/fixtures/vectors/randn.json");
         serde_json::from_str(&text).expect("parse randn.json")
     }
@@ -538,12 +529,7 @@ mod tests {
             ));
         }
         assert_eq!(cases, 20, "expected 20 {name} cases in randn.json");
-        assert!(
-            errs.is_empty(),
-            "{} mismatches:\n{}",
-            errs.len(),
-            errs.join("\n")
-        );
+        assert!(errs.is_empty(), "{} mismatches:\n{}", errs.len(), errs.join("\n"));
     }
 
     #[test]
@@ -643,19 +629,10 @@ mod tests {
         };
         for _ in 0..200_000 {
             let r = next();
-            let a =
-                f32::from_bits((r as u32 & 0x807f_ffff) | ((100 + (r >> 40) % 50) as u32) << 23);
-            let b = f32::from_bits(
-                ((r >> 32) as u32 & 0x807f_ffff) | ((100 + (r >> 50) % 50) as u32) << 23,
-            );
-            let c = f32::from_bits(
-                (next() as u32 & 0x807f_ffff) | ((90 + (r >> 56) % 60) as u32) << 23,
-            );
-            assert_eq!(
-                fused(a, b, c).to_bits(),
-                a.mul_add(b, c).to_bits(),
-                "{a} {b} {c}"
-            );
+            let a = f32::from_bits((r as u32 & 0x807f_ffff) | ((100 + (r >> 40) % 50) as u32) << 23);
+            let b = f32::from_bits(((r >> 32) as u32 & 0x807f_ffff) | ((100 + (r >> 50) % 50) as u32) << 23);
+            let c = f32::from_bits((next() as u32 & 0x807f_ffff) | ((90 + (r >> 56) % 60) as u32) << 23);
+            assert_eq!(fused(a, b, c).to_bits(), a.mul_add(b, c).to_bits(), "{a} {b} {c}");
         }
         // a·b + c = 1 + 2^-23 + 2^-24 - 2^-60: the f64 sum rounds to the f32 midpoint
         // 1 + 2^-23 + 2^-24, which would then tie to the even 1 + 2^-22; the exact answer is

@@ -210,10 +210,17 @@ mod tests {
         let sigmas = [14.6f32, 5.0, 1.0, 0.0];
         let x = Tensor::ones((1, 4, 2, 2), DType::F32, &Device::Cpu).unwrap();
         let mut steps = 0;
-        let r = sample_k(Sampler::Euler, &mut Zero, x, &sigmas, &mut Counting(0), &mut |_, _, _, _| {
-            steps += 1;
-            Err(DiffusionError::Cancelled)
-        });
+        let r = sample_k(
+            Sampler::Euler,
+            &mut Zero,
+            x,
+            &sigmas,
+            &mut Counting(0),
+            &mut |_, _, _, _| {
+                steps += 1;
+                Err(DiffusionError::Cancelled)
+            },
+        );
         assert!(matches!(r, Err(DiffusionError::Cancelled)));
         assert_eq!(steps, 1);
     }

@@ -104,7 +104,10 @@ impl ModelSigmas {
     /// k-diffusion `get_sigmas(n)`: t = linspace(T−1, 0, n), then a final 0.
     pub fn discrete(&self, n: usize) -> Vec<f32> {
         let top = (self.sigmas.len() - 1) as f32;
-        let mut s: Vec<f32> = linspace_f32(top, 0.0, n).into_iter().map(|t| self.t_to_sigma(t)).collect();
+        let mut s: Vec<f32> = linspace_f32(top, 0.0, n)
+            .into_iter()
+            .map(|t| self.t_to_sigma(t))
+            .collect();
         s.push(0.0);
         s
     }
@@ -151,7 +154,10 @@ pub fn lcm(grid: &ModelSigmas, n: usize, train_steps: usize) -> Vec<f32> {
 /// A1111's DDIM timesteps: clip(range(0, T, T // steps) + 1, 0, T − 1).
 pub fn ddim_timesteps(steps: usize, train_steps: usize) -> Vec<usize> {
     let stride = (train_steps / steps.max(1)).max(1);
-    (0..train_steps).step_by(stride).map(|t| (t + 1).min(train_steps - 1)).collect()
+    (0..train_steps)
+        .step_by(stride)
+        .map(|t| (t + 1).min(train_steps - 1))
+        .collect()
 }
 
 #[cfg(test)]

@@ -68,10 +68,14 @@ impl ResBlock {
     }
 
     fn forward(&self, x: &Tensor, temb_act: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&candle_nn::ops::silu(&self.norm1.forward(x)?)?)?;
+        let h = self
+            .conv1
+            .forward(&candle_nn::ops::silu(&self.norm1.forward(x)?)?)?;
         let t = self.time_proj.forward(temb_act)?.unsqueeze(2)?.unsqueeze(3)?;
         let h = h.broadcast_add(&t)?;
-        let h = self.conv2.forward(&candle_nn::ops::silu(&self.norm2.forward(&h)?)?)?;
+        let h = self
+            .conv2
+            .forward(&candle_nn::ops::silu(&self.norm2.forward(&h)?)?)?;
         match &self.shortcut {
             Some(s) => s.forward(x)? + h,
             None => x + h,
@@ -122,7 +126,8 @@ impl Attention {
         while start < rows {
             let len = slice.min(rows - start);
             let scores = (q.narrow(0, start, len)?.matmul(&kt.narrow(0, start, len)?)? * scale)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(x.dtype())?;
+            let probs =
+                candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(x.dtype())?;
             outs.push(probs.matmul(&v.narrow(0, start, len)?)?);
             start += len;
         }
@@ -195,7 +200,14 @@ impl SpatialTransformer {
             norm: candle_nn::group_norm(GROUPS, channels, TRANSFORMER_NORM_EPS, vb.pp("norm"))?,
             proj_in: proj("proj_in")?,
             blocks: (0..g.transformer_depth)
-                .map(|i| TransformerBlock::new(&vb.pp("transformer_blocks").pp(i.to_string()), channels, g.context_dim, heads))
+                .map(|i| {
+                    TransformerBlock::new(
+                        &vb.pp("transformer_blocks").pp(i.to_string()),
+                        channels,
+                        g.context_dim,
+                        heads,
+                    )
+                })
                 .collect::<Result<_>>()?,
             proj_out: proj("proj_out")?,
         })
@@ -249,7 +261,9 @@ impl Unet {
         let temb = mc * 4;
         let chans: Vec<usize> = g.channel_mult.iter().map(|m| mc * m).collect();
         let levels = chans.len();
-        let last = *chans.last().ok_or_else(|| candle_core::Error::Msg("UNet has no levels".into()))?;
+        let last = *chans
+            .last()
+            .ok_or_else(|| candle_core::Error::Msg("UNet has no levels".into()))?;
 
         let mut down = Vec::with_capacity(levels);
         let mut skips = vec![mc];
@@ -259,10 +273,20 @@ impl Unet {
             let mut resnets = Vec::new();
             let mut attentions = Vec::new();
             for j in 0..g.num_res_blocks {
-                resnets.push(ResBlock::new(&lvb.pp("resnets").pp(j.to_string()), ch, out, temb)?);
+                resnets.push(ResBlock::new(
+                    &lvb.pp("resnets").pp(j.to_string()),
+                    ch,
+                    out,
+                    temb,
+                )?);
                 ch = out;
                 if g.attention_levels[i] {
-                    attentions.push(SpatialTransformer::new(&lvb.pp("attentions").pp(j.to_string()), out, g, g.heads[i])?);
+                    attentions.push(SpatialTransformer::new(
+                        &lvb.pp("attentions").pp(j.to_string()),
+                        out,
+                        g,
+                        g.heads[i],
+                    )?);
                 }
                 skips.push(out);
             }
@@ -292,11 +316,23 @@ impl Unet {
             let mut resnets = Vec::new();
             let mut attentions = Vec::new();
             for j in 0..=g.num_res_blocks {
-                let skip = skips.pop().ok_or_else(|| candle_core::Error::Msg("UNet skip bookkeeping".into()))?;
-                resnets.push(ResBlock::new(&lvb.pp("resnets").pp(j.to_string()), ch + skip, out, temb)?);
+                let skip = skips
+                    .pop()
+                    .ok_or_else(|| candle_core::Error::Msg("UNet skip bookkeeping".into()))?;
+                resnets.push(ResBlock::new(
+                    &lvb.pp("resnets").pp(j.to_string()),
+                    ch + skip,
+                    out,
+                    temb,
+                )?);
                 ch = out;
                 if g.attention_levels[level] {
-                    attentions.push(SpatialTransformer::new(&lvb.pp("attentions").pp(j.to_string()), out, g, g.heads[level])?);
+                    attentions.push(SpatialTransformer::new(
+                        &lvb.pp("attentions").pp(j.to_string()),
+                        out,
+                        g,
+                        g.heads[level],
+                    )?);
                 }
             }
             let resample = if i + 1 < levels {
@@ -335,10 +371,16 @@ impl Unet {
         let t: Vec<f64> = match timesteps.len() {
             1 => vec![timesteps[0]; b],
             n if n == b => timesteps.to_vec(),
-            n => return Err(candle_core::Error::Msg(format!("{n} timesteps for a batch of {b}"))),
+            n => {
+                return Err(candle_core::Error::Msg(format!(
+                    "{n} timesteps for a batch of {b}"
+                )));
+            }
         };
         let temb = timestep_features(&t, self.model_channels, x.device())?.to_dtype(x.dtype())?;
-        let temb = self.time_linear_2.forward(&candle_nn::ops::silu(&self.time_linear_1.forward(&temb)?)?)?;
+        let temb = self
+            .time_linear_2
+            .forward(&candle_nn::ops::silu(&self.time_linear_1.forward(&temb)?)?)?;
         // Every resnet applies SiLU to the embedding first; do it once.
         let temb = candle_nn::ops::silu(&temb)?;
 

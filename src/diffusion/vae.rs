@@ -25,7 +25,16 @@ fn mid_config() -> UNetMidBlock2DConfig {
 }
 
 fn conv3(vb: VarBuilder<'_>, i: usize, o: usize) -> Result<Conv2d> {
-    candle_nn::conv2d(i, o, 3, Conv2dConfig { padding: 1, ..Conv2dConfig::default() }, vb)
+    candle_nn::conv2d(
+        i,
+        o,
+        3,
+        Conv2dConfig {
+            padding: 1,
+            ..Conv2dConfig::default()
+        },
+        vb,
+    )
 }
 
 struct Encoder {
@@ -66,7 +75,9 @@ impl Vae {
     /// Builds the VAE from a `VarBuilder` in diffusers names.
     pub fn new(vb: &VarBuilder<'_>, g: &VaeGeometry) -> Result<Self> {
         let chans: Vec<usize> = g.ch_mult.iter().map(|m| g.ch * m).collect();
-        let last = *chans.last().ok_or_else(|| candle_core::Error::Msg("VAE has no levels".into()))?;
+        let last = *chans
+            .last()
+            .ok_or_else(|| candle_core::Error::Msg("VAE has no levels".into()))?;
         let z = g.z_channels;
 
         let e = vb.pp("encoder");

@@ -2,9 +2,9 @@
 //! GUI and CLI submit the same `Job`; cancel is an atomic flag checked after every step.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
@@ -116,6 +116,32 @@ pub enum Event {
 #[derive(Default)]
 pub struct ModelCache {
     loaded: Option<(PathBuf, DeviceChoice, Option<SystemTime>, SdModel)>,
+    identity: ModelIdentity,
+}
+
+/// How a checkpoint is named in infotexts.
+#[derive(Debug, Clone, Default)]
+pub struct ModelIdentity {
+    /// A1111 `Model:` (file stem or folder name).
+    pub name: Option<String>,
+    /// A1111 `Model hash:` (AutoV2), for single files.
+    pub hash: Option<String>,
+}
+
+impl ModelIdentity {
+    /// Name and AutoV2 hash of a checkpoint path (hashing reads the whole file).
+    pub fn of(path: &std::path::Path) -> Result<Self, ModelError> {
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let hash = if path.is_file() {
+            Some(crate::models::hash::autov2(&crate::models::hash::sha256_file(
+                path,
+                |_, _| {},
+            )?))
+        } else {
+            None
+        };
+        Ok(Self { name, hash })
+    }
 }
 
 impl ModelCache {
@@ -125,7 +151,7 @@ impl ModelCache {
         path: &std::path::Path,
         device: DeviceChoice,
         mut on_load: impl FnMut(),
-    ) -> Result<(&SdModel, Option<f64>), DiffusionError> {
+    ) -> Result<(&SdModel, &ModelIdentity, Option<f64>), DiffusionError> {
         let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let hit = matches!(&self.loaded, Some((p, d, m, _)) if p == path && *d == device && *m == mtime);
         let mut loaded_secs = None;
@@ -135,10 +161,11 @@ impl ModelCache {
             let dev = device.open()?;
             let model = SdModel::open(path, &dev, compute_dtype(&dev))?;
             loaded_secs = Some(model.load_secs);
+            self.identity = ModelIdentity::of(path)?;
             self.loaded = Some((path.to_path_buf(), device, mtime, model));
         }
         match &self.loaded {
-            Some((_, _, _, model)) => Ok((model, loaded_secs)),
+            Some((_, _, _, model)) => Ok((model, &self.identity, loaded_secs)),
             None => Err(DiffusionError::Input("no model is loaded".into())),
         }
     }
@@ -151,6 +178,7 @@ impl ModelCache {
 
 struct JobObserver<'a> {
     job: &'a Job,
+    shutdown: Option<&'a AtomicBool>,
     emit: &'a mut dyn FnMut(Event),
     started: Instant,
     batch_started: Instant,
@@ -174,7 +202,8 @@ impl Observer for JobObserver<'_> {
             steps_per_sec,
             eta_secs: per_step * (total - done) as f64,
         });
-        if self.job.cancel.load(Ordering::Relaxed) {
+        if self.job.cancel.load(Ordering::Relaxed) || self.shutdown.is_some_and(|s| s.load(Ordering::Relaxed))
+        {
             return Err(DiffusionError::Cancelled);
         }
         Ok(())
@@ -199,35 +228,51 @@ impl Observer for JobObserver<'_> {
 pub fn failure_kind(err: &DiffusionError) -> FailureKind {
     match err {
         DiffusionError::Input(_) | DiffusionError::Tokenizer(_) => FailureKind::BadInput,
-        DiffusionError::Model(ModelError::Tensor { .. }) | DiffusionError::Tensor(_) | DiffusionError::Cancelled => {
-            FailureKind::Internal
-        }
+        DiffusionError::Model(ModelError::Tensor { .. })
+        | DiffusionError::Tensor(_)
+        | DiffusionError::Cancelled => FailureKind::Internal,
         DiffusionError::Model(_) => FailureKind::BadInput,
     }
 }
 
 /// Runs one job to completion on the calling thread, reporting through `emit`. The terminal event
 /// (`Finished`, `Failed` or `Cancelled`) is emitted too.
-pub fn run_job(cache: &mut ModelCache, tokenizer: &ClipTokenizer, job: &Job, emit: &mut dyn FnMut(Event)) {
+/// `shutdown`, when given, cancels the job like its own flag does.
+pub fn run_job(
+    cache: &mut ModelCache,
+    tokenizer: &ClipTokenizer,
+    job: &Job,
+    shutdown: Option<&AtomicBool>,
+    emit: &mut dyn FnMut(Event),
+) {
     emit(Event::Started { job: job.id });
     let result = (|| {
         let path = job.model.clone();
         let id = job.id;
-        let (model, loaded) = {
+        let (model, identity, loaded) = {
             let emit_ref = &mut *emit;
-            cache.get(&path, job.device, || emit_ref(Event::LoadingModel { job: id, path: path.clone() }))?
+            cache.get(&path, job.device, || {
+                emit_ref(Event::LoadingModel {
+                    job: id,
+                    path: path.clone(),
+                })
+            })?
         };
         if let Some(secs) = loaded {
             emit(Event::ModelLoaded { job: id, secs });
         }
         let mut observer = JobObserver {
             job,
+            shutdown,
             emit: &mut *emit,
             started: Instant::now(),
             batch_started: Instant::now(),
             current_batch: 0,
         };
-        pipeline::txt2img(model, tokenizer, &job.params, &mut observer)
+        let mut params = job.params.clone();
+        params.model_name.clone_from(&identity.name);
+        params.model_hash.clone_from(&identity.hash);
+        pipeline::txt2img(model, tokenizer, &params, &mut observer)
     })();
     match result {
         Ok(_) => emit(Event::Finished { job: job.id }),
@@ -264,9 +309,10 @@ impl Engine {
         let (cmd_tx, cmd_rx) = sync_channel::<Command>(QUEUE_CAPACITY);
         let (ev_tx, ev_rx) = sync_channel::<Event>(EVENT_CAPACITY);
         let cancel_all = Arc::new(AtomicBool::new(false));
-        let worker = std::thread::Builder::new()
-            .name("inference".into())
-            .spawn(move || worker_loop(&cmd_rx, &ev_tx, wake.as_deref()))?;
+        let worker = std::thread::Builder::new().name("inference".into()).spawn({
+            let shutdown = cancel_all.clone();
+            move || worker_loop(&cmd_rx, &ev_tx, &shutdown, wake.as_deref())
+        })?;
         Ok(Self {
             commands: Some(cmd_tx),
             events: ev_rx,
@@ -277,7 +323,12 @@ impl Engine {
     }
 
     /// Queues a job; returns its id and cancel flag.
-    pub fn submit(&self, model: PathBuf, device: DeviceChoice, params: GenerationParams) -> (JobId, Arc<AtomicBool>) {
+    pub fn submit(
+        &self,
+        model: PathBuf,
+        device: DeviceChoice,
+        params: GenerationParams,
+    ) -> (JobId, Arc<AtomicBool>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancel = Arc::new(AtomicBool::new(false));
         let job = Job {
@@ -299,11 +350,6 @@ impl Engine {
     pub fn events(&self) -> &Receiver<Event> {
         &self.events
     }
-
-    /// A flag that, once set, cancels whatever runs now (used on shutdown).
-    pub fn cancel_all_flag(&self) -> Arc<AtomicBool> {
-        self.cancel_all.clone()
-    }
 }
 
 impl Drop for Engine {
@@ -324,7 +370,12 @@ impl Drop for Engine {
     }
 }
 
-fn worker_loop(commands: &Receiver<Command>, events: &SyncSender<Event>, wake: Option<&(dyn Fn() + Send)>) {
+fn worker_loop(
+    commands: &Receiver<Command>,
+    events: &SyncSender<Event>,
+    shutdown: &AtomicBool,
+    wake: Option<&(dyn Fn() + Send)>,
+) {
     let tokenizer = ClipTokenizer::bundled();
     let mut cache = ModelCache::default();
     while let Ok(Command::Run(job)) = commands.recv() {
@@ -351,7 +402,7 @@ fn worker_loop(commands: &Receiver<Command>, events: &SyncSender<Event>, wake: O
             }
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_job(&mut cache, tokenizer, &job, &mut emit);
+            run_job(&mut cache, tokenizer, &job, Some(shutdown), &mut emit);
         }));
         if let Err(panic) = outcome {
             let what = panic

@@ -193,7 +193,11 @@ impl NoiseSchedule {
         let mut prod = 1.0f64;
         (0..n)
             .map(|i| {
-                let s = if n > 1 { a + (b - a) * i as f64 / (n - 1) as f64 } else { a };
+                let s = if n > 1 {
+                    a + (b - a) * i as f64 / (n - 1) as f64
+                } else {
+                    a
+                };
                 prod *= 1.0 - s * s;
                 prod as f32
             })
@@ -289,7 +293,9 @@ impl Geometry {
             if let Some(v) = uint(&unet["num_res_blocks"]) {
                 u.num_res_blocks = v;
             } else if !unet["num_res_blocks"].is_badvalue() {
-                return Err(err("num_res_blocks per level is not supported; use one number".into()));
+                return Err(err(
+                    "num_res_blocks per level is not supported; use one number".into()
+                ));
             }
             if let Some(v) = uint(&unet["transformer_depth"]) {
                 u.transformer_depth = v;
@@ -373,7 +379,8 @@ impl Geometry {
             path: path.to_path_buf(),
             why,
         };
-        let num = |j: &serde_json::Value, k: &str| j.get(k).and_then(serde_json::Value::as_u64).map(|v| v as usize);
+        let num =
+            |j: &serde_json::Value, k: &str| j.get(k).and_then(serde_json::Value::as_u64).map(|v| v as usize);
         let nums = |j: &serde_json::Value, k: &str| -> Option<Vec<usize>> {
             j.get(k)?
                 .as_array()?
@@ -383,11 +390,16 @@ impl Geometry {
         };
         let block_out = nums(&unet, "block_out_channels")
             .ok_or_else(|| err(&unet_path, "block_out_channels missing".into()))?;
-        let first = *block_out.first().ok_or_else(|| err(&unet_path, "block_out_channels is empty".into()))?;
+        let first = *block_out
+            .first()
+            .ok_or_else(|| err(&unet_path, "block_out_channels is empty".into()))?;
         g.unet.model_channels = first;
         g.unet.channel_mult = block_out.iter().map(|c| c / first).collect();
         if block_out.iter().any(|c| c % first != 0) {
-            return Err(err(&unet_path, "block_out_channels are not multiples of the first".into()));
+            return Err(err(
+                &unet_path,
+                "block_out_channels are not multiples of the first".into(),
+            ));
         }
         g.unet.in_channels = num(&unet, "in_channels").unwrap_or(4);
         g.unet.out_channels = num(&unet, "out_channels").unwrap_or(4);
@@ -401,7 +413,11 @@ impl Geometry {
         g.unet.attention_levels = unet
             .get("down_block_types")
             .and_then(serde_json::Value::as_array)
-            .map(|a| a.iter().map(|t| t.as_str().is_some_and(|s| s.contains("CrossAttn"))).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|t| t.as_str().is_some_and(|s| s.contains("CrossAttn")))
+                    .collect()
+            })
             .unwrap_or_else(|| vec![true; levels]);
         g.unet.heads = match unet.get("attention_head_dim") {
             Some(serde_json::Value::Array(_)) => nums(&unet, "attention_head_dim")
@@ -417,7 +433,9 @@ impl Geometry {
         let vae = super::family::read_json(&vae_path)?;
         let vae_out = nums(&vae, "block_out_channels")
             .ok_or_else(|| err(&vae_path, "block_out_channels missing".into()))?;
-        let vfirst = *vae_out.first().ok_or_else(|| err(&vae_path, "block_out_channels is empty".into()))?;
+        let vfirst = *vae_out
+            .first()
+            .ok_or_else(|| err(&vae_path, "block_out_channels is empty".into()))?;
         g.vae.ch = vfirst;
         g.vae.ch_mult = vae_out.iter().map(|c| c / vfirst).collect();
         g.vae.num_res_blocks = num(&vae, "layers_per_block").unwrap_or(2);
@@ -505,14 +523,21 @@ impl Geometry {
             });
         }
         let last = self.clip.num_hidden_layers.saturating_sub(1);
-        need(Some(clip_key(&format!("text_model.encoder.layers.{last}.mlp.fc1.weight"))))?;
+        need(Some(clip_key(&format!(
+            "text_model.encoder.layers.{last}.mlp.fc1.weight"
+        ))))?;
         let (k, s) = need(vae_key("encoder.conv_in.weight"))?;
         if s.first() != Some(&self.vae.ch) {
             return Err(mismatch("VAE ch", &k, &s, self.vae.ch.to_string()));
         }
         let (k, s) = need(vae_key("post_quant_conv.weight"))?;
         if s.first() != Some(&self.vae.z_channels) {
-            return Err(mismatch("VAE z_channels", &k, &s, self.vae.z_channels.to_string()));
+            return Err(mismatch(
+                "VAE z_channels",
+                &k,
+                &s,
+                self.vae.z_channels.to_string(),
+            ));
         }
         Ok(())
     }

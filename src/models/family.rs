@@ -128,9 +128,18 @@ pub fn check_extension(path: &Path) -> Result<(), ModelError> {
 /// Detects the family of a single-file checkpoint from its header.
 pub fn detect_single_file(file: &SafetensorsFile) -> Family {
     let tensors = file.tensors();
-    let has_prefix = |p: &str| tensors.range(p.to_owned()..).next().is_some_and(|(k, _)| k.starts_with(p));
+    let has_prefix = |p: &str| {
+        tensors
+            .range(p.to_owned()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(p))
+    };
     let any_contains = |s: &str| tensors.keys().any(|k| k.contains(s));
-    if has_prefix("lora_unet_") || has_prefix("lora_te") || any_contains(".lora_down.") || any_contains(".lora_A.") {
+    if has_prefix("lora_unet_")
+        || has_prefix("lora_te")
+        || any_contains(".lora_down.")
+        || any_contains(".lora_A.")
+    {
         return Family::Lora;
     }
     if has_prefix("double_blocks.") || has_prefix("model.diffusion_model.double_blocks.") {
@@ -139,7 +148,9 @@ pub fn detect_single_file(file: &SafetensorsFile) -> Family {
     if has_prefix("model.diffusion_model.joint_blocks.") {
         return Family::Sd3;
     }
-    if has_prefix("conditioner.embedders.") || tensors.contains_key("model.diffusion_model.label_emb.0.0.weight") {
+    if has_prefix("conditioner.embedders.")
+        || tensors.contains_key("model.diffusion_model.label_emb.0.0.weight")
+    {
         return if has_prefix("conditioner.embedders.0.transformer.") {
             Family::Sdxl
         } else {

@@ -70,7 +70,10 @@ pub fn unet_key(name: &str, g: &UnetGeometry) -> Option<String> {
             let p = rest.strip_prefix("upsamplers.0.conv.")?;
             let level = levels.checked_sub(1 + i)?;
             let slot = if *g.attention_levels.get(level)? { 2 } else { 1 };
-            format!("output_blocks.{}.{slot}.conv.{p}", i * per_level + g.num_res_blocks)
+            format!(
+                "output_blocks.{}.{slot}.conv.{p}",
+                i * per_level + g.num_res_blocks
+            )
         }
     } else {
         return None;
@@ -121,7 +124,10 @@ pub fn vae_key(name: &str, levels: usize) -> Option<String> {
             if let Some((j, rest)) = indexed(rest, "resnets") {
                 format!("down.{i}.block.{j}.{}", vae_resnet(rest))
             } else {
-                format!("down.{i}.downsample.conv.{}", rest.strip_prefix("downsamplers.0.conv.")?)
+                format!(
+                    "down.{i}.downsample.conv.{}",
+                    rest.strip_prefix("downsamplers.0.conv.")?
+                )
             }
         };
         format!("encoder.{inner}")
@@ -138,7 +144,10 @@ pub fn vae_key(name: &str, levels: usize) -> Option<String> {
             if let Some((j, rest)) = indexed(rest, "resnets") {
                 format!("up.{level}.block.{j}.{}", vae_resnet(rest))
             } else {
-                format!("up.{level}.upsample.conv.{}", rest.strip_prefix("upsamplers.0.conv.")?)
+                format!(
+                    "up.{level}.upsample.conv.{}",
+                    rest.strip_prefix("upsamplers.0.conv.")?
+                )
             }
         };
         format!("decoder.{inner}")
@@ -163,7 +172,10 @@ mod tests {
     fn sd15_unet_names() {
         let g = UnetGeometry::sd15();
         let k = |n: &str| unet_key(n, &g).unwrap();
-        assert_eq!(k("conv_in.weight"), "model.diffusion_model.input_blocks.0.0.weight");
+        assert_eq!(
+            k("conv_in.weight"),
+            "model.diffusion_model.input_blocks.0.0.weight"
+        );
         assert_eq!(
             k("down_blocks.1.resnets.1.conv1.bias"),
             "model.diffusion_model.input_blocks.5.0.in_layers.2.bias"
@@ -227,7 +239,13 @@ mod tests {
             k("encoder.mid_block.resnets.1.conv2.weight"),
             "first_stage_model.encoder.mid.block_2.conv2.weight"
         );
-        assert_eq!(k("encoder.conv_norm_out.bias"), "first_stage_model.encoder.norm_out.bias");
-        assert_eq!(k("post_quant_conv.weight"), "first_stage_model.post_quant_conv.weight");
+        assert_eq!(
+            k("encoder.conv_norm_out.bias"),
+            "first_stage_model.encoder.norm_out.bias"
+        );
+        assert_eq!(
+            k("post_quant_conv.weight"),
+            "first_stage_model.post_quant_conv.weight"
+        );
     }
 }

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::{SimpleBackend, VarBuilder};
 
+use super::ModelError;
 use super::config::Geometry;
 use super::family::{self, Family, ModelInfo};
 use super::keymap;
 use super::safetensors::SafetensorsFile;
-use super::ModelError;
 
 /// The three networks of a Stable Diffusion checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,25 +163,29 @@ impl std::fmt::Debug for Checkpoint {
 
 /// The weight file of each component of a diffusers folder (preferring full precision names, then `.fp16`).
 pub fn diffusers_weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
-    [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")]
-        .iter()
-        .map(|(sub, stem)| {
-            let plain = dir.join(sub).join(format!("{stem}.safetensors"));
-            let half = dir.join(sub).join(format!("{stem}.fp16.safetensors"));
-            if plain.is_file() {
-                Ok(plain)
-            } else if half.is_file() {
-                Ok(half)
-            } else {
-                Err(ModelError::Config {
-                    path: dir.to_path_buf(),
-                    why: format!(
-                        "diffusers folder has no {sub}/{stem}.safetensors (pickled .bin weights are never loaded)"
-                    ),
-                })
-            }
-        })
-        .collect()
+    [
+        ("unet", "diffusion_pytorch_model"),
+        ("vae", "diffusion_pytorch_model"),
+        ("text_encoder", "model"),
+    ]
+    .iter()
+    .map(|(sub, stem)| {
+        let plain = dir.join(sub).join(format!("{stem}.safetensors"));
+        let half = dir.join(sub).join(format!("{stem}.fp16.safetensors"));
+        if plain.is_file() {
+            Ok(plain)
+        } else if half.is_file() {
+            Ok(half)
+        } else {
+            Err(ModelError::Config {
+                path: dir.to_path_buf(),
+                why: format!(
+                    "diffusers folder has no {sub}/{stem}.safetensors (pickled .bin weights are never loaded)"
+                ),
+            })
+        }
+    })
+    .collect()
 }
 
 impl Checkpoint {
@@ -283,7 +287,12 @@ impl Checkpoint {
 
     /// A `VarBuilder` reading `component`'s weights in candle's (diffusers) names, plus the slot
     /// that turns a failure into a precise message.
-    pub fn var_builder(&self, component: Component, dtype: DType, device: &Device) -> (VarBuilder<'static>, ErrorSlot) {
+    pub fn var_builder(
+        &self,
+        component: Component,
+        dtype: DType,
+        device: &Device,
+    ) -> (VarBuilder<'static>, ErrorSlot) {
         let errors = ErrorSlot::default();
         let (file, key): (Arc<SafetensorsFile>, KeyFn) = match (&self.source, component) {
             (Source::Single(file), Component::Unet) => {
@@ -297,8 +306,12 @@ impl Checkpoint {
             (Source::Single(file), Component::TextEncoder) => {
                 (file.clone(), Arc::new(|n: &str| Some(keymap::clip_key(n))))
             }
-            (Source::Diffusers { unet, .. }, Component::Unet) => (unet.clone(), Arc::new(|n: &str| Some(n.to_owned()))),
-            (Source::Diffusers { vae, .. }, Component::Vae) => (vae.clone(), Arc::new(|n: &str| Some(n.to_owned()))),
+            (Source::Diffusers { unet, .. }, Component::Unet) => {
+                (unet.clone(), Arc::new(|n: &str| Some(n.to_owned())))
+            }
+            (Source::Diffusers { vae, .. }, Component::Vae) => {
+                (vae.clone(), Arc::new(|n: &str| Some(n.to_owned())))
+            }
             (Source::Diffusers { text_encoder, .. }, Component::TextEncoder) => {
                 (text_encoder.clone(), Arc::new(|n: &str| Some(n.to_owned())))
             }

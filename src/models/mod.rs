@@ -46,7 +46,9 @@ pub enum ModelError {
         path: PathBuf,
     },
     /// Not a format Easel reads.
-    #[error("unsupported model format '{ext}': Easel reads .safetensors files and diffusers folders (file: {path})")]
+    #[error(
+        "unsupported model format '{ext}': Easel reads .safetensors files and diffusers folders (file: {path})"
+    )]
     UnsupportedFormat {
         /// The file.
         path: PathBuf,
@@ -70,7 +72,9 @@ pub enum ModelError {
         name: String,
     },
     /// A tensor has the wrong shape for the geometry.
-    #[error("could not load checkpoint: tensor '{name}' has shape {found:?}, expected {expected:?} (file: {path})")]
+    #[error(
+        "could not load checkpoint: tensor '{name}' has shape {found:?}, expected {expected:?} (file: {path})"
+    )]
     ShapeMismatch {
         /// The file.
         path: PathBuf,

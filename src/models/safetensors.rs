@@ -153,10 +153,7 @@ impl SafetensorsFile {
     /// Opens and validates `path`. Tensor data is not read until asked for.
     pub fn open(path: &Path) -> Result<Self, ModelError> {
         let file = File::open(path).map_err(|err| ModelError::io(path, &err))?;
-        let file_len = file
-            .metadata()
-            .map_err(|err| ModelError::io(path, &err))?
-            .len();
+        let file_len = file.metadata().map_err(|err| ModelError::io(path, &err))?.len();
         let bad = |why: String| ModelError::Corrupt {
             path: path.to_path_buf(),
             why,
@@ -257,13 +254,10 @@ impl SafetensorsFile {
 
     /// Loads tensor `name` onto `device`, converted to `dtype`.
     pub fn load(&self, name: &str, dtype: DType, device: &Device) -> Result<Tensor, ModelError> {
-        let entry = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                path: self.path.clone(),
-                name: name.to_owned(),
-            })?;
+        let entry = self.tensors.get(name).ok_or_else(|| ModelError::MissingTensor {
+            path: self.path.clone(),
+            name: name.to_owned(),
+        })?;
         let storage = entry.dtype.candle().ok_or_else(|| ModelError::Corrupt {
             path: self.path.clone(),
             why: format!(

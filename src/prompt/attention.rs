@@ -59,7 +59,9 @@ fn next_token(s: &str) -> Option<(Token<'_>, usize)> {
     let c = chars.next()?;
     Some(match c {
         '\\' => match chars.next() {
-            Some(n @ ('(' | ')' | '[' | ']' | '\\')) => (Token::Escaped(&s[1..1 + n.len_utf8()]), 1 + n.len_utf8()),
+            Some(n @ ('(' | ')' | '[' | ']' | '\\')) => {
+                (Token::Escaped(&s[1..1 + n.len_utf8()]), 1 + n.len_utf8())
+            }
             _ => (Token::Text, 1),
         },
         '(' => (Token::OpenRound, 1),
@@ -118,7 +120,10 @@ pub fn parse_attention(text: &str) -> Vec<Piece> {
     while let Some((token, used)) = next_token(rest) {
         rest = &rest[used..];
         match token {
-            Token::Escaped(t) => res.push(Piece { text: t.to_owned(), weight: 1.0 }),
+            Token::Escaped(t) => res.push(Piece {
+                text: t.to_owned(),
+                weight: 1.0,
+            }),
             Token::OpenRound => round.push(res.len()),
             Token::OpenSquare => square.push(res.len()),
             Token::WeightClose(w) if !round.is_empty() => {
@@ -140,9 +145,15 @@ pub fn parse_attention(text: &str) -> Vec<Piece> {
                 let raw = &text[text.len() - rest.len() - used..text.len() - rest.len()];
                 for (i, part) in split_break(raw).into_iter().enumerate() {
                     if i > 0 {
-                        res.push(Piece { text: "BREAK".into(), weight: -1.0 });
+                        res.push(Piece {
+                            text: "BREAK".into(),
+                            weight: -1.0,
+                        });
                     }
-                    res.push(Piece { text: part, weight: 1.0 });
+                    res.push(Piece {
+                        text: part,
+                        weight: 1.0,
+                    });
                 }
             }
         }
@@ -154,7 +165,10 @@ pub fn parse_attention(text: &str) -> Vec<Piece> {
         multiply(&mut res, start, SQUARE);
     }
     if res.is_empty() {
-        res.push(Piece { text: String::new(), weight: 1.0 });
+        res.push(Piece {
+            text: String::new(),
+            weight: 1.0,
+        });
     }
     let mut merged: Vec<Piece> = Vec::with_capacity(res.len());
     for p in res {
@@ -171,7 +185,10 @@ mod tests {
     use super::*;
 
     fn pairs(text: &str) -> Vec<(String, f64)> {
-        parse_attention(text).into_iter().map(|p| (p.text, p.weight)).collect()
+        parse_attention(text)
+            .into_iter()
+            .map(|p| (p.text, p.weight))
+            .collect()
     }
 
     fn close(a: &[(String, f64)], b: &[(&str, f64)]) {
@@ -186,7 +203,10 @@ mod tests {
     #[test]
     fn a1111_examples() {
         close(&pairs("normal text"), &[("normal text", 1.0)]);
-        close(&pairs("an (important) word"), &[("an ", 1.0), ("important", 1.1), (" word", 1.0)]);
+        close(
+            &pairs("an (important) word"),
+            &[("an ", 1.0), ("important", 1.1), (" word", 1.0)],
+        );
         close(&pairs("(unbalanced"), &[("unbalanced", 1.1)]);
         close(&pairs("\\(literal\\]"), &[("(literal]", 1.0)]);
         close(&pairs("(unnecessary)(parens)"), &[("unnecessaryparens", 1.1)]);

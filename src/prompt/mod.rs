@@ -56,7 +56,10 @@ impl Builder {
 }
 
 /// Splits a prompt into A1111 chunks (`tokenize_line` semantics, emphasis "Original").
-pub fn chunk_prompt(tokenizer: &ClipTokenizer, prompt: &str) -> Result<Vec<Chunk>, tokenizer::TokenizerError> {
+pub fn chunk_prompt(
+    tokenizer: &ClipTokenizer,
+    prompt: &str,
+) -> Result<Vec<Chunk>, tokenizer::TokenizerError> {
     let comma = tokenizer.comma_id();
     let mut b = Builder::default();
     for piece in parse_attention(prompt) {

@@ -10,7 +10,9 @@ use candle_core::{DType, Device, Tensor};
 use easel::diffusion::model::SdModel;
 
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
 }
 
 pub fn model_path() -> PathBuf {
@@ -22,7 +24,8 @@ pub fn load_ref(name: &str) -> HashMap<String, Tensor> {
 }
 
 pub fn cases() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("ref").join("cases.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("ref").join("cases.json")).unwrap())
+        .unwrap()
 }
 
 /// The tiny single-file model, loaded once per test binary.
@@ -36,10 +39,28 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shape mismatch");
     let a = a.to_dtype(DType::F32).unwrap();
     let b = b.to_dtype(DType::F32).unwrap();
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 /// Largest absolute value of a tensor.
 pub fn max_abs(a: &Tensor) -> f32 {
-    a.to_dtype(DType::F32).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    a.to_dtype(DType::F32)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }

@@ -1,0 +1,373 @@
+//! The `easel` command line: outputs, infotext round trip, replay, and one clear line with exit code 2 for every kind of bad input.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{DType, Device, Tensor};
+use common::{fixtures, model_path};
+
+fn easel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_easel"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `generate` on `model` with small settings plus `extra`; returns the output.
+fn generate(model: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for (flag, value) in [
+        ("--prompt", "a cozy cabin"),
+        ("--width", "64"),
+        ("--height", "64"),
+        ("--steps", "3"),
+        ("--seed", "42"),
+    ] {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
+    args.extend_from_slice(extra);
+    easel(&args)
+}
+
+fn parameters_of(png: &Path) -> String {
+    let chunks = easel::imaging::png_meta::read_png_text_chunks(png).unwrap();
+    chunks.into_iter().find(|(k, _)| k == "parameters").unwrap().1
+}
+
+/// Asserts a bad-input failure: exit code 2, one line on stderr containing `needle`, no panic.
+fn assert_bad_input(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "exactly one error line: {err}");
+}
+
+#[test]
+fn generate_writes_png_with_a1111_infotext_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cabin.png");
+    let o = generate(
+        &model_path(),
+        &out,
+        &["--sampler", "DPM++ 2M", "--negative", "blurry, dark"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = parameters_of(&out);
+    assert_eq!(
+        text,
+        format!(
+            "a cozy cabin\nNegative prompt: blurry, dark\nSteps: 3, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 42, Size: 64x64, Model hash: bb4501b74a, Model: tiny-sd15, Version: easel {}",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let img = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (64, 64));
+
+    // png-info prints the parameters.
+    let o = easel(&["png-info", out.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Sampler: DPM++ 2M, Schedule type: Karras"));
+
+    // Replaying the infotext reproduces the image exactly.
+    let replay = dir.path().join("replay.png");
+    let o = easel(&[
+        "generate",
+        "--model",
+        model_path().to_str().unwrap(),
+        "--params-from",
+        out.to_str().unwrap(),
+        "--out",
+        replay.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(image::open(&replay).unwrap().to_rgb8().as_raw(), img.as_raw());
+    assert_eq!(parameters_of(&replay), text);
+}
+
+#[test]
+fn batch_count_numbers_outputs_and_increments_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b.png");
+    let o = generate(&model_path(), &out, &["--batch-count", "2", "--sampler", "Euler"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!out.exists());
+    assert!(parameters_of(&dir.path().join("b-1.png")).contains("Seed: 42,"));
+    assert!(parameters_of(&dir.path().join("b-2.png")).contains("Seed: 43,"));
+    // The second image equals a single run with seed 43.
+    let single = dir.path().join("s.png");
+    let o = easel(&[
+        "generate",
+        "--model",
+        model_path().to_str().unwrap(),
+        "--prompt",
+        "a cozy cabin",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "3",
+        "--seed",
+        "43",
+        "--sampler",
+        "Euler",
+        "--out",
+        single.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert_eq!(
+        image::open(&single).unwrap().to_rgb8().as_raw(),
+        image::open(dir.path().join("b-2.png"))
+            .unwrap()
+            .to_rgb8()
+            .as_raw()
+    );
+}
+
+#[test]
+fn diffusers_folder_gives_the_same_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.png");
+    let b = dir.path().join("b.png");
+    assert!(generate(&model_path(), &a, &[]).status.success());
+    let folder = fixtures().join("models").join("tiny-sd15-diffusers");
+    let o = generate(&folder, &b, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        image::open(&a).unwrap().to_rgb8().as_raw(),
+        image::open(&b).unwrap().to_rgb8().as_raw()
+    );
+}
+
+#[test]
+fn info_reports_family_dtype_and_hash() {
+    let o = easel(&["info", model_path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(text.contains("family:        SD 1.x"), "{text}");
+    assert!(text.contains("storage dtype: F16"), "{text}");
+    assert!(text.contains("tensors:       431"), "{text}");
+    assert!(text.contains("hash (AutoV2): bb4501b74a"), "{text}");
+    let inpaint = fixtures().join("models").join("tiny-sd15-inpainting.safetensors");
+    let o = easel(&["info", inpaint.to_str().unwrap(), "--no-hash"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("SD 1.x inpainting"));
+}
+
+/// Writes a copy of the tiny checkpoint (and its yaml) with tensors filtered/converted.
+fn variant(dir: &Path, name: &str, keep: impl Fn(&str) -> bool, dtype: Option<DType>) -> PathBuf {
+    let tensors = candle_core::safetensors::load(model_path(), &Device::Cpu).unwrap();
+    let kept: std::collections::HashMap<String, Tensor> = tensors
+        .into_iter()
+        .filter(|(k, _)| keep(k))
+        .map(|(k, t)| {
+            let t = match dtype {
+                Some(d) if t.dtype() == DType::F16 => t.to_dtype(d).unwrap(),
+                _ => t,
+            };
+            (k, t)
+        })
+        .collect();
+    let path = dir.join(format!("{name}.safetensors"));
+    candle_core::safetensors::save(&kept, &path).unwrap();
+    let yaml = std::fs::read_to_string(fixtures().join("models").join("tiny-sd15.yaml")).unwrap();
+    // The yaml names the text-encoder config folder relative to itself.
+    let clip_dir = fixtures().join("models").join("tiny-clip");
+    std::fs::write(
+        dir.join(format!("{name}.yaml")),
+        yaml.replace("version: tiny-clip", &format!("version: {}", clip_dir.display())),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn f32_and_bf16_storage_load_like_f16() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("ref.png");
+    assert!(generate(&model_path(), &reference, &[]).status.success());
+    let reference = image::open(&reference).unwrap().to_rgb8();
+    for (name, dtype) in [("f32", DType::F32), ("bf16", DType::BF16)] {
+        let model = variant(dir.path(), name, |_| true, Some(dtype));
+        let info = easel(&["info", model.to_str().unwrap(), "--no-hash"]);
+        assert!(
+            String::from_utf8_lossy(&info.stdout)
+                .contains(&format!("storage dtype: {}", name.to_uppercase()))
+        );
+        let out = dir.path().join(format!("{name}.png"));
+        let o = generate(&model, &out, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let img = image::open(&out).unwrap().to_rgb8();
+        if dtype == DType::F32 {
+            assert_eq!(
+                img.as_raw(),
+                reference.as_raw(),
+                "f16 values widened to f32 are the same weights"
+            );
+        } else {
+            // bf16 rounds the f16 weights; the picture stays close.
+            let worst = img
+                .as_raw()
+                .iter()
+                .zip(reference.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            assert!(worst < 64, "bf16 differs by {worst}");
+        }
+    }
+}
+
+#[test]
+fn bad_files_are_clear_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.png");
+
+    let o = generate(&dir.path().join("nope.safetensors"), &out, &[]);
+    assert_bad_input(&o, "not found");
+
+    let truncated = dir.path().join("truncated.safetensors");
+    let bytes = std::fs::read(model_path()).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_bad_input(&generate(&truncated, &out, &[]), "truncated");
+
+    let bad_header = dir.path().join("bad.safetensors");
+    std::fs::write(&bad_header, [0xffu8; 64]).unwrap();
+    assert_bad_input(&generate(&bad_header, &out, &[]), "header claims");
+
+    let ckpt = dir.path().join("model.ckpt");
+    std::fs::write(&ckpt, b"PK\x03\x04 pickle").unwrap();
+    let o = generate(&ckpt, &out, &[]);
+    assert_bad_input(&o, ".safetensors version");
+
+    let txt = dir.path().join("model.txt");
+    std::fs::write(&txt, b"hello").unwrap();
+    assert_bad_input(&generate(&txt, &out, &[]), "unsupported model format");
+
+    let no_vae = variant(
+        dir.path(),
+        "novae",
+        |k| !k.starts_with("first_stage_model."),
+        None,
+    );
+    assert_bad_input(
+        &generate(&no_vae, &out, &[]),
+        "first_stage_model.encoder.conv_in.weight",
+    );
+
+    let no_te = variant(dir.path(), "note", |k| !k.starts_with("cond_stage_model."), None);
+    assert_bad_input(
+        &generate(&no_te, &out, &[]),
+        "cond_stage_model.transformer.text_model",
+    );
+
+    let no_mid = variant(
+        dir.path(),
+        "nomid",
+        |k| !k.contains("middle_block.1.proj_out"),
+        None,
+    );
+    assert_bad_input(
+        &generate(&no_mid, &out, &[]),
+        "model.diffusion_model.middle_block.1.proj_out",
+    );
+
+    assert!(!out.exists(), "no output is written for a failed job");
+}
+
+fn write_header_only(path: &Path, names: &[(&str, &[usize])]) {
+    let tensors: std::collections::HashMap<String, Tensor> = names
+        .iter()
+        .map(|(n, s)| {
+            (
+                (*n).to_owned(),
+                Tensor::zeros(*s, DType::F16, &Device::Cpu).unwrap(),
+            )
+        })
+        .collect();
+    candle_core::safetensors::save(&tensors, path).unwrap();
+}
+
+#[test]
+fn other_families_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.png");
+    let sdxl = dir.path().join("xl.safetensors");
+    write_header_only(
+        &sdxl,
+        &[
+            ("model.diffusion_model.input_blocks.0.0.weight", &[4, 4, 3, 3]),
+            ("model.diffusion_model.label_emb.0.0.weight", &[4, 4]),
+            (
+                "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight",
+                &[4],
+            ),
+            ("conditioner.embedders.1.model.ln_final.weight", &[4]),
+        ],
+    );
+    assert_bad_input(&generate(&sdxl, &out, &[]), "this is an SDXL checkpoint");
+    let o = easel(&["info", sdxl.to_str().unwrap(), "--no-hash"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("family:        SDXL"));
+
+    let sd2 = dir.path().join("v2.safetensors");
+    write_header_only(
+        &sd2,
+        &[
+            ("model.diffusion_model.input_blocks.0.0.weight", &[4, 4, 3, 3]),
+            ("cond_stage_model.model.ln_final.weight", &[4]),
+        ],
+    );
+    assert_bad_input(&generate(&sd2, &out, &[]), "SD 2.x");
+
+    let lora = dir.path().join("style.safetensors");
+    write_header_only(
+        &lora,
+        &[(
+            "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
+            &[4, 4],
+        )],
+    );
+    assert_bad_input(&generate(&lora, &out, &[]), "this is a LoRA");
+}
+
+#[test]
+fn bad_settings_are_clear_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.png");
+    let m = model_path();
+    assert_bad_input(&generate(&m, &out, &["--width", "65"]), "not a multiple of 8");
+    assert_bad_input(&generate(&m, &out, &["--steps", "0"]), "steps must be at least 1");
+    let o = generate(&m, &out, &["--sampler", "Euler b"]);
+    assert_bad_input(&o, "Euler a");
+    assert!(stderr(&o).contains("DPM++ 2M"));
+    assert_bad_input(&generate(&m, &out, &["--schedule", "Fancy"]), "Karras");
+    assert_bad_input(
+        &generate(&m, &out, &["--width", "8192", "--height", "8192"]),
+        "GiB",
+    );
+    assert_bad_input(&generate(&m, &out, &["--clip-skip", "9"]), "clip skip");
+    assert_bad_input(&generate(&m, &out, &["--rng", "quantum"]), "gpu, cpu or nv");
+    assert_bad_input(
+        &generate(&m, &dir.path().join("missing/o.png"), &[]),
+        "does not exist",
+    );
+    assert!(!out.exists());
+}
