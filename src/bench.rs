@@ -15,9 +15,12 @@ use crate::diffusion::vae::Vae;
 use crate::models::config::Geometry;
 use crate::models::keymap;
 
+/// Parameter names and shapes seen while building a network.
+type Recording = Arc<Mutex<Vec<(String, Vec<usize>)>>>;
+
 /// Random weights that follow each parameter's init hint; optionally records every (name, shape) asked for.
 struct RandomBackend {
-    record: Option<Arc<Mutex<Vec<(String, Vec<usize>)>>>>,
+    record: Option<Recording>,
 }
 
 impl SimpleBackend for RandomBackend {
@@ -62,11 +65,7 @@ impl SimpleBackend for RandomBackend {
     }
 }
 
-fn random_vb(
-    dtype: DType,
-    device: &Device,
-    record: Option<Arc<Mutex<Vec<(String, Vec<usize>)>>>>,
-) -> VarBuilder<'static> {
+fn random_vb(dtype: DType, device: &Device, record: Option<Recording>) -> VarBuilder<'static> {
     let backend: Box<dyn SimpleBackend> = Box::new(RandomBackend { record });
     VarBuilder::from_backend(backend, dtype, device.clone())
 }

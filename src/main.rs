@@ -419,7 +419,7 @@ fn png_info(image: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn bench(size: usize, repeats: usize, load_dir: Option<&Path>, load_only: bool) -> anyhow::Result<ExitCode> {
-    if size % 8 != 0 || size < 64 {
+    if !size.is_multiple_of(8) || size < 64 {
         return Err(bad("--size must be a multiple of 8 and at least 64"));
     }
     let device = candle_core::Device::Cpu;

@@ -100,7 +100,7 @@ pub fn validate(params: &GenerationParams, model: &SdModel) -> Result<(), Diffus
             params.steps
         ));
     }
-    if params.width % 8 != 0 || params.height % 8 != 0 {
+    if !params.width.is_multiple_of(8) || !params.height.is_multiple_of(8) {
         return bad(format!(
             "size {}x{} is not a multiple of 8; try {}x{}",
             params.width,

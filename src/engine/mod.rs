@@ -227,11 +227,12 @@ impl Observer for JobObserver<'_> {
 /// Classifies an error for the user: their input, or an internal failure.
 pub fn failure_kind(err: &DiffusionError) -> FailureKind {
     match err {
-        DiffusionError::Input(_) | DiffusionError::Tokenizer(_) => FailureKind::BadInput,
         DiffusionError::Model(ModelError::Tensor { .. })
         | DiffusionError::Tensor(_)
         | DiffusionError::Cancelled => FailureKind::Internal,
-        DiffusionError::Model(_) => FailureKind::BadInput,
+        DiffusionError::Input(_) | DiffusionError::Tokenizer(_) | DiffusionError::Model(_) => {
+            FailureKind::BadInput
+        }
     }
 }
 
@@ -255,7 +256,7 @@ pub fn run_job(
                 emit_ref(Event::LoadingModel {
                     job: id,
                     path: path.clone(),
-                })
+                });
             })?
         };
         if let Some(secs) = loaded {

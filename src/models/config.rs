@@ -413,12 +413,14 @@ impl Geometry {
         g.unet.attention_levels = unet
             .get("down_block_types")
             .and_then(serde_json::Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|t| t.as_str().is_some_and(|s| s.contains("CrossAttn")))
-                    .collect()
-            })
-            .unwrap_or_else(|| vec![true; levels]);
+            .map_or_else(
+                || vec![true; levels],
+                |a| {
+                    a.iter()
+                        .map(|t| t.as_str().is_some_and(|s| s.contains("CrossAttn")))
+                        .collect()
+                },
+            );
         g.unet.heads = match unet.get("attention_head_dim") {
             Some(serde_json::Value::Array(_)) => nums(&unet, "attention_head_dim")
                 .ok_or_else(|| err(&unet_path, "attention_head_dim is malformed".into()))?,

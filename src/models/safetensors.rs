@@ -198,7 +198,7 @@ impl SafetensorsFile {
                 }
                 continue;
             }
-            let entry = parse_entry(&name, &value, data_len).map_err(|why| bad(why))?;
+            let entry = parse_entry(&name, &value, data_len).map_err(bad)?;
             tensors.insert(
                 name,
                 TensorEntry {

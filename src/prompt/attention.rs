@@ -60,7 +60,7 @@ fn next_token(s: &str) -> Option<(Token<'_>, usize)> {
     Some(match c {
         '\\' => match chars.next() {
             Some(n @ ('(' | ')' | '[' | ']' | '\\')) => {
-                (Token::Escaped(&s[1..1 + n.len_utf8()]), 1 + n.len_utf8())
+                (Token::Escaped(&s[1..=n.len_utf8()]), 1 + n.len_utf8())
             }
             _ => (Token::Text, 1),
         },
@@ -73,9 +73,7 @@ fn next_token(s: &str) -> Option<(Token<'_>, usize)> {
             None => (Token::Text, 1),
         },
         _ => {
-            let end = s
-                .find(|ch: char| matches!(ch, '\\' | '(' | ')' | '[' | ']' | ':'))
-                .unwrap_or(s.len());
+            let end = s.find(['\\', '(', ')', '[', ']', ':']).unwrap_or(s.len());
             (Token::Text, end)
         }
     })
@@ -214,13 +212,13 @@ mod tests {
             &pairs("a (((house:1.3)) [on] a (hill:0.5), sun, (((sky)))."),
             &[
                 ("a ", 1.0),
-                ("house", 1.5730000000000004),
+                ("house", 1.573_000_000_000_000_4),
                 (" ", 1.1),
                 ("on", 1.0),
                 (" a ", 1.1),
                 ("hill", 0.55),
                 (", sun, ", 1.1),
-                ("sky", 1.4641000000000006),
+                ("sky", 1.464_100_000_000_000_6),
                 (".", 1.1),
             ],
         );
