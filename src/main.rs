@@ -378,7 +378,7 @@ fn info(path: &Path, no_hash: bool) -> anyhow::Result<ExitCode> {
         println!("note:          {reason}");
     }
     if !no_hash && path.is_file() {
-        let sha = easel::models::hash::sha256_file(path, |_, _| {}).map_err(|e| bad(e.to_string()))?;
+        let sha = easel::models::hash::cached_sha256(path, |_, _| {}).map_err(|e| bad(e.to_string()))?;
         println!("hash (AutoV2): {}", easel::models::hash::autov2(&sha));
         println!("sha256:        {sha}");
     }

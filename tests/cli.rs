@@ -13,6 +13,7 @@ use common::{fixtures, model_path};
 fn easel(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_easel"))
         .args(args)
+        .env("EASEL_CACHE_DIR", std::env::temp_dir().join("easel-test-cache"))
         .output()
         .unwrap()
 }
@@ -369,5 +370,46 @@ fn bad_settings_are_clear_messages() {
         &generate(&m, &dir.path().join("missing/o.png"), &[]),
         "does not exist",
     );
+    assert!(!out.exists());
+}
+
+#[test]
+fn ctrl_c_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("long.png");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_easel"))
+        .args([
+            "generate",
+            "--model",
+            model_path().to_str().unwrap(),
+            "--prompt",
+            "x",
+            "--width",
+            "128",
+            "--height",
+            "128",
+            "--steps",
+            "1000",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
     assert!(!out.exists());
 }

@@ -125,3 +125,36 @@ fn every_case_matches_a1111_reference() {
     println!("worst latent relative diff {worst_latent_rel:e}, worst pixel diff {worst_pixel}");
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn batch_size_two_equals_two_single_runs() {
+    // A1111 keeps one generator per image: a batch of seeds (s, s+1) gives the images of s and s+1.
+    let model = tiny_model();
+    let tok = ClipTokenizer::bundled().unwrap();
+    let all = cases();
+    let case = all["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "euler_a_automatic")
+        .unwrap();
+    let p = params_of(case);
+    let cond = encode_prompt(&model.clip, &tok, &p.prompt, 1, &Device::Cpu).unwrap();
+    let uncond = encode_prompt(&model.clip, &tok, &p.negative_prompt, 1, &Device::Cpu).unwrap();
+    let batch = pipeline::sample_batch(model, &cond, &uncond, &p, vec![p.seed, p.seed + 1], |_, _, _| {
+        Ok(())
+    })
+    .unwrap();
+    for (i, seed) in [p.seed, p.seed + 1].into_iter().enumerate() {
+        let single = pipeline::sample_batch(model, &cond, &uncond, &p, vec![seed], |_, _, _| Ok(())).unwrap();
+        let a = batch.latents.get(i).unwrap();
+        let b = single.latents.get(0).unwrap();
+        let rel = max_abs_diff(&a, &b) / max_abs(&b);
+        assert!(rel < 1e-5, "image {i}: relative diff {rel}");
+    }
+    let want = load_ref("samplers.safetensors")["euler_a_automatic/latent"]
+        .get(0)
+        .unwrap();
+    let rel = max_abs_diff(&batch.latents.get(0).unwrap(), &want) / max_abs(&want);
+    assert!(rel < 1e-4, "batch image 0 vs A1111 reference: {rel}");
+}

@@ -133,7 +133,7 @@ impl ModelIdentity {
     pub fn of(path: &std::path::Path) -> Result<Self, ModelError> {
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         let hash = if path.is_file() {
-            Some(crate::models::hash::autov2(&crate::models::hash::sha256_file(
+            Some(crate::models::hash::autov2(&crate::models::hash::cached_sha256(
                 path,
                 |_, _| {},
             )?))

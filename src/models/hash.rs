@@ -63,3 +63,93 @@ mod tests {
         assert_eq!(autov2(&full), "ba7816bf8f");
     }
 }
+
+/// SHA-256 of `path`, cached on disk by (path, size, modification time) like A1111's `cache.json`,
+/// so a multi-gigabyte checkpoint is hashed once. The cache lives in the platform cache folder
+/// (`EASEL_CACHE_DIR` overrides it); a missing or corrupt cache is rebuilt silently.
+pub fn cached_sha256(path: &Path, progress: impl FnMut(u64, u64)) -> Result<String, ModelError> {
+    cached_sha256_in(cache_dir().as_deref(), path, progress)
+}
+
+/// [`cached_sha256`] with an explicit cache folder (`None`: no caching).
+pub fn cached_sha256_in(
+    cache_dir: Option<&Path>,
+    path: &Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<String, ModelError> {
+    let meta = std::fs::metadata(path).map_err(|err| ModelError::io(path, &err))?;
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let key = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string();
+    let stamp = format!("{}:{mtime_ns}", meta.len());
+    let cache_file = cache_dir.map(|d| d.join("hashes.json"));
+    let mut cache: serde_json::Map<String, serde_json::Value> = cache_file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    if let Some(entry) = cache.get(&key)
+        && entry.get("stamp").and_then(serde_json::Value::as_str) == Some(stamp.as_str())
+        && let Some(sha) = entry.get("sha256").and_then(serde_json::Value::as_str)
+    {
+        return Ok(sha.to_owned());
+    }
+    let sha = sha256_file(path, progress)?;
+    if let Some(file) = cache_file {
+        cache.insert(key, serde_json::json!({ "stamp": stamp, "sha256": sha }));
+        if let Err(err) = write_atomically(&file, &serde_json::Value::Object(cache).to_string()) {
+            tracing::warn!("could not update the hash cache {}: {err}", file.display());
+        }
+    }
+    Ok(sha)
+}
+
+fn cache_dir() -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("EASEL_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    directories::ProjectDirs::from("", "", "Easel").map(|d| d.cache_dir().to_path_buf())
+}
+
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[test]
+    fn cache_hits_and_invalidates_on_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let file = dir.path().join("m.safetensors");
+        std::fs::write(&file, b"abc").unwrap();
+        let mut reads = 0;
+        let first = cached_sha256_in(Some(&cache), &file, |_, _| reads += 1).unwrap();
+        assert_eq!(first, sha256_bytes(b"abc"));
+        assert_eq!(reads, 1);
+        let again = cached_sha256_in(Some(&cache), &file, |_, _| reads += 1).unwrap();
+        assert_eq!(
+            (again.as_str(), reads),
+            (first.as_str(), 1),
+            "second call is served from the cache"
+        );
+        std::fs::write(&file, b"abcd").unwrap();
+        let changed = cached_sha256_in(Some(&cache), &file, |_, _| reads += 1).unwrap();
+        assert_eq!(changed, sha256_bytes(b"abcd"));
+        std::fs::write(cache.join("hashes.json"), "not json").unwrap();
+        assert_eq!(cached_sha256_in(Some(&cache), &file, |_, _| {}).unwrap(), changed);
+    }
+}

@@ -110,44 +110,49 @@ fn vae_mid(rest: &str) -> Option<String> {
     }
 }
 
+/// Names the encoder and decoder share: conv_in, conv_out, the output norm and the mid block.
+/// `None` when `rest` is not one of them; `Some(None)` when it is but cannot be mapped.
+fn vae_shared(rest: &str) -> Option<Option<String>> {
+    if let Some(p) = rest.strip_prefix("conv_norm_out.") {
+        Some(Some(format!("norm_out.{p}")))
+    } else if rest.starts_with("conv_in.") || rest.starts_with("conv_out.") {
+        Some(Some(rest.to_owned()))
+    } else {
+        rest.strip_prefix("mid_block.").map(vae_mid)
+    }
+}
+
 /// The LDM key (with `first_stage_model.` prefix) of a diffusers-layout VAE parameter.
 pub fn vae_key(name: &str, levels: usize) -> Option<String> {
     let body = if let Some(rest) = name.strip_prefix("encoder.") {
-        let inner = if let Some(p) = rest.strip_prefix("conv_norm_out.") {
-            format!("norm_out.{p}")
-        } else if rest.starts_with("conv_in.") || rest.starts_with("conv_out.") {
-            rest.to_owned()
-        } else if let Some(rest) = rest.strip_prefix("mid_block.") {
-            vae_mid(rest)?
-        } else {
-            let (i, rest) = indexed(rest, "down_blocks")?;
-            if let Some((j, rest)) = indexed(rest, "resnets") {
-                format!("down.{i}.block.{j}.{}", vae_resnet(rest))
-            } else {
-                format!(
-                    "down.{i}.downsample.conv.{}",
-                    rest.strip_prefix("downsamplers.0.conv.")?
-                )
+        let inner = match vae_shared(rest) {
+            Some(shared) => shared?,
+            None => {
+                let (i, rest) = indexed(rest, "down_blocks")?;
+                match indexed(rest, "resnets") {
+                    Some((j, rest)) => format!("down.{i}.block.{j}.{}", vae_resnet(rest)),
+                    None => format!(
+                        "down.{i}.downsample.conv.{}",
+                        rest.strip_prefix("downsamplers.0.conv.")?
+                    ),
+                }
             }
         };
         format!("encoder.{inner}")
     } else if let Some(rest) = name.strip_prefix("decoder.") {
-        let inner = if let Some(p) = rest.strip_prefix("conv_norm_out.") {
-            format!("norm_out.{p}")
-        } else if rest.starts_with("conv_in.") || rest.starts_with("conv_out.") {
-            rest.to_owned()
-        } else if let Some(rest) = rest.strip_prefix("mid_block.") {
-            vae_mid(rest)?
-        } else {
-            let (i, rest) = indexed(rest, "up_blocks")?;
-            let level = levels.checked_sub(1 + i)?;
-            if let Some((j, rest)) = indexed(rest, "resnets") {
-                format!("up.{level}.block.{j}.{}", vae_resnet(rest))
-            } else {
-                format!(
-                    "up.{level}.upsample.conv.{}",
-                    rest.strip_prefix("upsamplers.0.conv.")?
-                )
+        let inner = match vae_shared(rest) {
+            Some(shared) => shared?,
+            None => {
+                let (i, rest) = indexed(rest, "up_blocks")?;
+                // diffusers counts decoder levels from the bottom, LDM from the top.
+                let level = levels.checked_sub(1 + i)?;
+                match indexed(rest, "resnets") {
+                    Some((j, rest)) => format!("up.{level}.block.{j}.{}", vae_resnet(rest)),
+                    None => format!(
+                        "up.{level}.upsample.conv.{}",
+                        rest.strip_prefix("upsamplers.0.conv.")?
+                    ),
+                }
             }
         };
         format!("decoder.{inner}")
