@@ -377,7 +377,7 @@ fn bad_settings_are_clear_messages() {
 fn ctrl_c_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("long.png");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_easel"))
+    let child = Command::new(env!("CARGO_BIN_EXE_easel"))
         .args([
             "generate",
             "--model",

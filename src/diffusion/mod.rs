@@ -5,6 +5,7 @@ pub mod clip;
 pub mod conditioning;
 pub mod model;
 pub mod pipeline;
+pub mod preview;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;

@@ -47,8 +47,8 @@ pub struct GeneratedImage {
 
 /// Receives what the pipeline produces. Returning an error from `on_step` stops the job.
 pub trait Observer {
-    /// After each sampler step; `x` is the current latent batch.
-    fn on_step(&mut self, info: StepInfo, x: &Tensor) -> Result<(), DiffusionError>;
+    /// After each sampler step; `x0` is the current prediction of the clean latents (what previews show).
+    fn on_step(&mut self, info: StepInfo, x0: &Tensor) -> Result<(), DiffusionError>;
     /// Each finished image, as soon as it is decoded.
     fn on_image(&mut self, image: &GeneratedImage);
     /// Something the user should know that did not stop the job.
@@ -299,7 +299,7 @@ pub struct SampledBatch {
     pub evaluations: usize,
 }
 
-/// Samples one batch iteration's latents. `observer` sees each step.
+/// Samples one batch iteration's latents. `on_step` gets (step, steps, x0 prediction) after each step.
 pub fn sample_batch(
     model: &SdModel,
     cond: &Tensor,
@@ -338,7 +338,7 @@ pub fn sample_batch(
         evaluations: 0,
     };
     let steps = params.steps as usize;
-    let mut callback = |i: usize, total: usize, x: &Tensor, _x0: &Tensor| on_step(i + 1, total, x);
+    let mut callback = |i: usize, total: usize, _x: &Tensor, x0: &Tensor| on_step(i + 1, total, x0);
     let latents = if params.sampler == Sampler::Ddim {
         let timesteps = schedule::ddim_timesteps(steps, model.sigmas.alphas_cumprod().len());
         let alphas = model.sigmas.alphas_cumprod().to_vec();

@@ -13,6 +13,7 @@ use candle_core::Tensor;
 use crate::diffusion::DiffusionError;
 use crate::diffusion::model::{DeviceChoice, SdModel, compute_dtype};
 use crate::diffusion::pipeline::{self, GeneratedImage, Observer, StepInfo};
+use crate::diffusion::preview::{PreviewImage, latent_preview};
 use crate::models::ModelError;
 use crate::params::GenerationParams;
 use crate::prompt::ClipTokenizer;
@@ -33,6 +34,8 @@ pub struct Job {
     pub params: GenerationParams,
     /// Set to stop the job after the current step.
     pub cancel: Arc<AtomicBool>,
+    /// Send a [`Event::Preview`] after every step.
+    pub previews: bool,
 }
 
 /// Whether a failure is the user's input (fixable by them) or something else.
@@ -76,6 +79,13 @@ pub enum Event {
         steps_per_sec: f64,
         /// Estimated seconds left for the whole job.
         eta_secs: f64,
+    },
+    /// The cheap latent→RGB picture of the current step.
+    Preview {
+        /// Job id.
+        job: JobId,
+        /// Latent-resolution RGBA.
+        image: PreviewImage,
     },
     /// An image is done.
     Image {
@@ -186,7 +196,16 @@ struct JobObserver<'a> {
 }
 
 impl Observer for JobObserver<'_> {
-    fn on_step(&mut self, info: StepInfo, _x: &Tensor) -> Result<(), DiffusionError> {
+    fn on_step(&mut self, info: StepInfo, x0: &Tensor) -> Result<(), DiffusionError> {
+        if self.job.previews {
+            match latent_preview(x0) {
+                Ok(image) => (self.emit)(Event::Preview {
+                    job: self.job.id,
+                    image,
+                }),
+                Err(err) => tracing::debug!("no preview: {err}"),
+            }
+        }
         if info.batch != self.current_batch {
             self.current_batch = info.batch;
             self.batch_started = Instant::now();
@@ -323,12 +342,23 @@ impl Engine {
         })
     }
 
-    /// Queues a job; returns its id and cancel flag.
+    /// Queues a job without previews; returns its id and cancel flag.
     pub fn submit(
         &self,
         model: PathBuf,
         device: DeviceChoice,
         params: GenerationParams,
+    ) -> (JobId, Arc<AtomicBool>) {
+        self.submit_job(model, device, params, false)
+    }
+
+    /// Queues a job; `previews` asks for a [`Event::Preview`] after every step.
+    pub fn submit_job(
+        &self,
+        model: PathBuf,
+        device: DeviceChoice,
+        params: GenerationParams,
+        previews: bool,
     ) -> (JobId, Arc<AtomicBool>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancel = Arc::new(AtomicBool::new(false));
@@ -338,6 +368,7 @@ impl Engine {
             device,
             params,
             cancel: cancel.clone(),
+            previews,
         };
         if let Some(tx) = &self.commands
             && tx.send(Command::Run(Box::new(job))).is_err()
@@ -381,7 +412,7 @@ fn worker_loop(
     let mut cache = ModelCache::default();
     while let Ok(Command::Run(job)) = commands.recv() {
         let mut emit = |event: Event| {
-            let important = !matches!(event, Event::Progress { .. });
+            let important = !matches!(event, Event::Progress { .. } | Event::Preview { .. });
             if important {
                 let _ = events.send(event);
             } else if let Err(TrySendError::Disconnected(_)) = events.try_send(event) {

@@ -110,24 +110,31 @@ fn vae_mid(rest: &str) -> Option<String> {
     }
 }
 
-/// Names the encoder and decoder share: conv_in, conv_out, the output norm and the mid block.
-/// `None` when `rest` is not one of them; `Some(None)` when it is but cannot be mapped.
-fn vae_shared(rest: &str) -> Option<Option<String>> {
+/// True for names the encoder and decoder share: conv_in, conv_out, the output norm and the mid block.
+fn is_vae_shared(rest: &str) -> bool {
+    ["conv_norm_out.", "conv_in.", "conv_out.", "mid_block."]
+        .iter()
+        .any(|p| rest.starts_with(p))
+}
+
+/// The LDM name of a shared encoder/decoder parameter (see [`is_vae_shared`]).
+fn vae_shared(rest: &str) -> Option<String> {
     if let Some(p) = rest.strip_prefix("conv_norm_out.") {
-        Some(Some(format!("norm_out.{p}")))
-    } else if rest.starts_with("conv_in.") || rest.starts_with("conv_out.") {
-        Some(Some(rest.to_owned()))
+        Some(format!("norm_out.{p}"))
+    } else if let Some(rest) = rest.strip_prefix("mid_block.") {
+        vae_mid(rest)
     } else {
-        rest.strip_prefix("mid_block.").map(vae_mid)
+        Some(rest.to_owned())
     }
 }
 
 /// The LDM key (with `first_stage_model.` prefix) of a diffusers-layout VAE parameter.
 pub fn vae_key(name: &str, levels: usize) -> Option<String> {
     let body = if let Some(rest) = name.strip_prefix("encoder.") {
-        let inner = match vae_shared(rest) {
-            Some(shared) => shared?,
-            None => {
+        let inner = if is_vae_shared(rest) {
+            vae_shared(rest)?
+        } else {
+            {
                 let (i, rest) = indexed(rest, "down_blocks")?;
                 match indexed(rest, "resnets") {
                     Some((j, rest)) => format!("down.{i}.block.{j}.{}", vae_resnet(rest)),
@@ -140,9 +147,10 @@ pub fn vae_key(name: &str, levels: usize) -> Option<String> {
         };
         format!("encoder.{inner}")
     } else if let Some(rest) = name.strip_prefix("decoder.") {
-        let inner = match vae_shared(rest) {
-            Some(shared) => shared?,
-            None => {
+        let inner = if is_vae_shared(rest) {
+            vae_shared(rest)?
+        } else {
+            {
                 let (i, rest) = indexed(rest, "up_blocks")?;
                 // diffusers counts decoder levels from the bottom, LDM from the top.
                 let level = levels.checked_sub(1 + i)?;
