@@ -8,3 +8,4 @@ pub mod imaging;
 pub mod models;
 pub mod params;
 pub mod prompt;
+pub mod ui;

@@ -149,9 +149,7 @@ fn main() -> ExitCode {
             load_dir,
             load_only,
         }) => bench(size, repeats, load_dir.as_deref(), load_only),
-        None => Err(bad(
-            "the desktop window is not part of this build yet; use `easel generate --help` to generate from the command line",
-        )),
+        None => easel::ui::run().map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -266,6 +266,11 @@ pub fn run_job(
     emit: &mut dyn FnMut(Event),
 ) {
     emit(Event::Started { job: job.id });
+    if job.cancel.load(Ordering::Relaxed) {
+        // Removed from the queue before it started.
+        emit(Event::Cancelled { job: job.id });
+        return;
+    }
     let result = (|| {
         let path = job.model.clone();
         let id = job.id;

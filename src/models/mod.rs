@@ -6,6 +6,7 @@ pub mod family;
 pub mod hash;
 pub mod keymap;
 pub mod loader;
+pub mod registry;
 pub mod safetensors;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,147 @@
+//! The model browser's view of the disk: which checkpoints live in which folders, recognising
+//! A1111 (`models/Stable-diffusion`) and ComfyUI (`models/checkpoints`) layouts. Header reads only; runs off the UI thread.
+
+use std::path::{Path, PathBuf};
+
+use super::family::{self, Family};
+
+/// One checkpoint found on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelEntry {
+    /// The file or diffusers folder.
+    pub path: PathBuf,
+    /// Display name (file stem or folder name).
+    pub name: String,
+    /// Family from the header, when it could be read.
+    pub family: Option<Family>,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// `<name>.preview.png` or `<name>.png` beside the file, A1111 style.
+    pub thumbnail: Option<PathBuf>,
+    /// Why the file cannot be used, when it cannot.
+    pub problem: Option<String>,
+}
+
+/// Where checkpoints live below a folder the user added: the A1111 / ComfyUI subfolders when the
+/// folder is a WebUI or ComfyUI root, otherwise the folder itself.
+pub fn checkpoint_dirs(root: &Path) -> Vec<PathBuf> {
+    let known = [
+        "models/Stable-diffusion",
+        "models/checkpoints",
+        "Stable-diffusion",
+        "checkpoints",
+    ];
+    let found: Vec<PathBuf> = known
+        .iter()
+        .map(|k| root.join(k))
+        .filter(|p| p.is_dir())
+        .collect();
+    if found.is_empty() {
+        vec![root.to_path_buf()]
+    } else {
+        found
+    }
+}
+
+fn thumbnail_for(path: &Path) -> Option<PathBuf> {
+    let stem = path.file_stem()?.to_string_lossy().into_owned();
+    let dir = path.parent()?;
+    [format!("{stem}.preview.png"), format!("{stem}.png")]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+fn entry_for(path: &Path) -> Option<ModelEntry> {
+    let is_diffusers = path.is_dir() && path.join("model_index.json").is_file();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let is_file_model = path.is_file() && matches!(ext.as_deref(), Some("safetensors" | "ckpt"));
+    if !is_diffusers && !is_file_model {
+        return None;
+    }
+    let name = if is_diffusers {
+        path.file_name()?.to_string_lossy().into_owned()
+    } else {
+        path.file_stem()?.to_string_lossy().into_owned()
+    };
+    let (family, size_bytes, problem) = match family::inspect(path) {
+        Ok(info) => (
+            Some(info.family),
+            info.file_size,
+            info.family.unsupported_reason(),
+        ),
+        Err(err) => (
+            None,
+            std::fs::metadata(path).map_or(0, |m| m.len()),
+            Some(err.to_string()),
+        ),
+    };
+    Some(ModelEntry {
+        path: path.to_path_buf(),
+        name,
+        family,
+        size_bytes,
+        thumbnail: thumbnail_for(path),
+        problem,
+    })
+}
+
+/// Lists the checkpoints under `roots` (two folder levels deep), sorted by name.
+/// LoRA and VAE files found among them are left out.
+pub fn scan(roots: &[PathBuf]) -> Vec<ModelEntry> {
+    let mut out = Vec::new();
+    for root in roots {
+        for dir in checkpoint_dirs(root) {
+            scan_dir(&dir, &mut out, 0);
+        }
+    }
+    out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    out.dedup_by(|a, b| a.path == b.path);
+    out
+}
+
+fn scan_dir(dir: &Path, out: &mut Vec<ModelEntry>, depth: usize) {
+    let Ok(read) = std::fs::read_dir(dir) else { return };
+    let mut paths: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if let Some(entry) = entry_for(&p) {
+            if !matches!(entry.family, Some(Family::Lora | Family::Vae)) {
+                out.push(entry);
+            }
+        } else if p.is_dir() && depth < 2 {
+            scan_dir(&p, out, depth + 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_checkpoints_in_a1111_layout_with_thumbnails() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = dir.path().join("models").join("Stable-diffusion");
+        std::fs::create_dir_all(sd.join("sub")).unwrap();
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-sd15.safetensors");
+        std::fs::copy(&fixture, sd.join("sub").join("tiny.safetensors")).unwrap();
+        std::fs::write(sd.join("sub").join("tiny.preview.png"), b"png").unwrap();
+        std::fs::write(sd.join("old.ckpt"), b"pickle").unwrap();
+        std::fs::write(sd.join("notes.txt"), b"hi").unwrap();
+        let found = scan(&[dir.path().to_path_buf()]);
+        let names: Vec<&str> = found.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["old", "tiny"]);
+        assert!(found[0].problem.as_deref().unwrap_or("").contains("pickle"));
+        assert_eq!(found[1].family, Some(Family::Sd1));
+        assert!(found[1].problem.is_none());
+        assert_eq!(
+            found[1].thumbnail.as_deref(),
+            Some(sd.join("sub").join("tiny.preview.png").as_path())
+        );
+    }
+}

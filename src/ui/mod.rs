@@ -1,0 +1,71 @@
+//! The desktop app (eframe/egui, wgpu renderer): prompt panel, canvas, model browser, gallery.
+//! Knows nothing of tensors: it sends `Job`s to the engine and draws the events that come back.
+
+mod app;
+mod io;
+mod settings;
+
+use std::path::PathBuf;
+
+pub use app::EaselApp;
+pub use settings::Settings;
+
+/// Folders the app reads and writes.
+#[derive(Debug, Clone)]
+pub struct AppPaths {
+    /// Settings, logs, the default model folder.
+    pub data_dir: PathBuf,
+    /// Generated images (the gallery).
+    pub outputs_dir: PathBuf,
+    /// Where users can drop checkpoints without configuring anything.
+    pub default_models_dir: PathBuf,
+}
+
+impl AppPaths {
+    /// The platform's data folder for Easel (`EASEL_DATA_DIR` overrides it).
+    pub fn platform() -> Self {
+        let data_dir = std::env::var_os("EASEL_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                directories::ProjectDirs::from("", "", "Easel")
+                    .map_or_else(|| PathBuf::from(".easel"), |d| d.data_dir().to_path_buf())
+            });
+        Self::under(data_dir)
+    }
+
+    /// All folders below one root (tests use a temporary one).
+    pub fn under(data_dir: PathBuf) -> Self {
+        Self {
+            outputs_dir: data_dir.join("outputs"),
+            default_models_dir: data_dir.join("models"),
+            data_dir,
+        }
+    }
+}
+
+/// Opens the window and runs until it is closed.
+pub fn run() -> anyhow::Result<()> {
+    let paths = AppPaths::platform();
+    let options = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_title("Easel")
+            .with_app_id("easel")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([720.0, 480.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "easel",
+        options,
+        Box::new(move |cc| {
+            let settings = cc
+                .storage
+                .and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY))
+                .unwrap_or_default();
+            Ok(Box::new(EaselApp::new(&cc.egui_ctx, paths, settings)?))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+}

@@ -1,0 +1,48 @@
+//! What the app remembers between runs: last parameters, model folders, the selected model.
+//! Unknown or broken fields fall back to defaults (`serde(default)`); a broken file never stops the app.
+
+use std::path::PathBuf;
+
+use crate::params::GenerationParams;
+
+/// Persisted state (eframe storage, RON).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// The prompt panel's values.
+    pub params: GenerationParams,
+    /// Pick a new random seed for every generation.
+    pub random_seed: bool,
+    /// Folders the user added to the model browser.
+    pub model_folders: Vec<PathBuf>,
+    /// The checkpoint last used.
+    pub selected_model: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            params: GenerationParams::default(),
+            random_seed: true,
+            model_folders: Vec::new(),
+            selected_model: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_tolerant_of_missing_fields() {
+        let mut s = Settings::default();
+        s.params.prompt = "a fox".into();
+        s.model_folders.push("/models".into());
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Settings>(&text).unwrap(), s);
+        let partial: Settings = serde_json::from_str(r#"{"random_seed": false}"#).unwrap();
+        assert!(!partial.random_seed);
+        assert_eq!(partial.params, GenerationParams::default());
+    }
+}

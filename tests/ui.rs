@@ -1,0 +1,187 @@
+//! The desktop app driven through egui_kittest with the tiny model: pick a model, type a prompt,
+//! generate, cancel, broken files, dropped A1111 PNGs. Bounded stepping; no GPU needed.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::model_path;
+use easel::params::GenerationParams;
+use easel::ui::{AppPaths, EaselApp, Settings};
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn small_settings() -> Settings {
+    Settings {
+        params: GenerationParams {
+            steps: 3,
+            width: 64,
+            height: 64,
+            seed: 11,
+            ..GenerationParams::default()
+        },
+        random_seed: false,
+        ..Settings::default()
+    }
+}
+
+fn app(dir: &Path, settings: Settings) -> Harness<'static, EaselApp> {
+    let paths = AppPaths::under(dir.to_path_buf());
+    std::fs::create_dir_all(&paths.default_models_dir).unwrap();
+    std::fs::copy(
+        model_path(),
+        paths.default_models_dir.join("tiny-sd15.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(
+        model_path().with_extension("yaml"),
+        paths.default_models_dir.join("tiny-sd15.yaml"),
+    )
+    .unwrap();
+    let yaml = paths.default_models_dir.join("tiny-sd15.yaml");
+    let clip = model_path().parent().unwrap().join("tiny-clip");
+    let text = std::fs::read_to_string(&yaml)
+        .unwrap()
+        .replace("version: tiny-clip", &format!("version: {}", clip.display()));
+    std::fs::write(&yaml, text).unwrap();
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| EaselApp::new(&cc.egui_ctx, paths, settings).unwrap())
+}
+
+/// Steps the app until `done` holds, for at most `secs` seconds.
+fn step_until(
+    h: &mut Harness<'_, EaselApp>,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&Harness<'_, EaselApp>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done(h) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn pick_model_and_prompt(h: &mut Harness<'_, EaselApp>, prompt: &str) {
+    step_until(h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.get_by_label_contains("tiny-sd15").click();
+    h.step();
+    let field = h.get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt");
+    field.focus();
+    h.step();
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt")
+        .type_text(prompt);
+    h.step();
+}
+
+#[test]
+fn generate_from_the_prompt_panel_lands_in_the_gallery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    pick_model_and_prompt(&mut h, "a red barn");
+    assert!(h.state().settings().selected_model.is_some());
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the image in the gallery", |h| {
+        h.state().gallery_len() == 1
+    });
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(
+        text.starts_with("a red barn\nSteps: 3, Sampler: Euler a"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Seed: 11, Size: 64x64, Model hash: bb4501b74a, Model: tiny-sd15"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path().join("outputs")).unwrap().count(), 1);
+    assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}
+
+#[test]
+fn cancel_leaves_the_app_idle_and_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = small_settings();
+    settings.params.steps = 1000;
+    settings.params.width = 128;
+    settings.params.height = 128;
+    let mut h = app(dir.path(), settings);
+    pick_model_and_prompt(&mut h, "a long one");
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 60, "the job to start", |h| {
+        h.query_by_label("Cancel").is_some()
+    });
+    h.key_press(egui::Key::Escape);
+    step_until(&mut h, 60, "the cancel", |h| !h.state().is_busy());
+    assert_eq!(h.state().gallery_len(), 0);
+    assert_eq!(
+        h.state().settings().params.prompt,
+        "a long one",
+        "the prompt survives a cancel"
+    );
+}
+
+#[test]
+fn a_broken_model_shows_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.safetensors");
+    let bytes = std::fs::read(model_path()).unwrap();
+    std::fs::write(&broken, &bytes[..1000]).unwrap();
+    let mut settings = small_settings();
+    settings.selected_model = Some(broken);
+    let mut h = app(dir.path(), settings);
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 30, "the error message", |h| {
+        !h.state().messages().is_empty()
+    });
+    let message = h.state().messages()[0].clone();
+    assert!(
+        message.contains("truncated") && message.contains("broken.safetensors"),
+        "{message}"
+    );
+    assert!(!h.state().is_busy());
+}
+
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn dropping_an_a1111_png_offers_its_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("a1111.png");
+    let infotext = "masterpiece, a lighthouse at dusk\nNegative prompt: blurry\nSteps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 123456, Size: 512x768, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Version: v1.10.1";
+    easel::imaging::png_meta::write_png_with_parameters(&png, 8, 8, &[128u8; 8 * 8 * 3], infotext).unwrap();
+    let mut h = app(dir.path(), small_settings());
+    h.input_mut().dropped_files.push(Arc::new(Dropped(png)));
+    step_until(&mut h, 30, "the dropped image", |h| {
+        h.query_by_label("Use parameters").is_some()
+    });
+    h.get_by_label("Use parameters").click();
+    h.step();
+    h.step();
+    let p = &h.state().settings().params;
+    assert_eq!(p.prompt, "masterpiece, a lighthouse at dusk");
+    assert_eq!(p.negative_prompt, "blurry");
+    assert_eq!((p.steps, p.seed, p.width, p.height), (28, 123_456, 512, 768));
+    assert_eq!(p.sampler, easel::params::Sampler::DpmPp2M);
+}
