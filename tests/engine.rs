@@ -28,10 +28,10 @@ fn small(steps: u32) -> GenerationParams {
 
 /// Collects events of `job` until its terminal event (bounded wait).
 fn until_done(engine: &Engine, job: u64, mut on: impl FnMut(&Event)) -> Event {
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_mins(5);
     loop {
         assert!(Instant::now() < deadline, "job {job} did not finish");
-        let event = engine.events().recv_timeout(Duration::from_secs(300)).unwrap();
+        let event = engine.events().recv_timeout(Duration::from_mins(5)).unwrap();
         on(&event);
         match &event {
             Event::Finished { job: j } | Event::Cancelled { job: j } | Event::Failed { job: j, .. }

@@ -44,7 +44,7 @@ pub fn latent_preview(latents: &Tensor) -> Result<PreviewImage, DiffusionError> 
     for p in 0..plane {
         for (k, px) in rgba[p * 4..p * 4 + 3].iter_mut().enumerate() {
             let v: f32 = (0..c).map(|ch| lat[ch * plane + p] * SD1_LATENT_RGB[ch][k]).sum();
-            *px = (((v + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0) as u8;
+            *px = (v.midpoint(1.0).clamp(0.0, 1.0) * 255.0) as u8;
         }
     }
     Ok(PreviewImage {

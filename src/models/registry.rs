@@ -98,7 +98,7 @@ pub fn scan(roots: &[PathBuf]) -> Vec<ModelEntry> {
             scan_dir(&dir, &mut out, 0);
         }
     }
-    out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    out.sort_by_key(|e| (e.name.to_lowercase(), e.path.clone()));
     out.dedup_by(|a, b| a.path == b.path);
     out
 }

@@ -24,12 +24,13 @@ pub struct AppPaths {
 impl AppPaths {
     /// The platform's data folder for Easel (`EASEL_DATA_DIR` overrides it).
     pub fn platform() -> Self {
-        let data_dir = std::env::var_os("EASEL_DATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
+        let data_dir = std::env::var_os("EASEL_DATA_DIR").map_or_else(
+            || {
                 directories::ProjectDirs::from("", "", "Easel")
                     .map_or_else(|| PathBuf::from(".easel"), |d| d.data_dir().to_path_buf())
-            });
+            },
+            PathBuf::from,
+        );
         Self::under(data_dir)
     }
 
