@@ -375,7 +375,6 @@ impl EaselApp {
 
     fn prompt_panel_ui(&mut self, ui: &mut egui::Ui) {
         let p = &mut self.settings.params;
-        ui.heading("Prompt");
         let label = ui.label("Prompt");
         ui.add(
             egui::TextEdit::multiline(&mut p.prompt)
@@ -550,7 +549,7 @@ impl EaselApp {
             {
                 let selected = self.settings.selected_model.as_ref() == Some(&m.path);
                 let badge = m.family.map_or("?", |f| f.label());
-                let text = format!("{}  [{badge}]  {:.1} GB", m.name, m.size_bytes as f64 / 1e9);
+                let text = format!("{}  [{badge}]  {}", m.name, human_size(m.size_bytes));
                 let response = ui.add_enabled(m.problem.is_none(), egui::Button::selectable(selected, text));
                 let response = match &m.problem {
                     Some(problem) => response.on_disabled_hover_text(problem),
@@ -631,9 +630,15 @@ impl EaselApp {
     fn canvas_ui(&mut self, ui: &mut egui::Ui) {
         for message in std::mem::take(&mut self.messages) {
             let keep = ui
-                .horizontal(|ui| {
-                    ui.colored_label(Color32::from_rgb(230, 120, 100), &message);
-                    !ui.small_button("×").on_hover_text("dismiss").clicked()
+                .horizontal_top(|ui| {
+                    let dismissed = ui.small_button("×").on_hover_text("dismiss").clicked();
+                    ui.add(
+                        egui::Label::new(
+                            egui::RichText::new(&message).color(Color32::from_rgb(230, 120, 100)),
+                        )
+                        .wrap(),
+                    );
+                    !dismissed
                 })
                 .inner;
             if keep {
@@ -662,7 +667,7 @@ impl EaselApp {
             return;
         };
         let size = self.canvas.image_size;
-        let fit = (view.width() / size.x).min(view.height() / size.y).min(1.0);
+        let fit = (view.width() / size.x).min(view.height() / size.y);
         let mut zoom = self.canvas.zoom.unwrap_or(fit);
         if response.hovered() {
             let scroll = ui.input(|i| i.smooth_scroll_delta.y + (i.zoom_delta() - 1.0) * 200.0);
@@ -808,6 +813,10 @@ impl eframe::App for EaselApp {
                 });
             });
         });
+        egui::Panel::bottom("gallery")
+            .resizable(true)
+            .default_size(150.0)
+            .show(ui, |ui| self.progress_and_gallery_ui(ui));
         egui::Panel::left("prompt")
             .resizable(true)
             .default_size(300.0)
@@ -818,10 +827,6 @@ impl eframe::App for EaselApp {
             .resizable(true)
             .default_size(260.0)
             .show(ui, |ui| self.model_browser_ui(ui));
-        egui::Panel::bottom("gallery")
-            .resizable(true)
-            .default_size(150.0)
-            .show(ui, |ui| self.progress_and_gallery_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| self.canvas_ui(ui));
         let ctx = ui.ctx().clone();
         self.dialogs_ui(&ctx);
@@ -829,6 +834,15 @@ impl eframe::App for EaselApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else {
+        format!("{:.1} MB", b / 1e6)
     }
 }
 
