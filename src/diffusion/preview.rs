@@ -65,7 +65,7 @@ mod tests {
         let t = Tensor::from_vec(v, (1, 4, 2, 3), &Device::Cpu).unwrap();
         let p = latent_preview(&t).unwrap();
         assert_eq!((p.width, p.height, p.rgba.len()), (3, 2, 24));
-        assert_eq!(&p.rgba[..4], &[172, 156, 169, 255]);
+        assert_eq!(&p.rgba[..4], &[172, 156, 168, 255]);
         assert_eq!(&p.rgba[4..8], &[127, 127, 127, 255]);
     }
 }
