@@ -235,25 +235,13 @@ fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
         p.batch_size = v;
     }
     match args.seed {
-        Some(-1) => p.seed = random_seed(),
+        Some(-1) => p.seed = easel::params::random_seed(),
         Some(s) if s >= 0 => p.seed = s as u64,
         Some(s) => return Err(bad(format!("seed {s} is negative; use -1 for a random seed"))),
-        None if p.seed == u64::MAX => p.seed = random_seed(),
+        None if p.seed == u64::MAX => p.seed = easel::params::random_seed(),
         None => {}
     }
     Ok(p)
-}
-
-/// A random seed in A1111's range (0 ..= 4294967294).
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() % 4_294_967_295
 }
 
 /// `out.png` for one image; `out-1.png`, `out-2.png`, … for several.

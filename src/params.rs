@@ -905,6 +905,18 @@ fn py_float_repr(x: f32) -> String {
     }
 }
 
+/// A fresh random seed in A1111's range (0 ..= 4294967294), for "seed −1".
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() % 4_294_967_295
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

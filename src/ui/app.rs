@@ -183,7 +183,7 @@ impl EaselApp {
             return;
         };
         if self.settings.random_seed {
-            self.settings.params.seed = random_seed();
+            self.settings.params.seed = crate::params::random_seed();
         }
         let params = self.settings.params.clone();
         let summary = format!(
@@ -853,16 +853,4 @@ fn short(text: &str) -> String {
     } else {
         line.to_owned()
     }
-}
-
-/// A random seed in A1111's range.
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() % 4_294_967_295
 }
