@@ -1,7 +1,7 @@
 //! txt2img with A1111 v1.10 semantics: seeds, noise order, σ schedules, CFG batch order, VAE decode and uint8 truncation.
 //! One pipeline for the CLI, the GUI and the tests; observers see every step and may cancel.
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::DiffusionError;
 use super::conditioning::encode_prompt;
@@ -57,9 +57,9 @@ pub trait Observer {
 
 /// The schedule type A1111 writes in the infotext for this sampler and choice.
 pub fn resolved_schedule(sampler: Sampler, schedule: Schedule) -> Schedule {
-    match (schedule, sampler) {
-        (Schedule::Automatic, Sampler::DpmPp2M) => Schedule::Karras,
-        (s, _) => s,
+    match (schedule, sampler.default_schedule()) {
+        (Schedule::Automatic, Some(resolved)) => resolved,
+        (chosen, _) => chosen,
     }
 }
 
@@ -430,7 +430,6 @@ pub fn txt2img(
         clip_skip,
         &model.device,
     )?;
-    let label = resolved_schedule(params.sampler, params.schedule);
     let version = format!("easel {}", env!("CARGO_PKG_VERSION"));
     let batch_count = params.batch_count as usize;
     let mut images = Vec::new();
@@ -458,16 +457,11 @@ pub fn txt2img(
                 height: params.height,
                 rgb,
                 latent: sampled.latents.get(i)?.to_device(&Device::Cpu)?,
-                infotext: p.to_infotext(label.a1111_name(), &version),
+                infotext: p.to_infotext(p.a1111_schedule_label(), &version),
             };
             observer.on_image(&image);
             images.push(image);
         }
     }
     Ok(images)
-}
-
-/// Mean absolute value of a tensor (handy in tests and diagnostics).
-pub fn mean_abs(t: &Tensor) -> Result<f32, DiffusionError> {
-    Ok(t.abs()?.flatten_all()?.mean(D::Minus1)?.to_scalar::<f32>()?)
 }
