@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod diffusion;
+pub mod document;
 pub mod engine;
 pub mod imaging;
 pub mod models;

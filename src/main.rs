@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use easel::diffusion::img2img::{Img2ImgSettings, InitImage, InpaintArea, MaskedContent, ResizeMode};
 use easel::diffusion::model::DeviceChoice;
 use easel::engine::{Engine, Event, FailureKind};
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
@@ -25,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate images from a prompt (txt2img) and write PNGs with A1111 infotext.
+    /// Generate images from a prompt (txt2img, or img2img/inpaint with --init/--mask) and write PNGs with A1111 infotext.
     Generate(Box<GenerateArgs>),
     /// Show what a model file is: family, storage dtype, tensor count, size, AutoV2 hash.
     Info {
@@ -110,6 +111,36 @@ struct GenerateArgs {
     /// Replay the parameters stored in this PNG; flags given explicitly override them.
     #[arg(long)]
     params_from: Option<PathBuf>,
+    /// img2img: start from this image (PNG, JPEG or WebP); it is fitted to --width/--height.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// img2img denoising strength, 0..1 [default: 0.75].
+    #[arg(long)]
+    strength: Option<f32>,
+    /// How --init is fitted to the size: just-resize, crop (crop and resize), fill (resize and fill).
+    #[arg(long)]
+    resize_mode: Option<String>,
+    /// Inpaint: mask image of the same size as --init; white = repaint (alpha is used when present).
+    #[arg(long, requires = "init")]
+    mask: Option<PathBuf>,
+    /// Inpaint: mask feather in pixels [default: 4].
+    #[arg(long)]
+    mask_blur: Option<u32>,
+    /// Inpaint: what the masked area starts from: original, fill, latent-noise, latent-nothing [default: original].
+    #[arg(long)]
+    masked_content: Option<String>,
+    /// Inpaint: whole (the whole picture) or only-masked (the mask's box plus --padding, at full size).
+    #[arg(long)]
+    inpaint_area: Option<String>,
+    /// Inpaint only masked: padding around the mask in pixels [default: 32].
+    #[arg(long)]
+    padding: Option<u32>,
+    /// Inpaint: repaint everything except the mask.
+    #[arg(long)]
+    invert_mask: bool,
+    /// Inpainting models: conditional mask weight, 0..1 [default: 1].
+    #[arg(long)]
+    mask_weight: Option<f32>,
     /// Output PNG path.
     #[arg(long)]
     out: PathBuf,
@@ -131,14 +162,41 @@ fn bad(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
 }
 
+/// Logs go to stderr; the desktop app also appends them to `easel.log` in its data folder.
+fn init_logging(gui: bool) {
+    use tracing_subscriber::fmt::writer::MakeWriterExt as _;
+    let default = if gui { "warn,easel=info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let file = gui
+        .then(|| {
+            let path = easel::ui::AppPaths::platform().log_file();
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .ok()
+        })
+        .flatten();
+    match file {
+        Some(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::io::stderr.and(std::sync::Mutex::new(file)))
+            .init(),
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
+    init_logging(cli.command.is_none());
     let result = match cli.command {
         Some(Command::Generate(args)) => generate(&args),
         Some(Command::Info { path, no_hash }) => info(&path, no_hash),
@@ -149,7 +207,7 @@ fn main() -> ExitCode {
             load_dir,
             load_only,
         }) => bench(size, repeats, load_dir.as_deref(), load_only),
-        None => easel::ui::run().map(|()| ExitCode::SUCCESS),
+        None => easel::ui::run(started).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -244,6 +302,80 @@ fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
     Ok(p)
 }
 
+fn build_init(args: &GenerateArgs, params: &GenerationParams) -> anyhow::Result<Option<InitImage>> {
+    let Some(path) = &args.init else {
+        let img2img_flags = args.strength.is_some()
+            || args.resize_mode.is_some()
+            || args.mask_blur.is_some()
+            || args.masked_content.is_some()
+            || args.inpaint_area.is_some()
+            || args.padding.is_some()
+            || args.invert_mask
+            || args.mask_weight.is_some();
+        if img2img_flags {
+            return Err(bad("img2img and inpaint options need --init IMAGE"));
+        }
+        return Ok(None);
+    };
+    let mut settings = Img2ImgSettings::from_infotext_keys(&params.extra, params.denoising_strength);
+    if let Some(v) = args.strength {
+        settings.strength = v;
+    }
+    if let Some(v) = &args.resize_mode {
+        settings.resize_mode = ResizeMode::from_name(v).ok_or_else(|| {
+            bad(format!(
+                "unknown --resize-mode '{v}'; use just-resize, crop or fill"
+            ))
+        })?;
+    }
+    if let Some(v) = args.mask_blur {
+        settings.mask_blur = v;
+    }
+    if let Some(v) = &args.masked_content {
+        settings.masked_content = MaskedContent::from_name(v).ok_or_else(|| {
+            bad(format!(
+                "unknown --masked-content '{v}'; use original, fill, latent-noise or latent-nothing"
+            ))
+        })?;
+    }
+    if let Some(v) = &args.inpaint_area {
+        settings.inpaint_area = InpaintArea::from_name(v)
+            .ok_or_else(|| bad(format!("unknown --inpaint-area '{v}'; use whole or only-masked")))?;
+    }
+    if let Some(v) = args.padding {
+        settings.padding = v;
+    }
+    settings.invert_mask |= args.invert_mask;
+    if let Some(v) = args.mask_weight {
+        settings.mask_weight = v;
+    }
+    settings.validate().map_err(|e| bad(e.to_string()))?;
+    let image = easel::imaging::load_rgb(path).map_err(|e| bad(e.to_string()))?;
+    let mask = match &args.mask {
+        Some(m) => {
+            let mask = easel::imaging::load_mask(m).map_err(|e| bad(e.to_string()))?;
+            if mask.dimensions() != image.dimensions() {
+                return Err(bad(format!(
+                    "the mask {} is {}x{} but the image {} is {}x{}; they must be the same size",
+                    m.display(),
+                    mask.width(),
+                    mask.height(),
+                    path.display(),
+                    image.width(),
+                    image.height()
+                )));
+            }
+            Some(mask)
+        }
+        None => None,
+    };
+    Ok(Some(InitImage {
+        image,
+        mask,
+        settings,
+    }))
+}
+
 /// `out.png` for one image; `out-1.png`, `out-2.png`, … for several.
 fn output_path(out: &Path, index: usize, total: usize) -> PathBuf {
     if total <= 1 {
@@ -267,9 +399,10 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     {
         return Err(bad(format!("output folder {} does not exist", dir.display())));
     }
+    let init = build_init(args, &params)?;
     let total_images = (params.batch_count * params.batch_size) as usize;
     let engine = Engine::spawn(None).context("could not start the inference thread")?;
-    let (job, cancel) = engine.submit(args.model.clone(), device, params.clone());
+    let (job, cancel) = engine.submit_with_init(args.model.clone(), device, params.clone(), init);
     {
         let cancel = cancel.clone();
         let mut interrupted = false;

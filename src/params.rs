@@ -853,7 +853,7 @@ fn unquote(text: &str) -> String {
 
 /// A number as A1111 writes one that came from the web UI: browsers send whole numbers as JSON
 /// integers (`7`), others as floats, printed with Python's `repr` (`7.5`, `1e-05`).
-fn py_number(x: f32) -> String {
+pub fn py_number(x: f32) -> String {
     if x.is_nan() {
         return "nan".to_owned();
     }

@@ -8,7 +8,7 @@ mod common;
 use candle_core::{Device, Tensor};
 use common::{cases, load_ref, max_abs, max_abs_diff, tiny_model};
 use easel::diffusion::conditioning::encode_prompt;
-use easel::diffusion::pipeline::{self, GeneratedImage, Observer, StepInfo};
+use easel::diffusion::pipeline::{self, GeneratedImage, Observer, Start, StepInfo};
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
 use easel::prompt::ClipTokenizer;
 
@@ -86,8 +86,16 @@ fn every_case_matches_a1111_reference() {
             &Device::Cpu,
         )
         .unwrap();
-        let sampled =
-            pipeline::sample_batch(model, &cond, &uncond, &p, vec![p.seed], |_, _, _| Ok(())).unwrap();
+        let sampled = pipeline::sample_batch(
+            model,
+            &cond,
+            &uncond,
+            &p,
+            vec![p.seed],
+            &Start::default(),
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
         assert_eq!(
             max_abs_diff(&sampled.noise, &get("noise")),
             0.0,
@@ -141,12 +149,27 @@ fn batch_size_two_equals_two_single_runs() {
     let p = params_of(case);
     let cond = encode_prompt(&model.clip, &tok, &p.prompt, 1, &Device::Cpu).unwrap();
     let uncond = encode_prompt(&model.clip, &tok, &p.negative_prompt, 1, &Device::Cpu).unwrap();
-    let batch = pipeline::sample_batch(model, &cond, &uncond, &p, vec![p.seed, p.seed + 1], |_, _, _| {
-        Ok(())
-    })
+    let batch = pipeline::sample_batch(
+        model,
+        &cond,
+        &uncond,
+        &p,
+        vec![p.seed, p.seed + 1],
+        &Start::default(),
+        |_, _, _| Ok(()),
+    )
     .unwrap();
     for (i, seed) in [p.seed, p.seed + 1].into_iter().enumerate() {
-        let single = pipeline::sample_batch(model, &cond, &uncond, &p, vec![seed], |_, _, _| Ok(())).unwrap();
+        let single = pipeline::sample_batch(
+            model,
+            &cond,
+            &uncond,
+            &p,
+            vec![seed],
+            &Start::default(),
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
         let a = batch.latents.get(i).unwrap();
         let b = single.latents.get(0).unwrap();
         let rel = max_abs_diff(&a, &b) / max_abs(&b);

@@ -185,3 +185,152 @@ fn dropping_an_a1111_png_offers_its_parameters() {
     assert_eq!((p.steps, p.seed, p.width, p.height), (28, 123_456, 512, 768));
     assert_eq!(p.sampler, easel::params::Sampler::DpmPp2M);
 }
+
+fn fixture_image(name: &str) -> PathBuf {
+    common::fixtures().join("ref").join("img2img").join(name)
+}
+
+/// Drops a picture onto the window and waits until it is the canvas document.
+fn drop_picture(h: &mut Harness<'_, EaselApp>, path: PathBuf) {
+    h.input_mut().dropped_files.push(Arc::new(Dropped(path)));
+    step_until(h, 30, "the dropped picture on the canvas", |h| {
+        h.state().document().is_some() && h.state().canvas_image_rect().is_some()
+    });
+    h.step();
+}
+
+/// A primary-button drag through `points` (screen points).
+fn drag(h: &mut Harness<'_, EaselApp>, points: &[egui::Pos2]) {
+    let press = |h: &mut Harness<'_, EaselApp>, pos, pressed| {
+        h.input_mut().events.push(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    };
+    h.input_mut().events.push(egui::Event::PointerMoved(points[0]));
+    h.step();
+    press(h, points[0], true);
+    h.step();
+    for p in &points[1..] {
+        h.input_mut().events.push(egui::Event::PointerMoved(*p));
+        h.step();
+    }
+    press(h, *points.last().unwrap(), false);
+    h.step();
+    h.step();
+}
+
+fn masked_pixels(h: &Harness<'_, EaselApp>) -> usize {
+    h.state()
+        .document()
+        .map_or(0, |d| d.mask().as_raw().iter().filter(|v| **v > 0).count())
+}
+
+#[test]
+fn paint_a_stroke_then_undo_and_redo() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    drop_picture(&mut h, fixture_image("init.png"));
+    assert_eq!(h.state().document().unwrap().size(), (64, 64));
+    let r = h.state().canvas_image_rect().unwrap();
+    let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+    drag(&mut h, &[at(0.2, 0.5), at(0.4, 0.5), at(0.6, 0.5), at(0.8, 0.5)]);
+    let painted = masked_pixels(&h);
+    assert!(painted > 200, "the stroke painted {painted} mask pixels");
+    assert!(h.state().document().unwrap().mask().get_pixel(32, 32).0[0] > 200);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert_eq!(masked_pixels(&h), 0, "undo removes the whole stroke");
+    h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    h.step();
+    assert_eq!(masked_pixels(&h), painted, "redo brings it back");
+    // The toolbar buttons do the same.
+    h.get_by_label("Undo").click();
+    h.step();
+    assert_eq!(masked_pixels(&h), 0);
+}
+
+#[test]
+fn refine_repaints_only_the_masked_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.get_by_label_contains("tiny-sd15").click();
+    h.step();
+    drop_picture(&mut h, fixture_image("init.png"));
+    let original = h.state().document().unwrap().image().clone();
+    // A box over the lower-right quarter with the rectangle tool.
+    h.key_press(egui::Key::M);
+    h.step();
+    let r = h.state().canvas_image_rect().unwrap();
+    let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+    drag(&mut h, &[at(0.6, 0.6), at(0.75, 0.75), at(0.9, 0.9)]);
+    assert!(masked_pixels(&h) > 50);
+    // Refine lives in the image-to-image section.
+    h.get_by_label("Image to image").click();
+    h.step();
+    h.get_by_label("Refine").click();
+    step_until(&mut h, 120, "the refined image", |h| h.state().gallery_len() == 1);
+    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    for key in [
+        "Denoising strength: 0.4",
+        "Mask blur: 4",
+        "Inpaint area: Only masked",
+        "Masked area padding: 32",
+    ] {
+        assert!(text.contains(key), "{key} missing in {text}");
+    }
+    let doc = h.state().document().unwrap();
+    assert_eq!(
+        doc.previous_image(),
+        Some(&original),
+        "the result is a new version"
+    );
+    let result = doc.image();
+    assert_eq!(result.dimensions(), original.dimensions());
+    // Far from the box nothing changed; inside it something did.
+    assert_eq!(result.get_pixel(5, 5), original.get_pixel(5, 5));
+    assert_eq!(result.get_pixel(10, 50), original.get_pixel(10, 50));
+    let changed = (40..56)
+        .flat_map(|y| (40..56).map(move |x| (x, y)))
+        .filter(|&(x, y)| result.get_pixel(x, y) != original.get_pixel(x, y))
+        .count();
+    assert!(changed > 100, "only {changed} pixels changed inside the box");
+    // Undo goes back to the original picture.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert_eq!(h.state().document().unwrap().image(), &original);
+}
+
+#[test]
+fn the_document_is_autosaved_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let painted = {
+        let mut h = app(dir.path(), small_settings());
+        drop_picture(&mut h, fixture_image("init.png"));
+        let r = h.state().canvas_image_rect().unwrap();
+        let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+        drag(&mut h, &[at(0.3, 0.3), at(0.5, 0.5), at(0.7, 0.4)]);
+        let mask = h.state().document().unwrap().mask().clone();
+        assert!(mask.as_raw().iter().any(|v| *v > 0));
+        // No explicit save: wait for the debounced autosave.
+        let file = dir.path().join("document").join("mask.png");
+        step_until(&mut h, 30, "the autosave", |_| file.exists());
+        step_until(&mut h, 10, "the autosave to finish", |_| {
+            image::open(&file).is_ok_and(|m| m.to_luma8() == mask)
+        });
+        mask
+    };
+    // A new app on the same data folder (as after a crash or restart).
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the restored document", |h| {
+        h.state().document().is_some()
+    });
+    assert_eq!(h.state().document().unwrap().mask(), &painted);
+    assert_eq!(h.state().document().unwrap().size(), (64, 64));
+}

@@ -3,6 +3,7 @@
 
 pub mod clip;
 pub mod conditioning;
+pub mod img2img;
 pub mod model;
 pub mod pipeline;
 pub mod preview;

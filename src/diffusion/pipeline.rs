@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::DiffusionError;
 use super::conditioning::encode_prompt;
+use super::img2img::{self, InitImage};
 use super::model::SdModel;
 use super::rng::{NoiseRng, NoiseSource as RngKind};
 use super::sampler::{self, Denoiser, EpsModel, NoiseSource};
@@ -219,14 +220,24 @@ impl NoiseSource for BatchNoise {
 }
 
 /// Runs the UNet on `[cond, uncond]` (one batch when the lengths match, two calls otherwise).
+/// `image_cond` (inpainting models) is concatenated to the input channels of both halves.
 fn unet_cfg(
     unet: &Unet,
     x_in: &Tensor,
     t: f64,
     cond: &Tensor,
     uncond: &Tensor,
+    image_cond: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor), DiffusionError> {
     let b = x_in.dim(0)?;
+    let with_cond;
+    let x_in = match image_cond {
+        Some(c) => {
+            with_cond = Tensor::cat(&[x_in, &c.to_dtype(x_in.dtype())?], 1)?;
+            &with_cond
+        }
+        None => x_in,
+    };
     if cond.dim(1)? == uncond.dim(1)? {
         let x2 = Tensor::cat(&[x_in, x_in], 0)?;
         let ctx = Tensor::cat(&[cond, uncond], 0)?;
@@ -249,6 +260,27 @@ struct CfgDenoiser<'a> {
     cfg: f64,
     dtype: DType,
     evaluations: usize,
+    /// Inpainting-model conditioning `[B, 5, h, w]` (mask + masked-image latents).
+    image_cond: Option<Tensor>,
+    /// Inpainting on a normal model: the original latents and the repaint mask (1 = repaint).
+    blend: Option<LatentBlend>,
+}
+
+/// A1111's per-step inpainting blend: `init·(1 − m) + x·m` with the latent repaint mask `m`.
+#[derive(Clone)]
+pub struct LatentBlend {
+    /// Original latents `[B, C, h, w]`.
+    pub init: Tensor,
+    /// Repaint mask (A1111's `nmask`), broadcastable to the latents.
+    pub repaint: Tensor,
+}
+
+impl LatentBlend {
+    /// Keeps the original where the mask is 0.
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor, DiffusionError> {
+        let keep = (1.0 - &self.repaint)?;
+        Ok((self.init.broadcast_mul(&keep)? + x.broadcast_mul(&self.repaint)?)?)
+    }
 }
 
 impl Denoiser for CfgDenoiser<'_> {
@@ -263,7 +295,14 @@ impl Denoiser for CfgDenoiser<'_> {
             }
         };
         let x_in = (x * f64::from(c_in))?.to_dtype(self.dtype)?;
-        let (eps_c, eps_u) = unet_cfg(self.unet, &x_in, f64::from(t), self.cond, self.uncond)?;
+        let (eps_c, eps_u) = unet_cfg(
+            self.unet,
+            &x_in,
+            f64::from(t),
+            self.cond,
+            self.uncond,
+            self.image_cond.as_ref(),
+        )?;
         self.evaluations += 1;
         let c_out = -f64::from(sigma);
         let mut d_c = (x + (eps_c * c_out)?)?;
@@ -276,14 +315,28 @@ impl Denoiser for CfgDenoiser<'_> {
             d_c = ((d_c * c_out)? + (x * c_skip)?)?;
             d_u = ((d_u * c_out)? + (x * c_skip)?)?;
         }
-        Ok((&d_u + ((d_c - &d_u)? * self.cfg)?)?)
+        let denoised = (&d_u + ((d_c - &d_u)? * self.cfg)?)?;
+        match &self.blend {
+            Some(blend) => blend.apply(&denoised),
+            None => Ok(denoised),
+        }
     }
 }
 
 impl EpsModel for CfgDenoiser<'_> {
     fn eps(&mut self, x: &Tensor, t: usize) -> Result<Tensor, DiffusionError> {
-        let x_in = x.to_dtype(self.dtype)?;
-        let (e_c, e_u) = unet_cfg(self.unet, &x_in, t as f64, self.cond, self.uncond)?;
+        // A1111's timestep samplers blend before the model call (`mask_before_denoising`): the model
+        // sees the clean original latents outside the mask; the sampler's own x is not changed.
+        let blended = self.blend.as_ref().map(|b| b.apply(x)).transpose()?;
+        let x_in = blended.as_ref().unwrap_or(x).to_dtype(self.dtype)?;
+        let (e_c, e_u) = unet_cfg(
+            self.unet,
+            &x_in,
+            t as f64,
+            self.cond,
+            self.uncond,
+            self.image_cond.as_ref(),
+        )?;
         self.evaluations += 1;
         Ok((&e_u + ((e_c - &e_u)? * self.cfg)?)?)
     }
@@ -299,6 +352,27 @@ pub struct SampledBatch {
     pub evaluations: usize,
 }
 
+/// Where sampling starts: pure noise (txt2img) or noised image latents (img2img, inpainting).
+#[derive(Clone, Default)]
+pub struct Start {
+    /// img2img: the image latents `[1, C, h, w]` (0.18215 × posterior mean, after masked-content changes)
+    /// and the denoising strength.
+    pub image: Option<(Tensor, f32)>,
+    /// Inpainting on a normal model: the latent repaint mask `[1, 1, h, w]` (1 = repaint).
+    pub repaint: Option<Tensor>,
+    /// Inpainting models: mask + masked-image latents `[1, 5, h, w]`.
+    pub image_cond: Option<Tensor>,
+}
+
+/// img2img step selection (A1111 `setup_img2img_steps` without "fix steps"): how many steps of the
+/// full schedule are skipped and run.
+pub fn img2img_t_enc(strength: f32, steps: usize) -> usize {
+    // Through the shortest decimal form, so 0.7 is Python's 0.7 (0.7·10 = 7.000000000000001 → 7),
+    // not 0.699999988 (→ 6).
+    let strength: f64 = strength.min(0.999).to_string().parse().unwrap_or(0.0);
+    (strength * steps as f64) as usize
+}
+
 /// Samples one batch iteration's latents. `on_step` gets (step, steps, x0 prediction) after each step.
 pub fn sample_batch(
     model: &SdModel,
@@ -306,6 +380,7 @@ pub fn sample_batch(
     uncond: &Tensor,
     params: &GenerationParams,
     seeds: Vec<u64>,
+    start: &Start,
     mut on_step: impl FnMut(usize, usize, &Tensor) -> Result<(), DiffusionError>,
 ) -> Result<SampledBatch, DiffusionError> {
     let f = model.vae.downscale_factor();
@@ -326,6 +401,19 @@ pub fn sample_batch(
     let repeat = |t: &Tensor| t.repeat((b, 1, 1));
     let cond = repeat(cond)?;
     let uncond = repeat(uncond)?;
+    let batch = |t: &Tensor| -> Result<Tensor, DiffusionError> {
+        Ok(t.to_device(&model.device)?
+            .to_dtype(DType::F32)?
+            .repeat((b, 1, 1, 1))?)
+    };
+    let init = start.image.as_ref().map(|(t, _)| batch(t)).transpose()?;
+    let blend = match (&init, &start.repaint) {
+        (Some(init), Some(mask)) => Some(LatentBlend {
+            init: init.clone(),
+            repaint: batch(mask)?,
+        }),
+        _ => None,
+    };
     let mut denoiser = CfgDenoiser {
         unet: &model.unet,
         table: &model.sigmas,
@@ -336,32 +424,52 @@ pub fn sample_batch(
         cfg: f64::from(params.cfg_scale),
         dtype: model.dtype,
         evaluations: 0,
+        image_cond: start.image_cond.as_ref().map(batch).transpose()?,
+        blend: blend.clone(),
     };
     let steps = params.steps as usize;
     let mut callback = |i: usize, total: usize, _x: &Tensor, x0: &Tensor| on_step(i + 1, total, x0);
-    let latents = if params.sampler == Sampler::Ddim {
+    let mut latents = if params.sampler == Sampler::Ddim {
         let timesteps = schedule::ddim_timesteps(steps, model.sigmas.alphas_cumprod().len());
         let alphas = model.sigmas.alphas_cumprod().to_vec();
-        sampler::sample_ddim(
-            &mut denoiser,
-            first.clone(),
-            &timesteps,
-            &alphas,
-            &mut noise,
-            &mut callback,
-        )?
+        match (&init, &start.image) {
+            (Some(init), Some((_, strength))) => {
+                // A1111's timestep img2img: noise to timesteps[t_enc], then run DDIM over timesteps[..t_enc].
+                let t_enc = img2img_t_enc(*strength, steps).min(timesteps.len() - 1);
+                let a = alphas[timesteps[t_enc]];
+                let x = ((init * f64::from(a.sqrt()))? + (&first * f64::from((1.0 - a).sqrt()))?)?;
+                sampler::sample_ddim(
+                    &mut denoiser,
+                    x,
+                    &timesteps[..t_enc],
+                    &alphas,
+                    &mut noise,
+                    &mut callback,
+                )?
+            }
+            _ => sampler::sample_ddim(
+                &mut denoiser,
+                first.clone(),
+                &timesteps,
+                &alphas,
+                &mut noise,
+                &mut callback,
+            )?,
+        }
     } else {
         let sigmas = sigmas_for(params.sampler, params.schedule, steps, &model.sigmas);
-        let x = (&first * f64::from(sigmas[0]))?;
-        sampler::sample_k(
-            params.sampler,
-            &mut denoiser,
-            x,
-            &sigmas,
-            &mut noise,
-            &mut callback,
-        )?
+        // img2img: run the last t_enc + 1 steps of the full schedule from the noised image latents.
+        let (x, sched) = if let (Some(init), Some((_, strength))) = (&init, &start.image) {
+            let sched = &sigmas[steps - img2img_t_enc(*strength, steps) - 1..];
+            ((init + (&first * f64::from(sched[0]))?)?, sched)
+        } else {
+            ((&first * f64::from(sigmas[0]))?, &sigmas[..])
+        };
+        sampler::sample_k(params.sampler, &mut denoiser, x, sched, &mut noise, &mut callback)?
     };
+    if let Some(blend) = &blend {
+        latents = blend.apply(&latents)?;
+    }
     Ok(SampledBatch {
         latents,
         noise: first,
@@ -420,7 +528,30 @@ pub fn txt2img(
     params: &GenerationParams,
     observer: &mut dyn Observer,
 ) -> Result<Vec<GeneratedImage>, DiffusionError> {
+    generate(model, tokenizer, params, None, observer)
+}
+
+/// Runs a whole job, txt2img or (with `init`) img2img/inpainting: every batch iteration, decoded,
+/// composited over the original when masked, and handed to `observer`.
+pub fn generate(
+    model: &SdModel,
+    tokenizer: &ClipTokenizer,
+    params: &GenerationParams,
+    init: Option<&InitImage>,
+    observer: &mut dyn Observer,
+) -> Result<Vec<GeneratedImage>, DiffusionError> {
     validate(params, model)?;
+    let mut params = params.clone();
+    let inpainting_model = model.geometry().unet.in_channels == 9;
+    img2img::Img2ImgSettings::strip_infotext_keys(&mut params.extra);
+    params.denoising_strength = None;
+    if let Some(init) = init {
+        init.settings.validate()?;
+        params.denoising_strength = Some(init.settings.strength);
+        init.settings
+            .write_infotext_keys(&mut params.extra, init.mask.is_some(), inpainting_model);
+    }
+    let params = &params;
     let clip_skip = params.clip_skip as usize;
     let cond = encode_prompt(&model.clip, tokenizer, &params.prompt, clip_skip, &model.device)?;
     let uncond = encode_prompt(
@@ -430,32 +561,70 @@ pub fn txt2img(
         clip_skip,
         &model.device,
     )?;
+    let f = model.vae.downscale_factor() as u32;
+    let prepared = init
+        .map(|i| {
+            img2img::prepare(
+                i,
+                params.width,
+                params.height,
+                params.width / f,
+                params.height / f,
+            )
+        })
+        .transpose()?;
+    let start = match (init, &prepared) {
+        (Some(init), Some(prepared)) => {
+            // A1111 makes "latent noise" once per job from the first iteration's seeds.
+            let first = first_noise(model, params, &batch_seeds(params, 0))?;
+            img2img::latent_start(model, prepared, &init.settings, &first)?
+        }
+        _ => Start {
+            image_cond: inpainting_model
+                .then(|| img2img::txt2img_inpainting_conditioning(model, params.width, params.height))
+                .transpose()?,
+            ..Start::default()
+        },
+    };
     let version = format!("easel {}", env!("CARGO_PKG_VERSION"));
     let batch_count = params.batch_count as usize;
     let mut images = Vec::new();
     for batch in 0..batch_count {
         let seeds = batch_seeds(params, batch);
-        let sampled = sample_batch(model, &cond, &uncond, params, seeds.clone(), |step, steps, x| {
-            observer.on_step(
-                StepInfo {
-                    batch,
-                    batch_count,
-                    step,
-                    steps,
-                },
-                x,
-            )
-        })?;
+        let sampled = sample_batch(
+            model,
+            &cond,
+            &uncond,
+            params,
+            seeds.clone(),
+            &start,
+            |step, steps, x| {
+                observer.on_step(
+                    StepInfo {
+                        batch,
+                        batch_count,
+                        step,
+                        steps,
+                    },
+                    x,
+                )
+            },
+        )?;
         let rgb = decode_rgb(model, &sampled.latents, observer)?;
         for (i, (seed, rgb)) in seeds.iter().zip(rgb).enumerate() {
             let mut p = params.clone();
             p.seed = *seed;
+            let mut image = image::RgbImage::from_raw(params.width, params.height, rgb)
+                .ok_or_else(|| DiffusionError::Input("decoded image has the wrong size".into()))?;
+            if let Some(overlay) = prepared.as_ref().and_then(|p| p.overlay.as_ref()) {
+                image = overlay.apply(&image)?;
+            }
             let image = GeneratedImage {
                 index: batch * seeds.len() + i,
                 seed: *seed,
-                width: params.width,
-                height: params.height,
-                rgb,
+                width: image.width(),
+                height: image.height(),
+                rgb: image.into_raw(),
                 latent: sampled.latents.get(i)?.to_device(&Device::Cpu)?,
                 infotext: p.to_infotext(p.a1111_schedule_label(), &version),
             };
@@ -464,4 +633,19 @@ pub fn txt2img(
         }
     }
     Ok(images)
+}
+
+/// Draw 0 of the image RNG for `seeds`, `[B, C, h, w]`.
+pub fn first_noise(
+    model: &SdModel,
+    params: &GenerationParams,
+    seeds: &[u64],
+) -> Result<Tensor, DiffusionError> {
+    let f = model.vae.downscale_factor();
+    let shape = (
+        model.geometry().vae.z_channels,
+        params.height as usize / f,
+        params.width as usize / f,
+    );
+    BatchNoise::new(rng_kind(params.rng), seeds.to_vec(), 0, shape, &model.device).next_noise()
 }

@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime};
 use candle_core::Tensor;
 
 use crate::diffusion::DiffusionError;
+use crate::diffusion::img2img::InitImage;
 use crate::diffusion::model::{DeviceChoice, SdModel, compute_dtype};
 use crate::diffusion::pipeline::{self, GeneratedImage, Observer, StepInfo};
 use crate::diffusion::preview::{PreviewImage, latent_preview};
@@ -36,6 +37,8 @@ pub struct Job {
     pub cancel: Arc<AtomicBool>,
     /// Send a [`Event::Preview`] after every step.
     pub previews: bool,
+    /// img2img/inpainting input; `None` for txt2img.
+    pub init: Option<InitImage>,
 }
 
 /// Whether a failure is the user's input (fixable by them) or something else.
@@ -297,7 +300,7 @@ pub fn run_job(
         let mut params = job.params.clone();
         params.model_name.clone_from(&identity.name);
         params.model_hash.clone_from(&identity.hash);
-        pipeline::txt2img(model, tokenizer, &params, &mut observer)
+        pipeline::generate(model, tokenizer, &params, job.init.as_ref(), &mut observer)
     })();
     match result {
         Ok(_) => emit(Event::Finished { job: job.id }),
@@ -357,12 +360,36 @@ impl Engine {
         self.submit_job(model, device, params, false)
     }
 
-    /// Queues a job; `previews` asks for a [`Event::Preview`] after every step.
+    /// Queues an img2img/inpainting job (txt2img when `init` is `None`) without previews.
+    pub fn submit_with_init(
+        &self,
+        model: PathBuf,
+        device: DeviceChoice,
+        params: GenerationParams,
+        init: Option<InitImage>,
+    ) -> (JobId, Arc<AtomicBool>) {
+        self.submit_full(model, device, params, init, false)
+    }
+
+    /// Queues a txt2img job; `previews` asks for a [`Event::Preview`] after every step.
     pub fn submit_job(
         &self,
         model: PathBuf,
         device: DeviceChoice,
         params: GenerationParams,
+        previews: bool,
+    ) -> (JobId, Arc<AtomicBool>) {
+        self.submit_full(model, device, params, None, previews)
+    }
+
+    /// Queues any job: `init` makes it img2img/inpainting, `previews` asks for a [`Event::Preview`]
+    /// after every step.
+    pub fn submit_full(
+        &self,
+        model: PathBuf,
+        device: DeviceChoice,
+        params: GenerationParams,
+        init: Option<InitImage>,
         previews: bool,
     ) -> (JobId, Arc<AtomicBool>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -374,6 +401,7 @@ impl Engine {
             params,
             cancel: cancel.clone(),
             previews,
+            init,
         };
         if let Some(tx) = &self.commands
             && tx.send(Command::Run(Box::new(job))).is_err()

@@ -168,6 +168,21 @@ pub fn read_png_text_chunks(path: &Path) -> Result<Vec<(String, String)>, PngMet
         path: path.to_owned(),
         source,
     })?;
+    text_chunks_of(&bytes, path)
+}
+
+/// [`read_png_text_chunks`] on bytes already in memory (dropped or pasted images). Not a PNG → empty.
+///
+/// # Errors
+/// A malformed or truncated PNG.
+pub fn read_png_text_chunks_from_bytes(bytes: &[u8]) -> Result<Vec<(String, String)>, PngMetaError> {
+    if !bytes.starts_with(&PNG_SIGNATURE) {
+        return Ok(Vec::new());
+    }
+    text_chunks_of(bytes, Path::new("<memory>"))
+}
+
+fn text_chunks_of(bytes: &[u8], path: &Path) -> Result<Vec<(String, String)>, PngMetaError> {
     if !bytes.starts_with(&PNG_SIGNATURE) {
         return Err(PngMetaError::NotPng {
             path: path.to_owned(),
@@ -182,7 +197,7 @@ pub fn read_png_text_chunks(path: &Path) -> Result<Vec<(String, String)>, PngMet
     // image data (it gets no output buffer). Each text chunk it parses is appended to the
     // matching list in its `Info`, so the newest entry is the chunk just completed.
     let mut decoder = StreamingDecoder::new();
-    let mut rest = &bytes[..];
+    let mut rest = bytes;
     let mut texts = Vec::new();
     loop {
         let (consumed, event) = decoder.update(rest, None).map_err(decode_error)?;

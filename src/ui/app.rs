@@ -10,8 +10,11 @@ use eframe::egui::{
     self, Color32, ColorImage, Key, KeyboardShortcut, Modifiers, TextureHandle, TextureOptions, Vec2,
 };
 
+use super::canvas::{self, CanvasView};
+use super::canvas_gpu::CanvasResources;
 use super::io::{GalleryItem, Io, Reply, Request, Rgba};
-use super::{AppPaths, Settings};
+use super::{AppPaths, Mode, Settings};
+use crate::diffusion::img2img::{Img2ImgSettings, InitImage, InpaintArea, MaskedContent, ResizeMode};
 use crate::diffusion::model::DeviceChoice;
 use crate::diffusion::pipeline::StepInfo;
 use crate::engine::{Engine, Event, JobId};
@@ -20,10 +23,8 @@ use crate::params::{GenerationParams, RngSource, Sampler, Schedule};
 
 const GENERATE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
 const CANCEL: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Escape);
-const ZOOM_IN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Plus);
-const ZOOM_OUT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Minus);
-const ZOOM_FIT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Num0);
-const ZOOM_ONE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Num1);
+/// Seconds of quiet after an edit before the document is autosaved.
+const AUTOSAVE_DELAY_S: f64 = 1.5;
 
 /// What the UI asks for; applied in `logic` after the frame that produced it.
 enum Command {
@@ -37,6 +38,12 @@ enum Command {
     UseParameters(String),
     DeleteGalleryItem(usize),
     OpenOutputs,
+    /// Only-masked inpaint of the masked region with ADetailer's defaults.
+    Refine,
+    /// One job per strength, same seed.
+    StrengthSweep,
+    /// Native dialog to open an image onto the canvas.
+    OpenImage,
 }
 
 struct Running {
@@ -51,20 +58,23 @@ struct Queued {
     summary: String,
 }
 
-/// The canvas: the current picture with zoom and pan.
+/// What the "only masked" region depends on: revision, blur, padding, invert, width, height.
+type ContextKey = (u64, u32, u32, bool, u32, u32);
+
+/// UI frame cost while the app runs (logged, for the notes; not a test).
 #[derive(Default)]
-struct Canvas {
-    texture: Option<TextureHandle>,
-    /// Size the picture stands for (a preview is drawn at the size of the image it will become).
-    image_size: Vec2,
-    /// Points per image pixel; `None` = fit to the view.
-    zoom: Option<f32>,
-    pan: Vec2,
-    /// Parameters of the image shown, when it came from a file that has them.
-    infotext: Option<String>,
+struct FrameStats {
+    window_start: Option<std::time::Instant>,
+    frames: u32,
+    worst: f64,
+    total: f64,
 }
 
+/// Strengths of the strength sweep.
+const SWEEP: [f32; 6] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+
 /// The Easel window.
+#[expect(clippy::struct_excessive_bools, reason = "independent UI flags")]
 pub struct EaselApp {
     settings: Settings,
     paths: AppPaths,
@@ -75,7 +85,24 @@ pub struct EaselApp {
     model_filter: String,
     gallery: Vec<(GalleryItem, TextureHandle)>,
     confirm_delete: Option<usize>,
-    canvas: Canvas,
+    canvas: CanvasView,
+    /// Parameters of the picture shown, when it came from a file that has them.
+    shown_infotext: Option<String>,
+    /// The GPU canvas pipeline is installed.
+    gpu: bool,
+    /// Last autosaved document revision and when the document last changed.
+    autosave: (Option<u64>, Option<u64>, f64),
+    /// AutoV2 hashes by model path, as they arrive.
+    hashes: std::collections::HashMap<PathBuf, Result<String, String>>,
+    /// Model preview pictures.
+    thumbs: std::collections::HashMap<PathBuf, TextureHandle>,
+    image_picks: (SyncSender<PathBuf>, Receiver<PathBuf>),
+    /// The last "only masked" region and what it was computed from.
+    context_cache: Option<(ContextKey, (u32, u32, u32, u32))>,
+    /// Frame timing (`EASEL_FRAME_STATS=1` logs it every 5 s): start, frames, worst, total CPU seconds.
+    frame_stats: Option<FrameStats>,
+    /// When the process started (for the time-to-first-frame log line).
+    started: Option<std::time::Instant>,
     running: Option<Running>,
     queue: VecDeque<Queued>,
     messages: Vec<String>,
@@ -108,7 +135,16 @@ impl EaselApp {
             model_filter: String::new(),
             gallery: Vec::new(),
             confirm_delete: None,
-            canvas: Canvas::default(),
+            canvas: CanvasView::default(),
+            shown_infotext: None,
+            gpu: false,
+            autosave: (None, None, 0.0),
+            hashes: std::collections::HashMap::new(),
+            thumbs: std::collections::HashMap::new(),
+            image_picks: sync_channel(4),
+            context_cache: None,
+            frame_stats: std::env::var_os("EASEL_FRAME_STATS").map(|_| FrameStats::default()),
+            started: None,
             running: None,
             queue: VecDeque::new(),
             messages: Vec::new(),
@@ -120,6 +156,7 @@ impl EaselApp {
         };
         app.rescan();
         app.io.send(Request::LoadGallery(app.paths.outputs_dir.clone()));
+        app.io.send(Request::LoadDocument(app.paths.document_dir()));
         Ok(app)
     }
 
@@ -162,21 +199,41 @@ impl EaselApp {
         self.ctx.load_texture(name, image, TextureOptions::LINEAR)
     }
 
-    fn show_on_canvas(&mut self, rgba: &Rgba, image_size: Vec2, infotext: Option<String>) {
-        let image = ColorImage::from_rgba_unmultiplied([rgba.width, rgba.height], &rgba.pixels);
-        match &mut self.canvas.texture {
-            Some(t) if t.size() == [rgba.width, rgba.height] => t.set(image, TextureOptions::LINEAR),
-            _ => self.canvas.texture = Some(self.ctx.load_texture("canvas", image, TextureOptions::LINEAR)),
-        }
-        if self.canvas.image_size != image_size {
-            self.canvas.zoom = None;
-            self.canvas.pan = Vec2::ZERO;
-        }
-        self.canvas.image_size = image_size;
-        self.canvas.infotext = infotext;
+    /// The open document, for tests.
+    pub fn document(&self) -> Option<&crate::document::Document> {
+        self.canvas.doc.as_ref()
+    }
+
+    /// Where the canvas picture is on screen, in points (tests aim the pointer with it).
+    pub fn canvas_image_rect(&self) -> Option<egui::Rect> {
+        self.canvas.image_rect
+    }
+
+    /// The open document, mutable, for tests.
+    pub fn document_mut(&mut self) -> Option<&mut crate::document::Document> {
+        self.canvas.doc.as_mut()
     }
 
     fn submit(&mut self) {
+        let init = match self.settings.mode {
+            Mode::TextToImage => None,
+            Mode::ImageToImage => {
+                let Some(doc) = &self.canvas.doc else {
+                    self.messages
+                        .push("image to image needs a picture: drop or open one onto the canvas".into());
+                    return;
+                };
+                Some(InitImage {
+                    image: doc.image().clone(),
+                    mask: doc.has_mask().then(|| doc.mask().clone()),
+                    settings: self.settings.img2img.clone(),
+                })
+            }
+        };
+        self.submit_with(init);
+    }
+
+    fn submit_with(&mut self, init: Option<InitImage>) {
         let Some(model) = self.settings.selected_model.clone() else {
             self.messages
                 .push("choose a model in the model browser first".into());
@@ -186,14 +243,74 @@ impl EaselApp {
             self.settings.params.seed = crate::params::random_seed();
         }
         let params = self.settings.params.clone();
+        let what = match &init {
+            None => String::new(),
+            Some(i) if i.mask.is_some() => format!(" · inpaint {:.2}", i.settings.strength),
+            Some(i) => format!(" · img2img {:.2}", i.settings.strength),
+        };
         let summary = format!(
-            "{} · {} steps · seed {}",
+            "{} · {} steps · seed {}{what}",
             short(&params.prompt),
             params.steps,
             params.seed
         );
-        let (job, cancel) = self.engine.submit_job(model, DeviceChoice::Auto, params, true);
+        let (job, cancel) = self
+            .engine
+            .submit_full(model, DeviceChoice::Auto, params, init, true);
         self.queue.push_back(Queued { job, cancel, summary });
+    }
+
+    fn refine(&mut self) {
+        let Some(doc) = &self.canvas.doc else {
+            self.messages.push("open a picture first".into());
+            return;
+        };
+        if !doc.has_mask() {
+            self.messages.push(
+                "paint over the face or hand to refine first (or draw a box with the rectangle tool)".into(),
+            );
+            return;
+        }
+        // ADetailer's defaults: denoise 0.4, padding 32 px, mask blur 4, only masked.
+        let settings = Img2ImgSettings {
+            strength: 0.4,
+            padding: 32,
+            mask_blur: 4,
+            inpaint_area: InpaintArea::OnlyMasked,
+            masked_content: MaskedContent::Original,
+            invert_mask: false,
+            ..self.settings.img2img.clone()
+        };
+        let init = InitImage {
+            image: doc.image().clone(),
+            mask: Some(doc.mask().clone()),
+            settings,
+        };
+        self.submit_with(Some(init));
+    }
+
+    fn strength_sweep(&mut self) {
+        let Some(doc) = &self.canvas.doc else {
+            self.messages.push("open a picture first".into());
+            return;
+        };
+        let (image, mask) = (doc.image().clone(), doc.has_mask().then(|| doc.mask().clone()));
+        if self.settings.random_seed {
+            self.settings.params.seed = crate::params::random_seed();
+        }
+        let random = std::mem::replace(&mut self.settings.random_seed, false);
+        for strength in SWEEP {
+            let init = InitImage {
+                image: image.clone(),
+                mask: mask.clone(),
+                settings: Img2ImgSettings {
+                    strength,
+                    ..self.settings.img2img.clone()
+                },
+            };
+            self.submit_with(Some(init));
+        }
+        self.settings.random_seed = random;
     }
 
     fn handle_engine_event(&mut self, event: Event) {
@@ -226,26 +343,16 @@ impl EaselApp {
                         self.settings.params.width as f32,
                         self.settings.params.height as f32,
                     );
-                    let rgba = Rgba {
-                        width: image.width,
-                        height: image.height,
-                        pixels: image.rgba,
-                    };
-                    self.show_on_canvas(&rgba, size, None);
+                    self.canvas
+                        .set_preview(&self.ctx, &image.rgba, [image.width, image.height], size);
                 }
             }
             Event::Image { image, .. } => {
-                let rgba = Rgba {
-                    width: image.width as usize,
-                    height: image.height as usize,
-                    pixels: image
-                        .rgb
-                        .chunks_exact(3)
-                        .flat_map(|p| [p[0], p[1], p[2], 255])
-                        .collect(),
-                };
-                let size = Vec2::new(image.width as f32, image.height as f32);
-                self.show_on_canvas(&rgba, size, Some(image.infotext.clone()));
+                if let Some(rgb) = image::RgbImage::from_raw(image.width, image.height, image.rgb.clone()) {
+                    // A new version of the document: undo (Ctrl+Z) goes back to the previous picture.
+                    self.canvas.set_picture(rgb);
+                }
+                self.shown_infotext = Some(image.infotext.clone());
                 self.io.send(Request::Save(self.paths.outputs_dir.clone(), image));
             }
             Event::Warning { message, .. } => self.messages.push(message),
@@ -261,6 +368,7 @@ impl EaselApp {
     fn finish(&mut self, job: JobId) {
         if self.running.as_ref().is_some_and(|r| r.job == job) {
             self.running = None;
+            self.canvas.clear_preview();
         }
         self.queue.retain(|q| q.job != job);
     }
@@ -268,6 +376,21 @@ impl EaselApp {
     fn handle_reply(&mut self, reply: Reply) {
         match reply {
             Reply::Models(models) => {
+                let unhashed: Vec<PathBuf> = models
+                    .iter()
+                    .filter(|m| m.problem.is_none() && m.path.is_file() && !self.hashes.contains_key(&m.path))
+                    .map(|m| m.path.clone())
+                    .collect();
+                if !unhashed.is_empty() {
+                    self.io.send(Request::Hash(unhashed));
+                }
+                let pictures: Vec<(PathBuf, PathBuf)> = models
+                    .iter()
+                    .filter_map(|m| m.thumbnail.clone().map(|t| (m.path.clone(), t)))
+                    .collect();
+                if !pictures.is_empty() {
+                    self.io.send(Request::Thumbnails(pictures));
+                }
                 self.models = models;
                 self.scanning = false;
             }
@@ -285,9 +408,29 @@ impl EaselApp {
                     .collect();
             }
             Reply::Image(rgba, infotext) => {
-                let size = Vec2::new(rgba.width as f32, rgba.height as f32);
-                self.show_on_canvas(&rgba, size, infotext);
+                if let Some(img) =
+                    image::RgbaImage::from_raw(rgba.width as u32, rgba.height as u32, rgba.pixels)
+                {
+                    let rgb = crate::imaging::flatten_on_white(&image::DynamicImage::ImageRgba8(img));
+                    self.canvas.set_picture(rgb);
+                }
+                self.shown_infotext = infotext;
             }
+            Reply::Hashed(path, hash) => {
+                self.hashes.insert(path, hash);
+            }
+            Reply::Thumbnail(path, rgba) => {
+                let tex = self.texture("model-thumb", &rgba);
+                self.thumbs.insert(path, tex);
+            }
+            Reply::Document(doc) => {
+                if self.canvas.doc.is_none() {
+                    let (image, mask) = *doc;
+                    self.canvas.doc = Some(crate::document::Document::from_layers(image, mask));
+                    self.autosave.0 = self.canvas.doc.as_ref().map(crate::document::Document::revision);
+                }
+            }
+            Reply::Done => {}
             Reply::Failed(message) => self.messages.push(message),
         }
     }
@@ -328,13 +471,41 @@ impl EaselApp {
                 }
             }
             Command::Rescan => self.rescan(),
+            Command::Refine => self.refine(),
+            Command::StrengthSweep => self.strength_sweep(),
+            Command::OpenImage => {
+                let tx = self.image_picks.0.clone();
+                let ctx = self.ctx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("image-dialog".into())
+                    .spawn(move || {
+                        if let Some(file) = rfd::FileDialog::new()
+                            .set_title("Open an image")
+                            .add_filter("Images", &["png", "jpg", "jpeg", "webp"])
+                            .pick_file()
+                        {
+                            let _ = tx.send(file);
+                            ctx.request_repaint();
+                        }
+                    });
+                if let Err(err) = spawned {
+                    self.messages
+                        .push(format!("could not open the file dialog: {err}"));
+                }
+            }
             Command::ShowGalleryItem(i) => {
                 if let Some((item, _)) = self.gallery.get(i) {
                     self.io.send(Request::LoadImage(item.path.clone()));
                 }
             }
             Command::UseParameters(text) => match GenerationParams::from_infotext(&text) {
-                Ok(p) => {
+                Ok(mut p) => {
+                    if p.denoising_strength.is_some() {
+                        self.settings.img2img =
+                            Img2ImgSettings::from_infotext_keys(&p.extra, p.denoising_strength);
+                        self.settings.mode = Mode::ImageToImage;
+                    }
+                    Img2ImgSettings::strip_infotext_keys(&mut p.extra);
                     self.settings.params = GenerationParams {
                         batch_count: self.settings.params.batch_count,
                         batch_size: self.settings.params.batch_size,
@@ -482,6 +653,8 @@ impl EaselApp {
         p.width = p.width / 8 * 8;
         p.height = p.height / 8 * 8;
         ui.separator();
+        self.img2img_ui(ui);
+        ui.separator();
         ui.horizontal(|ui| {
             let generate = ui.add_enabled(
                 self.settings.selected_model.is_some(),
@@ -513,6 +686,104 @@ impl EaselApp {
                 });
             }
         }
+    }
+
+    fn img2img_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.settings.mode, Mode::TextToImage, "Text to image");
+            ui.selectable_value(&mut self.settings.mode, Mode::ImageToImage, "Image to image")
+                .on_hover_text("start from the canvas picture; a painted mask makes it inpainting");
+        });
+        if self.settings.mode != Mode::ImageToImage {
+            return;
+        }
+        let s = &mut self.settings.img2img;
+        egui::Grid::new("img2img").num_columns(2).show(ui, |ui| {
+            let l = ui.label("Denoising strength");
+            ui.add(egui::Slider::new(&mut s.strength, 0.0..=1.0).step_by(0.01))
+                .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("Resize mode");
+            egui::ComboBox::from_id_salt("resize_mode")
+                .selected_text(s.resize_mode.label())
+                .show_ui(ui, |ui| {
+                    for m in ResizeMode::ALL {
+                        ui.selectable_value(&mut s.resize_mode, m, m.label());
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+            ui.end_row();
+        });
+        let masked = self
+            .canvas
+            .doc
+            .as_ref()
+            .is_some_and(crate::document::Document::has_mask);
+        egui::CollapsingHeader::new(if masked {
+            "Inpaint (mask painted)"
+        } else {
+            "Inpaint"
+        })
+        .default_open(masked)
+        .show(ui, |ui| {
+            egui::Grid::new("inpaint").num_columns(2).show(ui, |ui| {
+                let l = ui.label("Mask blur");
+                ui.add(egui::DragValue::new(&mut s.mask_blur).range(0..=64))
+                    .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Masked content");
+                egui::ComboBox::from_id_salt("masked_content")
+                    .selected_text(s.masked_content.label())
+                    .show_ui(ui, |ui| {
+                        for m in MaskedContent::ALL {
+                            ui.selectable_value(&mut s.masked_content, m, m.label());
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Inpaint area");
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut s.inpaint_area, InpaintArea::WholePicture, "Whole picture");
+                    ui.selectable_value(&mut s.inpaint_area, InpaintArea::OnlyMasked, "Only masked");
+                })
+                .response
+                .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Only masked padding");
+                ui.add(egui::DragValue::new(&mut s.padding).range(0..=256))
+                    .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Mask mode");
+                ui.checkbox(&mut s.invert_mask, "Inpaint not masked")
+                    .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("Conditional mask weight");
+                ui.add(egui::Slider::new(&mut s.mask_weight, 0.0..=1.0))
+                    .labelled_by(l.id)
+                    .on_hover_text("inpainting models only");
+                ui.end_row();
+            });
+        });
+        ui.horizontal(|ui| {
+            let has_doc = self.canvas.doc.is_some();
+            if ui
+                .add_enabled(has_doc && masked, egui::Button::new("Refine"))
+                .on_hover_text("repaint only the masked area at full resolution (denoise 0.4, padding 32, blur 4): for faces and hands")
+                .on_disabled_hover_text("paint a mask over the face or hand first")
+                .clicked()
+            {
+                self.commands.push(Command::Refine);
+            }
+            if ui
+                .add_enabled(has_doc, egui::Button::new("Strength sweep"))
+                .on_hover_text("one image per strength 0.3 … 0.8 with the same seed")
+                .clicked()
+            {
+                self.commands.push(Command::StrengthSweep);
+            }
+        });
     }
 
     fn model_browser_ui(&mut self, ui: &mut egui::Ui) {
@@ -549,8 +820,25 @@ impl EaselApp {
             {
                 let selected = self.settings.selected_model.as_ref() == Some(&m.path);
                 let badge = m.family.map_or("?", |f| f.label());
-                let text = format!("{}  [{badge}]  {}", m.name, human_size(m.size_bytes));
-                let response = ui.add_enabled(m.problem.is_none(), egui::Button::selectable(selected, text));
+                let hash = match self.hashes.get(&m.path) {
+                    Some(Ok(h)) => h.clone(),
+                    Some(Err(_)) => "no hash".into(),
+                    None if m.problem.is_none() && m.path.is_file() => "hashing…".into(),
+                    None => String::new(),
+                };
+                let text = format!("{}  [{badge}]  {}  {hash}", m.name, human_size(m.size_bytes));
+                let response = ui
+                    .horizontal(|ui| {
+                        if let Some(t) = self.thumbs.get(&m.path) {
+                            ui.add(
+                                egui::Image::new(t)
+                                    .max_size(Vec2::splat(40.0))
+                                    .alt_text(m.name.clone()),
+                            );
+                        }
+                        ui.add_enabled(m.problem.is_none(), egui::Button::selectable(selected, text))
+                    })
+                    .inner;
                 let response = match &m.problem {
                     Some(problem) => response.on_disabled_hover_text(problem),
                     None => response.on_hover_text(m.path.display().to_string()),
@@ -645,7 +933,7 @@ impl EaselApp {
                 self.messages.push(message);
             }
         }
-        if let Some(text) = self.canvas.infotext.clone() {
+        if let Some(text) = self.shown_infotext.clone() {
             ui.horizontal(|ui| {
                 ui.small(short(&text));
                 if ui.small_button("Use parameters").clicked() {
@@ -653,52 +941,44 @@ impl EaselApp {
                 }
             });
         }
-        let (response, painter) = ui.allocate_painter(ui.available_size(), egui::Sense::click_and_drag());
-        let view = response.rect;
-        painter.rect_filled(view, 0.0, Color32::from_gray(24));
-        let Some(texture) = &self.canvas.texture else {
-            painter.text(
-                view.center(),
-                egui::Align2::CENTER_CENTER,
-                "Write a prompt and press Generate (Ctrl+Enter)",
-                egui::FontId::proportional(16.0),
-                Color32::GRAY,
-            );
-            return;
+        canvas::toolbar_ui(ui, &mut self.canvas, &mut self.settings.tools);
+        // The "only masked" box: what the model will see, recomputed when the mask or settings change.
+        self.canvas.context_box = match (
+            &self.canvas.doc,
+            self.settings.mode,
+            self.settings.img2img.inpaint_area,
+        ) {
+            (Some(doc), Mode::ImageToImage, InpaintArea::OnlyMasked) if doc.has_mask() => {
+                let s = &self.settings.img2img;
+                let key = (
+                    doc.revision(),
+                    s.mask_blur,
+                    s.padding,
+                    s.invert_mask,
+                    self.settings.params.width,
+                    self.settings.params.height,
+                );
+                match self.context_cache {
+                    Some((k, region)) if k == key || doc.stroking() => Some(region),
+                    _ => {
+                        let mask = crate::diffusion::img2img::processed_mask(doc.mask(), s);
+                        let region = crate::diffusion::img2img::only_masked_region(
+                            &mask,
+                            s.padding,
+                            self.settings.params.width,
+                            self.settings.params.height,
+                        );
+                        if let Some(region) = region {
+                            self.context_cache = Some((key, region));
+                        }
+                        region
+                    }
+                }
+            }
+            _ => None,
         };
-        let size = self.canvas.image_size;
-        let fit = (view.width() / size.x).min(view.height() / size.y);
-        let mut zoom = self.canvas.zoom.unwrap_or(fit);
-        if response.hovered() {
-            let scroll = ui.input(|i| i.smooth_scroll_delta.y + (i.zoom_delta() - 1.0) * 200.0);
-            if scroll != 0.0 {
-                zoom = (zoom * (scroll / 200.0).exp()).clamp(0.05, 32.0);
-                self.canvas.zoom = Some(zoom);
-            }
-        }
-        if response.dragged() {
-            self.canvas.pan += response.drag_delta();
-        }
-        ui.input_mut(|i| {
-            if i.consume_shortcut(&ZOOM_IN) {
-                self.canvas.zoom = Some((zoom * 1.25).min(32.0));
-            }
-            if i.consume_shortcut(&ZOOM_OUT) {
-                self.canvas.zoom = Some((zoom / 1.25).max(0.05));
-            }
-            if i.consume_shortcut(&ZOOM_FIT) {
-                self.canvas.zoom = None;
-                self.canvas.pan = Vec2::ZERO;
-            }
-            if i.consume_shortcut(&ZOOM_ONE) {
-                self.canvas.zoom = Some(1.0);
-            }
-        });
-        let rect = egui::Rect::from_center_size(view.center() + self.canvas.pan, size * zoom);
-        let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-        painter
-            .with_clip_rect(view)
-            .image(texture.id(), rect, uv, Color32::WHITE);
+        let hint = "Write a prompt and press Generate (Ctrl+Enter), or drop a picture here to paint on it";
+        self.canvas.ui(ui, self.gpu, &mut self.settings.tools, hint);
     }
 
     fn dialogs_ui(&mut self, ctx: &egui::Context) {
@@ -706,15 +986,10 @@ impl EaselApp {
             .open(&mut self.show_shortcuts)
             .show(ctx, |ui| {
                 egui::Grid::new("shortcuts").show(ui, |ui| {
-                    for (keys, what) in [
-                        ("Ctrl+Enter", "Generate"),
-                        ("Esc", "Cancel the running job"),
-                        ("+ / -", "Zoom in / out"),
-                        ("0", "Fit the picture"),
-                        ("1", "100 %"),
-                        ("Wheel / pinch", "Zoom"),
-                        ("Drag", "Pan"),
-                    ] {
+                    for (keys, what) in [("Ctrl+Enter", "Generate"), ("Esc", "Cancel the running job")]
+                        .into_iter()
+                        .chain(canvas::SHORTCUTS)
+                    {
                         ui.monospace(keys);
                         ui.label(what);
                         ui.end_row();
@@ -727,6 +1002,7 @@ impl EaselApp {
                 ui.label(format!("Easel {}", env!("CARGO_PKG_VERSION")));
                 ui.label(format!("Data folder: {}", self.paths.data_dir.display()));
                 ui.label(format!("Outputs: {}", self.paths.outputs_dir.display()));
+                ui.label(format!("Log: {}", self.paths.log_file().display()));
             });
         if let Some(i) = self.confirm_delete {
             let mut decision = None;
@@ -755,14 +1031,18 @@ impl EaselApp {
     }
 }
 
-impl eframe::App for EaselApp {
-    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+impl EaselApp {
+    fn logic_inner(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         while let Ok(event) = self.engine.events().try_recv() {
             self.handle_engine_event(event);
         }
         for reply in self.io.drain() {
             self.handle_reply(reply);
         }
+        while let Ok(file) = self.image_picks.1.try_recv() {
+            self.io.send(Request::LoadImage(file));
+        }
+        self.autosave_tick(ctx);
         while let Ok(folder) = self.folder_picks.1.try_recv() {
             if !self.settings.model_folders.contains(&folder) {
                 self.settings.model_folders.push(folder);
@@ -771,6 +1051,12 @@ impl eframe::App for EaselApp {
         }
         let (generate, cancel) =
             ctx.input_mut(|i| (i.consume_shortcut(&GENERATE), i.consume_shortcut(&CANCEL)));
+        // Ctrl+V outside text fields pastes an image onto the canvas (egui turns it into a Paste event).
+        let paste = !ctx.egui_wants_keyboard_input()
+            && ctx.input(|i| i.events.iter().any(|e| matches!(e, egui::Event::Paste(_))));
+        if paste {
+            self.io.send(Request::PasteImage);
+        }
         if generate {
             self.commands.push(Command::Generate);
         }
@@ -791,11 +1077,84 @@ impl eframe::App for EaselApp {
             self.apply(command);
         }
     }
+}
 
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+impl eframe::App for EaselApp {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let frame_start = std::time::Instant::now();
+        if let Some(started) = self.started.take() {
+            tracing::info!(
+                "first frame {:.0} ms after start",
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        self.ui_inner(ui, frame);
+        self.record_frame(frame_start);
+    }
+
+    fn logic(&mut self, ctx: &egui::Context, frame: &mut eframe::Frame) {
+        self.logic_inner(ctx, frame);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+
+    fn on_exit(&mut self) {
+        // Whatever is unsaved goes to disk now, on this thread: the process is about to end.
+        if let Some(doc) = &self.canvas.doc
+            && self.autosave.0 != Some(doc.revision())
+            && let Err(err) = super::io::save_document(&self.paths.document_dir(), doc.image(), doc.mask())
+        {
+            tracing::error!("{err}");
+        }
+    }
+}
+
+impl EaselApp {
+    fn record_frame(&mut self, start: std::time::Instant) {
+        let Some(stats) = &mut self.frame_stats else {
+            return;
+        };
+        let secs = start.elapsed().as_secs_f64();
+        stats.frames += 1;
+        stats.worst = stats.worst.max(secs);
+        stats.total += secs;
+        let window = *stats.window_start.get_or_insert(start);
+        if window.elapsed().as_secs_f64() >= 5.0 {
+            tracing::info!(
+                "UI frames: {} in {:.1} s, mean {:.2} ms, worst {:.2} ms, generating: {}",
+                stats.frames,
+                window.elapsed().as_secs_f64(),
+                stats.total / f64::from(stats.frames) * 1000.0,
+                stats.worst * 1000.0,
+                self.running.is_some()
+            );
+            *stats = FrameStats::default();
+        }
+    }
+
+    /// Remembers the process start, so the first frame logs how long start-up took.
+    pub fn set_start_time(&mut self, started: std::time::Instant) {
+        self.started = Some(started);
+    }
+
+    fn ui_inner(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        if !self.gpu
+            && let Some(render_state) = frame.wgpu_render_state()
+        {
+            CanvasResources::install(render_state);
+            self.gpu = true;
+        }
         egui::Panel::top("menu").show(ui, |ui| {
             egui::MenuBar::new().ui(ui, |ui| {
                 ui.menu_button("File", |ui| {
+                    if ui.button("Open image…").clicked() {
+                        self.commands.push(Command::OpenImage);
+                    }
+                    if ui.button("Paste image").on_hover_text("Ctrl+V").clicked() {
+                        self.io.send(Request::PasteImage);
+                    }
                     if ui.button("Add model folder…").clicked() {
                         self.commands.push(Command::AddFolder);
                     }
@@ -831,9 +1190,48 @@ impl eframe::App for EaselApp {
         let ctx = ui.ctx().clone();
         self.dialogs_ui(&ctx);
     }
+}
 
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+impl EaselApp {
+    /// Saves the document a moment after the last edit (off the UI thread).
+    fn autosave_tick(&mut self, ctx: &egui::Context) {
+        let Some(doc) = &self.canvas.doc else {
+            return;
+        };
+        if doc.stroking() {
+            return;
+        }
+        let revision = doc.revision();
+        let now = ctx.input(|i| i.time);
+        let (saved, seen, changed_at) = self.autosave;
+        if saved == Some(revision) {
+            return;
+        }
+        if seen != Some(revision) {
+            self.autosave = (saved, Some(revision), now);
+            ctx.request_repaint_after(std::time::Duration::from_secs_f64(AUTOSAVE_DELAY_S));
+            return;
+        }
+        if now - changed_at >= AUTOSAVE_DELAY_S {
+            self.io.send(Request::SaveDocument(
+                self.paths.document_dir(),
+                Box::new((doc.image().clone(), doc.mask().clone())),
+            ));
+            self.autosave.0 = Some(revision);
+        } else {
+            ctx.request_repaint_after(std::time::Duration::from_secs_f64(
+                AUTOSAVE_DELAY_S - (now - changed_at),
+            ));
+        }
+    }
+
+    /// Writes the document now (tests; the app autosaves by itself).
+    pub fn save_document_now(&mut self) -> Result<(), String> {
+        if let Some(doc) = &self.canvas.doc {
+            super::io::save_document(&self.paths.document_dir(), doc.image(), doc.mask())?;
+            self.autosave.0 = Some(doc.revision());
+        }
+        Ok(())
     }
 }
 

@@ -43,6 +43,16 @@ pub enum Request {
     LoadGallery(PathBuf),
     /// Read one image at full size (for the canvas).
     LoadImage(PathBuf),
+    /// Read an image from the system clipboard.
+    PasteImage,
+    /// Compute the SHA-256 (cached) of these checkpoints, one reply each.
+    Hash(Vec<PathBuf>),
+    /// Load the small preview pictures beside these checkpoints.
+    Thumbnails(Vec<(PathBuf, PathBuf)>),
+    /// Write the open document (picture, mask) into this folder, atomically.
+    SaveDocument(PathBuf, Box<(image::RgbImage, image::GrayImage)>),
+    /// Read the autosaved document from this folder.
+    LoadDocument(PathBuf),
 }
 
 /// What the disk thread reports.
@@ -53,8 +63,16 @@ pub enum Reply {
     Saved(GalleryItem),
     /// The whole gallery.
     Gallery(Vec<GalleryItem>),
-    /// A full-size image and its parameters.
+    /// A full-size image and its parameters (A1111 text, or another tool's converted to it).
     Image(Rgba, Option<String>),
+    /// A checkpoint's AutoV2 hash, or why it could not be computed.
+    Hashed(PathBuf, Result<String, String>),
+    /// A checkpoint's preview picture.
+    Thumbnail(PathBuf, Rgba),
+    /// The autosaved document.
+    Document(Box<(image::RgbImage, image::GrayImage)>),
+    /// Nothing to show (a save finished).
+    Done,
     /// Something failed; the text is for the user.
     Failed(String),
 }
@@ -71,9 +89,31 @@ impl Io {
         let (req_tx, req_rx) = sync_channel::<Request>(64);
         let (rep_tx, rep_rx) = sync_channel::<Reply>(64);
         std::thread::Builder::new().name("io".into()).spawn(move || {
-            while let Ok(request) = req_rx.recv() {
+            loop {
+                // Background hashing yields to every other request.
+                let request = match req_rx.try_recv() {
+                    Ok(r) => r,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {
+                        match PENDING_HASHES.with(|p| p.borrow_mut().pop()) {
+                            Some(path) => Request::Hash(vec![path]),
+                            None => match req_rx.recv() {
+                                Ok(r) => r,
+                                Err(_) => break,
+                            },
+                        }
+                    }
+                };
                 let reply = handle(request);
-                if rep_tx.send(reply).is_err() {
+                let extra: Vec<Reply> = THUMBS.with(|t| t.borrow_mut().drain(..).collect());
+                let mut gone = false;
+                for r in extra.into_iter().chain(std::iter::once(reply)) {
+                    if matches!(r, Reply::Done) {
+                        continue;
+                    }
+                    gone |= rep_tx.send(r).is_err();
+                }
+                if gone {
                     break;
                 }
                 wake();
@@ -103,11 +143,115 @@ fn handle(request: Request) -> Reply {
         Request::Scan(folders) => Reply::Models(registry::scan(&folders)),
         Request::Save(dir, image) => save(&dir, &image).unwrap_or_else(Reply::Failed),
         Request::LoadGallery(dir) => Reply::Gallery(load_gallery(&dir)),
-        Request::LoadImage(path) => match load_rgba(&path, None) {
-            Ok(rgba) => Reply::Image(rgba, parameters_of(&path)),
-            Err(e) => Reply::Failed(e),
+        Request::LoadImage(path) => match std::fs::read(&path) {
+            Ok(bytes) => decode_image(&path.display().to_string(), &bytes),
+            Err(e) => Reply::Failed(format!("could not open {}: {e}", path.display())),
+        },
+        Request::PasteImage => paste_image(),
+        Request::Hash(paths) => {
+            // One reply per file, so the browser fills in as hashes arrive; the rest continue after.
+            let Some((first, rest)) = paths.split_first() else {
+                return Reply::Done;
+            };
+            let result = crate::models::hash::cached_sha256(first, |_, _| {})
+                .map(|sha| crate::models::hash::autov2(&sha))
+                .map_err(|e| e.to_string());
+            PENDING_HASHES.with(|p| p.borrow_mut().extend(rest.iter().cloned()));
+            Reply::Hashed(first.clone(), result)
+        }
+        Request::Thumbnails(pairs) => {
+            let mut last = Reply::Done;
+            for (model, picture) in pairs {
+                if let Ok(rgba) = load_rgba(&picture, Some(THUMB_PX)) {
+                    last = Reply::Thumbnail(model, rgba);
+                    THUMBS.with(|t| t.borrow_mut().push(std::mem::replace(&mut last, Reply::Done)));
+                }
+            }
+            last
+        }
+        Request::SaveDocument(dir, doc) => match save_document(&dir, &doc.0, &doc.1) {
+            Ok(()) => Reply::Done,
+            Err(e) => Reply::Failed(format!("could not autosave the document: {e}")),
+        },
+        Request::LoadDocument(dir) => match load_document(&dir) {
+            Some(doc) => Reply::Document(Box::new(doc)),
+            None => Reply::Done,
         },
     }
+}
+
+thread_local! {
+    /// Hash requests still to do (the disk thread works through them between other requests).
+    static PENDING_HASHES: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Thumbnails decoded by one request, sent as separate replies.
+    static THUMBS: std::cell::RefCell<Vec<Reply>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn decode_image(name: &str, bytes: &[u8]) -> Reply {
+    let img = match crate::imaging::decode(bytes, name) {
+        Ok(img) => img,
+        Err(e) => return Reply::Failed(e.to_string()),
+    };
+    let rgba = img.to_rgba8();
+    let chunks = png_meta::read_png_text_chunks_from_bytes(bytes).unwrap_or_default();
+    let infotext = chunks
+        .iter()
+        .find(|(k, _)| k == png_meta::PARAMETERS_KEYWORD)
+        .map(|(_, v)| v.clone())
+        .or_else(|| crate::imaging::foreign_infotext(&chunks));
+    Reply::Image(
+        Rgba {
+            width: rgba.width() as usize,
+            height: rgba.height() as usize,
+            pixels: rgba.into_raw(),
+        },
+        infotext,
+    )
+}
+
+fn paste_image() -> Reply {
+    let image = arboard::Clipboard::new().and_then(|mut c| c.get_image());
+    match image {
+        Ok(img) if img.width > 0 && img.height > 0 && img.bytes.len() == img.width * img.height * 4 => {
+            Reply::Image(
+                Rgba {
+                    width: img.width,
+                    height: img.height,
+                    pixels: img.bytes.into_owned(),
+                },
+                None,
+            )
+        }
+        Ok(_) => Reply::Failed("the clipboard image has an unexpected layout".into()),
+        Err(arboard::Error::ContentNotAvailable) => Reply::Failed("the clipboard holds no image".into()),
+        Err(e) => Reply::Failed(format!("could not read the clipboard: {e}")),
+    }
+}
+
+/// Writes `image.png` and `mask.png` (each through a temporary file and a rename).
+pub fn save_document(dir: &Path, image: &image::RgbImage, mask: &image::GrayImage) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let write = |name: &str, f: &dyn Fn(&Path) -> image::ImageResult<()>| -> Result<(), String> {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        f(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let path = dir.join(name);
+        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("image.png", &|p| {
+        image.save_with_format(p, image::ImageFormat::Png)
+    })?;
+    write("mask.png", &|p| mask.save_with_format(p, image::ImageFormat::Png))
+}
+
+/// Reads what [`save_document`] wrote; `None` when there is nothing (or nothing readable).
+pub fn load_document(dir: &Path) -> Option<(image::RgbImage, image::GrayImage)> {
+    let image = image::open(dir.join("image.png")).ok()?.to_rgb8();
+    let mask = image::open(dir.join("mask.png"))
+        .ok()
+        .map(|m| m.to_luma8())
+        .filter(|m| m.dimensions() == image.dimensions())
+        .unwrap_or_else(|| image::GrayImage::new(image.width(), image.height()));
+    Some((image, mask))
 }
 
 fn parameters_of(path: &Path) -> Option<String> {

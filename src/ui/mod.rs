@@ -2,13 +2,15 @@
 //! Knows nothing of tensors: it sends `Job`s to the engine and draws the events that come back.
 
 mod app;
+mod canvas;
+mod canvas_gpu;
 mod io;
 mod settings;
 
 use std::path::PathBuf;
 
 pub use app::EaselApp;
-pub use settings::Settings;
+pub use settings::{Mode, Settings};
 
 /// Folders the app reads and writes.
 #[derive(Debug, Clone)]
@@ -34,6 +36,16 @@ impl AppPaths {
         Self::under(data_dir)
     }
 
+    /// Where the open document is autosaved.
+    pub fn document_dir(&self) -> PathBuf {
+        self.data_dir.join("document")
+    }
+
+    /// The log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.data_dir.join("easel.log")
+    }
+
     /// All folders below one root (tests use a temporary one).
     pub fn under(data_dir: PathBuf) -> Self {
         Self {
@@ -45,7 +57,7 @@ impl AppPaths {
 }
 
 /// Opens the window and runs until it is closed.
-pub fn run() -> anyhow::Result<()> {
+pub fn run(started: std::time::Instant) -> anyhow::Result<()> {
     let paths = AppPaths::platform();
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
@@ -65,7 +77,9 @@ pub fn run() -> anyhow::Result<()> {
                 .storage
                 .and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY))
                 .unwrap_or_default();
-            Ok(Box::new(EaselApp::new(&cc.egui_ctx, paths, settings)?))
+            let mut app = EaselApp::new(&cc.egui_ctx, paths, settings)?;
+            app.set_start_time(started);
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))

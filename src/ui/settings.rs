@@ -3,7 +3,19 @@
 
 use std::path::PathBuf;
 
+use super::canvas::ToolSettings;
+use crate::diffusion::img2img::Img2ImgSettings;
 use crate::params::GenerationParams;
+
+/// What Generate does with the canvas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Mode {
+    /// A new picture from the prompt.
+    #[default]
+    TextToImage,
+    /// Start from the canvas picture; repaint the masked area when there is a mask.
+    ImageToImage,
+}
 
 /// Persisted state (eframe storage, RON).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,6 +29,12 @@ pub struct Settings {
     pub model_folders: Vec<PathBuf>,
     /// The checkpoint last used.
     pub selected_model: Option<PathBuf>,
+    /// Text to image or image to image.
+    pub mode: Mode,
+    /// img2img / inpainting settings.
+    pub img2img: Img2ImgSettings,
+    /// Canvas tools.
+    pub tools: ToolSettings,
 }
 
 impl Default for Settings {
@@ -26,6 +44,9 @@ impl Default for Settings {
             random_seed: true,
             model_folders: Vec::new(),
             selected_model: None,
+            mode: Mode::TextToImage,
+            img2img: Img2ImgSettings::default(),
+            tools: ToolSettings::default(),
         }
     }
 }

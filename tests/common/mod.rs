@@ -55,3 +55,27 @@ pub fn max_abs(a: &Tensor) -> f32 {
         .to_scalar::<f32>()
         .unwrap()
 }
+
+pub fn inpaint_model_path() -> PathBuf {
+    fixtures().join("models").join("tiny-sd15-inpainting.safetensors")
+}
+
+/// The tiny 9-channel inpainting model, loaded once per test binary.
+pub fn tiny_inpaint_model() -> &'static SdModel {
+    static MODEL: OnceLock<SdModel> = OnceLock::new();
+    MODEL.get_or_init(|| SdModel::open(&inpaint_model_path(), &Device::Cpu, DType::F32).unwrap())
+}
+
+/// An image-shaped u8 tensor `[H, W, C]` as bytes.
+pub fn u8_bytes(t: &Tensor) -> Vec<u8> {
+    t.flatten_all().unwrap().to_vec1::<u8>().unwrap()
+}
+
+/// Largest absolute difference of two byte buffers, and how many differ.
+pub fn byte_diff(a: &[u8], b: &[u8]) -> (u8, usize) {
+    assert_eq!(a.len(), b.len(), "size mismatch");
+    a.iter().zip(b).fold((0, 0), |(m, n), (x, y)| {
+        let d = x.abs_diff(*y);
+        (m.max(d), n + usize::from(d > 0))
+    })
+}

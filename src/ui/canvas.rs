@@ -1,0 +1,676 @@
+//! The canvas view: shows the document (picture + mask) with zoom and pan, paints the mask with the
+//! brush, eraser, rectangle and lasso tools, and shows live previews while a job runs.
+//!
+//! With a wgpu renderer the picture is drawn by `shaders/canvas.wgsl` ([`super::canvas_gpu`]) and
+//! only dirty rectangles are uploaded. Without one (tests) the same view falls back to egui textures.
+
+use eframe::egui::{
+    self, Color32, ColorImage, Key, KeyboardShortcut, Modifiers, TextureHandle, TextureOptions, Vec2,
+};
+
+use super::canvas_gpu::{self, CanvasCallback, CanvasUniforms, Upload};
+use crate::document::{Brush, Document, Layer, PixelRect};
+
+const ZOOM_IN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Plus);
+const ZOOM_IN_EQ: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Equals);
+const ZOOM_OUT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Minus);
+const ZOOM_FIT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Num0);
+const ZOOM_ONE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Num1);
+/// Undo (Ctrl+Z).
+pub const UNDO: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Z);
+/// Redo (Ctrl+Shift+Z).
+pub const REDO: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::SHIFT), Key::Z);
+const SMALLER: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::OpenBracket);
+const BIGGER: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::CloseBracket);
+const SWAP_ERASE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::X);
+const TOOL_BRUSH: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::B);
+const TOOL_RECT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::M);
+const TOOL_LASSO: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::L);
+const TOGGLE_MASK: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::H);
+
+/// Every canvas shortcut, for the Help window.
+pub const SHORTCUTS: [(&str, &str); 14] = [
+    ("B", "Brush"),
+    ("M", "Rectangle fill"),
+    ("L", "Lasso fill"),
+    ("X", "Paint / erase"),
+    ("[ / ]", "Brush smaller / bigger"),
+    ("H", "Show / hide the mask"),
+    ("Ctrl+Z", "Undo"),
+    ("Ctrl+Shift+Z", "Redo"),
+    ("+ / -", "Zoom in / out"),
+    ("0", "Fit the picture"),
+    ("1", "100 %"),
+    ("Wheel / pinch", "Zoom"),
+    ("Space+drag, middle drag", "Pan"),
+    ("Hold C", "Compare with the previous version"),
+];
+
+/// Mask tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Tool {
+    /// Freehand brush (or eraser).
+    #[default]
+    Brush,
+    /// Drag a rectangle to fill.
+    Rect,
+    /// Draw a closed outline to fill.
+    Lasso,
+}
+
+/// Tool settings that persist.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ToolSettings {
+    /// Current tool.
+    pub tool: Tool,
+    /// Brush shape and mode (`erase` applies to every tool).
+    pub brush: Brush,
+    /// Show the mask overlay.
+    pub show_mask: bool,
+    /// Overlay colour (RGB) and opacity.
+    pub mask_color: [u8; 3],
+    /// Overlay opacity in [0, 1].
+    pub mask_opacity: f32,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        Self {
+            tool: Tool::Brush,
+            brush: Brush::default(),
+            show_mask: true,
+            mask_color: [255, 60, 90],
+            mask_opacity: 0.5,
+        }
+    }
+}
+
+enum Gesture {
+    Pan,
+    Stroke,
+    Rect(egui::Pos2),
+    Lasso(Vec<egui::Pos2>),
+}
+
+/// The canvas state.
+#[derive(Default)]
+pub struct CanvasView {
+    /// The open document.
+    pub doc: Option<Document>,
+    /// Live preview while a job runs (drawn over the document).
+    preview: Option<(TextureHandle, Vec2)>,
+    /// Points per image pixel; `None` = fit to the view.
+    zoom: Option<f32>,
+    pan: Vec2,
+    gesture: Option<Gesture>,
+    /// GPU path: what to upload with the next paint callback.
+    pending: Option<Upload>,
+    /// Fallback path: egui textures of the picture and the tinted mask.
+    image_tex: Option<TextureHandle>,
+    mask_tex: Option<TextureHandle>,
+    mask_tint: [u8; 3],
+    /// "Only masked" region to outline, image pixels `(x1, y1, x2, y2)`.
+    pub context_box: Option<(u32, u32, u32, u32)>,
+    /// Showing the previous version while C is held.
+    comparing: bool,
+    compare_tex: Option<(TextureHandle, u64)>,
+    /// Where the picture was drawn last frame, in points.
+    pub image_rect: Option<egui::Rect>,
+}
+
+impl CanvasView {
+    /// Opens a picture as a new version of the document (or a new document).
+    pub fn set_picture(&mut self, image: image::RgbImage) {
+        let resized = self.doc.as_ref().is_none_or(|d| d.size() != image.dimensions());
+        match &mut self.doc {
+            Some(doc) => doc.set_image(image),
+            None => self.doc = Some(Document::new(image)),
+        }
+        if resized {
+            self.zoom = None;
+            self.pan = Vec2::ZERO;
+        }
+        self.preview = None;
+    }
+
+    /// Shows a live preview (an image the size of `target` once finished).
+    pub fn set_preview(&mut self, ctx: &egui::Context, rgba: &[u8], size: [usize; 2], target: Vec2) {
+        let image = ColorImage::from_rgba_unmultiplied(size, rgba);
+        match &mut self.preview {
+            Some((t, s)) if t.size() == size => {
+                t.set(image, TextureOptions::LINEAR);
+                *s = target;
+            }
+            _ => self.preview = Some((ctx.load_texture("preview", image, TextureOptions::LINEAR), target)),
+        }
+    }
+
+    /// Drops the preview (job finished or cancelled).
+    pub fn clear_preview(&mut self) {
+        self.preview = None;
+    }
+
+    fn image_size(&self) -> Option<Vec2> {
+        if let Some((_, s)) = &self.preview {
+            return Some(*s);
+        }
+        self.doc.as_ref().map(|d| {
+            let (w, h) = d.size();
+            Vec2::new(w as f32, h as f32)
+        })
+    }
+
+    /// Moves document changes to the GPU upload or the fallback textures.
+    fn sync(&mut self, ctx: &egui::Context, gpu: bool, tools: &ToolSettings) {
+        let Some(doc) = &mut self.doc else {
+            return;
+        };
+        let (w, h) = doc.size();
+        let dirty = doc.take_dirty();
+        if gpu {
+            let full = PixelRect {
+                x0: 0,
+                y0: 0,
+                x1: w,
+                y1: h,
+            };
+            let mut upload = self.pending.take().unwrap_or_default();
+            for (layer, rect) in dirty {
+                let rect = if rect == full { full } else { rect };
+                match layer {
+                    Layer::Image => {
+                        let rect = upload.image.as_ref().map_or(rect, |(r, _)| r.union(rect));
+                        upload.image = Some((rect, canvas_gpu::rgba_region(doc.image(), rect)));
+                        if rect == full {
+                            upload.resize = Some((w, h));
+                        }
+                    }
+                    Layer::Mask => {
+                        let rect = upload.mask.as_ref().map_or(rect, |(r, _)| r.union(rect));
+                        upload.mask = Some((rect, canvas_gpu::gray_region(doc.mask(), rect)));
+                    }
+                }
+            }
+            if upload.resize.is_some() || upload.image.is_some() || upload.mask.is_some() {
+                self.pending = Some(upload);
+            }
+            return;
+        }
+        let tint_changed = self.mask_tint != tools.mask_color;
+        self.mask_tint = tools.mask_color;
+        for (layer, rect) in dirty {
+            match layer {
+                Layer::Image => {
+                    let rgba = canvas_gpu::rgba_region(doc.image(), rect);
+                    let image = ColorImage::from_rgba_unmultiplied(
+                        [rect.width() as usize, rect.height() as usize],
+                        &rgba,
+                    );
+                    match &mut self.image_tex {
+                        Some(t) if t.size() == [w as usize, h as usize] => {
+                            t.set_partial(
+                                [rect.x0 as usize, rect.y0 as usize],
+                                image,
+                                TextureOptions::LINEAR,
+                            );
+                        }
+                        _ => {
+                            let all = canvas_gpu::rgba_region(
+                                doc.image(),
+                                PixelRect {
+                                    x0: 0,
+                                    y0: 0,
+                                    x1: w,
+                                    y1: h,
+                                },
+                            );
+                            let image = ColorImage::from_rgba_unmultiplied([w as usize, h as usize], &all);
+                            self.image_tex =
+                                Some(ctx.load_texture("canvas-image", image, TextureOptions::LINEAR));
+                        }
+                    }
+                }
+                Layer::Mask => {
+                    let tint = |r: PixelRect| {
+                        let [cr, cg, cb] = self.mask_tint;
+                        let pixels = canvas_gpu::gray_region(doc.mask(), r)
+                            .into_iter()
+                            .map(|m| Color32::from_rgba_unmultiplied(cr, cg, cb, m))
+                            .collect();
+                        ColorImage::new([r.width() as usize, r.height() as usize], pixels)
+                    };
+                    match &mut self.mask_tex {
+                        Some(t) if t.size() == [w as usize, h as usize] && !tint_changed => {
+                            t.set_partial(
+                                [rect.x0 as usize, rect.y0 as usize],
+                                tint(rect),
+                                TextureOptions::NEAREST,
+                            );
+                        }
+                        _ => {
+                            let all = PixelRect {
+                                x0: 0,
+                                y0: 0,
+                                x1: w,
+                                y1: h,
+                            };
+                            self.mask_tex =
+                                Some(ctx.load_texture("canvas-mask", tint(all), TextureOptions::NEAREST));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles tool keys; returns true when something changed.
+    pub fn shortcuts(&mut self, ui: &egui::Ui, tools: &mut ToolSettings) {
+        if ui.ctx().egui_wants_keyboard_input() {
+            return;
+        }
+        ui.input_mut(|i| {
+            if i.consume_shortcut(&REDO)
+                && let Some(d) = &mut self.doc
+            {
+                d.redo();
+            }
+            if i.consume_shortcut(&UNDO)
+                && let Some(d) = &mut self.doc
+            {
+                d.undo();
+            }
+            if i.consume_shortcut(&SMALLER) {
+                tools.brush.size = (tools.brush.size / 1.2).max(1.0);
+            }
+            if i.consume_shortcut(&BIGGER) {
+                tools.brush.size = (tools.brush.size * 1.2).min(2048.0);
+            }
+            if i.consume_shortcut(&SWAP_ERASE) {
+                tools.brush.erase = !tools.brush.erase;
+            }
+            if i.consume_shortcut(&TOOL_BRUSH) {
+                tools.tool = Tool::Brush;
+            }
+            if i.consume_shortcut(&TOOL_RECT) {
+                tools.tool = Tool::Rect;
+            }
+            if i.consume_shortcut(&TOOL_LASSO) {
+                tools.tool = Tool::Lasso;
+            }
+            if i.consume_shortcut(&TOGGLE_MASK) {
+                tools.show_mask = !tools.show_mask;
+            }
+            self.comparing = i.key_down(Key::C) && i.modifiers.is_none();
+        });
+    }
+
+    /// Draws the canvas into the remaining space and handles painting.
+    pub fn ui(&mut self, ui: &mut egui::Ui, gpu: bool, tools: &mut ToolSettings, empty_hint: &str) {
+        self.shortcuts(ui, tools);
+        self.sync(ui.ctx(), gpu, tools);
+        let (response, painter) = ui.allocate_painter(ui.available_size(), egui::Sense::click_and_drag());
+        let view = response.rect;
+        painter.rect_filled(view, 0.0, Color32::from_gray(24));
+        let Some(size) = self.image_size() else {
+            painter.text(
+                view.center(),
+                egui::Align2::CENTER_CENTER,
+                empty_hint,
+                egui::FontId::proportional(16.0),
+                Color32::GRAY,
+            );
+            return;
+        };
+        let fit = (view.width() / size.x).min(view.height() / size.y);
+        let mut zoom = self.zoom.unwrap_or(fit);
+        // Zoom around the pointer.
+        if response.hovered() {
+            let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
+            let factor = (scroll / 200.0).exp() * pinch;
+            if (factor - 1.0).abs() > 1e-4 {
+                let new_zoom = (zoom * factor).clamp(0.02, 64.0);
+                if let Some(pointer) = response.hover_pos() {
+                    let center = view.center() + self.pan;
+                    let rel = (pointer - center) / zoom;
+                    self.pan = pointer - view.center() - rel * new_zoom;
+                }
+                zoom = new_zoom;
+                self.zoom = Some(zoom);
+            }
+        }
+        let typing = ui.ctx().egui_wants_keyboard_input();
+        ui.input_mut(|i| {
+            if typing {
+                return;
+            }
+            if i.consume_shortcut(&ZOOM_IN) || i.consume_shortcut(&ZOOM_IN_EQ) {
+                self.zoom = Some((zoom * 1.25).min(64.0));
+            }
+            if i.consume_shortcut(&ZOOM_OUT) {
+                self.zoom = Some((zoom / 1.25).max(0.02));
+            }
+            if i.consume_shortcut(&ZOOM_FIT) {
+                self.zoom = None;
+                self.pan = Vec2::ZERO;
+            }
+            if i.consume_shortcut(&ZOOM_ONE) {
+                self.zoom = Some(1.0);
+            }
+        });
+        let zoom = self.zoom.unwrap_or(fit);
+        let rect = egui::Rect::from_center_size(view.center() + self.pan, size * zoom);
+        self.image_rect = Some(rect);
+        let to_image = |p: egui::Pos2| ((p.x - rect.min.x) / zoom, (p.y - rect.min.y) / zoom);
+
+        self.handle_gestures(ui, &response, tools, to_image);
+
+        let painter = painter.with_clip_rect(view);
+        let ppp = ui.ctx().pixels_per_point();
+        let hover = response
+            .hover_pos()
+            .filter(|_| self.preview.is_none() && tools.tool == Tool::Brush);
+        if let Some((tex, _)) = &self.preview {
+            let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+            painter.image(tex.id(), rect, uv, Color32::WHITE);
+        } else if self.comparing
+            && let Some(before) = self.previous_texture(ui.ctx())
+        {
+            let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+            painter.image(before.id(), rect, uv, Color32::WHITE);
+            painter.text(
+                view.left_top() + Vec2::new(8.0, 8.0),
+                egui::Align2::LEFT_TOP,
+                "previous version",
+                egui::FontId::proportional(14.0),
+                Color32::WHITE,
+            );
+        } else if gpu {
+            let [r, g, b] = tools.mask_color;
+            let uniforms = CanvasUniforms {
+                image_origin: [(rect.min.x - view.min.x) * ppp, (rect.min.y - view.min.y) * ppp],
+                image_extent: [rect.width() * ppp, rect.height() * ppp],
+                viewport_origin: [(view.min.x * ppp).round(), (view.min.y * ppp).round()],
+                cursor: hover.map_or([0.0; 2], |p| [(p.x - view.min.x) * ppp, (p.y - view.min.y) * ppp]),
+                mask_color: [
+                    f32::from(r) / 255.0,
+                    f32::from(g) / 255.0,
+                    f32::from(b) / 255.0,
+                    tools.mask_opacity,
+                ],
+                cursor_radius: if hover.is_some() {
+                    tools.brush.size * 0.5 * zoom * ppp
+                } else {
+                    0.0
+                },
+                cursor_hard_radius: tools.brush.size * 0.5 * tools.brush.hardness * zoom * ppp,
+                checker: 8.0 * ppp,
+                show_mask: tools.show_mask,
+                nearest: zoom >= 2.0,
+            };
+            painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
+                view,
+                CanvasCallback {
+                    uniforms,
+                    upload: std::sync::Mutex::new(self.pending.take()),
+                },
+            ));
+        } else {
+            let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+            if let Some(t) = &self.image_tex {
+                painter.image(t.id(), rect, uv, Color32::WHITE);
+            }
+            if tools.show_mask
+                && let Some(t) = &self.mask_tex
+            {
+                let alpha = (tools.mask_opacity * 255.0) as u8;
+                painter.image(t.id(), rect, uv, Color32::from_white_alpha(alpha));
+            }
+            if let Some(p) = hover {
+                let stroke = egui::Stroke::new(1.0, Color32::WHITE);
+                painter.circle_stroke(p, tools.brush.size * 0.5 * zoom, stroke);
+            }
+        }
+        // Overlays in points: the "only masked" box and gestures in progress.
+        if let Some((x1, y1, x2, y2)) = self.context_box.filter(|_| self.preview.is_none()) {
+            let to_screen = |x: u32, y: u32| rect.min + Vec2::new(x as f32, y as f32) * zoom;
+            let r = egui::Rect::from_min_max(to_screen(x1, y1), to_screen(x2, y2));
+            painter.rect_stroke(
+                r,
+                0.0,
+                egui::Stroke::new(1.5, Color32::from_rgb(90, 200, 255)),
+                egui::StrokeKind::Outside,
+            );
+            painter.text(
+                r.left_top() + Vec2::new(2.0, -2.0),
+                egui::Align2::LEFT_BOTTOM,
+                "what the model sees",
+                egui::FontId::proportional(11.0),
+                Color32::from_rgb(90, 200, 255),
+            );
+        }
+        match &self.gesture {
+            Some(Gesture::Rect(start)) => {
+                if let Some(p) = response.interact_pointer_pos() {
+                    painter.rect_stroke(
+                        egui::Rect::from_two_pos(*start, p),
+                        0.0,
+                        egui::Stroke::new(1.0, Color32::WHITE),
+                        egui::StrokeKind::Middle,
+                    );
+                }
+            }
+            Some(Gesture::Lasso(points)) => {
+                painter.add(egui::Shape::line(
+                    points.clone(),
+                    egui::Stroke::new(1.0, Color32::WHITE),
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn previous_texture(&mut self, ctx: &egui::Context) -> Option<TextureHandle> {
+        let doc = self.doc.as_ref()?;
+        let revision = doc.revision();
+        if let Some((t, r)) = &self.compare_tex
+            && *r == revision
+        {
+            return Some(t.clone());
+        }
+        let before = doc.previous_image()?;
+        let (w, h) = before.dimensions();
+        let rgba = canvas_gpu::rgba_region(
+            before,
+            PixelRect {
+                x0: 0,
+                y0: 0,
+                x1: w,
+                y1: h,
+            },
+        );
+        let image = ColorImage::from_rgba_unmultiplied([w as usize, h as usize], &rgba);
+        let tex = ctx.load_texture("compare", image, TextureOptions::LINEAR);
+        self.compare_tex = Some((tex.clone(), revision));
+        Some(tex)
+    }
+
+    fn handle_gestures(
+        &mut self,
+        ui: &egui::Ui,
+        response: &egui::Response,
+        tools: &ToolSettings,
+        to_image: impl Fn(egui::Pos2) -> (f32, f32),
+    ) {
+        let (space, middle, primary) = ui.input(|i| {
+            (
+                i.key_down(Key::Space),
+                i.pointer.middle_down(),
+                i.pointer.primary_down(),
+            )
+        });
+        let editable = self.preview.is_none() && self.doc.is_some();
+        if response.drag_started() {
+            self.gesture = Some(if space || middle || !editable || !primary {
+                Gesture::Pan
+            } else {
+                let p = response.interact_pointer_pos().unwrap_or_default();
+                match tools.tool {
+                    Tool::Brush => {
+                        let (x, y) = to_image(p);
+                        if let Some(doc) = &mut self.doc {
+                            doc.begin_stroke(tools.brush, x, y);
+                        }
+                        Gesture::Stroke
+                    }
+                    Tool::Rect => Gesture::Rect(p),
+                    Tool::Lasso => Gesture::Lasso(vec![p]),
+                }
+            });
+        }
+        if response.dragged() {
+            let p = response.interact_pointer_pos();
+            match &mut self.gesture {
+                Some(Gesture::Pan) => self.pan += response.drag_delta(),
+                Some(Gesture::Stroke) => {
+                    if let (Some(doc), Some(p)) = (&mut self.doc, p) {
+                        let (x, y) = to_image(p);
+                        doc.stroke_to(x, y);
+                    }
+                }
+                Some(Gesture::Lasso(points)) => {
+                    if let Some(p) = p
+                        && points.last().is_none_or(|l| l.distance(p) > 2.0)
+                    {
+                        points.push(p);
+                    }
+                }
+                Some(Gesture::Rect(_)) | None => {}
+            }
+        }
+        if response.drag_stopped() {
+            let end = response.interact_pointer_pos();
+            match self.gesture.take() {
+                Some(Gesture::Stroke) => {
+                    if let Some(doc) = &mut self.doc {
+                        doc.end_stroke();
+                    }
+                }
+                Some(Gesture::Rect(start)) => {
+                    if let (Some(doc), Some(end)) = (&mut self.doc, end) {
+                        doc.fill_rect(to_image(start), to_image(end), tools.brush.erase);
+                    }
+                }
+                Some(Gesture::Lasso(points)) => {
+                    if let Some(doc) = &mut self.doc {
+                        let pts: Vec<(f32, f32)> = points.into_iter().map(&to_image).collect();
+                        doc.fill_polygon(&pts, tools.brush.erase);
+                    }
+                }
+                Some(Gesture::Pan) | None => {}
+            }
+        }
+        // A click without a drag paints one dab.
+        if response.clicked()
+            && editable
+            && tools.tool == Tool::Brush
+            && !space
+            && let (Some(doc), Some(p)) = (&mut self.doc, response.interact_pointer_pos())
+        {
+            let (x, y) = to_image(p);
+            doc.begin_stroke(tools.brush, x, y);
+            doc.end_stroke();
+        }
+    }
+}
+
+/// The tool bar above the canvas.
+pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSettings) {
+    ui.horizontal_wrapped(|ui| {
+        ui.selectable_value(&mut tools.tool, Tool::Brush, "Brush")
+            .on_hover_text("B");
+        ui.selectable_value(&mut tools.tool, Tool::Rect, "Rectangle")
+            .on_hover_text("M");
+        ui.selectable_value(&mut tools.tool, Tool::Lasso, "Lasso")
+            .on_hover_text("L");
+        ui.separator();
+        ui.selectable_value(&mut tools.brush.erase, false, "Paint");
+        ui.selectable_value(&mut tools.brush.erase, true, "Erase")
+            .on_hover_text("X");
+        ui.separator();
+        let l = ui.label("Size");
+        ui.add(
+            egui::DragValue::new(&mut tools.brush.size)
+                .range(1.0..=2048.0)
+                .speed(1.0),
+        )
+        .labelled_by(l.id)
+        .on_hover_text("[ and ]");
+        let l = ui.label("Hardness");
+        ui.add(
+            egui::DragValue::new(&mut tools.brush.hardness)
+                .range(0.0..=1.0)
+                .speed(0.01),
+        )
+        .labelled_by(l.id);
+        let l = ui.label("Opacity");
+        ui.add(
+            egui::DragValue::new(&mut tools.brush.opacity)
+                .range(0.0..=1.0)
+                .speed(0.01),
+        )
+        .labelled_by(l.id);
+        ui.separator();
+        let has_doc = view.doc.is_some();
+        ui.add_enabled_ui(has_doc, |ui| {
+            if ui.button("Fill").on_hover_text("mask everything").clicked()
+                && let Some(d) = &mut view.doc
+            {
+                d.fill_mask();
+            }
+            if ui.button("Clear").on_hover_text("remove the mask").clicked()
+                && let Some(d) = &mut view.doc
+            {
+                d.clear_mask();
+            }
+            if ui.button("Invert").clicked()
+                && let Some(d) = &mut view.doc
+            {
+                d.invert_mask();
+            }
+            let (can_undo, can_redo) = view
+                .doc
+                .as_ref()
+                .map_or((false, false), |d| (d.can_undo(), d.can_redo()));
+            if ui
+                .add_enabled(can_undo, egui::Button::new("Undo"))
+                .on_hover_text("Ctrl+Z")
+                .clicked()
+                && let Some(d) = &mut view.doc
+            {
+                d.undo();
+            }
+            if ui
+                .add_enabled(can_redo, egui::Button::new("Redo"))
+                .on_hover_text("Ctrl+Shift+Z")
+                .clicked()
+                && let Some(d) = &mut view.doc
+            {
+                d.redo();
+            }
+        });
+        ui.separator();
+        ui.checkbox(&mut tools.show_mask, "Show mask").on_hover_text("H");
+        let mut color = Color32::from_rgb(tools.mask_color[0], tools.mask_color[1], tools.mask_color[2]);
+        if ui.color_edit_button_srgba(&mut color).changed() {
+            tools.mask_color = [color.r(), color.g(), color.b()];
+        }
+        let l = ui.label("Overlay");
+        ui.add(
+            egui::DragValue::new(&mut tools.mask_opacity)
+                .range(0.0..=1.0)
+                .speed(0.01),
+        )
+        .labelled_by(l.id);
+    });
+}
