@@ -89,8 +89,66 @@ pub struct BenchReport {
     pub unet_step_secs: f64,
     /// Seconds per VAE decode of one image.
     pub vae_decode_secs: f64,
+    /// Seconds per live preview (latent → RGB projection) of one image.
+    pub preview_secs: f64,
     /// Peak RSS in bytes after the run.
     pub peak_rss_bytes: Option<u64>,
+}
+
+/// Canvas painting costs on the CPU side (document edit + dirty-region copy for the GPU upload).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CanvasReport {
+    /// Document side in pixels.
+    pub size: u32,
+    /// Mean milliseconds per pointer move (dabs along the segment + dirty-region copy).
+    pub move_ms: f64,
+    /// Worst milliseconds of one pointer move.
+    pub worst_move_ms: f64,
+    /// Milliseconds to undo the stroke.
+    pub undo_ms: f64,
+    /// Bytes of undo history the stroke took.
+    pub history_bytes: usize,
+}
+
+/// Paints one long stroke on a `size`×`size` document the way the canvas does (a pointer move
+/// every few pixels, then the dirty rectangle copied out for the texture upload) and times it.
+pub fn run_canvas(size: u32) -> CanvasReport {
+    use crate::document::{Brush, Document, Layer};
+    let mut doc = Document::new(image::RgbImage::new(size, size));
+    doc.take_dirty();
+    let brush = Brush {
+        size: 96.0,
+        ..Brush::default()
+    };
+    let (mut total, mut worst, mut moves) = (0.0f64, 0.0f64, 0u32);
+    let c = size as f32 / 2.0;
+    doc.begin_stroke(brush, c, c);
+    for i in 0..600 {
+        let a = i as f32 * 0.02;
+        let (x, y) = (c + a.cos() * c * 0.6, c + a.sin() * c * 0.6 * (a * 0.3).cos());
+        let t = Instant::now();
+        doc.stroke_to(x, y);
+        for (layer, rect) in doc.take_dirty() {
+            if layer == Layer::Mask {
+                std::hint::black_box(crate::ui::gray_region(doc.mask(), rect));
+            }
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        total += ms;
+        worst = worst.max(ms);
+        moves += 1;
+    }
+    doc.end_stroke();
+    let history_bytes = doc.history_bytes();
+    let t = Instant::now();
+    doc.undo();
+    CanvasReport {
+        size,
+        move_ms: total / f64::from(moves),
+        worst_move_ms: worst,
+        undo_ms: t.elapsed().as_secs_f64() * 1000.0,
+        history_bytes,
+    }
 }
 
 /// Times the full-size SD 1.5 networks at `size`×`size` pixels, `repeats` runs each (the first is reported separately as warm-up when `repeats` > 1).
@@ -142,6 +200,16 @@ pub fn run_networks(
     ));
 
     let z = Tensor::randn(0f32, 1.0, (1, 4, lat, lat), device)?.to_dtype(dtype)?;
+    report.preview_secs = time(&mut || {
+        crate::diffusion::preview::latent_preview(&z.to_dtype(DType::F32)?)
+            .map(|_| ())
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+    })?;
+    log(&format!(
+        "live preview, {size}x{size}: {:.2} ms ({:.4} % of a UNet step)",
+        report.preview_secs * 1000.0,
+        report.preview_secs / report.unet_step_secs * 100.0
+    ));
     report.vae_decode_secs = time(&mut || vae.decode(&z).map(|_| ()))?;
     log(&format!(
         "VAE decode, {size}x{size}: {:.2} s",

@@ -193,9 +193,25 @@ fn init_logging(gui: bool) {
     }
 }
 
+/// The desktop app leaves one core to the UI thread and the renderer: on a 2-core machine with a
+/// software renderer, inference on every core made frames arrive 200–400 ms apart. CPU inference
+/// threads come from `RAYON_NUM_THREADS` (candle reads it), so set it unless the user did.
+#[expect(unsafe_code, reason = "set_var before any other thread exists")]
+fn leave_a_core_for_the_ui() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let threads = cores.saturating_sub(1).max(1);
+        // SAFETY: called first thing in main, while the process has a single thread.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    }
+}
+
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let cli = Cli::parse();
+    if cli.command.is_none() {
+        leave_a_core_for_the_ui();
+    }
     init_logging(cli.command.is_none());
     let result = match cli.command {
         Some(Command::Generate(args)) => generate(&args),
@@ -542,6 +558,16 @@ fn bench(size: usize, repeats: usize, load_dir: Option<&Path>, load_only: bool) 
         return Err(bad("--size must be a multiple of 8 and at least 64"));
     }
     let device = candle_core::Device::Cpu;
+    let canvas = easel::bench::run_canvas(4096);
+    println!(
+        "canvas {0}x{0}: pointer move while painting {1:.2} ms mean, {2:.2} ms worst; undo {3:.1} ms; \
+         stroke history {4:.1} MB",
+        canvas.size,
+        canvas.move_ms,
+        canvas.worst_move_ms,
+        canvas.undo_ms,
+        canvas.history_bytes as f64 / 1e6
+    );
     if !load_only {
         easel::bench::run_networks(size, repeats, &device, &mut |line| println!("{line}"))?;
         if let Some(rss) = easel::bench::peak_rss_bytes() {

@@ -334,3 +334,20 @@ fn the_document_is_autosaved_and_restored() {
     assert_eq!(h.state().document().unwrap().mask(), &painted);
     assert_eq!(h.state().document().unwrap().size(), (64, 64));
 }
+
+#[test]
+fn settings_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    pick_model_and_prompt(&mut h, "a quiet harbour");
+    h.get_by_label("Image to image").click();
+    h.step();
+    h.state_mut().save_settings();
+    let paths = AppPaths::under(dir.path().to_path_buf());
+    let (loaded, warning) = Settings::load(&paths.settings_file());
+    assert!(warning.is_none());
+    assert_eq!(&loaded, h.state().settings());
+    assert_eq!(loaded.params.prompt, "a quiet harbour");
+    assert_eq!(loaded.mode, easel::ui::Mode::ImageToImage);
+    assert!(loaded.selected_model.is_some());
+}

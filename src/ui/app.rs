@@ -65,9 +65,11 @@ type ContextKey = (u64, u32, u32, bool, u32, u32);
 #[derive(Default)]
 struct FrameStats {
     window_start: Option<std::time::Instant>,
+    last_frame: Option<std::time::Instant>,
     frames: u32,
     worst: f64,
     total: f64,
+    worst_interval: f64,
 }
 
 /// Strengths of the strength sweep.
@@ -1096,8 +1098,10 @@ impl eframe::App for EaselApp {
         self.logic_inner(ctx, frame);
     }
 
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    fn save(&mut self, _storage: &mut dyn eframe::Storage) {
+        // eframe keeps the window layout; the settings go to our own JSON file (RON cannot hold
+        // A1111's names such as "Euler a" as enum variants).
+        self.save_settings();
     }
 
     fn on_exit(&mut self) {
@@ -1117,21 +1121,41 @@ impl EaselApp {
             return;
         };
         let secs = start.elapsed().as_secs_f64();
+        if let Some(last) = stats.last_frame {
+            stats.worst_interval = stats.worst_interval.max(start.duration_since(last).as_secs_f64());
+        }
+        stats.last_frame = Some(start);
         stats.frames += 1;
         stats.worst = stats.worst.max(secs);
         stats.total += secs;
         let window = *stats.window_start.get_or_insert(start);
         if window.elapsed().as_secs_f64() >= 5.0 {
             tracing::info!(
-                "UI frames: {} in {:.1} s, mean {:.2} ms, worst {:.2} ms, generating: {}",
+                "UI frames: {} in {:.1} s; UI code mean {:.2} ms, worst {:.2} ms; longest gap between frames {:.0} ms; generating: {}",
                 stats.frames,
                 window.elapsed().as_secs_f64(),
                 stats.total / f64::from(stats.frames) * 1000.0,
                 stats.worst * 1000.0,
+                stats.worst_interval * 1000.0,
                 self.running.is_some()
             );
-            *stats = FrameStats::default();
+            *stats = FrameStats {
+                last_frame: stats.last_frame,
+                ..FrameStats::default()
+            };
         }
+    }
+
+    /// Writes the settings file now.
+    pub fn save_settings(&mut self) {
+        if let Err(err) = self.settings.save(&self.paths.settings_file()) {
+            tracing::error!("could not save the settings: {err}");
+        }
+    }
+
+    /// Shows a dismissible message.
+    pub fn push_message(&mut self, message: String) {
+        self.messages.push(message);
     }
 
     /// Remembers the process start, so the first frame logs how long start-up took.

@@ -104,8 +104,8 @@ pub struct CanvasView {
     zoom: Option<f32>,
     pan: Vec2,
     gesture: Option<Gesture>,
-    /// GPU path: what to upload with the next paint callback.
-    pending: Option<Upload>,
+    /// GPU path: what the next paint callback that runs uploads (see [`CanvasCallback::upload`]).
+    pending: std::sync::Arc<std::sync::Mutex<Option<Upload>>>,
     /// Fallback path: egui textures of the picture and the tinted mask.
     image_tex: Option<TextureHandle>,
     mask_tex: Option<TextureHandle>,
@@ -175,9 +175,17 @@ impl CanvasView {
                 x1: w,
                 y1: h,
             };
-            let mut upload = self.pending.take().unwrap_or_default();
+            if dirty.is_empty() {
+                return;
+            }
+            let Ok(mut slot) = self.pending.lock() else {
+                return;
+            };
+            let mut upload = slot.take().unwrap_or_default();
+            if upload.resize.is_some_and(|s| s != (w, h)) {
+                upload = Upload::default();
+            }
             for (layer, rect) in dirty {
-                let rect = if rect == full { full } else { rect };
                 match layer {
                     Layer::Image => {
                         let rect = upload.image.as_ref().map_or(rect, |(r, _)| r.union(rect));
@@ -193,7 +201,7 @@ impl CanvasView {
                 }
             }
             if upload.resize.is_some() || upload.image.is_some() || upload.mask.is_some() {
-                self.pending = Some(upload);
+                *slot = Some(upload);
             }
             return;
         }
@@ -412,7 +420,7 @@ impl CanvasView {
                 view,
                 CanvasCallback {
                     uniforms,
-                    upload: std::sync::Mutex::new(self.pending.take()),
+                    upload: self.pending.clone(),
                 },
             ));
         } else {

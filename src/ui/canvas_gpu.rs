@@ -282,8 +282,10 @@ fn write_region(
 pub struct CanvasCallback {
     /// Where and how to draw.
     pub uniforms: CanvasUniforms,
-    /// Pixels to upload first (taken once; later paints of the same frame have nothing to upload).
-    pub upload: std::sync::Mutex<Option<Upload>>,
+    /// Pixels to upload first. Shared with the canvas view and taken by the first paint that really
+    /// happens: egui may discard a pass (and its callbacks) before painting, so the data must
+    /// survive a callback that never runs.
+    pub upload: std::sync::Arc<std::sync::Mutex<Option<Upload>>>,
 }
 
 impl CallbackTrait for CanvasCallback {

@@ -10,6 +10,7 @@ mod settings;
 use std::path::PathBuf;
 
 pub use app::EaselApp;
+pub use canvas_gpu::gray_region;
 pub use settings::{Mode, Settings};
 
 /// Folders the app reads and writes.
@@ -39,6 +40,11 @@ impl AppPaths {
     /// Where the open document is autosaved.
     pub fn document_dir(&self) -> PathBuf {
         self.data_dir.join("document")
+    }
+
+    /// The settings file.
+    pub fn settings_file(&self) -> PathBuf {
+        self.data_dir.join("settings.json")
     }
 
     /// The log file.
@@ -73,12 +79,23 @@ pub fn run(started: std::time::Instant) -> anyhow::Result<()> {
         "easel",
         options,
         Box::new(move |cc| {
-            let settings = cc
-                .storage
-                .and_then(|s| eframe::get_value::<Settings>(s, eframe::APP_KEY))
-                .unwrap_or_default();
+            // EASEL_SETTINGS=file.json starts from given settings (scripts, screenshots, benchmarks).
+            let scripted = std::env::var_os("EASEL_SETTINGS").and_then(|path| {
+                let text = std::fs::read_to_string(&path)
+                    .inspect_err(|e| tracing::warn!("EASEL_SETTINGS: {e}"))
+                    .ok()?;
+                serde_json::from_str::<Settings>(&text)
+                    .inspect_err(|e| tracing::warn!("EASEL_SETTINGS: {e}"))
+                    .ok()
+            });
+            let (stored, warning) = Settings::load(&paths.settings_file());
+            let settings = scripted.unwrap_or(stored);
             let mut app = EaselApp::new(&cc.egui_ctx, paths, settings)?;
             app.set_start_time(started);
+            if let Some(warning) = warning {
+                tracing::warn!("{warning}");
+                app.push_message(warning);
+            }
             Ok(Box::new(app))
         }),
     )

@@ -1,7 +1,9 @@
-//! What the app remembers between runs: last parameters, model folders, the selected model.
-//! Unknown or broken fields fall back to defaults (`serde(default)`); a broken file never stops the app.
+//! What the app remembers between runs: last parameters, model folders, the selected model, the
+//! canvas tools. Stored as `settings.json` in the data folder, written atomically.
+//! Unknown or missing fields fall back to defaults (`serde(default)`); a broken file never stops the
+//! app: it is set aside and the app starts from defaults with a warning.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::canvas::ToolSettings;
 use crate::diffusion::img2img::Img2ImgSettings;
@@ -51,9 +53,72 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// Reads `path`. A missing file gives defaults; an unreadable one gives defaults plus a warning
+    /// for the user, and is renamed to `*.broken` so the next save does not lose it silently.
+    pub fn load(path: &Path) -> (Self, Option<String>) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Self::default(), None),
+            Err(e) => {
+                return (
+                    Self::default(),
+                    Some(format!("could not read the settings ({}: {e}); using defaults", path.display())),
+                );
+            }
+        };
+        match serde_json::from_str(&text) {
+            Ok(settings) => (settings, None),
+            Err(e) => {
+                let broken = path.with_extension("json.broken");
+                let _ = std::fs::rename(path, &broken);
+                (
+                    Self::default(),
+                    Some(format!(
+                        "the settings file was damaged ({e}); starting from defaults. The old file is {}",
+                        broken.display()
+                    )),
+                )
+            }
+        }
+    }
+
+    /// Writes `path` through a temporary file and a rename.
+    ///
+    /// # Errors
+    /// The folder or file cannot be written.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_round_trip_and_a_damaged_file_gives_defaults_and_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        assert_eq!(Settings::load(&path), (Settings::default(), None));
+        let mut s = Settings::default();
+        s.params.prompt = "a heron".into();
+        s.params.sampler = crate::params::Sampler::EulerA;
+        s.img2img.strength = 0.35;
+        s.save(&path).unwrap();
+        assert_eq!(Settings::load(&path), (s, None));
+        std::fs::write(&path, "{ not json").unwrap();
+        let (loaded, warning) = Settings::load(&path);
+        assert_eq!(loaded, Settings::default());
+        assert!(warning.unwrap().contains("damaged"));
+        assert!(dir.path().join("settings.json.broken").exists());
+    }
 
     #[test]
     fn round_trip_and_tolerant_of_missing_fields() {

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Starts Easel under Xvfb (Mesa's lavapipe Vulkan for wgpu) with the tiny fixture model and a
+# document, and saves screenshots of the real window:
+#   OUT/app-mask.png     a painted inpainting mask on the GPU canvas
+#   OUT/app-refined.png  the picture after an only-masked refine of that mask (made with
+#                        `easel generate --inpaint-area only-masked`, the same job the Refine button runs)
+# Needs: xvfb xauth imagemagick mesa-vulkan-drivers libvulkan1 (see README). Usage:
+#   scripts/screenshot.sh [OUT_DIR]    (default: assets/screenshots)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-assets/screenshots}
+mkdir -p "$OUT"
+BIN=${EASEL_BIN:-target/release/easel}
+[ -x "$BIN" ] || cargo build --release
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+# Data folder: the tiny model (its yaml points at the fixture CLIP config) and the open document.
+DATA=$WORK/data
+mkdir -p "$DATA/models" "$DATA/document"
+cp tests/fixtures/models/tiny-sd15.safetensors "$DATA/models/"
+sed "s|version: tiny-clip|version: $PWD/tests/fixtures/models/tiny-clip|" \
+    tests/fixtures/models/tiny-sd15.yaml > "$DATA/models/tiny-sd15.yaml"
+INIT=tests/fixtures/ref/img2img/init.png
+MASK=tests/fixtures/ref/img2img/mask.png
+cp "$INIT" "$DATA/document/image.png"
+cp "$MASK" "$DATA/document/mask.png"
+
+shot() { # name
+    export HOME=$WORK/home EASEL_DATA_DIR=$DATA
+    mkdir -p "$HOME"
+    Xvfb :77 -screen 0 1280x800x24 >/dev/null 2>&1 &
+    local xvfb=$!
+    sleep 1
+    DISPLAY=:77 WGPU_BACKEND=vulkan "$BIN" >"$WORK/$1.log" 2>&1 &
+    local app=$!
+    sleep "${EASEL_SHOT_WAIT:-8}"
+    DISPLAY=:77 import -window root "$OUT/$1.png"
+    kill "$app" 2>/dev/null || true
+    wait "$app" 2>/dev/null || true
+    kill "$xvfb" 2>/dev/null || true
+    wait "$xvfb" 2>/dev/null || true
+    grep -i "first frame\|error\|panic" "$WORK/$1.log" || true
+    echo "wrote $OUT/$1.png"
+}
+
+shot app-mask
+"$BIN" generate --model "$DATA/models/tiny-sd15.safetensors" --prompt "a red barn in a field" \
+    --width 64 --height 64 --steps 8 --seed 7 --init "$INIT" --mask "$MASK" \
+    --inpaint-area only-masked --padding 32 --strength 0.4 --out "$WORK/refined.png" >/dev/null
+cp "$WORK/refined.png" "$DATA/document/image.png"
+shot app-refined
