@@ -271,3 +271,61 @@ pub fn write_random_sd15_checkpoint(path: &Path) -> anyhow::Result<()> {
     candle_core::safetensors::save(&tensors.into_iter().collect(), path)?;
     Ok(())
 }
+
+/// Writes a random kohya-format LoRA for the SD 1.5 geometry (rank `rank`, alpha `rank / 2`) on every
+/// attention projection, feed-forward and `proj_in`/`proj_out` of the UNet and every attention and
+/// MLP projection of the text encoder: what a typical character or style LoRA touches.
+pub fn write_random_sd15_lora(path: &Path, rank: usize) -> anyhow::Result<usize> {
+    let g = Geometry::sd15();
+    let rec = Arc::new(Mutex::new(Vec::new()));
+    let device = Device::Cpu;
+    Unet::new(&random_vb(DType::F16, &device, Some(rec.clone())), &g.unet)?;
+    let unet = std::mem::take(&mut *rec.lock().unwrap_or_else(PoisonError::into_inner));
+    ClipTextModel::new(&random_vb(DType::F16, &device, Some(rec.clone())), &g.clip)?;
+    let clip = std::mem::take(&mut *rec.lock().unwrap_or_else(PoisonError::into_inner));
+    let unet_targets = [
+        "to_q",
+        "to_k",
+        "to_v",
+        "to_out.0",
+        "ff.net.0.proj",
+        "ff.net.2",
+        "proj_in",
+        "proj_out",
+    ];
+    let te_targets = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"];
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    let mut modules = 0;
+    for (prefix, names, targets) in [
+        ("lora_unet_", unet, &unet_targets[..]),
+        ("lora_te_", clip, &te_targets[..]),
+    ] {
+        for (name, shape) in names {
+            let Some(module) = name.strip_suffix(".weight") else {
+                continue;
+            };
+            if !targets.iter().any(|t| module.ends_with(t)) || shape.len() < 2 {
+                continue;
+            }
+            let key = format!("{prefix}{}", module.replace('.', "_"));
+            let (out, inp) = (shape[0], shape[1]);
+            let tail: Vec<usize> = shape[2..].to_vec();
+            let mut down_shape = vec![rank, inp];
+            down_shape.extend(&tail);
+            let mut up_shape = vec![out, rank];
+            up_shape.extend(tail.iter().map(|_| 1));
+            let randn = |s: Vec<usize>| Tensor::randn(0f32, 0.01, s, &device)?.to_dtype(DType::F16);
+            tensors.push((format!("{key}.lora_down.weight"), randn(down_shape)?));
+            tensors.push((format!("{key}.lora_up.weight"), randn(up_shape)?));
+            tensors.push((
+                format!("{key}.alpha"),
+                Tensor::new(&[rank as f32 / 2.0], &device)?
+                    .to_dtype(DType::F16)?
+                    .reshape(())?,
+            ));
+            modules += 1;
+        }
+    }
+    candle_core::safetensors::save(&tensors.into_iter().collect(), path)?;
+    Ok(modules)
+}

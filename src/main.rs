@@ -141,6 +141,10 @@ struct GenerateArgs {
     /// Inpainting models: conditional mask weight, 0..1 [default: 1].
     #[arg(long)]
     mask_weight: Option<f32>,
+    /// Folder with LoRA files for `<lora:name:weight>` tags in the prompt (repeatable)
+    /// [default: the desktop app's LoRA folders].
+    #[arg(long)]
+    lora_dir: Vec<PathBuf>,
     /// Output PNG path.
     #[arg(long)]
     out: PathBuf,
@@ -418,6 +422,13 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let init = build_init(args, &params)?;
     let total_images = (params.batch_count * params.batch_size) as usize;
     let engine = Engine::spawn(None).context("could not start the inference thread")?;
+    engine.set_lora_dirs(if args.lora_dir.is_empty() {
+        let paths = easel::ui::AppPaths::platform();
+        let (settings, _) = easel::ui::Settings::load(&paths.settings_file());
+        paths.lora_dirs(&settings.model_folders)
+    } else {
+        args.lora_dir.clone()
+    });
     let (job, cancel) = engine.submit_with_init(args.model.clone(), device, params.clone(), init);
     {
         let cancel = cancel.clone();
@@ -586,7 +597,7 @@ fn bench(size: usize, repeats: usize, load_dir: Option<&Path>, load_only: bool) 
         // Warm the page cache, then time open + build.
         let _ = std::fs::read(&path)?;
         let started = std::time::Instant::now();
-        let model = easel::diffusion::model::SdModel::open(&path, &device, candle_core::DType::F32)
+        let mut model = easel::diffusion::model::SdModel::open(&path, &device, candle_core::DType::F32)
             .map_err(|e| anyhow::anyhow!(e.to_string()))?;
         println!(
             "loaded {} ({:.2} GiB, fp16 → f32) in {:.2} s (networks built in {:.2} s)",
@@ -595,6 +606,34 @@ fn bench(size: usize, repeats: usize, load_dir: Option<&Path>, load_only: bool) 
             started.elapsed().as_secs_f64(),
             model.load_secs
         );
+        if let Some(rss) = easel::bench::peak_rss_bytes() {
+            println!("peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
+        }
+        // Changing LoRAs between jobs: merge into, and restore from, the loaded weights.
+        let lora_path = dir.join("easel-bench-sd15-random-lora-r32.safetensors");
+        let modules = easel::bench::write_random_sd15_lora(&lora_path, 32)?;
+        let lora = std::sync::Arc::new(
+            easel::diffusion::lora::LoraFile::open(&lora_path, "bench")
+                .map_err(|e| anyhow::anyhow!(e.to_string()))?,
+        );
+        for (what, weight) in [("apply", 1.0), ("change weight", 0.6)] {
+            let started = std::time::Instant::now();
+            model
+                .set_loras(&[easel::diffusion::lora::Applied {
+                    lora: lora.clone(),
+                    te: weight,
+                    unet: weight,
+                }])
+                .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+            println!(
+                "LoRA {what} (rank 32, {modules} modules, {:.0} MB): {:.2} s",
+                std::fs::metadata(&lora_path)?.len() as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let started = std::time::Instant::now();
+        model.set_loras(&[]).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        println!("LoRA removed: {:.2} s", started.elapsed().as_secs_f64());
         if let Some(rss) = easel::bench::peak_rss_bytes() {
             println!("peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
         }

@@ -351,3 +351,58 @@ fn settings_survive_a_restart() {
     assert_eq!(loaded.mode, easel::ui::Mode::ImageToImage);
     assert!(loaded.selected_model.is_some());
 }
+
+#[test]
+fn typing_a_lora_tag_offers_the_fixture_lora_and_generating_with_it_changes_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let loras = dir.path().join("loras");
+    std::fs::create_dir_all(&loras).unwrap();
+    let fixture = common::fixtures()
+        .join("models")
+        .join("loras")
+        .join("tiny_style.safetensors");
+    std::fs::copy(&fixture, loras.join("tiny_style.safetensors")).unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the LoRA list", |h| {
+        h.state().lora_names() == ["tiny_style"]
+    });
+    pick_model_and_prompt(&mut h, "a red barn");
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the plain image", |h| h.state().gallery_len() == 1);
+    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    let plain = h.state().document().unwrap().image().clone();
+
+    let field = h.get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt");
+    field.focus();
+    h.step();
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt")
+        .type_text(" <lora:tiny");
+    h.step();
+    h.step();
+    h.get_by_label("tiny_style").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    assert_eq!(
+        h.state().settings().params.prompt,
+        "a red barn <lora:tiny_style:1>"
+    );
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the LoRA image", |h| {
+        assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+        h.state().gallery_len() == 2
+    });
+    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    let hash = easel::diffusion::lora::LoraFile::open(&fixture, "tiny_style")
+        .unwrap()
+        .short_hash;
+    assert!(
+        text.contains(&format!("Lora hashes: \"tiny_style: {hash}\"")),
+        "{text}"
+    );
+    assert!(text.starts_with("a red barn <lora:tiny_style:1>\n"), "{text}");
+    let with_lora = h.state().document().unwrap().image().clone();
+    assert_ne!(with_lora, plain, "the LoRA changes the picture");
+    assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}

@@ -4,6 +4,7 @@
 pub mod clip;
 pub mod conditioning;
 pub mod img2img;
+pub mod lora;
 pub mod model;
 pub mod pipeline;
 pub mod preview;

@@ -1,13 +1,16 @@
 //! A loaded Stable Diffusion checkpoint: text encoder, UNet and VAE on one device, plus its σ table.
 //! Built from plain tensors read out of the memory map (no `VarMap`, so no gradient bookkeeping).
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
 
 use super::DiffusionError;
 use super::clip::ClipTextModel;
+use super::lora::{self, RecordingBackend, WeightMap};
 use super::schedule::ModelSigmas;
 use super::unet::Unet;
 use super::vae::Vae;
@@ -92,6 +95,14 @@ pub struct SdModel {
     pub dtype: DType,
     /// Seconds spent building the networks from the memory map.
     pub load_secs: f64,
+    /// The text encoder's base weights by name (shared with the network built without LoRAs).
+    clip_weights: Arc<WeightMap>,
+    /// The UNet's base weights by name.
+    unet_weights: Arc<WeightMap>,
+    clip_index: lora::ModuleIndex,
+    unet_index: lora::ModuleIndex,
+    /// The LoRA set merged into `clip` and `unet` now: (path, hash, te, unet) per LoRA.
+    loras: Vec<(PathBuf, String, f32, f32)>,
 }
 
 impl SdModel {
@@ -121,12 +132,29 @@ impl SdModel {
         let g = checkpoint.geometry.clone();
         let path = checkpoint.path().to_path_buf();
 
-        let (vb, slot) = checkpoint.var_builder(Component::TextEncoder, dtype, device);
+        let recording = |component| {
+            let (inner, slot) = checkpoint.backend(component);
+            let record = Arc::new(Mutex::new(WeightMap::new()));
+            let backend = RecordingBackend {
+                inner,
+                record: record.clone(),
+            };
+            let vb = VarBuilder::from_backend(Box::new(backend), dtype, device.clone());
+            (vb, slot, record)
+        };
+        let take = |record: Arc<Mutex<WeightMap>>| {
+            Arc::new(std::mem::take(
+                &mut *record.lock().unwrap_or_else(PoisonError::into_inner),
+            ))
+        };
+        let (vb, slot, record) = recording(Component::TextEncoder);
         let clip =
             ClipTextModel::new(&vb, &g.clip).map_err(|e| slot.explain(&path, "the text encoder", e))?;
+        let clip_weights = take(record);
 
-        let (vb, slot) = checkpoint.var_builder(Component::Unet, dtype, device);
+        let (vb, slot, record) = recording(Component::Unet);
         let unet = Unet::new(&vb, &g.unet).map_err(|e| slot.explain(&path, "the UNet", e))?;
+        let unet_weights = take(record);
 
         let vae = Self::load_vae(&checkpoint, device, dtype)?;
 
@@ -156,6 +184,11 @@ impl SdModel {
             device: device.clone(),
             dtype,
             load_secs: started.elapsed().as_secs_f64(),
+            clip_index: lora::index_modules(&clip_weights),
+            unet_index: lora::index_modules(&unet_weights),
+            clip_weights,
+            unet_weights,
+            loras: Vec::new(),
         })
     }
 
@@ -164,6 +197,75 @@ impl SdModel {
         let (vb, slot) = checkpoint.var_builder(Component::Vae, dtype, device);
         Vae::new(&vb, &checkpoint.geometry.vae)
             .map_err(|e| DiffusionError::Model(slot.explain(checkpoint.path(), "the VAE", e)))
+    }
+
+    /// Merges `set` into the text encoder and UNet (replacing whatever set was merged before) by
+    /// rebuilding both from the base weights plus the deltas. The same set again is free; an empty
+    /// set restores the base networks. The checkpoint is not read again.
+    ///
+    /// # Errors
+    /// A LoRA none of whose modules match this model, or one whose shapes do not fit.
+    pub fn set_loras(&mut self, set: &[lora::Applied]) -> Result<lora::ApplyReport, DiffusionError> {
+        let key: Vec<(PathBuf, String, f32, f32)> = set
+            .iter()
+            .map(|a| (a.lora.path.clone(), a.lora.short_hash.clone(), a.te, a.unet))
+            .collect();
+        if key == self.loras {
+            return Ok(lora::ApplyReport::default());
+        }
+        let mut report = lora::ApplyReport::default();
+        let te = lora::deltas(
+            set,
+            lora::Part::TextEncoder,
+            &self.clip_weights,
+            &self.clip_index,
+            &mut report,
+        )?;
+        let un = lora::deltas(
+            set,
+            lora::Part::Unet,
+            &self.unet_weights,
+            &self.unet_index,
+            &mut report,
+        )?;
+        for applied in set {
+            let total = applied.lora.module_count();
+            let unmatched = report
+                .unmatched
+                .iter()
+                .filter(|(n, _)| *n == applied.lora.name)
+                .count();
+            if total > 0 && unmatched == total {
+                let first = report
+                    .unmatched
+                    .iter()
+                    .find(|(n, _)| *n == applied.lora.name)
+                    .map(|(_, k)| k.clone())
+                    .unwrap_or_default();
+                return Err(DiffusionError::Input(
+                    lora::LoraError::NothingMatches {
+                        name: applied.lora.name.clone(),
+                        count: total,
+                        first,
+                    }
+                    .to_string(),
+                ));
+            }
+        }
+        let build = |base: &Arc<WeightMap>, deltas| {
+            let backend = lora::MergedBackend {
+                base: base.clone(),
+                deltas,
+            };
+            VarBuilder::from_backend(Box::new(backend), self.dtype, self.device.clone())
+        };
+        let g = self.checkpoint.geometry.clone();
+        let clip = ClipTextModel::new(&build(&self.clip_weights, te), &g.clip)?;
+        let unet = Unet::new(&build(&self.unet_weights, un), &g.unet)?;
+        self.clip = clip;
+        self.unet = unet;
+        self.loras = key;
+        Ok(report)
     }
 
     /// Opens and loads a checkpoint path in one go.

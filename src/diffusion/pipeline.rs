@@ -553,7 +553,9 @@ pub fn generate(
     }
     let params = &params;
     let clip_skip = params.clip_skip as usize;
-    let cond = encode_prompt(&model.clip, tokenizer, &params.prompt, clip_skip, &model.device)?;
+    // `<lora:…>` tags are applied to the model by the engine; the text encoder never sees them.
+    let (prompt, _, _) = super::lora::extract_tags(&params.prompt).map_err(DiffusionError::Input)?;
+    let cond = encode_prompt(&model.clip, tokenizer, &prompt, clip_skip, &model.device)?;
     let uncond = encode_prompt(
         &model.clip,
         tokenizer,

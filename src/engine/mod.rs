@@ -1,10 +1,11 @@
 //! The inference worker: one named thread owns the loaded model, runs jobs in order and streams events back.
 //! GUI and CLI submit the same `Job`; cancel is an atomic flag checked after every step.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
@@ -12,6 +13,7 @@ use candle_core::Tensor;
 
 use crate::diffusion::DiffusionError;
 use crate::diffusion::img2img::InitImage;
+use crate::diffusion::lora;
 use crate::diffusion::model::{DeviceChoice, SdModel, compute_dtype};
 use crate::diffusion::pipeline::{self, GeneratedImage, Observer, StepInfo};
 use crate::diffusion::preview::{PreviewImage, latent_preview};
@@ -39,6 +41,8 @@ pub struct Job {
     pub previews: bool,
     /// img2img/inpainting input; `None` for txt2img.
     pub init: Option<InitImage>,
+    /// Folders where `<lora:name:w>` tags are looked up.
+    pub lora_dirs: Vec<PathBuf>,
 }
 
 /// Whether a failure is the user's input (fixable by them) or something else.
@@ -164,7 +168,7 @@ impl ModelCache {
         path: &std::path::Path,
         device: DeviceChoice,
         mut on_load: impl FnMut(),
-    ) -> Result<(&SdModel, &ModelIdentity, Option<f64>), DiffusionError> {
+    ) -> Result<(&mut SdModel, &ModelIdentity, Option<f64>), DiffusionError> {
         let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let hit = matches!(&self.loaded, Some((p, d, m, _)) if p == path && *d == device && *m == mtime);
         let mut loaded_secs = None;
@@ -177,7 +181,7 @@ impl ModelCache {
             self.identity = ModelIdentity::of(path)?;
             self.loaded = Some((path.to_path_buf(), device, mtime, model));
         }
-        match &self.loaded {
+        match &mut self.loaded {
             Some((_, _, _, model)) => Ok((model, &self.identity, loaded_secs)),
             None => Err(DiffusionError::Input("no model is loaded".into())),
         }
@@ -246,6 +250,104 @@ impl Observer for JobObserver<'_> {
     }
 }
 
+/// Opened LoRA files by path, reused while the file is unchanged.
+type LoraCache = Mutex<HashMap<PathBuf, (Option<SystemTime>, Arc<lora::LoraFile>)>>;
+
+fn lora_cache() -> &'static LoraCache {
+    static CACHE: OnceLock<LoraCache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Resolves the prompt's `<lora:…>` tags in `dirs`, merges them into `model` (or restores the base
+/// networks when there are none) and writes A1111's `Lora hashes` into the infotext.
+fn apply_loras(
+    model: &mut SdModel,
+    dirs: &[PathBuf],
+    params: &mut GenerationParams,
+    observer: &mut dyn Observer,
+) -> Result<(), DiffusionError> {
+    let (_, tags, unknown) = lora::extract_tags(&params.prompt).map_err(DiffusionError::Input)?;
+    for tag in unknown {
+        observer.on_warning(&format!("{tag} is not something Easel knows; it was left out"));
+    }
+    params.extra.retain(|(k, _)| k != "Lora hashes");
+    let mut set = Vec::new();
+    for tag in &tags {
+        let folders = || {
+            if dirs.is_empty() {
+                "(no LoRA folder is configured)".to_owned()
+            } else {
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let path = lora::find(&tag.name, dirs).ok_or_else(|| {
+            DiffusionError::Input(
+                lora::LoraError::NotFound {
+                    name: tag.name.clone(),
+                    folders: folders(),
+                }
+                .to_string(),
+            )
+        })?;
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let cached = lora_cache()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&path)
+            .filter(|(m, _)| *m == mtime)
+            .map(|(_, f)| f.clone());
+        let file = if let Some(f) = cached {
+            f
+        } else {
+            let f = Arc::new(
+                lora::LoraFile::open(&path, &tag.name).map_err(|e| DiffusionError::Input(e.to_string()))?,
+            );
+            lora_cache()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(path.clone(), (mtime, f.clone()));
+            f
+        };
+        set.push(lora::Applied {
+            lora: file,
+            te: tag.te,
+            unet: tag.unet,
+        });
+    }
+    let started = Instant::now();
+    let report = model.set_loras(&set)?;
+    if report.matched > 0 {
+        tracing::info!(
+            "LoRA set applied in {:.2} s ({} modules)",
+            started.elapsed().as_secs_f64(),
+            report.matched
+        );
+    }
+    let mut unmatched: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (name, key) in &report.unmatched {
+        unmatched.entry(name).or_default().push(key);
+    }
+    for (name, keys) in unmatched {
+        observer.on_warning(&format!(
+            "LoRA '{name}': {} of its modules match nothing in this model and were skipped (e.g. {})",
+            keys.len(),
+            keys[0]
+        ));
+    }
+    if !set.is_empty() {
+        let hashes = set
+            .iter()
+            .map(|a| format!("{}: {}", a.lora.name, a.lora.short_hash))
+            .collect::<Vec<_>>()
+            .join(", ");
+        params.extra.push(("Lora hashes".into(), hashes));
+    }
+    Ok(())
+}
+
 /// Classifies an error for the user: their input, or an internal failure.
 pub fn failure_kind(err: &DiffusionError) -> FailureKind {
     match err {
@@ -300,6 +402,7 @@ pub fn run_job(
         let mut params = job.params.clone();
         params.model_name.clone_from(&identity.name);
         params.model_hash.clone_from(&identity.hash);
+        apply_loras(model, &job.lora_dirs, &mut params, &mut observer)?;
         pipeline::generate(model, tokenizer, &params, job.init.as_ref(), &mut observer)
     })();
     match result {
@@ -324,6 +427,7 @@ pub struct Engine {
     worker: Option<JoinHandle<()>>,
     next_id: AtomicU64,
     cancel_all: Arc<AtomicBool>,
+    lora_dirs: Mutex<Vec<PathBuf>>,
 }
 
 /// Capacity of the job queue.
@@ -347,6 +451,7 @@ impl Engine {
             worker: Some(worker),
             next_id: AtomicU64::new(1),
             cancel_all,
+            lora_dirs: Mutex::new(Vec::new()),
         })
     }
 
@@ -383,7 +488,7 @@ impl Engine {
     }
 
     /// Queues any job: `init` makes it img2img/inpainting, `previews` asks for a [`Event::Preview`]
-    /// after every step.
+    /// after every step. LoRA tags are looked up in the folders set with [`Self::set_lora_dirs`].
     pub fn submit_full(
         &self,
         model: PathBuf,
@@ -392,6 +497,11 @@ impl Engine {
         init: Option<InitImage>,
         previews: bool,
     ) -> (JobId, Arc<AtomicBool>) {
+        let lora_dirs = self
+            .lora_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancel = Arc::new(AtomicBool::new(false));
         let job = Job {
@@ -402,6 +512,7 @@ impl Engine {
             cancel: cancel.clone(),
             previews,
             init,
+            lora_dirs,
         };
         if let Some(tx) = &self.commands
             && tx.send(Command::Run(Box::new(job))).is_err()
@@ -409,6 +520,11 @@ impl Engine {
             tracing::error!("the inference worker has stopped; job {id} was not queued");
         }
         (id, cancel)
+    }
+
+    /// Folders where later jobs look up `<lora:…>` tags.
+    pub fn set_lora_dirs(&self, dirs: Vec<PathBuf>) {
+        *self.lora_dirs.lock().unwrap_or_else(PoisonError::into_inner) = dirs;
     }
 
     /// The event stream.

@@ -293,6 +293,12 @@ impl Checkpoint {
         dtype: DType,
         device: &Device,
     ) -> (VarBuilder<'static>, ErrorSlot) {
+        let (backend, errors) = self.backend(component);
+        (VarBuilder::from_backend(backend, dtype, device.clone()), errors)
+    }
+
+    /// The backend behind [`Self::var_builder`], for wrapping (e.g. to record the weights).
+    pub fn backend(&self, component: Component) -> (Box<dyn SimpleBackend>, ErrorSlot) {
         let errors = ErrorSlot::default();
         let (file, key): (Arc<SafetensorsFile>, KeyFn) = match (&self.source, component) {
             (Source::Single(file), Component::Unet) => {
@@ -322,7 +328,7 @@ impl Checkpoint {
             errors: errors.clone(),
         };
         let boxed: Box<dyn SimpleBackend> = Box::new(backend);
-        (VarBuilder::from_backend(boxed, dtype, device.clone()), errors)
+        (boxed, errors)
     }
 }
 

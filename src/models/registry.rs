@@ -43,6 +43,42 @@ pub fn checkpoint_dirs(root: &Path) -> Vec<PathBuf> {
     }
 }
 
+/// Where LoRAs live below a folder the user added: A1111's `models/Lora` (and `models/LyCORIS`),
+/// ComfyUI's `models/loras`; none when the folder is neither.
+pub fn lora_dirs(root: &Path) -> Vec<PathBuf> {
+    ["models/Lora", "models/LyCORIS", "models/loras", "Lora", "loras"]
+        .iter()
+        .map(|k| root.join(k))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// One LoRA file for the browser.
+#[derive(Debug, Clone)]
+pub struct LoraEntry {
+    /// Name used in `<lora:name:w>`.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// `<name>.preview.png` / `<name>.png` beside it.
+    pub thumbnail: Option<PathBuf>,
+}
+
+/// Every LoRA under `folders`.
+pub fn scan_loras(folders: &[PathBuf]) -> Vec<LoraEntry> {
+    crate::diffusion::lora::list(folders)
+        .into_iter()
+        .map(|(name, path)| LoraEntry {
+            size_bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
+            thumbnail: thumbnail_for(&path),
+            name,
+            path,
+        })
+        .collect()
+}
+
 fn thumbnail_for(path: &Path) -> Option<PathBuf> {
     let stem = path.file_stem()?.to_string_lossy().into_owned();
     let dir = path.parent()?;

@@ -83,6 +83,7 @@ pub struct EaselApp {
     engine: Engine,
     io: Io,
     models: Vec<ModelEntry>,
+    loras: Vec<crate::models::registry::LoraEntry>,
     scanning: bool,
     model_filter: String,
     gallery: Vec<(GalleryItem, TextureHandle)>,
@@ -124,8 +125,10 @@ impl EaselApp {
         };
         let engine = Engine::spawn(Some(Box::new(wake.clone())))?;
         let io = Io::spawn(wake)?;
-        if let Err(err) = std::fs::create_dir_all(&paths.default_models_dir) {
-            tracing::warn!("could not create {}: {err}", paths.default_models_dir.display());
+        for dir in [&paths.default_models_dir, &paths.default_lora_dir()] {
+            if let Err(err) = std::fs::create_dir_all(dir) {
+                tracing::warn!("could not create {}: {err}", dir.display());
+            }
         }
         let mut app = Self {
             settings,
@@ -133,6 +136,7 @@ impl EaselApp {
             engine,
             io,
             models: Vec::new(),
+            loras: Vec::new(),
             scanning: false,
             model_filter: String::new(),
             gallery: Vec::new(),
@@ -194,6 +198,14 @@ impl EaselApp {
         folders.extend(self.settings.model_folders.iter().cloned());
         self.scanning = true;
         self.io.send(Request::Scan(folders));
+        let lora_dirs = self.paths.lora_dirs(&self.settings.model_folders);
+        self.engine.set_lora_dirs(lora_dirs.clone());
+        self.io.send(Request::ScanLoras(lora_dirs));
+    }
+
+    /// LoRA names the browser knows (tests read them).
+    pub fn lora_names(&self) -> Vec<String> {
+        self.loras.iter().map(|l| l.name.clone()).collect()
     }
 
     fn texture(&self, name: &str, rgba: &Rgba) -> TextureHandle {
@@ -418,6 +430,24 @@ impl EaselApp {
                 }
                 self.shown_infotext = infotext;
             }
+            Reply::Loras(loras) => {
+                let pictures: Vec<(PathBuf, PathBuf)> = loras
+                    .iter()
+                    .filter_map(|l| l.thumbnail.clone().map(|t| (l.path.clone(), t)))
+                    .collect();
+                if !pictures.is_empty() {
+                    self.io.send(Request::Thumbnails(pictures));
+                }
+                let unhashed: Vec<PathBuf> = loras
+                    .iter()
+                    .filter(|l| !self.hashes.contains_key(&l.path))
+                    .map(|l| l.path.clone())
+                    .collect();
+                if !unhashed.is_empty() {
+                    self.io.send(Request::Hash(unhashed));
+                }
+                self.loras = loras;
+            }
             Reply::Hashed(path, hash) => {
                 self.hashes.insert(path, hash);
             }
@@ -555,6 +585,30 @@ impl EaselApp {
                 .desired_width(f32::INFINITY),
         )
         .labelled_by(label.id);
+        // Typing `<lora:` offers the LoRAs whose names start with what follows.
+        if let Some(partial) = open_lora_tag(&p.prompt) {
+            let partial = partial.to_lowercase();
+            let matches: Vec<&str> = self
+                .loras
+                .iter()
+                .map(|l| l.name.as_str())
+                .filter(|n| n.to_lowercase().starts_with(&partial))
+                .take(8)
+                .collect();
+            if !matches.is_empty() {
+                ui.horizontal_wrapped(|ui| {
+                    ui.small("LoRA:");
+                    for name in matches {
+                        if ui.small_button(name).on_hover_text("complete the tag").clicked() {
+                            let cut = p.prompt.len() - partial.len();
+                            p.prompt.truncate(cut);
+                            p.prompt.push_str(name);
+                            p.prompt.push_str(":1>");
+                        }
+                    }
+                });
+            }
+        }
         let label = ui.label("Negative prompt");
         ui.add(
             egui::TextEdit::multiline(&mut p.negative_prompt)
@@ -786,6 +840,58 @@ impl EaselApp {
                 self.commands.push(Command::StrengthSweep);
             }
         });
+    }
+
+    fn lora_browser_ui(&mut self, ui: &mut egui::Ui) {
+        egui::CollapsingHeader::new(format!("LoRAs ({})", self.loras.len()))
+            .default_open(!self.loras.is_empty())
+            .show(ui, |ui| {
+                if self.loras.is_empty() {
+                    ui.small(format!(
+                        "Put LoRA .safetensors files in {} (or add an A1111 / ComfyUI folder).",
+                        self.paths.default_lora_dir().display()
+                    ));
+                }
+                let filter = self.model_filter.to_lowercase();
+                for l in self
+                    .loras
+                    .iter()
+                    .filter(|l| l.name.to_lowercase().contains(&filter))
+                {
+                    let hash = match self.hashes.get(&l.path) {
+                        Some(Ok(h)) => h.as_str(),
+                        _ => "",
+                    };
+                    let response = ui
+                        .horizontal(|ui| {
+                            if let Some(t) = self.thumbs.get(&l.path) {
+                                ui.add(
+                                    egui::Image::new(t)
+                                        .max_size(Vec2::splat(32.0))
+                                        .alt_text(l.name.clone()),
+                                );
+                            }
+                            ui.add(egui::Button::new(format!(
+                                "{}  {}  {hash}",
+                                l.name,
+                                human_size(l.size_bytes)
+                            )))
+                        })
+                        .inner;
+                    if response
+                        .on_hover_text(format!("insert <lora:{}:1> into the prompt", l.name))
+                        .clicked()
+                    {
+                        let prompt = &mut self.settings.params.prompt;
+                        if !prompt.is_empty() && !prompt.ends_with(' ') {
+                            prompt.push(' ');
+                        }
+                        prompt.push_str("<lora:");
+                        prompt.push_str(&l.name);
+                        prompt.push_str(":1>");
+                    }
+                }
+            });
     }
 
     fn model_browser_ui(&mut self, ui: &mut egui::Ui) {
@@ -1209,7 +1315,11 @@ impl EaselApp {
         egui::Panel::right("models")
             .resizable(true)
             .default_size(260.0)
-            .show(ui, |ui| self.model_browser_ui(ui));
+            .show(ui, |ui| {
+                self.model_browser_ui(ui);
+                ui.separator();
+                self.lora_browser_ui(ui);
+            });
         egui::CentralPanel::default().show(ui, |ui| self.canvas_ui(ui));
         let ctx = ui.ctx().clone();
         self.dialogs_ui(&ctx);
@@ -1257,6 +1367,13 @@ impl EaselApp {
         }
         Ok(())
     }
+}
+
+/// The name typed so far after an unclosed `<lora:` at the end of the prompt.
+fn open_lora_tag(prompt: &str) -> Option<&str> {
+    let start = prompt.rfind("<lora:")?;
+    let partial = &prompt[start + "<lora:".len()..];
+    (!partial.contains(['>', ':', '<', '\n'])).then_some(partial)
 }
 
 fn human_size(bytes: u64) -> String {

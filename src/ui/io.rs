@@ -37,6 +37,8 @@ pub struct GalleryItem {
 pub enum Request {
     /// List the checkpoints under these folders.
     Scan(Vec<PathBuf>),
+    /// List the LoRAs under these folders.
+    ScanLoras(Vec<PathBuf>),
     /// Write a generated image into the outputs folder.
     Save(PathBuf, Box<GeneratedImage>),
     /// Read every PNG of the outputs folder, newest first.
@@ -59,6 +61,8 @@ pub enum Request {
 pub enum Reply {
     /// Checkpoints found.
     Models(Vec<ModelEntry>),
+    /// LoRAs found.
+    Loras(Vec<registry::LoraEntry>),
     /// An output was written.
     Saved(GalleryItem),
     /// The whole gallery.
@@ -141,6 +145,7 @@ impl Io {
 fn handle(request: Request) -> Reply {
     match request {
         Request::Scan(folders) => Reply::Models(registry::scan(&folders)),
+        Request::ScanLoras(folders) => Reply::Loras(registry::scan_loras(&folders)),
         Request::Save(dir, image) => save(&dir, &image).unwrap_or_else(Reply::Failed),
         Request::LoadGallery(dir) => Reply::Gallery(load_gallery(&dir)),
         Request::LoadImage(path) => match std::fs::read(&path) {

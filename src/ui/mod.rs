@@ -42,6 +42,20 @@ impl AppPaths {
         self.data_dir.join("document")
     }
 
+    /// The default LoRA folder.
+    pub fn default_lora_dir(&self) -> PathBuf {
+        self.data_dir.join("loras")
+    }
+
+    /// Every LoRA folder: the default one plus the A1111 / ComfyUI LoRA folders of `model_folders`.
+    pub fn lora_dirs(&self, model_folders: &[PathBuf]) -> Vec<PathBuf> {
+        let mut dirs = vec![self.default_lora_dir()];
+        for root in model_folders {
+            dirs.extend(crate::models::registry::lora_dirs(root));
+        }
+        dirs
+    }
+
     /// The settings file.
     pub fn settings_file(&self) -> PathBuf {
         self.data_dir.join("settings.json")

@@ -63,7 +63,10 @@ impl Settings {
             Err(e) => {
                 return (
                     Self::default(),
-                    Some(format!("could not read the settings ({}: {e}); using defaults", path.display())),
+                    Some(format!(
+                        "could not read the settings ({}: {e}); using defaults",
+                        path.display()
+                    )),
                 );
             }
         };

@@ -1,0 +1,806 @@
+//! LoRA and LyCORIS networks: reading kohya / LyCORIS / diffusers-PEFT files, matching their modules
+//! to the loaded networks, and building networks with the deltas merged in.
+//!
+//! The base weights stay loaded as they are (recorded by name when the checkpoint is built); a LoRA
+//! set is applied by building the text encoder and UNet again from those tensors, adding
+//! `w · scale · ΔW` to the targeted weights only. Removing LoRAs rebuilds from the base tensors, so
+//! changing LoRAs between jobs never reads the checkpoint again and never accumulates rounding.
+//!
+//! Semantics (A1111 `extensions-builtin/Lora`, kohya): `ΔW = (up @ down)` reshaped to the weight,
+//! scale = `alpha / rank` (1 without alpha); LoHa `ΔW = (w1a @ w1b) ⊙ (w2a @ w2b)`, LoKr
+//! `ΔW = w1 ⊗ w2`, with the same alpha scaling over the rank of the decomposed factors.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+
+use super::DiffusionError;
+use crate::models::safetensors::SafetensorsFile;
+
+/// Weights of a network by parameter name, as the network was built (shared, not copied).
+pub type WeightMap = HashMap<String, Tensor>;
+
+/// LoRA module path (kohya `_`-joined or dotted) → parameter name in our networks.
+pub type ModuleIndex = HashMap<String, String>;
+
+/// Which network a module belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    /// The CLIP text encoder.
+    TextEncoder,
+    /// The UNet.
+    Unet,
+}
+
+/// The decomposition of one module's update.
+#[derive(Debug, Clone)]
+enum Update {
+    /// LoRA / LoCon: `up @ down`.
+    LowRank { down: Tensor, up: Tensor },
+    /// LoHa: `(w1a @ w1b) ⊙ (w2a @ w2b)`.
+    Hadamard {
+        w1a: Tensor,
+        w1b: Tensor,
+        w2a: Tensor,
+        w2b: Tensor,
+    },
+    /// LoKr: `w1 ⊗ w2` (each full or `a @ b`).
+    Kronecker {
+        w1: Tensor,
+        w2: Tensor,
+        rank: Option<usize>,
+    },
+}
+
+/// One module of a LoRA file.
+#[derive(Debug, Clone)]
+struct Module {
+    /// The key as written in the file (without the tensor suffix).
+    key: String,
+    update: Update,
+    alpha: Option<f32>,
+}
+
+impl Module {
+    fn rank(&self) -> Option<usize> {
+        match &self.update {
+            Update::LowRank { down, .. } => down.dims().first().copied(),
+            Update::Hadamard { w1b, .. } => w1b.dims().first().copied(),
+            Update::Kronecker { rank, .. } => *rank,
+        }
+    }
+
+    /// `alpha / rank`, or 1 without alpha (kohya, A1111).
+    fn scale(&self) -> f32 {
+        match (self.alpha, self.rank()) {
+            (Some(alpha), Some(rank)) if rank > 0 => alpha / rank as f32,
+            _ => 1.0,
+        }
+    }
+
+    /// `ΔW` (unscaled) reshaped to `shape`, in f32 on `device`.
+    fn delta(&self, shape: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+        let f = |t: &Tensor| t.to_device(device)?.to_dtype(DType::F32);
+        let flat = |t: &Tensor| -> candle_core::Result<Tensor> {
+            let t = f(t)?;
+            let rows = t.dims()[0];
+            t.reshape((rows, ()))
+        };
+        let d = match &self.update {
+            Update::LowRank { down, up } => {
+                let (down_f, up_f) = (flat(down)?, flat(up)?);
+                if down.rank() == 4 && up.rank() == 4 && up.dims()[2..] != [1, 1] {
+                    return Err(candle_core::Error::Msg(format!(
+                        "{}: convolutional up weights are not supported",
+                        self.key
+                    )));
+                }
+                up_f.matmul(&down_f)?
+            }
+            Update::Hadamard { w1a, w1b, w2a, w2b } => {
+                let a = flat(w1a)?.matmul(&flat(w1b)?)?;
+                let b = flat(w2a)?.matmul(&flat(w2b)?)?;
+                (a * b)?
+            }
+            Update::Kronecker { w1, w2, .. } => {
+                let (w1, w2) = (f(w1)?, f(w2)?);
+                let (m, n) = (w1.dims()[0], w1.dims()[1]);
+                let (p, q) = (w2.dims()[0], w2.dims()[1]);
+                let rest: Vec<usize> = w2.dims()[2..].to_vec();
+                let k: usize = rest.iter().product();
+                // kron over the first two axes: [m, p, n, q, k]
+                let a = w1.reshape((m, 1, n, 1, 1))?;
+                let b = w2.reshape((1, p, 1, q, k))?;
+                let prod = a.broadcast_mul(&b)?;
+                let mut dims = vec![m * p, n * q];
+                dims.extend(rest);
+                prod.reshape(dims)?
+            }
+        };
+        d.reshape(shape)
+    }
+}
+
+/// A LoRA file, read and checked.
+#[derive(Debug)]
+pub struct LoraFile {
+    /// The name used in prompts (file stem).
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// A1111's short hash for `Lora hashes`: `sshs_model_hash` from the metadata, or the first 12
+    /// hex digits of the SHA-256 of the bytes after the safetensors header.
+    pub short_hash: String,
+    modules: Vec<(Part, String, Module)>,
+}
+
+/// Why a LoRA cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoraError {
+    /// Not found under the given folders.
+    #[error("LoRA '{name}' was not found in {folders}")]
+    NotFound {
+        /// Name from the prompt.
+        name: String,
+        /// The folders searched, for the message.
+        folders: String,
+    },
+    /// The file could not be read.
+    #[error("LoRA '{name}': {why}")]
+    Unreadable {
+        /// Name.
+        name: String,
+        /// Cause.
+        why: String,
+    },
+    /// Made for another model family.
+    #[error("LoRA '{name}' is for {family}; the loaded model is SD 1.x")]
+    WrongFamily {
+        /// Name.
+        name: String,
+        /// What it looks like.
+        family: &'static str,
+    },
+    /// None of its modules exist in the model.
+    #[error("LoRA '{name}' has {count} modules but none of them matches this model (first: {first})")]
+    NothingMatches {
+        /// Name.
+        name: String,
+        /// Module count.
+        count: usize,
+        /// First unmatched key.
+        first: String,
+    },
+}
+
+const SUFFIXES: [&str; 16] = [
+    ".lora_down.weight",
+    ".lora_up.weight",
+    ".lora_A.weight",
+    ".lora_B.weight",
+    ".lora.down.weight",
+    ".lora.up.weight",
+    ".hada_w1_a",
+    ".hada_w1_b",
+    ".hada_w2_a",
+    ".hada_w2_b",
+    ".lokr_w1",
+    ".lokr_w1_a",
+    ".lokr_w1_b",
+    ".lokr_w2",
+    ".lokr_w2_a",
+    ".lokr_w2_b",
+];
+
+fn split_key(name: &str) -> Option<(&str, &str)> {
+    SUFFIXES
+        .iter()
+        .chain(&[".alpha"])
+        .find_map(|s| name.strip_suffix(s).map(|k| (k, *s)))
+}
+
+/// Which network a module key targets, and the key without its network prefix.
+/// Kohya: `lora_unet_…`, `lora_te_…`; diffusers/PEFT: `unet.…`, `text_encoder.…`.
+fn part_of(key: &str) -> Option<(Part, &str)> {
+    for (prefix, part) in [
+        ("lora_unet_", Part::Unet),
+        ("lora_te_", Part::TextEncoder),
+        ("unet.", Part::Unet),
+        ("text_encoder.", Part::TextEncoder),
+        ("lora_unet.", Part::Unet),
+    ] {
+        if let Some(rest) = key.strip_prefix(prefix) {
+            return Some((part, rest));
+        }
+    }
+    None
+}
+
+fn family_of(keys: &[&str]) -> Option<&'static str> {
+    if keys
+        .iter()
+        .any(|k| k.starts_with("lora_te1_") || k.starts_with("lora_te2_"))
+    {
+        return Some("SDXL (it has two text encoders)");
+    }
+    if keys
+        .iter()
+        .any(|k| k.starts_with("lora_unet_input_blocks_") || k.starts_with("lora_unet_output_blocks_"))
+        && keys
+            .iter()
+            .any(|k| k.contains("_input_blocks_4_1_transformer_blocks_1_"))
+    {
+        return Some("SDXL (deeper transformer blocks)");
+    }
+    if keys
+        .iter()
+        .any(|k| k.contains("transformer.transformer_blocks") || k.contains("lora_transformer_"))
+    {
+        return Some("a transformer model (SD 3 or Flux)");
+    }
+    None
+}
+
+impl LoraFile {
+    /// Reads `path` (a `.safetensors` LoRA / LyCORIS file). `name` is how prompts call it.
+    ///
+    /// # Errors
+    /// Unreadable files, `.pt`/`.ckpt` pickles, files that are not LoRAs, other families.
+    pub fn open(path: &Path, name: &str) -> Result<Self, LoraError> {
+        let unreadable = |why: String| LoraError::Unreadable {
+            name: name.to_owned(),
+            why,
+        };
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if ext != "safetensors" {
+            return Err(unreadable(format!(
+                "{} is not a .safetensors file (pickled .pt/.ckpt files are never executed); convert it to safetensors",
+                path.display()
+            )));
+        }
+        let file = SafetensorsFile::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let keys: Vec<&str> = file.tensors().keys().map(String::as_str).collect();
+        if let Some(family) = family_of(&keys) {
+            return Err(LoraError::WrongFamily {
+                name: name.to_owned(),
+                family,
+            });
+        }
+        let load = |k: &str| {
+            file.load(k, DType::F32, &Device::Cpu)
+                .map_err(|e| unreadable(e.to_string()))
+        };
+        let mut grouped: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+        for key in &keys {
+            if let Some((module, suffix)) = split_key(key) {
+                grouped.entry(module).or_default().insert(suffix, key);
+            }
+        }
+        if grouped.is_empty() {
+            return Err(unreadable(format!(
+                "{} has no LoRA tensors (expected names like lora_unet_…lora_down.weight)",
+                path.display()
+            )));
+        }
+        let mut modules = Vec::new();
+        for (module, parts) in grouped {
+            let get = |s: &str| parts.get(s).map(|k| load(k)).transpose();
+            let alpha = match get(".alpha")? {
+                Some(t) => Some(
+                    t.flatten_all()
+                        .and_then(|t| t.get(0))
+                        .and_then(|t| t.to_scalar::<f32>())
+                        .map_err(|e| unreadable(format!("{module}.alpha: {e}")))?,
+                ),
+                None => None,
+            };
+            let pair = |a: &str, b: &str| -> Result<Option<(Tensor, Tensor)>, LoraError> {
+                Ok(match (get(a)?, get(b)?) {
+                    (Some(x), Some(y)) => Some((x, y)),
+                    _ => None,
+                })
+            };
+            let update = if let Some((down, up)) = pair(".lora_down.weight", ".lora_up.weight")?
+                .or(pair(".lora_A.weight", ".lora_B.weight")?)
+                .or(pair(".lora.down.weight", ".lora.up.weight")?)
+            {
+                Update::LowRank { down, up }
+            } else if let (Some((w1a, w1b)), Some((w2a, w2b))) = (
+                pair(".hada_w1_a", ".hada_w1_b")?,
+                pair(".hada_w2_a", ".hada_w2_b")?,
+            ) {
+                Update::Hadamard { w1a, w1b, w2a, w2b }
+            } else {
+                let full_or =
+                    |w: &str, a: &str, b: &str| -> Result<Option<(Tensor, Option<usize>)>, LoraError> {
+                        if let Some(t) = get(w)? {
+                            return Ok(Some((t, None)));
+                        }
+                        match pair(a, b)? {
+                            Some((a, b)) => {
+                                let rank = b.dims().first().copied();
+                                let prod = a.matmul(
+                                    &b.reshape((b.dims()[0], ()))
+                                        .map_err(|e| unreadable(e.to_string()))?,
+                                );
+                                let prod = prod.map_err(|e| unreadable(e.to_string()))?;
+                                let mut dims = vec![a.dims()[0]];
+                                dims.extend_from_slice(&b.dims()[1..]);
+                                Ok(Some((
+                                    prod.reshape(dims).map_err(|e| unreadable(e.to_string()))?,
+                                    rank,
+                                )))
+                            }
+                            None => Ok(None),
+                        }
+                    };
+                match (
+                    full_or(".lokr_w1", ".lokr_w1_a", ".lokr_w1_b")?,
+                    full_or(".lokr_w2", ".lokr_w2_a", ".lokr_w2_b")?,
+                ) {
+                    (Some((w1, r1)), Some((w2, r2))) => Update::Kronecker {
+                        w1,
+                        w2,
+                        rank: r2.or(r1),
+                    },
+                    _ => {
+                        return Err(unreadable(format!(
+                            "module {module} has an incomplete set of tensors ({})",
+                            parts.keys().copied().collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                }
+            };
+            let Some((part, rest)) = part_of(module) else {
+                // Keep unknown prefixes as unmatched UNet keys so they are reported.
+                modules.push((
+                    Part::Unet,
+                    module.to_owned(),
+                    Module {
+                        key: module.to_owned(),
+                        update,
+                        alpha,
+                    },
+                ));
+                continue;
+            };
+            modules.push((
+                part,
+                rest.to_owned(),
+                Module {
+                    key: module.to_owned(),
+                    update,
+                    alpha,
+                },
+            ));
+        }
+        let short_hash = file.metadata().get("sshs_model_hash").map_or_else(
+            || {
+                crate::models::hash::sha256_bytes(file.data_bytes())
+                    .chars()
+                    .take(12)
+                    .collect()
+            },
+            |h| h.chars().take(12).collect(),
+        );
+        Ok(Self {
+            name: name.to_owned(),
+            path: path.to_path_buf(),
+            short_hash,
+            modules,
+        })
+    }
+
+    /// Number of modules in the file.
+    pub fn module_count(&self) -> usize {
+        self.modules.len()
+    }
+}
+
+/// Finds `name` (`name.safetensors`, case-insensitive, also in subfolders) under `folders`.
+pub fn find(name: &str, folders: &[PathBuf]) -> Option<PathBuf> {
+    fn walk(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+        let entries = std::fs::read_dir(dir).ok()?;
+        let mut subdirs = Vec::new();
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                subdirs.push(p);
+            } else if p
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("safetensors"))
+                && p.file_stem()
+                    .is_some_and(|s| s.to_string_lossy().eq_ignore_ascii_case(name))
+            {
+                return Some(p);
+            }
+        }
+        if depth == 0 {
+            return None;
+        }
+        subdirs.sort();
+        subdirs.into_iter().find_map(|d| walk(&d, name, depth - 1))
+    }
+    folders.iter().find_map(|f| walk(f, name, 3))
+}
+
+/// Every LoRA file under `folders` (name, path), sorted by name.
+pub fn list(folders: &[PathBuf]) -> Vec<(String, PathBuf)> {
+    fn walk(dir: &Path, out: &mut Vec<(String, PathBuf)>, depth: usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() && depth > 0 {
+                walk(&p, out, depth - 1);
+            } else if p
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("safetensors"))
+                && let Some(stem) = p.file_stem()
+            {
+                out.push((stem.to_string_lossy().into_owned(), p));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for f in folders {
+        walk(f, &mut out, 3);
+    }
+    out.sort_by_key(|a| a.0.to_lowercase());
+    out.dedup_by(|a, b| a.0.eq_ignore_ascii_case(&b.0));
+    out
+}
+
+/// One LoRA in a set, with its text-encoder and UNet multipliers.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The file.
+    pub lora: Arc<LoraFile>,
+    /// Text-encoder multiplier.
+    pub te: f32,
+    /// UNet multiplier.
+    pub unet: f32,
+}
+
+/// What applying a set did: matched modules, and keys that matched nothing (reported to the user).
+#[derive(Debug, Default, Clone)]
+pub struct ApplyReport {
+    /// Modules merged.
+    pub matched: usize,
+    /// `(lora name, key)` of modules with no target in this model.
+    pub unmatched: Vec<(String, String)>,
+}
+
+/// The parameter name of a module's weight in our networks, for a module path in a LoRA file.
+/// Kohya joins diffusers module paths with `_`; PEFT keeps the dots.
+pub fn index_modules(weights: &WeightMap) -> ModuleIndex {
+    let mut index = HashMap::new();
+    for name in weights.keys() {
+        if let Some(module) = name.strip_suffix(".weight") {
+            index.insert(module.replace('.', "_"), name.clone());
+            index.insert(module.to_owned(), name.clone());
+        }
+    }
+    index
+}
+
+/// Sums `w · scale · ΔW` per parameter for the modules of `set` that target `part`.
+///
+/// # Errors
+/// A LoRA none of whose modules match (naming it), or shapes that do not fit.
+pub fn deltas(
+    set: &[Applied],
+    part: Part,
+    weights: &WeightMap,
+    index: &ModuleIndex,
+    report: &mut ApplyReport,
+) -> Result<HashMap<String, Tensor>, DiffusionError> {
+    let mut out: HashMap<String, Tensor> = HashMap::new();
+    for applied in set {
+        let multiplier = match part {
+            Part::TextEncoder => applied.te,
+            Part::Unet => applied.unet,
+        };
+        for (p, path, module) in &applied.lora.modules {
+            if *p != part {
+                continue;
+            }
+            let Some(param) = index.get(path) else {
+                report
+                    .unmatched
+                    .push((applied.lora.name.clone(), module.key.clone()));
+                continue;
+            };
+            let Some(base) = weights.get(param) else {
+                continue;
+            };
+            report.matched += 1;
+            if multiplier == 0.0 {
+                continue;
+            }
+            let shape = base.dims().to_vec();
+            let delta = module.delta(&shape, base.device()).map_err(|e| {
+                DiffusionError::Input(format!(
+                    "LoRA '{}': module {} does not fit {param} {shape:?}: {e}",
+                    applied.lora.name, module.key
+                ))
+            })?;
+            let delta = (delta * f64::from(module.scale() * multiplier))?;
+            let sum = match out.remove(param) {
+                Some(prev) => (prev + delta)?,
+                None => delta,
+            };
+            out.insert(param.clone(), sum);
+        }
+    }
+    Ok(out)
+}
+
+/// Builds a network from recorded weights plus deltas (f32 sums cast back to the weight's dtype).
+pub struct MergedBackend {
+    /// The base weights.
+    pub base: Arc<WeightMap>,
+    /// `ΔW` per parameter name, f32.
+    pub deltas: HashMap<String, Tensor>,
+}
+
+impl SimpleBackend for MergedBackend {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _init: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let t = self.get_unchecked(name, dtype, dev)?;
+        if t.dims() == s.dims() { Ok(t) } else { t.reshape(s) }
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+        let base = self
+            .base
+            .get(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no recorded weight {name}")))?;
+        match self.deltas.get(name) {
+            Some(d) => (base.to_dtype(DType::F32)? + d)?.to_dtype(dtype),
+            None => Ok(base.clone()),
+        }
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.base.contains_key(name)
+    }
+}
+
+/// Wraps a backend and remembers every tensor it hands out.
+pub struct RecordingBackend {
+    /// The real source.
+    pub inner: Box<dyn SimpleBackend>,
+    /// What was handed out.
+    pub record: Arc<Mutex<WeightMap>>,
+}
+
+impl SimpleBackend for RecordingBackend {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        init: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let t = self.inner.get(s, name, init, dtype, dev)?;
+        self.record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), t.clone());
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let t = self.inner.get_unchecked(name, dtype, dev)?;
+        self.record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), t.clone());
+        Ok(t)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.inner.contains_tensor(name)
+    }
+}
+
+/// A `<lora:name:te[:unet]>` tag from a prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraTag {
+    /// Name (file stem).
+    pub name: String,
+    /// Text-encoder multiplier.
+    pub te: f32,
+    /// UNet multiplier.
+    pub unet: f32,
+}
+
+/// Takes A1111's extra-network tags (`<lora:…>`, `<lyco:…>`) out of a prompt: the text without
+/// them, and the LoRA tags in order. Other tags (`<hypernet:…>`) are removed and listed as unknown.
+///
+/// # Errors
+/// A tag whose multiplier is not a number (the message quotes it).
+pub fn extract_tags(prompt: &str) -> Result<(String, Vec<LoraTag>, Vec<String>), String> {
+    let mut text = String::with_capacity(prompt.len());
+    let mut tags = Vec::new();
+    let mut unknown = Vec::new();
+    let mut rest = prompt;
+    while let Some(start) = rest.find('<') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('>') else {
+            break;
+        };
+        let inner = &after[..end];
+        let Some((kind, args)) = inner.split_once(':') else {
+            text.push_str(&rest[..=start]);
+            rest = after;
+            continue;
+        };
+        let is_word = !kind.is_empty() && kind.chars().all(|c| c.is_alphanumeric() || c == '_');
+        if !is_word || args.is_empty() {
+            text.push_str(&rest[..=start]);
+            rest = after;
+            continue;
+        }
+        text.push_str(&rest[..start]);
+        rest = &after[end + 1..];
+        match kind {
+            "lora" | "lyco" => {
+                let parts: Vec<&str> = args.split(':').collect();
+                let num = |s: &str| {
+                    s.trim()
+                        .parse::<f32>()
+                        .map_err(|_| format!("<{inner}>: '{s}' is not a number"))
+                };
+                let te = parts.get(1).map(|s| num(s)).transpose()?.unwrap_or(1.0);
+                let unet = parts.get(2).map(|s| num(s)).transpose()?.unwrap_or(te);
+                tags.push(LoraTag {
+                    name: parts[0].trim().to_owned(),
+                    te,
+                    unet,
+                });
+            }
+            _ => unknown.push(format!("<{inner}>")),
+        }
+    }
+    text.push_str(rest);
+    Ok((text, tags, unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_extracted_like_a1111() {
+        let (text, tags, unknown) =
+            extract_tags("a cat <lora:xss3-0:1>, <lora:blindbox_v1_mix:0.8:0.5> sitting <hypernet:h:1>")
+                .unwrap();
+        assert_eq!(text, "a cat ,  sitting ");
+        assert_eq!(
+            tags,
+            vec![
+                LoraTag {
+                    name: "xss3-0".into(),
+                    te: 1.0,
+                    unet: 1.0
+                },
+                LoraTag {
+                    name: "blindbox_v1_mix".into(),
+                    te: 0.8,
+                    unet: 0.5
+                },
+            ]
+        );
+        assert_eq!(unknown, vec!["<hypernet:h:1>".to_owned()]);
+        let (text, tags, _) = extract_tags("<lora:style> x < y > z <not a tag>").unwrap();
+        assert_eq!(text, " x < y > z <not a tag>");
+        assert_eq!(tags[0].te, 1.0);
+        assert!(extract_tags("<lora:a:heavy>").unwrap_err().contains("heavy"));
+        let (_, tags, _) = extract_tags("<lora:neg:-0.5>").unwrap();
+        assert_eq!((tags[0].te, tags[0].unet), (-0.5, -0.5));
+    }
+
+    fn t(v: &[f32], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn low_rank_delta_and_scale() {
+        let m = Module {
+            key: "k".into(),
+            update: Update::LowRank {
+                down: t(&[1., 2., 3., 4., 5., 6.], &[2, 3]),
+                up: t(&[1., 0., 0., 1.], &[2, 2]),
+            },
+            alpha: Some(1.0),
+        };
+        assert_eq!(m.scale(), 0.5);
+        let d = m.delta(&[2, 3], &Device::Cpu).unwrap();
+        assert_eq!(
+            d.to_vec2::<f32>().unwrap(),
+            vec![vec![1., 2., 3.], vec![4., 5., 6.]]
+        );
+        // A conv LoCon: down [r, in, kh, kw], up [out, r, 1, 1] → [out, in, kh, kw].
+        let conv = Module {
+            key: "c".into(),
+            update: Update::LowRank {
+                down: t(&[1.0; 8], &[1, 2, 2, 2]),
+                up: t(&[2.0, 3.0], &[2, 1, 1, 1]),
+            },
+            alpha: None,
+        };
+        assert_eq!(conv.scale(), 1.0);
+        let d = conv.delta(&[2, 2, 2, 2], &Device::Cpu).unwrap();
+        assert_eq!(
+            d.flatten_all().unwrap().to_vec1::<f32>().unwrap()[..2],
+            [2.0, 2.0]
+        );
+    }
+
+    #[test]
+    fn hadamard_and_kronecker() {
+        let h = Module {
+            key: "h".into(),
+            update: Update::Hadamard {
+                w1a: t(&[1., 2.], &[2, 1]),
+                w1b: t(&[1., 1.], &[1, 2]),
+                w2a: t(&[3., 4.], &[2, 1]),
+                w2b: t(&[1., 2.], &[1, 2]),
+            },
+            alpha: Some(2.0),
+        };
+        assert_eq!(h.scale(), 2.0);
+        let d = h.delta(&[2, 2], &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(d, vec![vec![3., 6.], vec![8., 16.]]);
+        let k = Module {
+            key: "k".into(),
+            update: Update::Kronecker {
+                w1: t(&[1., 2.], &[1, 2]),
+                w2: t(&[1., 10., 100., 1000.], &[2, 2]),
+                rank: None,
+            },
+            alpha: Some(4.0),
+        };
+        assert_eq!(k.scale(), 1.0);
+        let d = k.delta(&[2, 4], &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(d, vec![vec![1., 10., 2., 20.], vec![100., 1000., 200., 2000.]]);
+    }
+
+    #[test]
+    fn module_index_maps_kohya_and_peft_names() {
+        let mut w = WeightMap::new();
+        w.insert(
+            "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight".into(),
+            t(&[0.0], &[1]),
+        );
+        let idx = index_modules(&w);
+        assert!(idx.contains_key("down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"));
+        assert!(idx.contains_key("down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"));
+        assert_eq!(
+            part_of("lora_te_text_model_encoder_layers_0_mlp_fc1").unwrap().0,
+            Part::TextEncoder
+        );
+        assert_eq!(
+            split_key("lora_unet_x.lora_down.weight"),
+            Some(("lora_unet_x", ".lora_down.weight"))
+        );
+        assert_eq!(split_key("lora_unet_x.alpha"), Some(("lora_unet_x", ".alpha")));
+    }
+}

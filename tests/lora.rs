@@ -1,0 +1,136 @@
+//! LoRA merging against diffusers' own `load_lora_weights` on the tiny model: kohya LoRA at
+//! weights 1, 0.5 and −0.5 on the UNet and the text encoder, LoCon conv layers, two LoRAs at once,
+//! removing them again, A1111's `Lora hashes`, and the files that must be refused or reported.
+//! References come from tests/fixtures/make_lora_fixtures.py.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use common::{fixtures, max_abs, max_abs_diff, model_path};
+use easel::diffusion::lora::{Applied, LoraFile};
+use easel::diffusion::model::SdModel;
+
+fn refs() -> (std::collections::HashMap<String, Tensor>, serde_json::Value) {
+    let dir = fixtures().join("ref").join("lora");
+    let tensors = candle_core::safetensors::load(dir.join("ref.safetensors"), &Device::Cpu).unwrap();
+    let cases = serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    (tensors, cases)
+}
+
+fn lora(file: &str) -> Arc<LoraFile> {
+    let path = fixtures().join(file);
+    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+    Arc::new(LoraFile::open(&path, &name).unwrap())
+}
+
+fn unet_eps(model: &SdModel, unet_ref: &std::collections::HashMap<String, Tensor>) -> Tensor {
+    let t = unet_ref["t"].to_vec1::<f32>().unwrap();
+    let t: Vec<f64> = t.iter().map(|v| f64::from(*v)).collect();
+    model
+        .unet
+        .forward(&unet_ref["x"], &t, &unet_ref["context"])
+        .unwrap()
+}
+
+fn text_emb(model: &SdModel, ids: &Tensor) -> Tensor {
+    model.clip.forward(&ids.to_dtype(DType::U32).unwrap(), 1).unwrap()
+}
+
+#[test]
+fn merged_networks_match_diffusers() {
+    let (tensors, index) = refs();
+    let unet_ref = common::load_ref("unet.safetensors");
+    let mut model = SdModel::open(&model_path(), &Device::Cpu, DType::F32).unwrap();
+    let ids = &tensors["base/text_ids"];
+    let base_eps = unet_eps(&model, &unet_ref);
+    let base_emb = text_emb(&model, ids);
+    assert!(max_abs_diff(&base_eps, &tensors["base/eps"]) / max_abs(&tensors["base/eps"]) < 1e-5);
+    let mut worst = 0f32;
+    for case in index["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let set: Vec<Applied> = case["loras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let w = l["weight"].as_f64().unwrap() as f32;
+                Applied {
+                    lora: lora(l["file"].as_str().unwrap()),
+                    te: w,
+                    unet: w,
+                }
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let report = model.set_loras(&set).unwrap();
+        assert!(report.unmatched.is_empty(), "{name}: {:?}", report.unmatched);
+        let want = &tensors[case["tensor"].as_str().unwrap()];
+        let got = match case["kind"].as_str().unwrap() {
+            "unet" => unet_eps(&model, &unet_ref),
+            _ => text_emb(&model, ids),
+        };
+        let rel = max_abs_diff(&got, want) / max_abs(want);
+        println!(
+            "{:5} {name:22} rel diff {rel:.2e} (applied in {:.3} s, {} modules)",
+            case["kind"].as_str().unwrap(),
+            started.elapsed().as_secs_f64(),
+            report.matched
+        );
+        assert!(rel < 2e-5, "{name}: relative difference {rel}");
+        worst = worst.max(rel);
+    }
+    println!("worst relative difference {worst:.2e}");
+    // Removing every LoRA restores the base networks exactly (no accumulated rounding).
+    model.set_loras(&[]).unwrap();
+    assert_eq!(max_abs_diff(&unet_eps(&model, &unet_ref), &base_eps), 0.0);
+    assert_eq!(max_abs_diff(&text_emb(&model, ids), &base_emb), 0.0);
+}
+
+#[test]
+fn hashes_and_bad_files() {
+    let (_, index) = refs();
+    for (key, file) in index["files"].as_object().unwrap() {
+        let path = fixtures().join(file["file"].as_str().unwrap());
+        match LoraFile::open(&path, key) {
+            Ok(l) => {
+                assert_eq!(l.short_hash, file["a1111_lora_hash"].as_str().unwrap(), "{key}");
+                assert_eq!(
+                    l.module_count() as u64,
+                    file["modules"].as_u64().unwrap(),
+                    "{key}"
+                );
+            }
+            Err(e) => {
+                assert_eq!(key, "tiny_sdxl_like", "{e}");
+                let msg = e.to_string();
+                assert!(msg.contains("tiny_sdxl_like") && msg.contains("SDXL"), "{msg}");
+            }
+        }
+    }
+    let mut model = SdModel::open(&model_path(), &Device::Cpu, DType::F32).unwrap();
+    // Half of the partial file's modules match: they are merged and the rest reported.
+    let partial = lora("models/loras/tiny_partial.safetensors");
+    let report = model
+        .set_loras(&[Applied {
+            lora: partial,
+            te: 1.0,
+            unet: 1.0,
+        }])
+        .unwrap();
+    assert_eq!((report.matched, report.unmatched.len()), (4, 4), "{report:?}");
+    // A pickle is refused without being opened as one.
+    let dir = tempfile::tempdir().unwrap();
+    let pt = dir.path().join("old.pt");
+    std::fs::write(&pt, b"\x80\x02}q\x00.").unwrap();
+    let err = LoraFile::open(&pt, "old").unwrap_err().to_string();
+    assert!(err.contains("old") && err.contains("never executed"), "{err}");
+    // A file that is no LoRA at all.
+    let err = LoraFile::open(&model_path(), "checkpoint")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("checkpoint"), "{err}");
+}
