@@ -396,6 +396,15 @@ fn build_init(args: &GenerateArgs, params: &GenerationParams) -> anyhow::Result<
     }))
 }
 
+/// A line above the progress bar, or on stderr when the bar is hidden (not a terminal).
+fn say(bar: &indicatif::ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
 /// `out.png` for one image; `out-1.png`, `out-2.png`, … for several.
 fn output_path(out: &Path, index: usize, total: usize) -> PathBuf {
     if total <= 1 {
@@ -458,7 +467,7 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         };
         match event {
             Event::LoadingModel { path, .. } => bar.set_message(format!("loading {}", path.display())),
-            Event::ModelLoaded { secs, .. } => bar.println(format!("model loaded in {secs:.2} s")),
+            Event::ModelLoaded { secs, .. } => say(&bar, &format!("model loaded in {secs:.2} s")),
             Event::Progress {
                 info,
                 steps_per_sec,
@@ -479,10 +488,10 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
                     &image.infotext,
                 )
                 .with_context(|| format!("could not write {}", path.display()))?;
-                bar.println(format!("wrote {} (seed {})", path.display(), image.seed));
+                say(&bar, &format!("wrote {} (seed {})", path.display(), image.seed));
                 written += 1;
             }
-            Event::Warning { message, .. } => bar.println(format!("warning: {message}")),
+            Event::Warning { message, .. } => say(&bar, &format!("warning: {message}")),
             Event::Finished { job: id } if id == job => {
                 bar.finish_and_clear();
                 eprintln!("done: {written} image(s)");

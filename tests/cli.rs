@@ -525,3 +525,53 @@ fn bad_img2img_input_is_a_clear_message() {
     assert_bad_input(&o, "photo.jpg");
     assert!(!out.exists());
 }
+
+#[test]
+fn lora_tags_and_prompt_editing_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let loras = fixtures().join("models").join("loras");
+    let loras = loras.to_str().unwrap();
+    let run = |name: &str, prompt: &str| {
+        let out = dir.path().join(name);
+        let o = generate(&model_path(), &out, &["--prompt", prompt, "--lora-dir", loras]);
+        (o, out)
+    };
+    let pixels = |p: &Path| image::open(p).unwrap().to_rgb8();
+    let (o, plain) = run("plain.png", "a red barn");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, styled) = run("styled.png", "a red barn <lora:tiny_style:0.8>");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(pixels(&plain), pixels(&styled), "the LoRA changes the image");
+    let text = parameters_of(&styled);
+    assert!(text.starts_with("a red barn <lora:tiny_style:0.8>\n"), "{text}");
+    assert!(
+        text.contains("Lora hashes: \"tiny_style: a0fe62f04d03\""),
+        "{text}"
+    );
+    // The same LoRA at weight 0 is the plain image again (merging from the base weights).
+    let (o, zero) = run("zero.png", "a red barn <lora:tiny_style:0>");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(pixels(&plain), pixels(&zero));
+    // A partially matching LoRA works and says what it skipped.
+    let (o, _) = run("partial.png", "a red barn <lora:tiny_partial:1>");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tiny_partial") && stderr(&o).contains("match nothing"),
+        "{}",
+        stderr(&o)
+    );
+    // Prompt editing: the switch gives a third image.
+    let (o, edited) = run("edited.png", "[a red barn:a blue lake:1]");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, lake) = run("lake.png", "a blue lake");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(pixels(&edited), pixels(&plain));
+    assert_ne!(pixels(&edited), pixels(&lake));
+    // Bad LoRAs are clear messages.
+    let (o, _) = run("x.png", "a <lora:no_such_lora:1>");
+    assert_bad_input(&o, "no_such_lora");
+    let (o, _) = run("x.png", "a <lora:tiny_sdxl_like:1>");
+    assert_bad_input(&o, "SDXL");
+    let (o, _) = run("x.png", "a <lora:tiny_style:strong>");
+    assert_bad_input(&o, "not a number");
+}

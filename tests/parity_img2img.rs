@@ -15,7 +15,7 @@ use easel::diffusion::img2img::{
     self, Img2ImgSettings, InitImage, InpaintArea, MaskedContent, Overlay, Prepared, ResizeMode,
 };
 use easel::diffusion::model::SdModel;
-use easel::diffusion::pipeline::{self, GeneratedImage, Observer, StepInfo};
+use easel::diffusion::pipeline::{self, Conditioning, GeneratedImage, Observer, StepInfo};
 use easel::imaging::ops;
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
 use easel::prompt::ClipTokenizer;
@@ -214,8 +214,16 @@ fn every_img2img_and_inpaint_case_matches_a1111() {
         }
         let cond = encode_prompt(&model.clip, &tok, &p.prompt, 1, &Device::Cpu).unwrap();
         let uncond = encode_prompt(&model.clip, &tok, &p.negative_prompt, 1, &Device::Cpu).unwrap();
-        let sampled =
-            pipeline::sample_batch(model, &cond, &uncond, &p, seeds, &start, |_, _, _| Ok(())).unwrap();
+        let sampled = pipeline::sample_batch(
+            model,
+            &Conditioning::fixed(cond.clone()),
+            &Conditioning::fixed(uncond.clone()),
+            &p,
+            seeds,
+            &start,
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
         assert_eq!(
             sampled.evaluations as u64,
             case["unet_evals"].as_u64().unwrap(),

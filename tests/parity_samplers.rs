@@ -8,7 +8,7 @@ mod common;
 use candle_core::{Device, Tensor};
 use common::{cases, load_ref, max_abs, max_abs_diff, tiny_model};
 use easel::diffusion::conditioning::encode_prompt;
-use easel::diffusion::pipeline::{self, GeneratedImage, Observer, Start, StepInfo};
+use easel::diffusion::pipeline::{self, Conditioning, GeneratedImage, Observer, Start, StepInfo};
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
 use easel::prompt::ClipTokenizer;
 
@@ -88,8 +88,8 @@ fn every_case_matches_a1111_reference() {
         .unwrap();
         let sampled = pipeline::sample_batch(
             model,
-            &cond,
-            &uncond,
+            &Conditioning::fixed(cond.clone()),
+            &Conditioning::fixed(uncond.clone()),
             &p,
             vec![p.seed],
             &Start::default(),
@@ -151,8 +151,8 @@ fn batch_size_two_equals_two_single_runs() {
     let uncond = encode_prompt(&model.clip, &tok, &p.negative_prompt, 1, &Device::Cpu).unwrap();
     let batch = pipeline::sample_batch(
         model,
-        &cond,
-        &uncond,
+        &Conditioning::fixed(cond.clone()),
+        &Conditioning::fixed(uncond.clone()),
         &p,
         vec![p.seed, p.seed + 1],
         &Start::default(),
@@ -162,8 +162,8 @@ fn batch_size_two_equals_two_single_runs() {
     for (i, seed) in [p.seed, p.seed + 1].into_iter().enumerate() {
         let single = pipeline::sample_batch(
             model,
-            &cond,
-            &uncond,
+            &Conditioning::fixed(cond.clone()),
+            &Conditioning::fixed(uncond.clone()),
             &p,
             vec![seed],
             &Start::default(),

@@ -255,8 +255,8 @@ struct CfgDenoiser<'a> {
     unet: &'a Unet,
     table: &'a ModelSigmas,
     lcm_grid: Option<ModelSigmas>,
-    cond: &'a Tensor,
-    uncond: &'a Tensor,
+    cond: &'a Conditioning,
+    uncond: &'a Conditioning,
     cfg: f64,
     dtype: DType,
     evaluations: usize,
@@ -299,8 +299,8 @@ impl Denoiser for CfgDenoiser<'_> {
             self.unet,
             &x_in,
             f64::from(t),
-            self.cond,
-            self.uncond,
+            self.cond.at(self.evaluations),
+            self.uncond.at(self.evaluations),
             self.image_cond.as_ref(),
         )?;
         self.evaluations += 1;
@@ -333,8 +333,8 @@ impl EpsModel for CfgDenoiser<'_> {
             self.unet,
             &x_in,
             t as f64,
-            self.cond,
-            self.uncond,
+            self.cond.at(self.evaluations),
+            self.uncond.at(self.evaluations),
             self.image_cond.as_ref(),
         )?;
         self.evaluations += 1;
@@ -373,11 +373,89 @@ pub fn img2img_t_enc(strength: f32, steps: usize) -> usize {
     (strength * steps as f64) as usize
 }
 
+/// Text conditioning that may change during sampling (A1111 prompt editing): `(last model call,
+/// embeddings)` pairs; model call `k` (0-based, counted like A1111's `CFGDenoiser.step`) uses the
+/// first entry whose last call is ≥ `k`.
+#[derive(Debug, Clone)]
+pub struct Conditioning {
+    entries: Vec<(usize, Tensor)>,
+}
+
+impl Conditioning {
+    /// The same embeddings for every step.
+    pub fn fixed(embeddings: Tensor) -> Self {
+        Self {
+            entries: vec![(usize::MAX, embeddings)],
+        }
+    }
+
+    /// A schedule of `(last step, embeddings)`, in order.
+    ///
+    /// # Panics
+    /// Never for a non-empty schedule; an empty one is a bug.
+    pub fn scheduled(entries: Vec<(usize, Tensor)>) -> Self {
+        assert!(!entries.is_empty(), "a conditioning schedule needs an entry");
+        Self { entries }
+    }
+
+    /// The embeddings for model call `call`.
+    pub fn at(&self, call: usize) -> &Tensor {
+        let i = self.entries.iter().position(|(end, _)| call <= *end).unwrap_or(0);
+        &self.entries[i].1
+    }
+
+    /// Number of distinct prompts in the schedule.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the schedule is empty (never, for the constructors above).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn map(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<Self> {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(end, t)| f(t).map(|t| (*end, t)))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self { entries })
+    }
+}
+
+/// Encodes a prompt with A1111's prompt editing resolved for `steps` model calls.
+///
+/// # Errors
+/// Tokenizer or tensor failures.
+pub fn encode_scheduled(
+    model: &SdModel,
+    tokenizer: &ClipTokenizer,
+    prompt: &str,
+    clip_skip: usize,
+    steps: usize,
+) -> Result<Conditioning, DiffusionError> {
+    let schedule = crate::prompt::editing::schedule(prompt, steps);
+    let mut cache: Vec<(String, Tensor)> = Vec::new();
+    let mut entries = Vec::with_capacity(schedule.len());
+    for (end, text) in schedule {
+        let t = if let Some((_, t)) = cache.iter().find(|(s, _)| *s == text) {
+            t.clone()
+        } else {
+            let t = encode_prompt(&model.clip, tokenizer, &text, clip_skip, &model.device)?;
+            cache.push((text, t.clone()));
+            t
+        };
+        entries.push((end, t));
+    }
+    Ok(Conditioning::scheduled(entries))
+}
+
 /// Samples one batch iteration's latents. `on_step` gets (step, steps, x0 prediction) after each step.
 pub fn sample_batch(
     model: &SdModel,
-    cond: &Tensor,
-    uncond: &Tensor,
+    cond: &Conditioning,
+    uncond: &Conditioning,
     params: &GenerationParams,
     seeds: Vec<u64>,
     start: &Start,
@@ -399,8 +477,8 @@ pub fn sample_batch(
     );
     let first = noise.next_noise()?;
     let repeat = |t: &Tensor| t.repeat((b, 1, 1));
-    let cond = repeat(cond)?;
-    let uncond = repeat(uncond)?;
+    let cond = cond.map(repeat)?;
+    let uncond = uncond.map(repeat)?;
     let batch = |t: &Tensor| -> Result<Tensor, DiffusionError> {
         Ok(t.to_device(&model.device)?
             .to_dtype(DType::F32)?
@@ -555,14 +633,13 @@ pub fn generate(
     let clip_skip = params.clip_skip as usize;
     // `<lora:…>` tags are applied to the model by the engine; the text encoder never sees them.
     let (prompt, _, _) = super::lora::extract_tags(&params.prompt).map_err(DiffusionError::Input)?;
-    let cond = encode_prompt(&model.clip, tokenizer, &prompt, clip_skip, &model.device)?;
-    let uncond = encode_prompt(
-        &model.clip,
-        tokenizer,
-        &params.negative_prompt,
-        clip_skip,
-        &model.device,
-    )?;
+    // Prompt editing counts model calls: Heun makes two per step but one in its last step.
+    let calls = match params.sampler {
+        Sampler::Heun => 2 * params.steps as usize - 1,
+        _ => params.steps as usize,
+    };
+    let cond = encode_scheduled(model, tokenizer, &prompt, clip_skip, calls)?;
+    let uncond = encode_scheduled(model, tokenizer, &params.negative_prompt, clip_skip, calls)?;
     let f = model.vae.downscale_factor() as u32;
     let prepared = init
         .map(|i| {
@@ -650,4 +727,24 @@ pub fn first_noise(
         params.width as usize / f,
     );
     BatchNoise::new(rng_kind(params.rng), seeds.to_vec(), 0, shape, &model.device).next_noise()
+}
+
+#[cfg(test)]
+mod conditioning_tests {
+    use super::*;
+
+    #[test]
+    fn model_call_k_uses_the_first_entry_lasting_until_k() {
+        let t = |v: f32| Tensor::new(&[v], &Device::Cpu).unwrap();
+        // "[a:b:2]" over 4 steps: (2, a), (4, b). A1111 compares its call counter with `<=`.
+        let c = Conditioning::scheduled(vec![(2, t(1.0)), (4, t(2.0))]);
+        let at = |k| c.at(k).to_vec1::<f32>().unwrap()[0];
+        assert_eq!([at(0), at(1), at(2), at(3), at(4)], [1.0, 1.0, 1.0, 2.0, 2.0]);
+        // Past the end A1111 falls back to the first entry.
+        assert_eq!(at(9), 1.0);
+        assert_eq!(
+            Conditioning::fixed(t(5.0)).at(1000).to_vec1::<f32>().unwrap(),
+            [5.0]
+        );
+    }
 }

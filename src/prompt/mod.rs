@@ -2,6 +2,7 @@
 //! Pure text → token ids and per-token weights; the tensors are made in `diffusion::conditioning`.
 
 pub mod attention;
+pub mod editing;
 pub mod tokenizer;
 
 pub use attention::parse_attention;

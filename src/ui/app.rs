@@ -585,6 +585,12 @@ impl EaselApp {
                 .desired_width(f32::INFINITY),
         )
         .labelled_by(label.id);
+        if let Err(err) = crate::prompt::editing::parse(&p.prompt) {
+            ui.small(
+                egui::RichText::new(format!("prompt editing: {err}; the prompt is used as written"))
+                    .color(Color32::from_rgb(230, 160, 90)),
+            );
+        }
         // Typing `<lora:` offers the LoRAs whose names start with what follows.
         if let Some(partial) = open_lora_tag(&p.prompt) {
             let partial = partial.to_lowercase();
