@@ -406,3 +406,78 @@ fn typing_a_lora_tag_offers_the_fixture_lora_and_generating_with_it_changes_the_
     assert_ne!(with_lora, plain, "the LoRA changes the picture");
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
 }
+
+#[test]
+fn strength_sweep_offers_a_labelled_row_and_keeps_the_chosen_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    pick_model_and_prompt(&mut h, "a red barn");
+    drop_picture(&mut h, fixture_image("init.png"));
+    let original = h.state().document().unwrap().image().clone();
+    h.get_by_label("Image to image").click();
+    h.step();
+    h.get_by_label("Strength sweep").click();
+    step_until(&mut h, 240, "six sweep results", |h| h.state().gallery_len() == 6);
+    step_until(&mut h, 10, "the sweep to end", |h| !h.state().is_busy());
+    h.step();
+    // Results wait in the picker; the document is still the original.
+    assert_eq!(h.state().document().unwrap().image(), &original);
+    for s in ["0.3", "0.5", "0.8"] {
+        assert!(
+            h.query_by_role_and_label(egui::Role::Button, &format!("strength {s}"))
+                .is_some(),
+            "strength {s} missing"
+        );
+    }
+    h.get_by_role_and_label(egui::Role::Button, "strength 0.5")
+        .click();
+    h.step();
+    h.step();
+    let doc = h.state().document().unwrap();
+    assert_ne!(doc.image(), &original);
+    assert_eq!(doc.previous_image(), Some(&original));
+    assert!(
+        h.query_by_role_and_label(egui::Role::Button, "strength 0.3")
+            .is_none(),
+        "the picker closes"
+    );
+}
+
+#[test]
+fn dropping_a_comfyui_png_offers_its_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("ComfyUI_00001_.png");
+    let graph = r#"{"3": {"class_type": "KSampler", "inputs": {"seed": 8566257, "steps": 25, "cfg": 6.5,
+        "sampler_name": "dpmpp_2m", "scheduler": "karras", "denoise": 1.0, "model": ["4", 0],
+        "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "dreamshaper_8.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 768, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse in a storm", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "ComfyUI"}}}"#;
+    easel::imaging::png_meta::write_png_with_text_chunks(
+        &png,
+        8,
+        8,
+        &[90u8; 8 * 8 * 3],
+        &[("prompt", graph)],
+    )
+    .unwrap();
+    let mut h = app(dir.path(), small_settings());
+    h.input_mut().dropped_files.push(Arc::new(Dropped(png)));
+    step_until(&mut h, 30, "the dropped image", |h| {
+        h.query_by_label("Use parameters").is_some()
+    });
+    h.get_by_label("Use parameters").click();
+    h.step();
+    h.step();
+    let p = &h.state().settings().params;
+    assert_eq!(p.prompt, "a lighthouse in a storm");
+    assert_eq!(p.negative_prompt, "blurry");
+    assert_eq!((p.steps, p.seed, p.width, p.height), (25, 8_566_257, 512, 768));
+    assert_eq!(p.sampler, easel::params::Sampler::DpmPp2M);
+    // Karras is DPM++ 2M's own schedule, which A1111 calls Automatic.
+    assert_eq!(p.a1111_schedule_label(), "Karras");
+    assert_eq!(p.model_name.as_deref(), Some("dreamshaper_8"));
+}

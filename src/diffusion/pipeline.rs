@@ -461,12 +461,7 @@ pub fn sample_batch(
     start: &Start,
     mut on_step: impl FnMut(usize, usize, &Tensor) -> Result<(), DiffusionError>,
 ) -> Result<SampledBatch, DiffusionError> {
-    let f = model.vae.downscale_factor();
-    let shape = (
-        model.geometry().vae.z_channels,
-        params.height as usize / f,
-        params.width as usize / f,
-    );
+    let shape = latent_shape(model, params);
     let b = seeds.len();
     let mut noise = BatchNoise::new(
         rng_kind(params.rng),
@@ -714,18 +709,23 @@ pub fn generate(
     Ok(images)
 }
 
+/// `(channels, height, width)` of one image's latents.
+fn latent_shape(model: &SdModel, params: &GenerationParams) -> (usize, usize, usize) {
+    let f = model.vae.downscale_factor();
+    (
+        model.geometry().vae.z_channels,
+        params.height as usize / f,
+        params.width as usize / f,
+    )
+}
+
 /// Draw 0 of the image RNG for `seeds`, `[B, C, h, w]`.
 pub fn first_noise(
     model: &SdModel,
     params: &GenerationParams,
     seeds: &[u64],
 ) -> Result<Tensor, DiffusionError> {
-    let f = model.vae.downscale_factor();
-    let shape = (
-        model.geometry().vae.z_channels,
-        params.height as usize / f,
-        params.width as usize / f,
-    );
+    let shape = latent_shape(model, params);
     BatchNoise::new(rng_kind(params.rng), seeds.to_vec(), 0, shape, &model.device).next_noise()
 }
 

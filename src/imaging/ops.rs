@@ -816,12 +816,16 @@ fn resample(src: &Raw, out_w: usize, out_h: usize, filter: Filter, bx: [f32; 4])
     current.unwrap_or_else(|| src.clone())
 }
 
-/// `Image.resize((w, h), LANCZOS)` on raw data; zero sizes give an empty or black image.
-fn lanczos_raw(src: &Raw, w: usize, h: usize) -> Raw {
+/// `Image.resize((w, h), filter)` on raw data; zero sizes give an empty or black image.
+fn resize_raw(src: &Raw, w: usize, h: usize, filter: Filter) -> Raw {
     if w == 0 || h == 0 || src.w == 0 || src.h == 0 {
         return Raw::zeros(w, h, src.cn);
     }
-    resample(src, w, h, Filter::Lanczos, [0.0, 0.0, src.w as f32, src.h as f32])
+    resample(src, w, h, filter, [0.0, 0.0, src.w as f32, src.h as f32])
+}
+
+fn lanczos_raw(src: &Raw, w: usize, h: usize) -> Raw {
+    resize_raw(src, w, h, Filter::Lanczos)
 }
 
 /// Pillow `img.resize((width, height), Image.LANCZOS)` on an RGB image.
@@ -843,10 +847,7 @@ pub fn resize_lanczos_gray(img: &GrayImage, width: u32, height: u32) -> GrayImag
 }
 
 fn bicubic_raw(src: &Raw, w: usize, h: usize) -> Raw {
-    if w == 0 || h == 0 || src.w == 0 || src.h == 0 {
-        return Raw::zeros(w, h, src.cn);
-    }
-    resample(src, w, h, Filter::Bicubic, [0.0, 0.0, src.w as f32, src.h as f32])
+    resize_raw(src, w, h, Filter::Bicubic)
 }
 
 /// Pillow `img.resize((width, height))` with the default filter, which for "L"/"RGB" images in

@@ -58,6 +58,12 @@ struct Queued {
     summary: String,
 }
 
+/// A strength sweep: its jobs, and the results so far as a labelled row to pick from.
+struct Sweep {
+    jobs: Vec<(JobId, f32)>,
+    results: Vec<(f32, image::RgbImage, TextureHandle)>,
+}
+
 /// What the "only masked" region depends on: revision, blur, padding, invert, width, height.
 type ContextKey = (u64, u32, u32, bool, u32, u32);
 
@@ -100,6 +106,9 @@ pub struct EaselApp {
     /// Model preview pictures.
     thumbs: std::collections::HashMap<PathBuf, TextureHandle>,
     image_picks: (SyncSender<PathBuf>, Receiver<PathBuf>),
+    sweep: Option<Sweep>,
+    /// Seed of the newest image, for "reuse".
+    last_seed: Option<u64>,
     /// The last "only masked" region and what it was computed from.
     context_cache: Option<(ContextKey, (u32, u32, u32, u32))>,
     /// Frame timing (`EASEL_FRAME_STATS=1` logs it every 5 s): start, frames, worst, total CPU seconds.
@@ -148,6 +157,8 @@ impl EaselApp {
             hashes: std::collections::HashMap::new(),
             thumbs: std::collections::HashMap::new(),
             image_picks: sync_channel(4),
+            sweep: None,
+            last_seed: None,
             context_cache: None,
             frame_stats: std::env::var_os("EASEL_FRAME_STATS").map(|_| FrameStats::default()),
             started: None,
@@ -247,11 +258,11 @@ impl EaselApp {
         self.submit_with(init);
     }
 
-    fn submit_with(&mut self, init: Option<InitImage>) {
+    fn submit_with(&mut self, init: Option<InitImage>) -> Option<JobId> {
         let Some(model) = self.settings.selected_model.clone() else {
             self.messages
                 .push("choose a model in the model browser first".into());
-            return;
+            return None;
         };
         if self.settings.random_seed {
             self.settings.params.seed = crate::params::random_seed();
@@ -272,6 +283,7 @@ impl EaselApp {
             .engine
             .submit_full(model, DeviceChoice::Auto, params, init, true);
         self.queue.push_back(Queued { job, cancel, summary });
+        Some(job)
     }
 
     fn refine(&mut self) {
@@ -313,6 +325,7 @@ impl EaselApp {
             self.settings.params.seed = crate::params::random_seed();
         }
         let random = std::mem::replace(&mut self.settings.random_seed, false);
+        let mut jobs = Vec::new();
         for strength in SWEEP {
             let init = InitImage {
                 image: image.clone(),
@@ -322,9 +335,15 @@ impl EaselApp {
                     ..self.settings.img2img.clone()
                 },
             };
-            self.submit_with(Some(init));
+            if let Some(job) = self.submit_with(Some(init)) {
+                jobs.push((job, strength));
+            }
         }
         self.settings.random_seed = random;
+        self.sweep = (!jobs.is_empty()).then(|| Sweep {
+            jobs,
+            results: Vec::new(),
+        });
     }
 
     fn handle_engine_event(&mut self, event: Event) {
@@ -361,10 +380,30 @@ impl EaselApp {
                         .set_preview(&self.ctx, &image.rgba, [image.width, image.height], size);
                 }
             }
-            Event::Image { image, .. } => {
+            Event::Image { job, image } => {
+                self.last_seed = Some(image.seed);
+                let sweep_strength = self
+                    .sweep
+                    .as_ref()
+                    .and_then(|s| s.jobs.iter().find(|(j, _)| *j == job).map(|(_, st)| *st));
                 if let Some(rgb) = image::RgbImage::from_raw(image.width, image.height, image.rgb.clone()) {
-                    // A new version of the document: undo (Ctrl+Z) goes back to the previous picture.
-                    self.canvas.set_picture(rgb);
+                    if let Some(strength) = sweep_strength {
+                        // Sweep results wait in the picker instead of becoming versions one by one.
+                        let rgba = Rgba {
+                            width: rgb.width() as usize,
+                            height: rgb.height() as usize,
+                            pixels: rgb.pixels().flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+                        };
+                        let tex = self.texture("sweep", &rgba);
+                        if let Some(sweep) = &mut self.sweep {
+                            sweep.results.push((strength, rgb, tex));
+                            sweep.results.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        }
+                        self.canvas.clear_preview();
+                    } else {
+                        // A new version of the document: undo (Ctrl+Z) goes back to the previous picture.
+                        self.canvas.set_picture(rgb);
+                    }
                 }
                 self.shown_infotext = Some(image.infotext.clone());
                 self.io.send(Request::Save(self.paths.outputs_dir.clone(), image));
@@ -664,6 +703,15 @@ impl EaselApp {
                     .labelled_by(l.id);
                 ui.checkbox(&mut self.settings.random_seed, "Random seed")
                     .on_hover_text("pick a new seed for every generation");
+                if let Some(seed) = self.last_seed
+                    && ui
+                        .small_button("Reuse")
+                        .on_hover_text(format!("use the last image's seed ({seed})"))
+                        .clicked()
+                {
+                    p.seed = seed;
+                    self.settings.random_seed = false;
+                }
             });
             ui.end_row();
             let l = ui.label("Width");
@@ -1118,6 +1166,44 @@ impl EaselApp {
                 ui.label(format!("Outputs: {}", self.paths.outputs_dir.display()));
                 ui.label(format!("Log: {}", self.paths.log_file().display()));
             });
+        let mut keep = None;
+        let mut close_sweep = false;
+        if let Some(sweep) = &self.sweep {
+            let mut open = true;
+            egui::Window::new("Strength sweep")
+                .open(&mut open)
+                .show(ctx, |ui| {
+                    ui.label(format!(
+                        "{} of {} done; click one to keep it as the next version",
+                        sweep.results.len(),
+                        sweep.jobs.len()
+                    ));
+                    ui.horizontal_wrapped(|ui| {
+                        for (strength, rgb, tex) in &sweep.results {
+                            ui.vertical(|ui| {
+                                let label = format!("strength {strength:.1}");
+                                let button = egui::Button::image(
+                                    egui::Image::new(tex)
+                                        .max_size(Vec2::splat(128.0))
+                                        .alt_text(label.clone()),
+                                );
+                                if ui.add(button).on_hover_text("keep this one").clicked() {
+                                    keep = Some(rgb.clone());
+                                }
+                                ui.label(label);
+                            });
+                        }
+                    });
+                });
+            close_sweep = !open;
+        }
+        if let Some(rgb) = keep {
+            self.canvas.set_picture(rgb);
+            close_sweep = true;
+        }
+        if close_sweep {
+            self.sweep = None;
+        }
         if let Some(i) = self.confirm_delete {
             let mut decision = None;
             egui::Window::new("Delete image?")
