@@ -145,6 +145,10 @@ struct GenerateArgs {
     /// [default: the desktop app's LoRA folders].
     #[arg(long)]
     lora_dir: Vec<PathBuf>,
+    /// Folder with textual-inversion embeddings (.safetensors) used by name in prompts (repeatable)
+    /// [default: the desktop app's embeddings folders].
+    #[arg(long)]
+    embeddings_dir: Vec<PathBuf>,
     /// Output PNG path.
     #[arg(long)]
     out: PathBuf,
@@ -431,12 +435,22 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let init = build_init(args, &params)?;
     let total_images = (params.batch_count * params.batch_size) as usize;
     let engine = Engine::spawn(None).context("could not start the inference thread")?;
-    engine.set_lora_dirs(if args.lora_dir.is_empty() {
+    let app_folders = || {
         let paths = easel::ui::AppPaths::platform();
         let (settings, _) = easel::ui::Settings::load(&paths.settings_file());
-        paths.lora_dirs(&settings.model_folders)
+        (paths, settings.model_folders)
+    };
+    engine.set_lora_dirs(if args.lora_dir.is_empty() {
+        let (paths, folders) = app_folders();
+        paths.lora_dirs(&folders)
     } else {
         args.lora_dir.clone()
+    });
+    engine.set_embedding_dirs(if args.embeddings_dir.is_empty() {
+        let (paths, folders) = app_folders();
+        paths.embedding_dirs(&folders)
+    } else {
+        args.embeddings_dir.clone()
     });
     let (job, cancel) = engine.submit_with_init(args.model.clone(), device, params.clone(), init);
     {

@@ -126,6 +126,13 @@ impl ClipTextModel {
     /// `clip_skip` = N follows A1111: N = 1 is the last layer's output; N > 1 takes
     /// `hidden_states[-N]` (stopping N − 1 layers early). The final layer norm is applied either way.
     pub fn forward(&self, ids: &Tensor, clip_skip: usize) -> Result<Tensor> {
+        self.forward_with(ids, clip_skip, &[])
+    }
+
+    /// [`Self::forward`] with textual-inversion vectors: each `(offset, vectors [n, hidden])` replaces
+    /// the token embeddings from position `offset + 1` (after the bos token), before the position
+    /// embeddings are added (A1111's `EmbeddingsWithFixes`).
+    pub fn forward_with(&self, ids: &Tensor, clip_skip: usize, fixes: &[(usize, Tensor)]) -> Result<Tensor> {
         let (_, seq) = ids.dims2()?;
         let run = self
             .layers
@@ -139,7 +146,25 @@ impl ClipTextModel {
                 ))
             })?;
         let positions = self.position_embedding.narrow(0, 0, seq)?;
-        let mut x = self.token_embedding.forward(ids)?.broadcast_add(&positions)?;
+        let mut tokens = self.token_embedding.forward(ids)?;
+        for (offset, vectors) in fixes {
+            let start = offset + 1;
+            if start >= seq {
+                continue;
+            }
+            let n = vectors.dim(0)?.min(seq - start);
+            let v = vectors
+                .narrow(0, 0, n)?
+                .to_dtype(tokens.dtype())?
+                .to_device(tokens.device())?;
+            let v = v
+                .unsqueeze(0)?
+                .broadcast_as((tokens.dim(0)?, n, tokens.dim(2)?))?;
+            let head = tokens.narrow(1, 0, start)?;
+            let tail = tokens.narrow(1, start + n, seq - start - n)?;
+            tokens = Tensor::cat(&[&head, &v, &tail], 1)?;
+        }
+        let mut x = tokens.broadcast_add(&positions)?;
         let mask = self.causal_mask.narrow(0, 0, seq)?.narrow(1, 0, seq)?;
         for layer in &self.layers[..run] {
             x = layer.forward(&x, &mask)?;

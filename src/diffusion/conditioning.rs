@@ -5,7 +5,8 @@ use candle_core::{Device, Tensor};
 
 use super::DiffusionError;
 use super::clip::{ClipTextModel, mean_all};
-use crate::prompt::{ClipTokenizer, chunk_prompt};
+use super::embeddings::EmbeddingDb;
+use crate::prompt::{ClipTokenizer, EmbeddingLookup, chunk_prompt_with};
 
 /// Encodes `prompt` into `[1, 77·chunks, hidden]`.
 pub fn encode_prompt(
@@ -15,7 +16,22 @@ pub fn encode_prompt(
     clip_skip: usize,
     device: &Device,
 ) -> Result<Tensor, DiffusionError> {
-    let chunks = chunk_prompt(tokenizer, prompt)?;
+    encode_prompt_with(clip, tokenizer, prompt, clip_skip, device, None, &mut Vec::new())
+}
+
+/// [`encode_prompt`] with textual-inversion embeddings; the names of the embeddings used are
+/// appended to `used` (each once, in order of use).
+pub fn encode_prompt_with(
+    clip: &ClipTextModel,
+    tokenizer: &ClipTokenizer,
+    prompt: &str,
+    clip_skip: usize,
+    device: &Device,
+    embeddings: Option<&EmbeddingDb>,
+    used: &mut Vec<String>,
+) -> Result<Tensor, DiffusionError> {
+    let lookup = embeddings.map(|e| e as &dyn EmbeddingLookup);
+    let chunks = chunk_prompt_with(tokenizer, prompt, lookup)?;
     let vocab = clip.config().vocab_size;
     let mut parts = Vec::with_capacity(chunks.len());
     for chunk in &chunks {
@@ -25,7 +41,16 @@ pub fn encode_prompt(
             )));
         }
         let ids = Tensor::from_slice(&chunk.ids, (1, chunk.ids.len()), device)?;
-        let z = clip.forward(&ids, clip_skip)?;
+        let mut fixes = Vec::new();
+        for (offset, index) in &chunk.fixes {
+            if let Some(e) = embeddings.and_then(|db| db.get(*index)) {
+                fixes.push((*offset, e.vectors.clone()));
+                if !used.contains(&e.name) {
+                    used.push(e.name.clone());
+                }
+            }
+        }
+        let z = clip.forward_with(&ids, clip_skip, &fixes)?;
         let z = if chunk.is_unweighted() {
             // A1111 multiplies by 1 and rescales by mean/mean = 1; skipping keeps 0/0 out of zero-mean outputs.
             z

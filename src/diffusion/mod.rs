@@ -3,6 +3,7 @@
 
 pub mod clip;
 pub mod conditioning;
+pub mod embeddings;
 pub mod img2img;
 pub mod lora;
 pub mod model;

@@ -10,6 +10,7 @@ use candle_nn::VarBuilder;
 
 use super::DiffusionError;
 use super::clip::ClipTextModel;
+use super::embeddings::EmbeddingDb;
 use super::lora::{self, RecordingBackend, WeightMap};
 use super::schedule::ModelSigmas;
 use super::unet::Unet;
@@ -103,6 +104,8 @@ pub struct SdModel {
     unet_index: lora::ModuleIndex,
     /// The LoRA set merged into `clip` and `unet` now: (path, hash, te, unet) per LoRA.
     loras: Vec<(PathBuf, String, f32, f32)>,
+    /// Textual-inversion embeddings prompts may use (set by the engine from its folders).
+    pub embeddings: Arc<EmbeddingDb>,
 }
 
 impl SdModel {
@@ -189,6 +192,7 @@ impl SdModel {
             clip_weights,
             unet_weights,
             loras: Vec::new(),
+            embeddings: Arc::new(EmbeddingDb::default()),
         })
     }
 

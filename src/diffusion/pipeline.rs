@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::DiffusionError;
-use super::conditioning::encode_prompt;
+use super::conditioning::encode_prompt_with;
 use super::img2img::{self, InitImage};
 use super::model::SdModel;
 use super::rng::{NoiseRng, NoiseSource as RngKind};
@@ -424,7 +424,8 @@ impl Conditioning {
     }
 }
 
-/// Encodes a prompt with A1111's prompt editing resolved for `steps` model calls.
+/// Encodes a prompt with A1111's prompt editing resolved for `steps` model calls, using the model's
+/// textual-inversion embeddings; the names of those used are appended to `used`.
 ///
 /// # Errors
 /// Tokenizer or tensor failures.
@@ -434,6 +435,7 @@ pub fn encode_scheduled(
     prompt: &str,
     clip_skip: usize,
     steps: usize,
+    used: &mut Vec<String>,
 ) -> Result<Conditioning, DiffusionError> {
     let schedule = crate::prompt::editing::schedule(prompt, steps);
     let mut cache: Vec<(String, Tensor)> = Vec::new();
@@ -442,7 +444,15 @@ pub fn encode_scheduled(
         let t = if let Some((_, t)) = cache.iter().find(|(s, _)| *s == text) {
             t.clone()
         } else {
-            let t = encode_prompt(&model.clip, tokenizer, &text, clip_skip, &model.device)?;
+            let t = encode_prompt_with(
+                &model.clip,
+                tokenizer,
+                &text,
+                clip_skip,
+                &model.device,
+                Some(&model.embeddings),
+                used,
+            )?;
             cache.push((text, t.clone()));
             t
         };
@@ -633,8 +643,33 @@ pub fn generate(
         Sampler::Heun => 2 * params.steps as usize - 1,
         _ => params.steps as usize,
     };
-    let cond = encode_scheduled(model, tokenizer, &prompt, clip_skip, calls)?;
-    let uncond = encode_scheduled(model, tokenizer, &params.negative_prompt, clip_skip, calls)?;
+    let (mut used, mut used_negative) = (Vec::new(), Vec::new());
+    let cond = encode_scheduled(model, tokenizer, &prompt, clip_skip, calls, &mut used)?;
+    let uncond = encode_scheduled(
+        model,
+        tokenizer,
+        &params.negative_prompt,
+        clip_skip,
+        calls,
+        &mut used_negative,
+    )?;
+    // A1111: the prompt's embeddings, then the negative prompt's, `name: short hash`.
+    let mut params = params.clone();
+    params.extra.retain(|(k, _)| k != "TI hashes");
+    let hashes: Vec<String> = used
+        .iter()
+        .chain(&used_negative)
+        .filter_map(|n| {
+            let e = (0..model.embeddings.len())
+                .filter_map(|i| model.embeddings.get(i))
+                .find(|e| &e.name == n)?;
+            (!e.short_hash.is_empty()).then(|| format!("{}: {}", n.replace([':', ','], ""), e.short_hash))
+        })
+        .collect();
+    if !hashes.is_empty() {
+        params.extra.push(("TI hashes".into(), hashes.join(", ")));
+    }
+    let params = &params;
     let f = model.vae.downscale_factor() as u32;
     let prepared = init
         .map(|i| {

@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime};
 use candle_core::Tensor;
 
 use crate::diffusion::DiffusionError;
+use crate::diffusion::embeddings::EmbeddingDb;
 use crate::diffusion::img2img::InitImage;
 use crate::diffusion::lora;
 use crate::diffusion::model::{DeviceChoice, SdModel, compute_dtype};
@@ -43,6 +44,8 @@ pub struct Job {
     pub init: Option<InitImage>,
     /// Folders where `<lora:name:w>` tags are looked up.
     pub lora_dirs: Vec<PathBuf>,
+    /// Folders of textual-inversion embeddings.
+    pub embedding_dirs: Vec<PathBuf>,
 }
 
 /// Whether a failure is the user's input (fixable by them) or something else.
@@ -251,6 +254,47 @@ impl Observer for JobObserver<'_> {
 }
 
 /// Opened LoRA files by path, reused while the file is unchanged.
+/// What an embeddings load depends on: folders, text-encoder width, and every file with its mtime.
+type EmbeddingKey = (Vec<PathBuf>, usize, Vec<(PathBuf, Option<SystemTime>)>);
+/// The last embeddings load and what it came from.
+type EmbeddingCache = Mutex<Option<(EmbeddingKey, Arc<EmbeddingDb>)>>;
+
+/// The embeddings of `dirs`, reloaded only when a file changed; skipped files are reported once.
+fn embeddings_for(
+    dirs: &[PathBuf],
+    tokenizer: &ClipTokenizer,
+    hidden: usize,
+    observer: &mut dyn Observer,
+) -> Arc<EmbeddingDb> {
+    static CACHE: OnceLock<EmbeddingCache> = OnceLock::new();
+    let mut files = Vec::new();
+    for d in dirs {
+        if let Ok(entries) = std::fs::read_dir(d) {
+            for e in entries.flatten() {
+                let mtime = e.metadata().and_then(|m| m.modified()).ok();
+                files.push((e.path(), mtime));
+            }
+        }
+    }
+    files.sort();
+    let key = (dirs.to_vec(), hidden, files);
+    let mut cache = CACHE
+        .get_or_init(|| Mutex::new(None))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some((k, db)) = cache.as_ref()
+        && *k == key
+    {
+        return db.clone();
+    }
+    let db = Arc::new(EmbeddingDb::load(dirs, tokenizer, hidden));
+    for why in &db.skipped {
+        observer.on_warning(why);
+    }
+    *cache = Some((key, db.clone()));
+    db
+}
+
 type LoraCache = Mutex<HashMap<PathBuf, (Option<SystemTime>, Arc<lora::LoraFile>)>>;
 
 fn lora_cache() -> &'static LoraCache {
@@ -403,6 +447,12 @@ pub fn run_job(
         params.model_name.clone_from(&identity.name);
         params.model_hash.clone_from(&identity.hash);
         apply_loras(model, &job.lora_dirs, &mut params, &mut observer)?;
+        model.embeddings = embeddings_for(
+            &job.embedding_dirs,
+            tokenizer,
+            model.clip.config().hidden_size,
+            &mut observer,
+        );
         pipeline::generate(model, tokenizer, &params, job.init.as_ref(), &mut observer)
     })();
     match result {
@@ -428,6 +478,7 @@ pub struct Engine {
     next_id: AtomicU64,
     cancel_all: Arc<AtomicBool>,
     lora_dirs: Mutex<Vec<PathBuf>>,
+    embedding_dirs: Mutex<Vec<PathBuf>>,
 }
 
 /// Capacity of the job queue.
@@ -452,6 +503,7 @@ impl Engine {
             next_id: AtomicU64::new(1),
             cancel_all,
             lora_dirs: Mutex::new(Vec::new()),
+            embedding_dirs: Mutex::new(Vec::new()),
         })
     }
 
@@ -502,6 +554,11 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let embedding_dirs = self
+            .embedding_dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancel = Arc::new(AtomicBool::new(false));
         let job = Job {
@@ -513,6 +570,7 @@ impl Engine {
             previews,
             init,
             lora_dirs,
+            embedding_dirs,
         };
         if let Some(tx) = &self.commands
             && tx.send(Command::Run(Box::new(job))).is_err()
@@ -525,6 +583,11 @@ impl Engine {
     /// Folders where later jobs look up `<lora:…>` tags.
     pub fn set_lora_dirs(&self, dirs: Vec<PathBuf>) {
         *self.lora_dirs.lock().unwrap_or_else(PoisonError::into_inner) = dirs;
+    }
+
+    /// Folders later jobs read textual-inversion embeddings from.
+    pub fn set_embedding_dirs(&self, dirs: Vec<PathBuf>) {
+        *self.embedding_dirs.lock().unwrap_or_else(PoisonError::into_inner) = dirs;
     }
 
     /// The event stream.

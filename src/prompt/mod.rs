@@ -20,6 +20,16 @@ pub struct Chunk {
     pub ids: Vec<u32>,
     /// Emphasis multiplier per token, length 77.
     pub weights: Vec<f64>,
+    /// Textual-inversion embeddings placed in this chunk: (offset after the bos token, embedding
+    /// index in the [`EmbeddingLookup`]). Their slots hold token id 0.
+    pub fixes: Vec<(usize, usize)>,
+}
+
+/// Finds textual-inversion embeddings in token sequences (A1111 `EmbeddingDatabase`).
+pub trait EmbeddingLookup {
+    /// The embedding whose name's tokens start at `tokens[pos]`, longest name first:
+    /// `(embedding index, tokens of its name, vectors it occupies)`.
+    fn find(&self, tokens: &[u32], pos: usize) -> Option<(usize, usize, usize)>;
 }
 
 impl Chunk {
@@ -34,6 +44,7 @@ struct Builder {
     chunks: Vec<Chunk>,
     ids: Vec<u32>,
     weights: Vec<f64>,
+    fixes: Vec<(usize, usize)>,
     last_comma: Option<usize>,
 }
 
@@ -51,7 +62,8 @@ impl Builder {
         }
         ids.push(EOS);
         weights.push(1.0);
-        self.chunks.push(Chunk { ids, weights });
+        let fixes = std::mem::take(&mut self.fixes);
+        self.chunks.push(Chunk { ids, weights, fixes });
         self.last_comma = None;
     }
 }
@@ -61,6 +73,17 @@ pub fn chunk_prompt(
     tokenizer: &ClipTokenizer,
     prompt: &str,
 ) -> Result<Vec<Chunk>, tokenizer::TokenizerError> {
+    chunk_prompt_with(tokenizer, prompt, None)
+}
+
+/// [`chunk_prompt`] with textual-inversion embeddings: an embedding of n vectors takes n slots (id 0,
+/// the piece's weight) and moves whole to the next chunk when it does not fit, as A1111 does. As in
+/// A1111, a comma backtrack moves tokens but not the embedding positions recorded before it.
+pub fn chunk_prompt_with(
+    tokenizer: &ClipTokenizer,
+    prompt: &str,
+    embeddings: Option<&dyn EmbeddingLookup>,
+) -> Result<Vec<Chunk>, tokenizer::TokenizerError> {
     let comma = tokenizer.comma_id();
     let mut b = Builder::default();
     for piece in parse_attention(prompt) {
@@ -68,7 +91,10 @@ pub fn chunk_prompt(
             b.close();
             continue;
         }
-        for token in tokenizer.encode(&piece.text)? {
+        let tokens = tokenizer.encode(&piece.text)?;
+        let mut pos = 0;
+        while pos < tokens.len() {
+            let token = tokens[pos];
             if Some(token) == comma {
                 b.last_comma = Some(b.ids.len());
             } else if b.ids.len() == CHUNK_LEN
@@ -85,8 +111,22 @@ pub fn chunk_prompt(
             if b.ids.len() == CHUNK_LEN {
                 b.close();
             }
-            b.ids.push(token);
-            b.weights.push(piece.weight);
+            match embeddings.and_then(|e| e.find(&tokens, pos)) {
+                None => {
+                    b.ids.push(token);
+                    b.weights.push(piece.weight);
+                    pos += 1;
+                }
+                Some((index, name_len, vectors)) => {
+                    if b.ids.len() + vectors > CHUNK_LEN {
+                        b.close();
+                    }
+                    b.fixes.push((b.ids.len(), index));
+                    b.ids.extend(std::iter::repeat_n(0, vectors));
+                    b.weights.extend(std::iter::repeat_n(piece.weight, vectors));
+                    pos += name_len.max(1);
+                }
+            }
         }
     }
     if !b.ids.is_empty() || b.chunks.is_empty() {

@@ -134,7 +134,11 @@ impl EaselApp {
         };
         let engine = Engine::spawn(Some(Box::new(wake.clone())))?;
         let io = Io::spawn(wake)?;
-        for dir in [&paths.default_models_dir, &paths.default_lora_dir()] {
+        for dir in [
+            &paths.default_models_dir,
+            &paths.default_lora_dir(),
+            &paths.default_embeddings_dir(),
+        ] {
             if let Err(err) = std::fs::create_dir_all(dir) {
                 tracing::warn!("could not create {}: {err}", dir.display());
             }
@@ -211,6 +215,8 @@ impl EaselApp {
         self.io.send(Request::Scan(folders));
         let lora_dirs = self.paths.lora_dirs(&self.settings.model_folders);
         self.engine.set_lora_dirs(lora_dirs.clone());
+        self.engine
+            .set_embedding_dirs(self.paths.embedding_dirs(&self.settings.model_folders));
         self.io.send(Request::ScanLoras(lora_dirs));
     }
 

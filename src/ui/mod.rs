@@ -56,6 +56,26 @@ impl AppPaths {
         dirs
     }
 
+    /// The default embeddings folder.
+    pub fn default_embeddings_dir(&self) -> PathBuf {
+        self.data_dir.join("embeddings")
+    }
+
+    /// Every embeddings folder: the default one plus A1111's `embeddings` and ComfyUI's
+    /// `models/embeddings` below `model_folders`.
+    pub fn embedding_dirs(&self, model_folders: &[PathBuf]) -> Vec<PathBuf> {
+        let mut dirs = vec![self.default_embeddings_dir()];
+        for root in model_folders {
+            for sub in ["embeddings", "models/embeddings"] {
+                let d = root.join(sub);
+                if d.is_dir() {
+                    dirs.push(d);
+                }
+            }
+        }
+        dirs
+    }
+
     /// The settings file.
     pub fn settings_file(&self) -> PathBuf {
         self.data_dir.join("settings.json")
