@@ -111,6 +111,10 @@ fn hashes_and_bad_files() {
             }
         }
     }
+    let family = |f: &str| easel::diffusion::lora::family_label(&fixtures().join("models/loras").join(f));
+    assert_eq!(family("tiny_style.safetensors"), Some("SD 1.x"));
+    assert_eq!(family("tiny_sdxl_like.safetensors"), Some("SDXL"));
+    assert_eq!(family("missing.safetensors"), None);
     let mut model = SdModel::open(&model_path(), &Device::Cpu, DType::F32).unwrap();
     // Half of the partial file's modules match: they are merged and the rest reported.
     let partial = lora("models/loras/tiny_partial.safetensors");

@@ -244,6 +244,18 @@ fn family_of(keys: &[&str]) -> Option<&'static str> {
     None
 }
 
+/// The family a LoRA file is for, from its tensor names only (cheap: reads the header):
+/// `Some("SD 1.x")` when nothing says otherwise, `None` when the file cannot be read.
+pub fn family_label(path: &Path) -> Option<&'static str> {
+    let file = SafetensorsFile::open(path).ok()?;
+    let keys: Vec<&str> = file.tensors().keys().map(String::as_str).collect();
+    Some(match family_of(&keys) {
+        Some(f) if f.starts_with("SDXL") => "SDXL",
+        Some(_) => "SD 3 / Flux",
+        None => "SD 1.x",
+    })
+}
+
 impl LoraFile {
     /// Reads `path` (a `.safetensors` LoRA / LyCORIS file). `name` is how prompts call it.
     ///

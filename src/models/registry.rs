@@ -64,6 +64,8 @@ pub struct LoraEntry {
     pub size_bytes: u64,
     /// `<name>.preview.png` / `<name>.png` beside it.
     pub thumbnail: Option<PathBuf>,
+    /// Model family it was made for, from its tensor names; `None` if unreadable.
+    pub family: Option<&'static str>,
 }
 
 /// Every LoRA under `folders`.
@@ -73,6 +75,7 @@ pub fn scan_loras(folders: &[PathBuf]) -> Vec<LoraEntry> {
         .map(|(name, path)| LoraEntry {
             size_bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
             thumbnail: thumbnail_for(&path),
+            family: crate::diffusion::lora::family_label(&path),
             name,
             path,
         })

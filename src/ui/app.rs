@@ -932,8 +932,9 @@ impl EaselApp {
                                 );
                             }
                             ui.add(egui::Button::new(format!(
-                                "{}  {}  {hash}",
+                                "{}  [{}]  {}  {hash}",
                                 l.name,
+                                l.family.unwrap_or("unreadable"),
                                 human_size(l.size_bytes)
                             )))
                         })
