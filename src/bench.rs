@@ -130,7 +130,7 @@ pub fn run_canvas(size: u32) -> CanvasReport {
         doc.stroke_to(x, y);
         for (layer, rect) in doc.take_dirty() {
             if layer == Layer::Mask {
-                std::hint::black_box(crate::ui::gray_region(doc.mask(), rect));
+                std::hint::black_box(crate::document::gray_region(doc.mask(), rect));
             }
         }
         let ms = t.elapsed().as_secs_f64() * 1000.0;

@@ -9,23 +9,14 @@ mod common;
 
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
-use common::{fixtures, max_abs, max_abs_diff, model_path};
+use candle_core::{DType, Device};
+use common::{Quiet, fixtures, max_abs, max_abs_diff, model_path};
 use easel::diffusion::conditioning::encode_prompt_with;
 use easel::diffusion::embeddings::EmbeddingDb;
 use easel::diffusion::model::SdModel;
-use easel::diffusion::pipeline::{self, GeneratedImage, Observer, StepInfo};
+use easel::diffusion::pipeline;
 use easel::params::GenerationParams;
 use easel::prompt::{ClipTokenizer, EmbeddingLookup, chunk_prompt_with};
-
-struct Quiet;
-impl Observer for Quiet {
-    fn on_step(&mut self, _: StepInfo, _: &Tensor) -> Result<(), easel::diffusion::DiffusionError> {
-        Ok(())
-    }
-    fn on_image(&mut self, _: &GeneratedImage) {}
-    fn on_warning(&mut self, _: &str) {}
-}
 
 #[test]
 fn embeddings_match_a1111() {

@@ -9,28 +9,17 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::{byte_diff, fixtures, max_abs, max_abs_diff, tiny_inpaint_model, tiny_model, u8_bytes};
+use common::{Quiet, byte_diff, fixtures, max_abs, max_abs_diff, tiny_inpaint_model, tiny_model, u8_bytes};
 use easel::diffusion::conditioning::encode_prompt;
 use easel::diffusion::img2img::{
     self, Img2ImgSettings, InitImage, InpaintArea, MaskedContent, Overlay, Prepared, ResizeMode,
 };
 use easel::diffusion::model::SdModel;
-use easel::diffusion::pipeline::{self, Conditioning, GeneratedImage, Observer, StepInfo};
+use easel::diffusion::pipeline::{self, Conditioning};
 use easel::imaging::ops;
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
 use easel::prompt::ClipTokenizer;
 use image::{GrayImage, RgbImage};
-
-struct Quiet;
-impl Observer for Quiet {
-    fn on_step(&mut self, _: StepInfo, _: &Tensor) -> Result<(), easel::diffusion::DiffusionError> {
-        Ok(())
-    }
-    fn on_image(&mut self, _: &GeneratedImage) {}
-    fn on_warning(&mut self, m: &str) {
-        panic!("unexpected warning {m}");
-    }
-}
 
 fn dir() -> std::path::PathBuf {
     fixtures().join("ref").join("img2img")

@@ -5,23 +5,12 @@
 
 mod common;
 
-use candle_core::{Device, Tensor};
-use common::{cases, load_ref, max_abs, max_abs_diff, tiny_model};
+use candle_core::Device;
+use common::{Quiet, cases, load_ref, max_abs, max_abs_diff, tiny_model};
 use easel::diffusion::conditioning::encode_prompt;
-use easel::diffusion::pipeline::{self, Conditioning, GeneratedImage, Observer, Start, StepInfo};
+use easel::diffusion::pipeline::{self, Conditioning, Start};
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
 use easel::prompt::ClipTokenizer;
-
-struct Quiet;
-impl Observer for Quiet {
-    fn on_step(&mut self, _: StepInfo, _: &Tensor) -> Result<(), easel::diffusion::DiffusionError> {
-        Ok(())
-    }
-    fn on_image(&mut self, _: &GeneratedImage) {}
-    fn on_warning(&mut self, m: &str) {
-        panic!("unexpected warning {m}");
-    }
-}
 
 fn params_of(case: &serde_json::Value) -> GenerationParams {
     GenerationParams {

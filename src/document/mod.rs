@@ -256,13 +256,7 @@ impl Document {
     }
 
     fn read_tile(&self, tile: (u32, u32)) -> Vec<u8> {
-        let r = self.tile_rect(tile);
-        let mut out = Vec::with_capacity((r.width() * r.height()) as usize);
-        for y in r.y0..r.y1 {
-            let row = (y * self.mask.width()) as usize;
-            out.extend_from_slice(&self.mask.as_raw()[row + r.x0 as usize..row + r.x1 as usize]);
-        }
-        out
+        gray_region(&self.mask, self.tile_rect(tile))
     }
 
     fn write_tile(&mut self, tile: (u32, u32), data: &[u8]) {
@@ -512,6 +506,28 @@ impl Document {
         self.undo.push(edit);
         true
     }
+}
+
+/// Copies a rectangle of a grey image (the mask), row by row.
+pub fn gray_region(mask: &GrayImage, r: PixelRect) -> Vec<u8> {
+    let mut out = Vec::with_capacity((r.width() * r.height()) as usize);
+    for y in r.y0..r.y1 {
+        let row = (y * mask.width()) as usize;
+        out.extend_from_slice(&mask.as_raw()[row + r.x0 as usize..row + r.x1 as usize]);
+    }
+    out
+}
+
+/// Copies a rectangle of an RGB8 picture as opaque RGBA8 (what textures take).
+pub fn rgba_region(image: &RgbImage, r: PixelRect) -> Vec<u8> {
+    let mut out = Vec::with_capacity((r.width() * r.height() * 4) as usize);
+    for y in r.y0..r.y1 {
+        for x in r.x0..r.x1 {
+            let p = image.get_pixel(x, y).0;
+            out.extend_from_slice(&[p[0], p[1], p[2], 255]);
+        }
+    }
+    out
 }
 
 fn full(w: u32, h: u32) -> PixelRect {

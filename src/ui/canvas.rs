@@ -8,8 +8,8 @@ use eframe::egui::{
     self, Color32, ColorImage, Key, KeyboardShortcut, Modifiers, TextureHandle, TextureOptions, Vec2,
 };
 
-use super::canvas_gpu::{self, CanvasCallback, CanvasUniforms, Upload};
-use crate::document::{Brush, Document, Layer, PixelRect};
+use super::canvas_gpu::{CanvasCallback, CanvasUniforms, Upload};
+use crate::document::{self, Brush, Document, Layer, PixelRect};
 
 const ZOOM_IN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Plus);
 const ZOOM_IN_EQ: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Equals);
@@ -189,14 +189,14 @@ impl CanvasView {
                 match layer {
                     Layer::Image => {
                         let rect = upload.image.as_ref().map_or(rect, |(r, _)| r.union(rect));
-                        upload.image = Some((rect, canvas_gpu::rgba_region(doc.image(), rect)));
+                        upload.image = Some((rect, document::rgba_region(doc.image(), rect)));
                         if rect == full {
                             upload.resize = Some((w, h));
                         }
                     }
                     Layer::Mask => {
                         let rect = upload.mask.as_ref().map_or(rect, |(r, _)| r.union(rect));
-                        upload.mask = Some((rect, canvas_gpu::gray_region(doc.mask(), rect)));
+                        upload.mask = Some((rect, document::gray_region(doc.mask(), rect)));
                     }
                 }
             }
@@ -210,7 +210,7 @@ impl CanvasView {
         for (layer, rect) in dirty {
             match layer {
                 Layer::Image => {
-                    let rgba = canvas_gpu::rgba_region(doc.image(), rect);
+                    let rgba = document::rgba_region(doc.image(), rect);
                     let image = ColorImage::from_rgba_unmultiplied(
                         [rect.width() as usize, rect.height() as usize],
                         &rgba,
@@ -224,7 +224,7 @@ impl CanvasView {
                             );
                         }
                         _ => {
-                            let all = canvas_gpu::rgba_region(
+                            let all = document::rgba_region(
                                 doc.image(),
                                 PixelRect {
                                     x0: 0,
@@ -242,7 +242,7 @@ impl CanvasView {
                 Layer::Mask => {
                     let tint = |r: PixelRect| {
                         let [cr, cg, cb] = self.mask_tint;
-                        let pixels = canvas_gpu::gray_region(doc.mask(), r)
+                        let pixels = document::gray_region(doc.mask(), r)
                             .into_iter()
                             .map(|m| Color32::from_rgba_unmultiplied(cr, cg, cb, m))
                             .collect();
@@ -488,7 +488,7 @@ impl CanvasView {
         }
         let before = doc.previous_image()?;
         let (w, h) = before.dimensions();
-        let rgba = canvas_gpu::rgba_region(
+        let rgba = document::rgba_region(
             before,
             PixelRect {
                 x0: 0,

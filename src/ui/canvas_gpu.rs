@@ -337,25 +337,3 @@ impl CallbackTrait for CanvasCallback {
         render_pass.draw(0..3, 0..1);
     }
 }
-
-/// Copies a rectangle of an RGB8 picture as RGBA8 (opaque).
-pub fn rgba_region(image: &image::RgbImage, r: PixelRect) -> Vec<u8> {
-    let mut out = Vec::with_capacity((r.width() * r.height() * 4) as usize);
-    for y in r.y0..r.y1 {
-        for x in r.x0..r.x1 {
-            let p = image.get_pixel(x, y).0;
-            out.extend_from_slice(&[p[0], p[1], p[2], 255]);
-        }
-    }
-    out
-}
-
-/// Copies a rectangle of the mask.
-pub fn gray_region(mask: &image::GrayImage, r: PixelRect) -> Vec<u8> {
-    let mut out = Vec::with_capacity((r.width() * r.height()) as usize);
-    for y in r.y0..r.y1 {
-        let row = (y * mask.width()) as usize;
-        out.extend_from_slice(&mask.as_raw()[row + r.x0 as usize..row + r.x1 as usize]);
-    }
-    out
-}

@@ -10,7 +10,6 @@ mod settings;
 use std::path::PathBuf;
 
 pub use app::EaselApp;
-pub use canvas_gpu::gray_region;
 pub use settings::{Mode, Settings};
 
 /// Folders the app reads and writes.

@@ -79,3 +79,20 @@ pub fn byte_diff(a: &[u8], b: &[u8]) -> (u8, usize) {
         (m.max(d), n + usize::from(d > 0))
     })
 }
+
+/// An observer that lets every step pass and treats any warning as a test failure.
+pub struct Quiet;
+
+impl easel::diffusion::pipeline::Observer for Quiet {
+    fn on_step(
+        &mut self,
+        _: easel::diffusion::pipeline::StepInfo,
+        _: &Tensor,
+    ) -> Result<(), easel::diffusion::DiffusionError> {
+        Ok(())
+    }
+    fn on_image(&mut self, _: &easel::diffusion::pipeline::GeneratedImage) {}
+    fn on_warning(&mut self, m: &str) {
+        panic!("unexpected warning {m}");
+    }
+}
