@@ -10,10 +10,20 @@ use candle_nn::var_builder::{SimpleBackend, VarBuilder};
 use candle_nn::{Init, init::NormalOrUniform};
 
 use crate::diffusion::clip::ClipTextModel;
+use crate::diffusion::lora_merge::Applied;
+use crate::diffusion::model::SdModel;
 use crate::diffusion::unet::Unet;
 use crate::diffusion::vae::Vae;
 use crate::models::config::Geometry;
 use crate::models::keymap;
+use crate::models::lora_file::LoraFile;
+
+/// Writes one formatted line to a bench report sink.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {
+        $out(&format!($($arg)*))
+    };
+}
 
 /// Parameter names and shapes seen while building a network.
 type Recording = Arc<Mutex<Vec<(String, Vec<usize>)>>>;
@@ -68,14 +78,6 @@ impl SimpleBackend for RandomBackend {
 fn random_vb(dtype: DType, device: &Device, record: Option<Recording>) -> VarBuilder<'static> {
     let backend: Box<dyn SimpleBackend> = Box::new(RandomBackend { record });
     VarBuilder::from_backend(backend, dtype, device.clone())
-}
-
-/// Peak resident memory of this process in bytes (Linux `VmHWM`), when known.
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// Benchmark figures.
@@ -215,7 +217,7 @@ pub fn run_networks(
         "VAE decode, {size}x{size}: {:.2} s",
         report.vae_decode_secs
     ));
-    report.peak_rss_bytes = peak_rss_bytes();
+    report.peak_rss_bytes = crate::system::peak_rss_bytes();
     Ok(report)
 }
 
@@ -328,4 +330,84 @@ pub fn write_random_sd15_lora(path: &Path, rank: usize) -> anyhow::Result<usize>
     }
     candle_core::safetensors::save(&tensors.into_iter().collect(), path)?;
     Ok(modules)
+}
+/// All of `easel bench`: canvas painting, the networks at `size`² (unless `load_only`), and with
+/// `load_dir` checkpoint loading and LoRA changes on a random full-size checkpoint written there.
+/// Each finished line goes to `out`.
+pub fn run(
+    size: usize,
+    repeats: usize,
+    load_dir: Option<&Path>,
+    load_only: bool,
+    out: &mut dyn FnMut(&str),
+) -> anyhow::Result<()> {
+    let device = candle_core::Device::Cpu;
+    let canvas = run_canvas(4096);
+    say!(
+        out,
+        "canvas {0}x{0}: pointer move while painting {1:.2} ms mean, {2:.2} ms worst; undo {3:.1} ms; \
+         stroke history {4:.1} MB",
+        canvas.size,
+        canvas.move_ms,
+        canvas.worst_move_ms,
+        canvas.undo_ms,
+        canvas.history_bytes as f64 / 1e6
+    );
+    if !load_only {
+        run_networks(size, repeats, &device, out)?;
+        if let Some(rss) = crate::system::peak_rss_bytes() {
+            say!(out, "peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
+        }
+    }
+    if let Some(dir) = load_dir {
+        let path = dir.join("easel-bench-sd15-random-fp16.safetensors");
+        if !path.exists() {
+            say!(
+                out,
+                "writing a random full-size fp16 checkpoint to {} …",
+                path.display()
+            );
+            write_random_sd15_checkpoint(&path)?;
+        }
+        // Warm the page cache, then time open + build.
+        let _ = std::fs::read(&path)?;
+        let started = std::time::Instant::now();
+        let mut model = SdModel::open(&path, &device, candle_core::DType::F32)?;
+        say!(
+            out,
+            "loaded {} ({:.2} GiB, fp16 → f32) in {:.2} s (networks built in {:.2} s)",
+            path.display(),
+            std::fs::metadata(&path)?.len() as f64 / f64::from(1u32 << 30),
+            started.elapsed().as_secs_f64(),
+            model.load_secs
+        );
+        if let Some(rss) = crate::system::peak_rss_bytes() {
+            say!(out, "peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
+        }
+        // Changing LoRAs between jobs: merge into, and restore from, the loaded weights.
+        let lora_path = dir.join("easel-bench-sd15-random-lora-r32.safetensors");
+        let modules = write_random_sd15_lora(&lora_path, 32)?;
+        let lora = std::sync::Arc::new(LoraFile::open(&lora_path, "bench")?);
+        for (what, weight) in [("apply", 1.0), ("change weight", 0.6)] {
+            let started = std::time::Instant::now();
+            model.set_loras(&[Applied {
+                lora: lora.clone(),
+                te: weight,
+                unet: weight,
+            }])?;
+            say!(
+                out,
+                "LoRA {what} (rank 32, {modules} modules, {:.0} MB): {:.2} s",
+                std::fs::metadata(&lora_path)?.len() as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let started = std::time::Instant::now();
+        model.set_loras(&[])?;
+        say!(out, "LoRA removed: {:.2} s", started.elapsed().as_secs_f64());
+        if let Some(rss) = crate::system::peak_rss_bytes() {
+            say!(out, "peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
+        }
+    }
+    Ok(())
 }

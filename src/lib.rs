@@ -2,11 +2,15 @@
 //! The library holds the engine (models, diffusion, prompts, imaging); `main.rs` is a thin CLI on top.
 
 pub mod bench;
+pub mod config;
 pub mod diffusion;
 pub mod document;
 pub mod engine;
 pub mod imaging;
+pub mod infotext;
 pub mod models;
 pub mod params;
 pub mod prompt;
+pub mod request;
+pub mod system;
 pub mod ui;

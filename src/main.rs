@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use easel::diffusion::img2img::{Img2ImgSettings, InitImage, InpaintArea, MaskedContent, ResizeMode};
-use easel::diffusion::model::DeviceChoice;
+use easel::config::{AppPaths, Settings};
 use easel::engine::{Engine, Event, FailureKind};
+use easel::infotext;
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
+use easel::request::{DeviceChoice, InitImage, InpaintArea, MaskedContent, Request, ResizeMode};
 
 #[derive(Parser)]
 #[command(
@@ -177,7 +178,7 @@ fn init_logging(gui: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let file = gui
         .then(|| {
-            let path = easel::ui::AppPaths::platform().log_file();
+            let path = AppPaths::platform().log_file();
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
@@ -247,14 +248,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The text chunks of `image`, with a message naming the file when it cannot be read.
+fn text_chunks(image: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    infotext::png_chunks::read_png_text_chunks(image).map_err(|e| bad(e.to_string()))
+}
+
 fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
     let mut p = match &args.params_from {
         Some(image) => {
-            let chunks =
-                easel::imaging::png_meta::read_png_text_chunks(image).map_err(|e| bad(e.to_string()))?;
+            let chunks = text_chunks(image)?;
             let text = chunks
                 .iter()
-                .find(|(k, _)| k == "parameters")
+                .find(|(k, _)| k == infotext::PARAMETERS_KEYWORD)
                 .map(|(_, v)| v.clone())
                 .ok_or_else(|| {
                     bad(format!(
@@ -262,12 +267,9 @@ fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
                         image.display()
                     ))
                 })?;
-            GenerationParams::from_infotext(&text).map_err(|e| bad(format!("{}: {e}", image.display())))?
+            infotext::parse(&text).map_err(|e| bad(format!("{}: {e}", image.display())))?
         }
-        None => GenerationParams {
-            seed: u64::MAX, // marker: pick a random seed below unless one is given
-            ..GenerationParams::default()
-        },
+        None => GenerationParams::default(),
     };
     if args.params_from.is_none() && args.prompt.is_none() {
         return Err(bad("--prompt is required (or --params-from IMAGE.png)"));
@@ -320,8 +322,12 @@ fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
         Some(-1) => p.seed = easel::params::random_seed(),
         Some(s) if s >= 0 => p.seed = s as u64,
         Some(s) => return Err(bad(format!("seed {s} is negative; use -1 for a random seed"))),
-        None if p.seed == u64::MAX => p.seed = easel::params::random_seed(),
+        // No seed flag: a replayed infotext keeps its seed, a fresh prompt gets a random one.
+        None if args.params_from.is_none() => p.seed = easel::params::random_seed(),
         None => {}
+    }
+    if let Some(v) = args.strength {
+        p.denoising_strength = Some(v);
     }
     Ok(p)
 }
@@ -341,10 +347,7 @@ fn build_init(args: &GenerateArgs, params: &GenerationParams) -> anyhow::Result<
         }
         return Ok(None);
     };
-    let mut settings = Img2ImgSettings::from_infotext_keys(&params.extra, params.denoising_strength);
-    if let Some(v) = args.strength {
-        settings.strength = v;
-    }
+    let mut settings = infotext::read_img2img(&params.extra);
     if let Some(v) = &args.resize_mode {
         settings.resize_mode = ResizeMode::from_name(v).ok_or_else(|| {
             bad(format!(
@@ -374,6 +377,9 @@ fn build_init(args: &GenerateArgs, params: &GenerationParams) -> anyhow::Result<
         settings.mask_weight = v;
     }
     settings.validate().map_err(|e| bad(e.to_string()))?;
+    if let Some(strength) = params.denoising_strength {
+        easel::request::validate_strength(strength).map_err(|e| bad(e.to_string()))?;
+    }
     let image = easel::imaging::load_rgb(path).map_err(|e| bad(e.to_string()))?;
     let mask = match &args.mask {
         Some(m) => {
@@ -434,25 +440,34 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     let init = build_init(args, &params)?;
     let total_images = (params.batch_count * params.batch_size) as usize;
-    let engine = Engine::spawn(None).context("could not start the inference thread")?;
     let app_folders = || {
-        let paths = easel::ui::AppPaths::platform();
-        let (settings, _) = easel::ui::Settings::load(&paths.settings_file());
+        let paths = AppPaths::platform();
+        let (settings, _) = Settings::load(&paths.settings_file());
         (paths, settings.model_folders)
     };
-    engine.set_lora_dirs(if args.lora_dir.is_empty() {
+    let lora_dirs = if args.lora_dir.is_empty() {
         let (paths, folders) = app_folders();
         paths.lora_dirs(&folders)
     } else {
         args.lora_dir.clone()
-    });
-    engine.set_embedding_dirs(if args.embeddings_dir.is_empty() {
+    };
+    let embedding_dirs = if args.embeddings_dir.is_empty() {
         let (paths, folders) = app_folders();
         paths.embedding_dirs(&folders)
     } else {
         args.embeddings_dir.clone()
-    });
-    let (job, cancel) = engine.submit_with_init(args.model.clone(), device, params.clone(), init);
+    };
+    let request = Request {
+        model: args.model.clone(),
+        device,
+        params: params.clone(),
+        init,
+        lora_dirs,
+        embedding_dirs,
+        previews: false,
+    };
+    let engine = Engine::spawn(None).context("could not start the inference thread")?;
+    let (job, cancel) = engine.submit(request);
     {
         let cancel = cancel.clone();
         let mut interrupted = false;
@@ -494,7 +509,7 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             }
             Event::Image { image, .. } => {
                 let path = output_path(&args.out, image.index, total_images);
-                easel::imaging::png_meta::write_png_with_parameters(
+                infotext::png_chunks::write_png_with_parameters(
                     &path,
                     image.width,
                     image.height,
@@ -555,8 +570,8 @@ fn info(path: &Path, no_hash: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn png_info(image: &Path) -> anyhow::Result<ExitCode> {
-    let chunks = easel::imaging::png_meta::read_png_text_chunks(image).map_err(|e| bad(e.to_string()))?;
-    let Some((_, text)) = chunks.iter().find(|(k, _)| k == "parameters") else {
+    let chunks = text_chunks(image)?;
+    let Some((_, text)) = chunks.iter().find(|(k, _)| k == infotext::PARAMETERS_KEYWORD) else {
         let keys: Vec<&str> = chunks.iter().map(|(k, _)| k.as_str()).collect();
         return Err(bad(format!(
             "{} has no A1111 'parameters' text chunk (text chunks found: {})",
@@ -569,7 +584,7 @@ fn png_info(image: &Path) -> anyhow::Result<ExitCode> {
         )));
     };
     println!("{text}");
-    match GenerationParams::from_infotext(text) {
+    match infotext::parse(text) {
         Ok(p) => {
             println!();
             println!(
@@ -591,75 +606,6 @@ fn bench(size: usize, repeats: usize, load_dir: Option<&Path>, load_only: bool) 
     if !size.is_multiple_of(8) || size < 64 {
         return Err(bad("--size must be a multiple of 8 and at least 64"));
     }
-    let device = candle_core::Device::Cpu;
-    let canvas = easel::bench::run_canvas(4096);
-    println!(
-        "canvas {0}x{0}: pointer move while painting {1:.2} ms mean, {2:.2} ms worst; undo {3:.1} ms; \
-         stroke history {4:.1} MB",
-        canvas.size,
-        canvas.move_ms,
-        canvas.worst_move_ms,
-        canvas.undo_ms,
-        canvas.history_bytes as f64 / 1e6
-    );
-    if !load_only {
-        easel::bench::run_networks(size, repeats, &device, &mut |line| println!("{line}"))?;
-        if let Some(rss) = easel::bench::peak_rss_bytes() {
-            println!("peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
-        }
-    }
-    if let Some(dir) = load_dir {
-        let path = dir.join("easel-bench-sd15-random-fp16.safetensors");
-        if !path.exists() {
-            println!(
-                "writing a random full-size fp16 checkpoint to {} …",
-                path.display()
-            );
-            easel::bench::write_random_sd15_checkpoint(&path)?;
-        }
-        // Warm the page cache, then time open + build.
-        let _ = std::fs::read(&path)?;
-        let started = std::time::Instant::now();
-        let mut model = easel::diffusion::model::SdModel::open(&path, &device, candle_core::DType::F32)
-            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
-        println!(
-            "loaded {} ({:.2} GiB, fp16 → f32) in {:.2} s (networks built in {:.2} s)",
-            path.display(),
-            std::fs::metadata(&path)?.len() as f64 / f64::from(1u32 << 30),
-            started.elapsed().as_secs_f64(),
-            model.load_secs
-        );
-        if let Some(rss) = easel::bench::peak_rss_bytes() {
-            println!("peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
-        }
-        // Changing LoRAs between jobs: merge into, and restore from, the loaded weights.
-        let lora_path = dir.join("easel-bench-sd15-random-lora-r32.safetensors");
-        let modules = easel::bench::write_random_sd15_lora(&lora_path, 32)?;
-        let lora = std::sync::Arc::new(
-            easel::diffusion::lora::LoraFile::open(&lora_path, "bench")
-                .map_err(|e| anyhow::anyhow!(e.to_string()))?,
-        );
-        for (what, weight) in [("apply", 1.0), ("change weight", 0.6)] {
-            let started = std::time::Instant::now();
-            model
-                .set_loras(&[easel::diffusion::lora::Applied {
-                    lora: lora.clone(),
-                    te: weight,
-                    unet: weight,
-                }])
-                .map_err(|e| anyhow::anyhow!(e.to_string()))?;
-            println!(
-                "LoRA {what} (rank 32, {modules} modules, {:.0} MB): {:.2} s",
-                std::fs::metadata(&lora_path)?.len() as f64 / 1e6,
-                started.elapsed().as_secs_f64()
-            );
-        }
-        let started = std::time::Instant::now();
-        model.set_loras(&[]).map_err(|e| anyhow::anyhow!(e.to_string()))?;
-        println!("LoRA removed: {:.2} s", started.elapsed().as_secs_f64());
-        if let Some(rss) = easel::bench::peak_rss_bytes() {
-            println!("peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
-        }
-    }
+    easel::bench::run(size, repeats, load_dir, load_only, &mut |line| println!("{line}"))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -47,7 +47,7 @@ fn generate(model: &Path, out: &Path, extra: &[&str]) -> Output {
 }
 
 fn parameters_of(png: &Path) -> String {
-    let chunks = easel::imaging::png_meta::read_png_text_chunks(png).unwrap();
+    let chunks = easel::infotext::png_chunks::read_png_text_chunks(png).unwrap();
     chunks.into_iter().find(|(k, _)| k == "parameters").unwrap().1
 }
 

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
 use common::model_path;
-use easel::diffusion::model::{DeviceChoice, SdModel};
-use easel::diffusion::pipeline::{self, GeneratedImage, Observer, StepInfo};
+use easel::diffusion::model::SdModel;
+use easel::diffusion::pipeline::{self, Observer};
 use easel::engine::{Engine, Event, FailureKind};
 use easel::params::GenerationParams;
+use easel::request::{DeviceChoice, GeneratedImage, Request, StepInfo};
 
 fn small(steps: u32) -> GenerationParams {
     GenerationParams {
@@ -44,10 +45,18 @@ fn until_done(engine: &Engine, job: u64, mut on: impl FnMut(&Event)) -> Event {
     }
 }
 
+/// A CPU request for `model`.
+fn cpu(model: std::path::PathBuf, params: GenerationParams) -> Request {
+    Request {
+        device: DeviceChoice::Cpu,
+        ..Request::new(model, params)
+    }
+}
+
 #[test]
 fn cancel_stops_within_a_step_and_the_worker_keeps_going() {
     let engine = Engine::spawn(None).unwrap();
-    let (job, cancel) = engine.submit(model_path(), DeviceChoice::Cpu, small(200));
+    let (job, cancel) = engine.submit(cpu(model_path(), small(200)));
     let mut last_step = 0;
     let end = until_done(&engine, job, |e| {
         if let Event::Progress { info, .. } = e {
@@ -61,11 +70,7 @@ fn cancel_stops_within_a_step_and_the_worker_keeps_going() {
     assert!(last_step <= 3, "stopped at step {last_step}");
 
     // A broken job next: a clear failure, and the worker survives it.
-    let (bad, _) = engine.submit(
-        model_path().with_extension("missing"),
-        DeviceChoice::Cpu,
-        small(2),
-    );
+    let (bad, _) = engine.submit(cpu(model_path().with_extension("missing"), small(2)));
     match until_done(&engine, bad, |_| {}) {
         Event::Failed { kind, message, .. } => {
             assert_eq!(kind, FailureKind::BadInput);
@@ -78,7 +83,7 @@ fn cancel_stops_within_a_step_and_the_worker_keeps_going() {
     }
 
     // Then a normal job completes with progress, one image, and the infotext.
-    let (ok, _) = engine.submit(model_path(), DeviceChoice::Cpu, small(4));
+    let (ok, _) = engine.submit(cpu(model_path(), small(4)));
     let mut steps = Vec::new();
     let mut images: Vec<Box<GeneratedImage>> = Vec::new();
     let end = until_done(&engine, ok, |e| match e {

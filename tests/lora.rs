@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use common::{fixtures, max_abs, max_abs_diff, model_path};
-use easel::diffusion::lora::{Applied, LoraFile};
+use easel::diffusion::lora_merge::Applied;
 use easel::diffusion::model::SdModel;
+use easel::models::lora_file::LoraFile;
 
 fn refs() -> (std::collections::HashMap<String, Tensor>, serde_json::Value) {
     let dir = fixtures().join("ref").join("lora");
@@ -111,7 +112,7 @@ fn hashes_and_bad_files() {
             }
         }
     }
-    let family = |f: &str| easel::diffusion::lora::family_label(&fixtures().join("models/loras").join(f));
+    let family = |f: &str| easel::models::lora_file::family_label(&fixtures().join("models/loras").join(f));
     assert_eq!(family("tiny_style.safetensors"), Some("SD 1.x"));
     assert_eq!(family("tiny_sdxl_like.safetensors"), Some("SDXL"));
     assert_eq!(family("missing.safetensors"), None);

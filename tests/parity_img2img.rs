@@ -10,15 +10,16 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::{Quiet, byte_diff, fixtures, max_abs, max_abs_diff, tiny_inpaint_model, tiny_model, u8_bytes};
+use easel::diffusion::conditioning::Conditioning;
 use easel::diffusion::conditioning::encode_prompt;
-use easel::diffusion::img2img::{
-    self, Img2ImgSettings, InitImage, InpaintArea, MaskedContent, Overlay, Prepared, ResizeMode,
-};
+use easel::diffusion::img2img::{self, Overlay, Prepared, Start};
 use easel::diffusion::model::SdModel;
-use easel::diffusion::pipeline::{self, Conditioning};
+use easel::diffusion::noise::first_noise;
+use easel::diffusion::pipeline;
 use easel::imaging::ops;
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
 use easel::prompt::ClipTokenizer;
+use easel::request::{Img2ImgSettings, InitImage, InpaintArea, MaskedContent, ResizeMode};
 use image::{GrayImage, RgbImage};
 
 fn dir() -> std::path::PathBuf {
@@ -37,13 +38,13 @@ fn params_of(case: &serde_json::Value) -> GenerationParams {
         width: case["width"].as_u64().unwrap() as u32,
         height: case["height"].as_u64().unwrap() as u32,
         rng: RngSource::from_name(case["rng"].as_str().unwrap()).unwrap(),
+        denoising_strength: Some(case["strength"].as_f64().unwrap_or(1.0) as f32),
         ..GenerationParams::default()
     }
 }
 
 fn settings_of(case: &serde_json::Value) -> Img2ImgSettings {
     Img2ImgSettings {
-        strength: case["strength"].as_f64().unwrap_or(1.0) as f32,
         resize_mode: ResizeMode::ALL[case["resize_mode"].as_u64().unwrap_or(0) as usize],
         mask_blur: case["mask_blur"].as_u64().unwrap_or(4) as u32,
         masked_content: MaskedContent::ALL[case["inpainting_fill"].as_u64().unwrap_or(1) as usize],
@@ -176,19 +177,24 @@ fn every_img2img_and_inpaint_case_matches_a1111() {
 
         // 2. Latent stage and sampling from the reference's stage inputs.
         let seeds = vec![p.seed];
-        let noise = pipeline::first_noise(model, &p, &seeds).unwrap();
+        let noise = first_noise(model, &p, &seeds).unwrap();
         assert_eq!(
             max_abs_diff(&noise, &get("noise")),
             0.0,
             "{name}: noise must be bit-exact"
         );
         let start = match (&init, &reference) {
-            (Some(init), Some(reference)) => {
-                img2img::latent_start(model, reference, &init.settings, &noise).unwrap()
-            }
-            _ => pipeline::Start {
+            (Some(init), Some(reference)) => img2img::latent_start(
+                model,
+                reference,
+                &init.settings,
+                p.denoising_strength.unwrap(),
+                &noise,
+            )
+            .unwrap(),
+            _ => Start {
                 image_cond: Some(img2img::txt2img_inpainting_conditioning(model, p.width, p.height).unwrap()),
-                ..pipeline::Start::default()
+                ..Start::default()
             },
         };
         if let Some((latent, _)) = &start.image {
@@ -271,7 +277,6 @@ fn pixels_outside_the_mask_are_bit_identical_to_the_input() {
         (InpaintArea::OnlyMasked, MaskedContent::Fill),
     ] {
         let settings = Img2ImgSettings {
-            strength: 0.9,
             inpaint_area: area,
             masked_content: content,
             padding: 8,
@@ -288,6 +293,7 @@ fn pixels_outside_the_mask_are_bit_identical_to_the_input() {
             width: 64,
             height: 64,
             seed: 5,
+            denoising_strength: Some(0.9),
             ..GenerationParams::default()
         };
         let out = pipeline::generate(model, &tok, &p, Some(&init), &mut Quiet)

@@ -7,8 +7,11 @@ mod common;
 
 use candle_core::Device;
 use common::{Quiet, cases, load_ref, max_abs, max_abs_diff, tiny_model};
+use easel::diffusion::conditioning::Conditioning;
 use easel::diffusion::conditioning::encode_prompt;
-use easel::diffusion::pipeline::{self, Conditioning, Start};
+use easel::diffusion::img2img::Start;
+use easel::diffusion::pipeline;
+use easel::diffusion::schedule::sigmas_for;
 use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
 use easel::prompt::ClipTokenizer;
 
@@ -50,7 +53,7 @@ fn every_case_matches_a1111_reference() {
 
         // Schedule.
         if p.sampler != Sampler::Ddim {
-            let sig = pipeline::sigmas_for(p.sampler, p.schedule, p.steps as usize, &model.sigmas);
+            let sig = sigmas_for(p.sampler, p.schedule, p.steps as usize, &model.sigmas);
             let want = get("sigmas").to_vec1::<f32>().unwrap();
             assert_eq!(sig.len(), want.len(), "{name}: schedule length");
             for (a, b) in sig.iter().zip(&want) {
@@ -61,7 +64,7 @@ fn every_case_matches_a1111_reference() {
             }
         }
         assert_eq!(
-            pipeline::resolved_schedule(p.sampler, p.schedule).a1111_name(),
+            p.sampler.resolved_schedule(p.schedule).a1111_name(),
             case["schedule_label"].as_str().unwrap(),
             "{name}: schedule label"
         );
@@ -112,7 +115,7 @@ fn every_case_matches_a1111_reference() {
             .unwrap();
         worst_pixel = worst_pixel.max(px);
 
-        let infotext = p.to_infotext(case["schedule_label"].as_str().unwrap(), "v1.10.1");
+        let infotext = easel::infotext::render(&p, case["schedule_label"].as_str().unwrap(), "v1.10.1");
         println!("{name:40} latent rel diff {rel:.2e}, max pixel diff {px}");
         if rel > 1e-4 || px > 1 {
             failures.push(format!("{name}: latent rel {rel:e}, pixel {px}"));

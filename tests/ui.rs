@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::model_path;
+use easel::config::{AppPaths, Settings};
 use easel::params::GenerationParams;
-use easel::ui::{AppPaths, EaselApp, Settings};
+use easel::ui::EaselApp;
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -170,7 +171,8 @@ fn dropping_an_a1111_png_offers_its_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("a1111.png");
     let infotext = "masterpiece, a lighthouse at dusk\nNegative prompt: blurry\nSteps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 123456, Size: 512x768, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Version: v1.10.1";
-    easel::imaging::png_meta::write_png_with_parameters(&png, 8, 8, &[128u8; 8 * 8 * 3], infotext).unwrap();
+    easel::infotext::png_chunks::write_png_with_parameters(&png, 8, 8, &[128u8; 8 * 8 * 3], infotext)
+        .unwrap();
     let mut h = app(dir.path(), small_settings());
     h.input_mut().dropped_files.push(Arc::new(Dropped(png)));
     step_until(&mut h, 30, "the dropped image", |h| {
@@ -348,7 +350,7 @@ fn settings_survive_a_restart() {
     assert!(warning.is_none());
     assert_eq!(&loaded, h.state().settings());
     assert_eq!(loaded.params.prompt, "a quiet harbour");
-    assert_eq!(loaded.mode, easel::ui::Mode::ImageToImage);
+    assert_eq!(loaded.mode, easel::config::Mode::ImageToImage);
     assert!(loaded.selected_model.is_some());
 }
 
@@ -394,7 +396,7 @@ fn typing_a_lora_tag_offers_the_fixture_lora_and_generating_with_it_changes_the_
     });
     step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
     let text = h.state().newest_infotext().unwrap().to_owned();
-    let hash = easel::diffusion::lora::LoraFile::open(&fixture, "tiny_style")
+    let hash = easel::models::lora_file::LoraFile::open(&fixture, "tiny_style")
         .unwrap()
         .short_hash;
     assert!(
@@ -456,7 +458,7 @@ fn dropping_a_comfyui_png_offers_its_parameters() {
         "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "ComfyUI"}}}"#;
-    easel::imaging::png_meta::write_png_with_text_chunks(
+    easel::infotext::png_chunks::write_png_with_text_chunks(
         &png,
         8,
         8,

@@ -9,277 +9,20 @@
 
 use candle_core::{DType, Device, Tensor};
 use image::{GrayImage, RgbImage};
-use serde::{Deserialize, Serialize};
 
 use super::DiffusionError;
 use super::model::SdModel;
-use super::pipeline::Start;
 use crate::imaging::ops::{self, ResizeMode as OpsResize};
+use crate::imaging::{only_masked_region, processed_mask};
+use crate::request::{Img2ImgSettings, InitImage, InpaintArea, MaskedContent, ResizeMode};
 
-/// How an init image of another size is fitted to the generation size (A1111's "Resize mode").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum ResizeMode {
-    /// Stretch to the target size.
-    #[default]
-    #[serde(rename = "Just resize")]
-    JustResize,
-    /// Scale to cover the target and crop the overflow (centred).
-    #[serde(rename = "Crop and resize")]
-    CropAndResize,
-    /// Scale to fit inside the target and fill the borders with stretched edge pixels.
-    #[serde(rename = "Resize and fill")]
-    ResizeAndFill,
-}
-
-impl ResizeMode {
-    /// Every mode, in A1111's order.
-    pub const ALL: [ResizeMode; 3] = [Self::JustResize, Self::CropAndResize, Self::ResizeAndFill];
-
-    /// A1111's label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::JustResize => "Just resize",
-            Self::CropAndResize => "Crop and resize",
-            Self::ResizeAndFill => "Resize and fill",
-        }
+/// The pixel op's resize mode for a request's.
+fn ops_mode(mode: ResizeMode) -> OpsResize {
+    match mode {
+        ResizeMode::JustResize => OpsResize::Just,
+        ResizeMode::CropAndResize => OpsResize::CropAndResize,
+        ResizeMode::ResizeAndFill => OpsResize::ResizeAndFill,
     }
-
-    /// Parses a CLI name (`just-resize`, `crop`, `fill`, …) or an A1111 label.
-    pub fn from_name(s: &str) -> Option<Self> {
-        let s = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        match s.as_str() {
-            "just-resize" | "just" | "resize" | "stretch" => Some(Self::JustResize),
-            "crop-and-resize" | "crop" => Some(Self::CropAndResize),
-            "resize-and-fill" | "fill" => Some(Self::ResizeAndFill),
-            _ => None,
-        }
-    }
-
-    fn ops(self) -> OpsResize {
-        match self {
-            Self::JustResize => OpsResize::Just,
-            Self::CropAndResize => OpsResize::CropAndResize,
-            Self::ResizeAndFill => OpsResize::ResizeAndFill,
-        }
-    }
-}
-
-/// What the masked area starts from (A1111's "Masked content").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum MaskedContent {
-    /// The image's own colours blurred in from around the mask.
-    #[serde(rename = "fill")]
-    Fill,
-    /// The original pixels.
-    #[default]
-    #[serde(rename = "original")]
-    Original,
-    /// Fresh noise in latent space.
-    #[serde(rename = "latent noise")]
-    LatentNoise,
-    /// Zero latents.
-    #[serde(rename = "latent nothing")]
-    LatentNothing,
-}
-
-impl MaskedContent {
-    /// Every choice, in A1111's order (its index is A1111's `inpainting_fill`).
-    pub const ALL: [MaskedContent; 4] = [Self::Fill, Self::Original, Self::LatentNoise, Self::LatentNothing];
-
-    /// A1111's label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Fill => "fill",
-            Self::Original => "original",
-            Self::LatentNoise => "latent noise",
-            Self::LatentNothing => "latent nothing",
-        }
-    }
-
-    /// Parses a CLI name (`latent-noise`) or an A1111 label (`latent noise`).
-    pub fn from_name(s: &str) -> Option<Self> {
-        let s = s.trim().to_ascii_lowercase().replace(['-', '_'], " ");
-        Self::ALL.into_iter().find(|m| m.label() == s)
-    }
-}
-
-/// Which part of the image the model sees (A1111's "Inpaint area").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum InpaintArea {
-    /// The whole image at the generation size.
-    #[default]
-    #[serde(rename = "Whole picture")]
-    WholePicture,
-    /// The mask's bounding box plus padding, scaled to the generation size and pasted back.
-    #[serde(rename = "Only masked")]
-    OnlyMasked,
-}
-
-impl InpaintArea {
-    /// A1111's label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::WholePicture => "Whole picture",
-            Self::OnlyMasked => "Only masked",
-        }
-    }
-
-    /// Parses a CLI name (`whole`, `only-masked`) or an A1111 label.
-    pub fn from_name(s: &str) -> Option<Self> {
-        let s = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        match s.as_str() {
-            "whole" | "whole-picture" => Some(Self::WholePicture),
-            "only-masked" | "masked" => Some(Self::OnlyMasked),
-            _ => None,
-        }
-    }
-}
-
-/// The infotext keys of img2img and inpainting that Easel reads and writes.
-pub const INFOTEXT_KEYS: [&str; 6] = [
-    "Conditional mask weight",
-    "Mask blur",
-    "Mask mode",
-    "Masked content",
-    "Inpaint area",
-    "Masked area padding",
-];
-
-/// img2img and inpainting settings, A1111's defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Img2ImgSettings {
-    /// Denoising strength in [0, 1].
-    pub strength: f32,
-    /// How the init image is fitted to the generation size.
-    pub resize_mode: ResizeMode,
-    /// Gaussian σ of the mask feather, in pixels (0 = hard edge).
-    pub mask_blur: u32,
-    /// What the masked area starts from.
-    pub masked_content: MaskedContent,
-    /// Whole picture or only the masked region.
-    pub inpaint_area: InpaintArea,
-    /// "Only masked" padding around the mask's box, in pixels.
-    pub padding: u32,
-    /// Repaint the unmasked area instead ("Inpaint not masked").
-    pub invert_mask: bool,
-    /// Inpainting models: how much of the masked image the model sees (A1111's "Conditional mask weight").
-    pub mask_weight: f32,
-}
-
-impl Default for Img2ImgSettings {
-    fn default() -> Self {
-        Self {
-            strength: 0.75,
-            resize_mode: ResizeMode::JustResize,
-            mask_blur: 4,
-            masked_content: MaskedContent::Original,
-            inpaint_area: InpaintArea::WholePicture,
-            padding: 32,
-            invert_mask: false,
-            mask_weight: 1.0,
-        }
-    }
-}
-
-impl Img2ImgSettings {
-    /// Checks values a user can type.
-    ///
-    /// # Errors
-    /// A strength outside [0, 1], a non-finite mask weight, or an absurd blur.
-    pub fn validate(&self) -> Result<(), DiffusionError> {
-        let bad = |m: String| Err(DiffusionError::Input(m));
-        if !(0.0..=1.0).contains(&self.strength) {
-            return bad(format!(
-                "denoising strength {} must be between 0 and 1",
-                self.strength
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.mask_weight) {
-            return bad(format!(
-                "conditional mask weight {} must be between 0 and 1",
-                self.mask_weight
-            ));
-        }
-        if self.mask_blur > 256 {
-            return bad(format!("mask blur {} is larger than 256 px", self.mask_blur));
-        }
-        Ok(())
-    }
-
-    /// Adds A1111's img2img/inpaint infotext keys to `extra` (replacing earlier values).
-    pub fn write_infotext_keys(
-        &self,
-        extra: &mut Vec<(String, String)>,
-        masked: bool,
-        inpainting_model: bool,
-    ) {
-        let mut set = |k: &str, v: String| match extra.iter_mut().find(|(key, _)| key == k) {
-            Some(slot) => slot.1 = v,
-            None => extra.push((k.to_owned(), v)),
-        };
-        if masked {
-            if inpainting_model {
-                set(
-                    "Conditional mask weight",
-                    crate::params::py_number(self.mask_weight),
-                );
-            }
-            set("Mask blur", self.mask_blur.to_string());
-            if self.invert_mask {
-                set("Mask mode", "Inpaint not masked".into());
-            }
-            set("Masked content", self.masked_content.label().into());
-            if self.inpaint_area == InpaintArea::OnlyMasked {
-                set("Inpaint area", self.inpaint_area.label().into());
-                set("Masked area padding", self.padding.to_string());
-            }
-        }
-    }
-
-    /// Removes the keys [`Self::write_infotext_keys`] writes (before a txt2img job reuses the params).
-    pub fn strip_infotext_keys(extra: &mut Vec<(String, String)>) {
-        extra.retain(|(k, _)| !INFOTEXT_KEYS.contains(&k.as_str()));
-    }
-
-    /// Reads the keys [`Self::write_infotext_keys`] writes back from an infotext's extra keys;
-    /// keys that are missing keep A1111's defaults.
-    pub fn from_infotext_keys(extra: &[(String, String)], strength: Option<f32>) -> Self {
-        let get = |k: &str| extra.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-        let mut s = Self::default();
-        if let Some(v) = strength {
-            s.strength = v;
-        }
-        if let Some(v) = get("Mask blur").and_then(|v| v.trim().parse().ok()) {
-            s.mask_blur = v;
-        }
-        if let Some(v) = get("Masked content").and_then(MaskedContent::from_name) {
-            s.masked_content = v;
-        }
-        if let Some(v) = get("Inpaint area").and_then(InpaintArea::from_name) {
-            s.inpaint_area = v;
-        }
-        if let Some(v) = get("Masked area padding").and_then(|v| v.trim().parse().ok()) {
-            s.padding = v;
-        }
-        if let Some(v) = get("Conditional mask weight").and_then(|v| v.trim().parse().ok()) {
-            s.mask_weight = v;
-        }
-        s.invert_mask = get("Mask mode") == Some("Inpaint not masked");
-        s
-    }
-}
-
-/// An img2img input: the image, an optional mask (white = repaint) and the settings.
-#[derive(Debug, Clone)]
-pub struct InitImage {
-    /// The image (any size; fitted with the resize mode, or cropped for "only masked").
-    pub image: RgbImage,
-    /// Mask of the same size as `image`: 255 repaints, 0 keeps, grey levels feather the composite.
-    /// Files go through A1111's `create_binary_mask` when read ([`crate::imaging::load_mask`]).
-    pub mask: Option<GrayImage>,
-    /// Settings.
-    pub settings: Img2ImgSettings,
 }
 
 /// How the decoded image goes back over the original.
@@ -321,35 +64,9 @@ pub struct Prepared {
     pub overlay: Option<Overlay>,
 }
 
-/// The mask after inverting and blurring, at the init image's size.
-pub fn processed_mask(mask: &GrayImage, settings: &Img2ImgSettings) -> GrayImage {
-    let mut m = mask.clone();
-    if settings.invert_mask {
-        m = ops::invert(&m);
-    }
-    if settings.mask_blur > 0 {
-        let sigma = f64::from(settings.mask_blur);
-        m = ops::gaussian_blur_x(&m, sigma);
-        m = ops::gaussian_blur_y(&m, sigma);
-    }
-    m
-}
-
 #[expect(clippy::needless_pass_by_value, reason = "used as map_err(ops_error)")]
 fn ops_error(e: ops::OpsError) -> DiffusionError {
     DiffusionError::Input(e.to_string())
-}
-
-/// "Only masked": the region of the image the model sees, `(x1, y1, x2, y2)`, for a processed mask;
-/// `None` when the mask is empty (A1111 v1.10 `get_crop_region_v2` + `expand_crop_region`).
-pub fn only_masked_region(
-    blurred: &GrayImage,
-    padding: u32,
-    width: u32,
-    height: u32,
-) -> Option<(u32, u32, u32, u32)> {
-    let crop = ops::crop_region_v2(blurred, padding)?;
-    ops::expand_crop_region(crop, width, height, blurred.width(), blurred.height())
 }
 
 /// The pixel stage of img2img/inpainting for a `width × height` generation with an `lw × lh` latent.
@@ -383,7 +100,7 @@ pub fn prepare(
     }
     let Some(mask) = &init.mask else {
         return Ok(Prepared {
-            encode_rgb: ops::resize_image(s.resize_mode.ops(), &init.image, width, height),
+            encode_rgb: ops::resize_image(ops_mode(s.resize_mode), &init.image, width, height),
             image_mask: None,
             latent_mask: None,
             overlay: None,
@@ -398,11 +115,11 @@ pub fn prepare(
             init.image.height()
         )));
     }
-    let blurred = processed_mask(mask, s);
+    let blurred = processed_mask(mask, s.invert_mask, s.mask_blur);
     let (mut image, image_mask, overlay) = match s.inpaint_area {
         InpaintArea::WholePicture => {
-            let image_mask = ops::resize_image_gray(s.resize_mode.ops(), &blurred, width, height);
-            let image = ops::resize_image(s.resize_mode.ops(), &init.image, width, height);
+            let image_mask = ops::resize_image_gray(ops_mode(s.resize_mode), &blurred, width, height);
+            let image = ops::resize_image(ops_mode(s.resize_mode), &init.image, width, height);
             let overlay = Overlay {
                 original: image.clone(),
                 mask: ops::overlay_mask_whole(&image_mask),
@@ -533,6 +250,7 @@ pub fn latent_start(
     model: &SdModel,
     prepared: &Prepared,
     settings: &Img2ImgSettings,
+    strength: f32,
     first_noise: &Tensor,
 ) -> Result<Start, DiffusionError> {
     let pixels = rgb_to_tensor(&prepared.encode_rgb, &model.device)?;
@@ -565,11 +283,32 @@ pub fn latent_start(
         None
     };
     Ok(Start {
-        image: Some((latent, settings.strength)),
+        image: Some((latent, strength)),
         // An inpainting model repaints through its conditioning; A1111 still blends with the latent mask.
         repaint,
         image_cond,
     })
+}
+
+/// Where sampling starts: pure noise (txt2img) or noised image latents (img2img, inpainting).
+#[derive(Clone, Default)]
+pub struct Start {
+    /// img2img: the image latents `[1, C, h, w]` (0.18215 × posterior mean, after masked-content changes)
+    /// and the denoising strength.
+    pub image: Option<(Tensor, f32)>,
+    /// Inpainting on a normal model: the latent repaint mask `[1, 1, h, w]` (1 = repaint).
+    pub repaint: Option<Tensor>,
+    /// Inpainting models: mask + masked-image latents `[1, 5, h, w]`.
+    pub image_cond: Option<Tensor>,
+}
+
+/// img2img step selection (A1111 `setup_img2img_steps` without "fix steps"): how many steps of the
+/// full schedule are skipped and run.
+pub fn img2img_t_enc(strength: f32, steps: usize) -> usize {
+    // Through the shortest decimal form, so 0.7 is Python's 0.7 (0.7·10 = 7.000000000000001 → 7),
+    // not 0.699999988 (→ 6).
+    let strength: f64 = strength.min(0.999).to_string().parse().unwrap_or(0.0);
+    (strength * steps as f64) as usize
 }
 
 #[cfg(test)]
@@ -577,59 +316,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_parse() {
-        assert_eq!(
-            MaskedContent::from_name("latent-noise"),
-            Some(MaskedContent::LatentNoise)
-        );
-        assert_eq!(
-            MaskedContent::from_name("latent nothing"),
-            Some(MaskedContent::LatentNothing)
-        );
-        assert_eq!(MaskedContent::from_name("Fill"), Some(MaskedContent::Fill));
-        assert_eq!(MaskedContent::from_name("blank"), None);
-        assert_eq!(
-            InpaintArea::from_name("only-masked"),
-            Some(InpaintArea::OnlyMasked)
-        );
-        assert_eq!(
-            InpaintArea::from_name("Whole picture"),
-            Some(InpaintArea::WholePicture)
-        );
-        assert_eq!(ResizeMode::from_name("crop"), Some(ResizeMode::CropAndResize));
-        assert_eq!(
-            ResizeMode::from_name("Resize and fill"),
-            Some(ResizeMode::ResizeAndFill)
-        );
-    }
-
-    #[test]
-    fn infotext_keys_round_trip() {
-        let s = Img2ImgSettings {
-            strength: 0.4,
-            mask_blur: 8,
-            masked_content: MaskedContent::LatentNoise,
-            inpaint_area: InpaintArea::OnlyMasked,
-            padding: 24,
-            invert_mask: true,
-            mask_weight: 0.5,
-            ..Img2ImgSettings::default()
-        };
-        let mut extra = Vec::new();
-        s.write_infotext_keys(&mut extra, true, true);
-        let back = Img2ImgSettings::from_infotext_keys(&extra, Some(0.4));
-        assert_eq!(back, s);
-        let mut plain = Vec::new();
-        s.write_infotext_keys(&mut plain, false, false);
-        assert!(plain.is_empty());
-    }
-
-    #[test]
     fn t_enc_matches_a1111() {
-        assert_eq!(super::super::pipeline::img2img_t_enc(0.75, 20), 15);
-        assert_eq!(super::super::pipeline::img2img_t_enc(1.0, 10), 9);
-        assert_eq!(super::super::pipeline::img2img_t_enc(0.0, 10), 0);
-        assert_eq!(super::super::pipeline::img2img_t_enc(0.6, 10), 6);
+        assert_eq!(img2img_t_enc(0.75, 20), 15);
+        assert_eq!(img2img_t_enc(1.0, 10), 9);
+        assert_eq!(img2img_t_enc(0.0, 10), 0);
+        assert_eq!(img2img_t_enc(0.6, 10), 6);
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! Diffusion: text conditioning, the networks, torch-compatible noise, σ schedules, samplers and the txt2img pipeline.
-//! Knows nothing of egui; the engine drives it and the CLI and GUI share it.
+//! Diffusion: the networks, text conditioning, torch-compatible noise, σ schedules, samplers, the
+//! CFG denoiser, LoRA merging and the one generation pipeline. Knows nothing of egui; the engine drives it.
 
 pub mod clip;
 pub mod conditioning;
+pub mod denoiser;
 pub mod embeddings;
 pub mod img2img;
-pub mod lora;
+pub mod lora_merge;
 pub mod model;
+pub mod noise;
 pub mod pipeline;
 pub mod preview;
 pub mod rng;
@@ -33,4 +35,10 @@ pub enum DiffusionError {
     /// The model could not be loaded.
     #[error(transparent)]
     Model(#[from] crate::models::ModelError),
+    /// A request value is out of range.
+    #[error(transparent)]
+    Request(#[from] crate::request::InvalidRequest),
+    /// A LoRA could not be used.
+    #[error(transparent)]
+    Lora(#[from] crate::models::lora_file::LoraError),
 }

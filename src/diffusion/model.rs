@@ -11,64 +11,40 @@ use candle_nn::VarBuilder;
 use super::DiffusionError;
 use super::clip::ClipTextModel;
 use super::embeddings::EmbeddingDb;
-use super::lora::{self, RecordingBackend, WeightMap};
+use super::lora_merge::{self as lora, RecordingBackend, WeightMap};
 use super::schedule::ModelSigmas;
 use super::unet::Unet;
 use super::vae::Vae;
 use crate::models::Family;
 use crate::models::config::Geometry;
 use crate::models::loader::{Checkpoint, Component};
+use crate::models::lora_file::{LoraError, Part};
+use crate::request::DeviceChoice;
 
-/// Where inference runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum DeviceChoice {
-    /// CUDA if compiled in and present, else Metal, else CPU.
-    #[default]
-    Auto,
-    /// The CPU.
-    Cpu,
-    /// The first CUDA GPU.
-    Cuda,
-    /// The Apple GPU.
-    Metal,
-}
-
-impl DeviceChoice {
-    /// Parses `auto|cpu|cuda|metal`.
-    pub fn from_name(s: &str) -> Option<Self> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "auto" => Self::Auto,
-            "cpu" => Self::Cpu,
-            "cuda" | "gpu" => Self::Cuda,
-            "metal" | "mps" => Self::Metal,
-            _ => return None,
-        })
-    }
-
-    /// Opens the device, with a message naming the missing feature when it is not compiled in.
-    pub fn open(self) -> Result<Device, DiffusionError> {
-        let unavailable = |what: &str, feature: &str| {
-            DiffusionError::Input(format!(
-                "{what} was requested but this build of Easel has no {what} support (build with `--features {feature}`), or no {what} device is present; use --device cpu"
-            ))
-        };
-        match self {
-            Self::Cpu => Ok(Device::Cpu),
-            Self::Cuda => Device::new_cuda(0).map_err(|_| unavailable("CUDA", "cuda")),
-            Self::Metal => Device::new_metal(0).map_err(|_| unavailable("Metal", "metal")),
-            Self::Auto => {
-                if candle_core::utils::cuda_is_available()
-                    && let Ok(d) = Device::new_cuda(0)
-                {
-                    return Ok(d);
-                }
-                if candle_core::utils::metal_is_available()
-                    && let Ok(d) = Device::new_metal(0)
-                {
-                    return Ok(d);
-                }
-                Ok(Device::Cpu)
+/// Opens the device a request names, with a message naming the missing feature when it is not
+/// compiled in.
+pub fn open_device(choice: DeviceChoice) -> Result<Device, DiffusionError> {
+    let unavailable = |what: &str, feature: &str| {
+        DiffusionError::Input(format!(
+            "{what} was requested but this build of Easel has no {what} support (build with `--features {feature}`), or no {what} device is present; use --device cpu"
+        ))
+    };
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda => Device::new_cuda(0).map_err(|_| unavailable("CUDA", "cuda")),
+        DeviceChoice::Metal => Device::new_metal(0).map_err(|_| unavailable("Metal", "metal")),
+        DeviceChoice::Auto => {
+            if candle_core::utils::cuda_is_available()
+                && let Ok(d) = Device::new_cuda(0)
+            {
+                return Ok(d);
             }
+            if candle_core::utils::metal_is_available()
+                && let Ok(d) = Device::new_metal(0)
+            {
+                return Ok(d);
+            }
+            Ok(Device::Cpu)
         }
     }
 }
@@ -220,18 +196,12 @@ impl SdModel {
         let mut report = lora::ApplyReport::default();
         let te = lora::deltas(
             set,
-            lora::Part::TextEncoder,
+            Part::TextEncoder,
             &self.clip_weights,
             &self.clip_index,
             &mut report,
         )?;
-        let un = lora::deltas(
-            set,
-            lora::Part::Unet,
-            &self.unet_weights,
-            &self.unet_index,
-            &mut report,
-        )?;
+        let un = lora::deltas(set, Part::Unet, &self.unet_weights, &self.unet_index, &mut report)?;
         for applied in set {
             let total = applied.lora.module_count();
             let unmatched = report
@@ -246,14 +216,12 @@ impl SdModel {
                     .find(|(n, _)| *n == applied.lora.name)
                     .map(|(_, k)| k.clone())
                     .unwrap_or_default();
-                return Err(DiffusionError::Input(
-                    lora::LoraError::NothingMatches {
-                        name: applied.lora.name.clone(),
-                        count: total,
-                        first,
-                    }
-                    .to_string(),
-                ));
+                return Err(LoraError::NothingMatches {
+                    name: applied.lora.name.clone(),
+                    count: total,
+                    first,
+                }
+                .into());
             }
         }
         let build = |base: &Arc<WeightMap>, deltas| {

@@ -4,6 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::DiffusionError;
+use crate::request::PreviewImage;
 
 /// SD 1.x latent → RGB factors (rows: latent channels, columns: R, G, B), fitted by the community
 /// on VAE decodes and used by A1111's cheap approximation. Output is in about [-1, 1].
@@ -13,17 +14,6 @@ const SD1_LATENT_RGB: [[f32; 3]; 4] = [
     [-0.2829, 0.1762, 0.2721],
     [-0.2120, -0.2616, -0.7177],
 ];
-
-/// A small RGBA picture of the latents of one image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PreviewImage {
-    /// Width in latent cells.
-    pub width: usize,
-    /// Height in latent cells.
-    pub height: usize,
-    /// Row-major RGBA8.
-    pub rgba: Vec<u8>,
-}
 
 /// Projects the first image of a latent batch `[B, 4, h, w]` to RGBA.
 pub fn latent_preview(latents: &Tensor) -> Result<PreviewImage, DiffusionError> {

@@ -1,6 +1,8 @@
 //! Noise levels: the model's discrete σ table and the schedules A1111 builds from it (k-diffusion semantics, f32 like torch).
 //! Also the DDIM timestep grid and the LCM 50-entry grid.
 
+use crate::params::{Sampler, Schedule};
+
 /// torch.linspace in f32: the first half counts up from `start`, the second half down from `end`.
 pub fn linspace_f32(start: f32, end: f32, n: usize) -> Vec<f32> {
     match n {
@@ -158,6 +160,20 @@ pub fn ddim_timesteps(steps: usize, train_steps: usize) -> Vec<usize> {
         .step_by(stride)
         .map(|t| (t + 1).min(train_steps - 1))
         .collect()
+}
+
+/// The σ schedule (ending in 0) for a k-diffusion sampler.
+pub fn sigmas_for(sampler: Sampler, schedule: Schedule, steps: usize, table: &ModelSigmas) -> Vec<f32> {
+    let lcm_grid = (sampler == Sampler::Lcm).then(|| ModelSigmas::lcm_grid(table.alphas_cumprod()));
+    let grid = lcm_grid.as_ref().unwrap_or(table);
+    match sampler.resolved_schedule(schedule) {
+        Schedule::Automatic | Schedule::Uniform => match &lcm_grid {
+            Some(g) => lcm(g, steps, table.alphas_cumprod().len()),
+            None => table.discrete(steps),
+        },
+        Schedule::Karras => karras(steps, grid.sigma_min(), grid.sigma_max()),
+        Schedule::Exponential => exponential(steps, grid.sigma_min(), grid.sigma_max()),
+    }
 }
 
 #[cfg(test)]

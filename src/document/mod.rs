@@ -564,6 +564,46 @@ pub fn point_in_polygon(points: &[(f32, f32)], x: f32, y: f32) -> bool {
     inside
 }
 
+/// Mask tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Tool {
+    /// Freehand brush (or eraser).
+    #[default]
+    Brush,
+    /// Drag a rectangle to fill.
+    Rect,
+    /// Draw a closed outline to fill.
+    Lasso,
+}
+
+/// Tool settings that persist.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ToolSettings {
+    /// Current tool.
+    pub tool: Tool,
+    /// Brush shape and mode (`erase` applies to every tool).
+    pub brush: Brush,
+    /// Show the mask overlay.
+    pub show_mask: bool,
+    /// Overlay colour (RGB) and opacity.
+    pub mask_color: [u8; 3],
+    /// Overlay opacity in [0, 1].
+    pub mask_opacity: f32,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        Self {
+            tool: Tool::Brush,
+            brush: Brush::default(),
+            show_mask: true,
+            mask_color: [255, 60, 90],
+            mask_opacity: 0.5,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,7 @@
 //! Image files and pixels: PNG with A1111 text chunks (written atomically), loading images and masks,
 //! and the PIL/OpenCV-compatible pixel operations of img2img and inpainting.
 
-pub mod foreign_meta;
 pub mod ops;
-pub mod png_meta;
 
 use std::path::Path;
 
@@ -123,64 +121,30 @@ pub fn load_mask(path: &Path) -> Result<GrayImage, LoadError> {
     Ok(mask_from_image(&read(path)?))
 }
 
-/// Another tool's PNG metadata (ComfyUI, InvokeAI) as A1111 `parameters` text, so "Use parameters"
-/// works the same for every source. Settings Easel does not model are kept as extra keys.
-pub fn foreign_infotext(chunks: &[(String, String)]) -> Option<String> {
-    let parsed = match foreign_meta::parse_text_chunks(chunks)? {
-        Ok(parsed) => parsed,
-        Err(err) => {
-            tracing::info!("unreadable metadata: {err}");
-            return None;
-        }
-    };
-    let mut p = crate::params::GenerationParams {
-        prompt: parsed.prompt.clone().unwrap_or_default(),
-        negative_prompt: parsed.negative_prompt.clone().unwrap_or_default(),
-        model_name: parsed.model.clone(),
-        denoising_strength: parsed.denoising_strength.filter(|d| *d < 1.0),
-        ..crate::params::GenerationParams::default()
-    };
-    if let Some(v) = parsed.steps {
-        p.steps = v;
+/// An inpainting mask after A1111's invert and Gaussian feather (`blur_px` = σ), at its own size.
+pub fn processed_mask(mask: &GrayImage, invert: bool, blur_px: u32) -> GrayImage {
+    let mut m = mask.clone();
+    if invert {
+        m = ops::invert(&m);
     }
-    if let Some(v) = parsed.cfg_scale {
-        p.cfg_scale = v;
+    if blur_px > 0 {
+        let sigma = f64::from(blur_px);
+        m = ops::gaussian_blur_x(&m, sigma);
+        m = ops::gaussian_blur_y(&m, sigma);
     }
-    if let Some(v) = parsed.seed {
-        p.seed = v;
-    }
-    if let Some(v) = parsed.width {
-        p.width = v;
-    }
-    if let Some(v) = parsed.height {
-        p.height = v;
-    }
-    if let Some(v) = parsed.clip_skip {
-        p.clip_skip = v;
-    }
-    let mut schedule_label = None;
-    if let Some(name) = &parsed.sampler {
-        match crate::params::Sampler::from_name(name) {
-            Ok(s) => p.sampler = s,
-            Err(_) => p.extra.push(("Source sampler".into(), name.clone())),
-        }
-    }
-    if let Some(name) = &parsed.schedule {
-        match crate::params::Schedule::from_name(name) {
-            Ok(s) => p.schedule = s,
-            Err(_) => schedule_label = Some(name.clone()),
-        }
-    }
-    if !parsed.loras.is_empty() {
-        // A1111 writes LoRAs as prompt tags; keep them visible the same way.
-        for (name, weight) in &parsed.loras {
-            let tag = format!(" <lora:{name}:{}>", crate::params::py_number(*weight));
-            p.prompt.push_str(&tag);
-        }
-    }
-    p.extra.push(("Source".into(), parsed.source.name().into()));
-    let label = schedule_label.unwrap_or_else(|| p.a1111_schedule_label().to_owned());
-    Some(p.to_infotext(&label, ""))
+    m
+}
+
+/// "Only masked": the region of the image the model sees, `(x1, y1, x2, y2)`, for a processed mask;
+/// `None` when the mask is empty (A1111 v1.10 `get_crop_region_v2` + `expand_crop_region`).
+pub fn only_masked_region(
+    blurred: &GrayImage,
+    padding: u32,
+    width: u32,
+    height: u32,
+) -> Option<(u32, u32, u32, u32)> {
+    let crop = ops::crop_region_v2(blurred, padding)?;
+    ops::expand_crop_region(crop, width, height, blurred.width(), blurred.height())
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ impl ClipConfig {
 
     /// Reads a transformers `CLIPTextConfig` JSON (`config.json` of a text encoder).
     pub fn from_json_file(path: &Path) -> Result<Self, ModelError> {
-        let json = super::family::read_json(path)?;
+        let json = super::diffusers::read_json(path)?;
         let base = Self::vit_l14();
         let num = |key: &str, default: usize| {
             json.get(key)
@@ -374,7 +374,7 @@ impl Geometry {
     pub fn from_diffusers_folder(dir: &Path) -> Result<Self, ModelError> {
         let mut g = Self::sd15();
         let unet_path = dir.join("unet").join("config.json");
-        let unet = super::family::read_json(&unet_path)?;
+        let unet = super::diffusers::read_json(&unet_path)?;
         let err = |path: &Path, why: String| ModelError::Config {
             path: path.to_path_buf(),
             why,
@@ -432,7 +432,7 @@ impl Geometry {
         }
 
         let vae_path = dir.join("vae").join("config.json");
-        let vae = super::family::read_json(&vae_path)?;
+        let vae = super::diffusers::read_json(&vae_path)?;
         let vae_out = nums(&vae, "block_out_channels")
             .ok_or_else(|| err(&vae_path, "block_out_channels missing".into()))?;
         let vfirst = *vae_out
@@ -448,7 +448,7 @@ impl Geometry {
 
         let sched_path = dir.join("scheduler").join("scheduler_config.json");
         if sched_path.is_file() {
-            let s = super::family::read_json(&sched_path)?;
+            let s = super::diffusers::read_json(&sched_path)?;
             if let Some(v) = s.get("beta_start").and_then(serde_json::Value::as_f64) {
                 g.schedule.linear_start = v;
             }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::ModelError;
+use super::diffusers::read_json;
 use super::safetensors::{SafetensorsFile, StorageDtype};
 
 /// What kind of model a file holds.
@@ -205,14 +206,6 @@ pub fn detect_diffusers_folder(dir: &Path) -> Result<Family, ModelError> {
     })
 }
 
-pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|err| ModelError::io(path, &err))?;
-    serde_json::from_str(&text).map_err(|err| ModelError::Config {
-        path: path.to_path_buf(),
-        why: format!("not valid JSON ({err})"),
-    })
-}
-
 fn dominant_dtype<'a>(entries: impl Iterator<Item = &'a super::safetensors::TensorEntry>) -> StorageDtype {
     let mut bytes: BTreeMap<&'static str, (u64, StorageDtype)> = BTreeMap::new();
     for e in entries.filter(|e| e.dtype.is_float()) {
@@ -238,7 +231,7 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
         let mut tensor_count = 0;
         let mut file_size = 0;
         let mut entries = Vec::new();
-        for file in super::loader::diffusers_weight_files(path)? {
+        for file in super::diffusers::weight_files(path)? {
             let st = SafetensorsFile::open(&file)?;
             tensor_count += st.tensors().len();
             file_size += st.file_size();

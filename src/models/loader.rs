@@ -161,33 +161,6 @@ impl std::fmt::Debug for Checkpoint {
     }
 }
 
-/// The weight file of each component of a diffusers folder (preferring full precision names, then `.fp16`).
-pub fn diffusers_weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
-    [
-        ("unet", "diffusion_pytorch_model"),
-        ("vae", "diffusion_pytorch_model"),
-        ("text_encoder", "model"),
-    ]
-    .iter()
-    .map(|(sub, stem)| {
-        let plain = dir.join(sub).join(format!("{stem}.safetensors"));
-        let half = dir.join(sub).join(format!("{stem}.fp16.safetensors"));
-        if plain.is_file() {
-            Ok(plain)
-        } else if half.is_file() {
-            Ok(half)
-        } else {
-            Err(ModelError::Config {
-                path: dir.to_path_buf(),
-                why: format!(
-                    "diffusers folder has no {sub}/{stem}.safetensors (pickled .bin weights are never loaded)"
-                ),
-            })
-        }
-    })
-    .collect()
-}
-
 impl Checkpoint {
     /// Opens a `.safetensors` single file (with an optional `<name>.yaml` beside it) or a diffusers folder.
     pub fn open(path: &Path) -> Result<Self, ModelError> {
@@ -251,7 +224,7 @@ impl Checkpoint {
             });
         }
         let geometry = Geometry::from_diffusers_folder(dir)?;
-        let files = diffusers_weight_files(dir)?;
+        let files = super::diffusers::weight_files(dir)?;
         let open = |p: &PathBuf| SafetensorsFile::open(p).map(Arc::new);
         Ok(Self {
             info,

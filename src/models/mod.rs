@@ -2,10 +2,12 @@
 //! Nothing here runs a network; it turns files on disk into validated weights and geometry.
 
 pub mod config;
+pub mod diffusers;
 pub mod family;
 pub mod hash;
 pub mod keymap;
 pub mod loader;
+pub mod lora_file;
 pub mod registry;
 pub mod safetensors;
 

@@ -70,12 +70,12 @@ pub struct LoraEntry {
 
 /// Every LoRA under `folders`.
 pub fn scan_loras(folders: &[PathBuf]) -> Vec<LoraEntry> {
-    crate::diffusion::lora::list(folders)
+    super::lora_file::list(folders)
         .into_iter()
         .map(|(name, path)| LoraEntry {
             size_bytes: std::fs::metadata(&path).map_or(0, |m| m.len()),
             thumbnail: thumbnail_for(&path),
-            family: crate::diffusion::lora::family_label(&path),
+            family: super::lora_file::family_label(&path),
             name,
             path,
         })

@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod editing;
+pub mod extra_networks;
 pub mod tokenizer;
 
 pub use attention::parse_attention;

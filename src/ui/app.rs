@@ -12,14 +12,14 @@ use eframe::egui::{
 
 use super::canvas::{self, CanvasView};
 use super::canvas_gpu::CanvasResources;
-use super::io::{GalleryItem, Io, Reply, Request, Rgba};
-use super::{AppPaths, Mode, Settings};
-use crate::diffusion::img2img::{Img2ImgSettings, InitImage, InpaintArea, MaskedContent, ResizeMode};
-use crate::diffusion::model::DeviceChoice;
-use crate::diffusion::pipeline::StepInfo;
-use crate::engine::{Engine, Event, JobId};
+use super::io::{GalleryItem, Io, IoTask, Reply, Rgba};
+use crate::config::{AppPaths, Mode, Settings};
+use crate::engine::{Engine, Event, JobId, StepInfo};
 use crate::models::registry::ModelEntry;
 use crate::params::{GenerationParams, RngSource, Sampler, Schedule};
+use crate::request::{
+    DeviceChoice, Img2ImgSettings, InitImage, InpaintArea, MaskedContent, Request, ResizeMode,
+};
 
 const GENERATE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
 const CANCEL: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Escape);
@@ -176,8 +176,8 @@ impl EaselApp {
             ctx: ctx.clone(),
         };
         app.rescan();
-        app.io.send(Request::LoadGallery(app.paths.outputs_dir.clone()));
-        app.io.send(Request::LoadDocument(app.paths.document_dir()));
+        app.io.send(IoTask::LoadGallery(app.paths.outputs_dir.clone()));
+        app.io.send(IoTask::LoadDocument(app.paths.document_dir()));
         Ok(app)
     }
 
@@ -212,12 +212,9 @@ impl EaselApp {
         let mut folders = vec![self.paths.default_models_dir.clone()];
         folders.extend(self.settings.model_folders.iter().cloned());
         self.scanning = true;
-        self.io.send(Request::Scan(folders));
+        self.io.send(IoTask::Scan(folders));
         let lora_dirs = self.paths.lora_dirs(&self.settings.model_folders);
-        self.engine.set_lora_dirs(lora_dirs.clone());
-        self.engine
-            .set_embedding_dirs(self.paths.embedding_dirs(&self.settings.model_folders));
-        self.io.send(Request::ScanLoras(lora_dirs));
+        self.io.send(IoTask::ScanLoras(lora_dirs));
     }
 
     /// LoRA names the browser knows (tests read them).
@@ -261,10 +258,12 @@ impl EaselApp {
                 })
             }
         };
-        self.submit_with(init);
+        let strength = self.settings.strength;
+        self.submit_with(init, strength);
     }
 
-    fn submit_with(&mut self, init: Option<InitImage>) -> Option<JobId> {
+    /// Queues the prompt panel's parameters with `init` (img2img at `strength` when given).
+    fn submit_with(&mut self, init: Option<InitImage>, strength: f32) -> Option<JobId> {
         let Some(model) = self.settings.selected_model.clone() else {
             self.messages
                 .push("choose a model in the model browser first".into());
@@ -273,11 +272,12 @@ impl EaselApp {
         if self.settings.random_seed {
             self.settings.params.seed = crate::params::random_seed();
         }
-        let params = self.settings.params.clone();
+        let mut params = self.settings.params.clone();
+        params.denoising_strength = init.as_ref().map(|_| strength);
         let what = match &init {
             None => String::new(),
-            Some(i) if i.mask.is_some() => format!(" · inpaint {:.2}", i.settings.strength),
-            Some(i) => format!(" · img2img {:.2}", i.settings.strength),
+            Some(i) if i.mask.is_some() => format!(" · inpaint {strength:.2}"),
+            Some(_) => format!(" · img2img {strength:.2}"),
         };
         let summary = format!(
             "{} · {} steps · seed {}{what}",
@@ -285,9 +285,16 @@ impl EaselApp {
             params.steps,
             params.seed
         );
-        let (job, cancel) = self
-            .engine
-            .submit_full(model, DeviceChoice::Auto, params, init, true);
+        let request = Request {
+            model,
+            device: DeviceChoice::Auto,
+            params,
+            init,
+            lora_dirs: self.paths.lora_dirs(&self.settings.model_folders),
+            embedding_dirs: self.paths.embedding_dirs(&self.settings.model_folders),
+            previews: true,
+        };
+        let (job, cancel) = self.engine.submit(request);
         self.queue.push_back(Queued { job, cancel, summary });
         Some(job)
     }
@@ -305,7 +312,6 @@ impl EaselApp {
         }
         // ADetailer's defaults: denoise 0.4, padding 32 px, mask blur 4, only masked.
         let settings = Img2ImgSettings {
-            strength: 0.4,
             padding: 32,
             mask_blur: 4,
             inpaint_area: InpaintArea::OnlyMasked,
@@ -318,7 +324,7 @@ impl EaselApp {
             mask: Some(doc.mask().clone()),
             settings,
         };
-        self.submit_with(Some(init));
+        self.submit_with(Some(init), 0.4);
     }
 
     fn strength_sweep(&mut self) {
@@ -336,12 +342,9 @@ impl EaselApp {
             let init = InitImage {
                 image: image.clone(),
                 mask: mask.clone(),
-                settings: Img2ImgSettings {
-                    strength,
-                    ..self.settings.img2img.clone()
-                },
+                settings: self.settings.img2img.clone(),
             };
-            if let Some(job) = self.submit_with(Some(init)) {
+            if let Some(job) = self.submit_with(Some(init), strength) {
                 jobs.push((job, strength));
             }
         }
@@ -412,7 +415,7 @@ impl EaselApp {
                     }
                 }
                 self.shown_infotext = Some(image.infotext.clone());
-                self.io.send(Request::Save(self.paths.outputs_dir.clone(), image));
+                self.io.send(IoTask::Save(self.paths.outputs_dir.clone(), image));
             }
             Event::Warning { message, .. } => self.messages.push(message),
             Event::Failed { job, message, .. } => {
@@ -441,14 +444,14 @@ impl EaselApp {
                     .map(|m| m.path.clone())
                     .collect();
                 if !unhashed.is_empty() {
-                    self.io.send(Request::Hash(unhashed));
+                    self.io.send(IoTask::Hash(unhashed));
                 }
                 let pictures: Vec<(PathBuf, PathBuf)> = models
                     .iter()
                     .filter_map(|m| m.thumbnail.clone().map(|t| (m.path.clone(), t)))
                     .collect();
                 if !pictures.is_empty() {
-                    self.io.send(Request::Thumbnails(pictures));
+                    self.io.send(IoTask::Thumbnails(pictures));
                 }
                 self.models = models;
                 self.scanning = false;
@@ -481,7 +484,7 @@ impl EaselApp {
                     .filter_map(|l| l.thumbnail.clone().map(|t| (l.path.clone(), t)))
                     .collect();
                 if !pictures.is_empty() {
-                    self.io.send(Request::Thumbnails(pictures));
+                    self.io.send(IoTask::Thumbnails(pictures));
                 }
                 let unhashed: Vec<PathBuf> = loras
                     .iter()
@@ -489,7 +492,7 @@ impl EaselApp {
                     .map(|l| l.path.clone())
                     .collect();
                 if !unhashed.is_empty() {
-                    self.io.send(Request::Hash(unhashed));
+                    self.io.send(IoTask::Hash(unhashed));
                 }
                 self.loras = loras;
             }
@@ -572,17 +575,17 @@ impl EaselApp {
             }
             Command::ShowGalleryItem(i) => {
                 if let Some((item, _)) = self.gallery.get(i) {
-                    self.io.send(Request::LoadImage(item.path.clone()));
+                    self.io.send(IoTask::LoadImage(item.path.clone()));
                 }
             }
-            Command::UseParameters(text) => match GenerationParams::from_infotext(&text) {
+            Command::UseParameters(text) => match crate::infotext::parse(&text) {
                 Ok(mut p) => {
-                    if p.denoising_strength.is_some() {
-                        self.settings.img2img =
-                            Img2ImgSettings::from_infotext_keys(&p.extra, p.denoising_strength);
+                    if let Some(strength) = p.denoising_strength {
+                        self.settings.img2img = crate::infotext::read_img2img(&p.extra);
+                        self.settings.strength = strength;
                         self.settings.mode = Mode::ImageToImage;
                     }
-                    Img2ImgSettings::strip_infotext_keys(&mut p.extra);
+                    crate::infotext::strip_img2img(&mut p.extra);
                     self.settings.params = GenerationParams {
                         batch_count: self.settings.params.batch_count,
                         batch_size: self.settings.params.batch_size,
@@ -813,10 +816,11 @@ impl EaselApp {
         if self.settings.mode != Mode::ImageToImage {
             return;
         }
+        let strength = &mut self.settings.strength;
         let s = &mut self.settings.img2img;
         egui::Grid::new("img2img").num_columns(2).show(ui, |ui| {
             let l = ui.label("Denoising strength");
-            ui.add(egui::Slider::new(&mut s.strength, 0.0..=1.0).step_by(0.01))
+            ui.add(egui::Slider::new(strength, 0.0..=1.0).step_by(0.01))
                 .labelled_by(l.id);
             ui.end_row();
             let l = ui.label("Resize mode");
@@ -1130,8 +1134,8 @@ impl EaselApp {
                 match self.context_cache {
                     Some((k, region)) if k == key || doc.stroking() => Some(region),
                     _ => {
-                        let mask = crate::diffusion::img2img::processed_mask(doc.mask(), s);
-                        let region = crate::diffusion::img2img::only_masked_region(
+                        let mask = crate::imaging::processed_mask(doc.mask(), s.invert_mask, s.mask_blur);
+                        let region = crate::imaging::only_masked_region(
                             &mask,
                             s.padding,
                             self.settings.params.width,
@@ -1247,7 +1251,7 @@ impl EaselApp {
             self.handle_reply(reply);
         }
         while let Ok(file) = self.image_picks.1.try_recv() {
-            self.io.send(Request::LoadImage(file));
+            self.io.send(IoTask::LoadImage(file));
         }
         self.autosave_tick(ctx);
         while let Ok(folder) = self.folder_picks.1.try_recv() {
@@ -1262,7 +1266,7 @@ impl EaselApp {
         let paste = !ctx.egui_wants_keyboard_input()
             && ctx.input(|i| i.events.iter().any(|e| matches!(e, egui::Event::Paste(_))));
         if paste {
-            self.io.send(Request::PasteImage);
+            self.io.send(IoTask::PasteImage);
         }
         if generate {
             self.commands.push(Command::Generate);
@@ -1278,7 +1282,7 @@ impl EaselApp {
                 .collect()
         });
         for path in dropped {
-            self.io.send(Request::LoadImage(path));
+            self.io.send(IoTask::LoadImage(path));
         }
         for command in std::mem::take(&mut self.commands) {
             self.apply(command);
@@ -1382,7 +1386,7 @@ impl EaselApp {
                         self.commands.push(Command::OpenImage);
                     }
                     if ui.button("Paste image").on_hover_text("Ctrl+V").clicked() {
-                        self.io.send(Request::PasteImage);
+                        self.io.send(IoTask::PasteImage);
                     }
                     if ui.button("Add model folder…").clicked() {
                         self.commands.push(Command::AddFolder);
@@ -1446,7 +1450,7 @@ impl EaselApp {
             return;
         }
         if now - changed_at >= AUTOSAVE_DELAY_S {
-            self.io.send(Request::SaveDocument(
+            self.io.send(IoTask::SaveDocument(
                 self.paths.document_dir(),
                 Box::new((doc.image().clone(), doc.mask().clone())),
             ));

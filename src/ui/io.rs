@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
-use crate::diffusion::pipeline::GeneratedImage;
-use crate::imaging::png_meta;
+use crate::engine::GeneratedImage;
+use crate::infotext::{self, png_chunks};
 use crate::models::registry::{self, ModelEntry};
 
 /// Longest side of gallery thumbnails, in pixels.
@@ -34,7 +34,7 @@ pub struct GalleryItem {
 }
 
 /// Work for the disk thread.
-pub enum Request {
+pub enum IoTask {
     /// List the checkpoints under these folders.
     Scan(Vec<PathBuf>),
     /// List the LoRAs under these folders.
@@ -83,14 +83,14 @@ pub enum Reply {
 
 /// Handle to the disk thread.
 pub struct Io {
-    requests: SyncSender<Request>,
+    requests: SyncSender<IoTask>,
     replies: Receiver<Reply>,
 }
 
 impl Io {
     /// Starts the thread; `wake` runs after every reply (the UI passes `request_repaint`).
     pub fn spawn(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
-        let (req_tx, req_rx) = sync_channel::<Request>(64);
+        let (req_tx, req_rx) = sync_channel::<IoTask>(64);
         let (rep_tx, rep_rx) = sync_channel::<Reply>(64);
         std::thread::Builder::new().name("io".into()).spawn(move || {
             loop {
@@ -100,7 +100,7 @@ impl Io {
                     Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
                     Err(std::sync::mpsc::TryRecvError::Empty) => {
                         match PENDING_HASHES.with(|p| p.borrow_mut().pop()) {
-                            Some(path) => Request::Hash(vec![path]),
+                            Some(path) => IoTask::Hash(vec![path]),
                             None => match req_rx.recv() {
                                 Ok(r) => r,
                                 Err(_) => break,
@@ -130,7 +130,7 @@ impl Io {
     }
 
     /// Queues work; if the queue is full the request is dropped with a log line.
-    pub fn send(&self, request: Request) {
+    pub fn send(&self, request: IoTask) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.requests.try_send(request) {
             tracing::warn!("the disk worker is busy or gone; a request was dropped");
         }
@@ -142,18 +142,18 @@ impl Io {
     }
 }
 
-fn handle(request: Request) -> Reply {
+fn handle(request: IoTask) -> Reply {
     match request {
-        Request::Scan(folders) => Reply::Models(registry::scan(&folders)),
-        Request::ScanLoras(folders) => Reply::Loras(registry::scan_loras(&folders)),
-        Request::Save(dir, image) => save(&dir, &image).unwrap_or_else(Reply::Failed),
-        Request::LoadGallery(dir) => Reply::Gallery(load_gallery(&dir)),
-        Request::LoadImage(path) => match std::fs::read(&path) {
+        IoTask::Scan(folders) => Reply::Models(registry::scan(&folders)),
+        IoTask::ScanLoras(folders) => Reply::Loras(registry::scan_loras(&folders)),
+        IoTask::Save(dir, image) => save(&dir, &image).unwrap_or_else(Reply::Failed),
+        IoTask::LoadGallery(dir) => Reply::Gallery(load_gallery(&dir)),
+        IoTask::LoadImage(path) => match std::fs::read(&path) {
             Ok(bytes) => decode_image(&path.display().to_string(), &bytes),
             Err(e) => Reply::Failed(format!("could not open {}: {e}", path.display())),
         },
-        Request::PasteImage => paste_image(),
-        Request::Hash(paths) => {
+        IoTask::PasteImage => paste_image(),
+        IoTask::Hash(paths) => {
             // One reply per file, so the browser fills in as hashes arrive; the rest continue after.
             let Some((first, rest)) = paths.split_first() else {
                 return Reply::Done;
@@ -164,7 +164,7 @@ fn handle(request: Request) -> Reply {
             PENDING_HASHES.with(|p| p.borrow_mut().extend(rest.iter().cloned()));
             Reply::Hashed(first.clone(), result)
         }
-        Request::Thumbnails(pairs) => {
+        IoTask::Thumbnails(pairs) => {
             let mut last = Reply::Done;
             for (model, picture) in pairs {
                 if let Ok(rgba) = load_rgba(&picture, Some(THUMB_PX)) {
@@ -174,11 +174,11 @@ fn handle(request: Request) -> Reply {
             }
             last
         }
-        Request::SaveDocument(dir, doc) => match save_document(&dir, &doc.0, &doc.1) {
+        IoTask::SaveDocument(dir, doc) => match save_document(&dir, &doc.0, &doc.1) {
             Ok(()) => Reply::Done,
             Err(e) => Reply::Failed(format!("could not autosave the document: {e}")),
         },
-        Request::LoadDocument(dir) => match load_document(&dir) {
+        IoTask::LoadDocument(dir) => match load_document(&dir) {
             Some(doc) => Reply::Document(Box::new(doc)),
             None => Reply::Done,
         },
@@ -198,12 +198,8 @@ fn decode_image(name: &str, bytes: &[u8]) -> Reply {
         Err(e) => return Reply::Failed(e.to_string()),
     };
     let rgba = img.to_rgba8();
-    let chunks = png_meta::read_png_text_chunks_from_bytes(bytes).unwrap_or_default();
-    let infotext = chunks
-        .iter()
-        .find(|(k, _)| k == png_meta::PARAMETERS_KEYWORD)
-        .map(|(_, v)| v.clone())
-        .or_else(|| crate::imaging::foreign_infotext(&chunks));
+    let chunks = png_chunks::read_png_text_chunks_from_bytes(bytes).unwrap_or_default();
+    let infotext = infotext::from_text_chunks(&chunks);
     Reply::Image(
         Rgba {
             width: rgba.width() as usize,
@@ -260,10 +256,10 @@ pub fn load_document(dir: &Path) -> Option<(image::RgbImage, image::GrayImage)> 
 }
 
 fn parameters_of(path: &Path) -> Option<String> {
-    png_meta::read_png_text_chunks(path)
+    png_chunks::read_png_text_chunks(path)
         .ok()?
         .into_iter()
-        .find(|(k, _)| k == png_meta::PARAMETERS_KEYWORD)
+        .find(|(k, _)| k == infotext::PARAMETERS_KEYWORD)
         .map(|(_, v)| v)
 }
 
@@ -295,7 +291,7 @@ fn save(dir: &Path, image: &GeneratedImage) -> Result<Reply, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let path = dir.join(format!("{stamp}-{}.png", image.seed));
-    png_meta::write_png_with_parameters(&path, image.width, image.height, &image.rgb, &image.infotext)
+    png_chunks::write_png_with_parameters(&path, image.width, image.height, &image.rgb, &image.infotext)
         .map_err(|e| e.to_string())?;
     item(&path).map(Reply::Saved)
 }

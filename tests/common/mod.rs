@@ -86,12 +86,12 @@ pub struct Quiet;
 impl easel::diffusion::pipeline::Observer for Quiet {
     fn on_step(
         &mut self,
-        _: easel::diffusion::pipeline::StepInfo,
+        _: easel::request::StepInfo,
         _: &Tensor,
     ) -> Result<(), easel::diffusion::DiffusionError> {
         Ok(())
     }
-    fn on_image(&mut self, _: &easel::diffusion::pipeline::GeneratedImage) {}
+    fn on_image(&mut self, _: &easel::request::GeneratedImage) {}
     fn on_warning(&mut self, m: &str) {
         panic!("unexpected warning {m}");
     }

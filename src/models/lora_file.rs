@@ -1,30 +1,16 @@
-//! LoRA and LyCORIS networks: reading kohya / LyCORIS / diffusers-PEFT files, matching their modules
-//! to the loaded networks, and building networks with the deltas merged in.
-//!
-//! The base weights stay loaded as they are (recorded by name when the checkpoint is built); a LoRA
-//! set is applied by building the text encoder and UNet again from those tensors, adding
-//! `w · scale · ΔW` to the targeted weights only. Removing LoRAs rebuilds from the base tensors, so
-//! changing LoRAs between jobs never reads the checkpoint again and never accumulates rounding.
+//! LoRA and LyCORIS files: reading kohya / LyCORIS / diffusers-PEFT safetensors into typed modules,
+//! the family a file was made for, and finding LoRAs by name in folders. Nothing here runs a network.
 //!
 //! Semantics (A1111 `extensions-builtin/Lora`, kohya): `ΔW = (up @ down)` reshaped to the weight,
 //! scale = `alpha / rank` (1 without alpha); LoHa `ΔW = (w1a @ w1b) ⊙ (w2a @ w2b)`, LoKr
 //! `ΔW = w1 ⊗ w2`, with the same alpha scaling over the rank of the decomposed factors.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
 
-use candle_core::{DType, Device, Shape, Tensor};
-use candle_nn::var_builder::SimpleBackend;
+use candle_core::{DType, Device, Tensor};
 
-use super::DiffusionError;
-use crate::models::safetensors::SafetensorsFile;
-
-/// Weights of a network by parameter name, as the network was built (shared, not copied).
-pub type WeightMap = HashMap<String, Tensor>;
-
-/// LoRA module path (kohya `_`-joined or dotted) → parameter name in our networks.
-pub type ModuleIndex = HashMap<String, String>;
+use super::safetensors::SafetensorsFile;
 
 /// Which network a module belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,9 +43,9 @@ enum Update {
 
 /// One module of a LoRA file.
 #[derive(Debug, Clone)]
-struct Module {
+pub struct Module {
     /// The key as written in the file (without the tensor suffix).
-    key: String,
+    pub key: String,
     update: Update,
     alpha: Option<f32>,
 }
@@ -74,7 +60,7 @@ impl Module {
     }
 
     /// `alpha / rank`, or 1 without alpha (kohya, A1111).
-    fn scale(&self) -> f32 {
+    pub fn scale(&self) -> f32 {
         match (self.alpha, self.rank()) {
             (Some(alpha), Some(rank)) if rank > 0 => alpha / rank as f32,
             _ => 1.0,
@@ -82,7 +68,7 @@ impl Module {
     }
 
     /// `ΔW` (unscaled) reshaped to `shape`, in f32 on `device`.
-    fn delta(&self, shape: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+    pub fn delta(&self, shape: &[usize], device: &Device) -> candle_core::Result<Tensor> {
         let f = |t: &Tensor| t.to_device(device)?.to_dtype(DType::F32);
         let flat = |t: &Tensor| -> candle_core::Result<Tensor> {
             let t = f(t)?;
@@ -410,6 +396,11 @@ impl LoraFile {
         })
     }
 
+    /// Every module: the network it targets, its module path without the network prefix, the module.
+    pub fn modules(&self) -> &[(Part, String, Module)] {
+        &self.modules
+    }
+
     /// Number of modules in the file.
     pub fn module_count(&self) -> usize {
         self.modules.len()
@@ -471,263 +462,9 @@ pub fn list(folders: &[PathBuf]) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// One LoRA in a set, with its text-encoder and UNet multipliers.
-#[derive(Debug, Clone)]
-pub struct Applied {
-    /// The file.
-    pub lora: Arc<LoraFile>,
-    /// Text-encoder multiplier.
-    pub te: f32,
-    /// UNet multiplier.
-    pub unet: f32,
-}
-
-/// What applying a set did: matched modules, and keys that matched nothing (reported to the user).
-#[derive(Debug, Default, Clone)]
-pub struct ApplyReport {
-    /// Modules merged.
-    pub matched: usize,
-    /// `(lora name, key)` of modules with no target in this model.
-    pub unmatched: Vec<(String, String)>,
-}
-
-/// The parameter name of a module's weight in our networks, for a module path in a LoRA file.
-/// Kohya joins diffusers module paths with `_`; PEFT keeps the dots.
-pub fn index_modules(weights: &WeightMap) -> ModuleIndex {
-    let mut index = HashMap::new();
-    for name in weights.keys() {
-        if let Some(module) = name.strip_suffix(".weight") {
-            index.insert(module.replace('.', "_"), name.clone());
-            index.insert(module.to_owned(), name.clone());
-        }
-    }
-    index
-}
-
-/// Sums `w · scale · ΔW` per parameter for the modules of `set` that target `part`.
-///
-/// # Errors
-/// A LoRA none of whose modules match (naming it), or shapes that do not fit.
-pub fn deltas(
-    set: &[Applied],
-    part: Part,
-    weights: &WeightMap,
-    index: &ModuleIndex,
-    report: &mut ApplyReport,
-) -> Result<HashMap<String, Tensor>, DiffusionError> {
-    let mut out: HashMap<String, Tensor> = HashMap::new();
-    for applied in set {
-        let multiplier = match part {
-            Part::TextEncoder => applied.te,
-            Part::Unet => applied.unet,
-        };
-        for (p, path, module) in &applied.lora.modules {
-            if *p != part {
-                continue;
-            }
-            let Some(param) = index.get(path) else {
-                report
-                    .unmatched
-                    .push((applied.lora.name.clone(), module.key.clone()));
-                continue;
-            };
-            let Some(base) = weights.get(param) else {
-                continue;
-            };
-            report.matched += 1;
-            if multiplier == 0.0 {
-                continue;
-            }
-            let shape = base.dims().to_vec();
-            let delta = module.delta(&shape, base.device()).map_err(|e| {
-                DiffusionError::Input(format!(
-                    "LoRA '{}': module {} does not fit {param} {shape:?}: {e}",
-                    applied.lora.name, module.key
-                ))
-            })?;
-            let delta = (delta * f64::from(module.scale() * multiplier))?;
-            let sum = match out.remove(param) {
-                Some(prev) => (prev + delta)?,
-                None => delta,
-            };
-            out.insert(param.clone(), sum);
-        }
-    }
-    Ok(out)
-}
-
-/// Builds a network from recorded weights plus deltas (f32 sums cast back to the weight's dtype).
-pub struct MergedBackend {
-    /// The base weights.
-    pub base: Arc<WeightMap>,
-    /// `ΔW` per parameter name, f32.
-    pub deltas: HashMap<String, Tensor>,
-}
-
-impl SimpleBackend for MergedBackend {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        _init: candle_nn::Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let t = self.get_unchecked(name, dtype, dev)?;
-        if t.dims() == s.dims() { Ok(t) } else { t.reshape(s) }
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
-        let base = self
-            .base
-            .get(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("no recorded weight {name}")))?;
-        match self.deltas.get(name) {
-            Some(d) => (base.to_dtype(DType::F32)? + d)?.to_dtype(dtype),
-            None => Ok(base.clone()),
-        }
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.base.contains_key(name)
-    }
-}
-
-/// Wraps a backend and remembers every tensor it hands out.
-pub struct RecordingBackend {
-    /// The real source.
-    pub inner: Box<dyn SimpleBackend>,
-    /// What was handed out.
-    pub record: Arc<Mutex<WeightMap>>,
-}
-
-impl SimpleBackend for RecordingBackend {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        init: candle_nn::Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let t = self.inner.get(s, name, init, dtype, dev)?;
-        self.record
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_owned(), t.clone());
-        Ok(t)
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let t = self.inner.get_unchecked(name, dtype, dev)?;
-        self.record
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_owned(), t.clone());
-        Ok(t)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.inner.contains_tensor(name)
-    }
-}
-
-/// A `<lora:name:te[:unet]>` tag from a prompt.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoraTag {
-    /// Name (file stem).
-    pub name: String,
-    /// Text-encoder multiplier.
-    pub te: f32,
-    /// UNet multiplier.
-    pub unet: f32,
-}
-
-/// Takes A1111's extra-network tags (`<lora:…>`, `<lyco:…>`) out of a prompt: the text without
-/// them, and the LoRA tags in order. Other tags (`<hypernet:…>`) are removed and listed as unknown.
-///
-/// # Errors
-/// A tag whose multiplier is not a number (the message quotes it).
-pub fn extract_tags(prompt: &str) -> Result<(String, Vec<LoraTag>, Vec<String>), String> {
-    let mut text = String::with_capacity(prompt.len());
-    let mut tags = Vec::new();
-    let mut unknown = Vec::new();
-    let mut rest = prompt;
-    while let Some(start) = rest.find('<') {
-        let after = &rest[start + 1..];
-        let Some(end) = after.find('>') else {
-            break;
-        };
-        let inner = &after[..end];
-        let Some((kind, args)) = inner.split_once(':') else {
-            text.push_str(&rest[..=start]);
-            rest = after;
-            continue;
-        };
-        let is_word = !kind.is_empty() && kind.chars().all(|c| c.is_alphanumeric() || c == '_');
-        if !is_word || args.is_empty() {
-            text.push_str(&rest[..=start]);
-            rest = after;
-            continue;
-        }
-        text.push_str(&rest[..start]);
-        rest = &after[end + 1..];
-        match kind {
-            "lora" | "lyco" => {
-                let parts: Vec<&str> = args.split(':').collect();
-                let num = |s: &str| {
-                    s.trim()
-                        .parse::<f32>()
-                        .map_err(|_| format!("<{inner}>: '{s}' is not a number"))
-                };
-                let te = parts.get(1).map(|s| num(s)).transpose()?.unwrap_or(1.0);
-                let unet = parts.get(2).map(|s| num(s)).transpose()?.unwrap_or(te);
-                tags.push(LoraTag {
-                    name: parts[0].trim().to_owned(),
-                    te,
-                    unet,
-                });
-            }
-            _ => unknown.push(format!("<{inner}>")),
-        }
-    }
-    text.push_str(rest);
-    Ok((text, tags, unknown))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tags_are_extracted_like_a1111() {
-        let (text, tags, unknown) =
-            extract_tags("a cat <lora:xss3-0:1>, <lora:blindbox_v1_mix:0.8:0.5> sitting <hypernet:h:1>")
-                .unwrap();
-        assert_eq!(text, "a cat ,  sitting ");
-        assert_eq!(
-            tags,
-            vec![
-                LoraTag {
-                    name: "xss3-0".into(),
-                    te: 1.0,
-                    unet: 1.0
-                },
-                LoraTag {
-                    name: "blindbox_v1_mix".into(),
-                    te: 0.8,
-                    unet: 0.5
-                },
-            ]
-        );
-        assert_eq!(unknown, vec!["<hypernet:h:1>".to_owned()]);
-        let (text, tags, _) = extract_tags("<lora:style> x < y > z <not a tag>").unwrap();
-        assert_eq!(text, " x < y > z <not a tag>");
-        assert_eq!(tags[0].te, 1.0);
-        assert!(extract_tags("<lora:a:heavy>").unwrap_err().contains("heavy"));
-        let (_, tags, _) = extract_tags("<lora:neg:-0.5>").unwrap();
-        assert_eq!((tags[0].te, tags[0].unet), (-0.5, -0.5));
-    }
 
     fn t(v: &[f32], shape: &[usize]) -> Tensor {
         Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
@@ -796,15 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn module_index_maps_kohya_and_peft_names() {
-        let mut w = WeightMap::new();
-        w.insert(
-            "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight".into(),
-            t(&[0.0], &[1]),
-        );
-        let idx = index_modules(&w);
-        assert!(idx.contains_key("down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"));
-        assert!(idx.contains_key("down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"));
+    fn keys_split_into_network_and_suffix() {
         assert_eq!(
             part_of("lora_te_text_model_encoder_layers_0_mlp_fc1").unwrap().0,
             Part::TextEncoder

@@ -1,13 +1,14 @@
 //! What the app remembers between runs: last parameters, model folders, the selected model, the
-//! canvas tools. Stored as `settings.json` in the data folder, written atomically.
+//! canvas tools. Stored as `settings.json` in the data folder, written atomically; the CLI reads the
+//! folders from it too.
 //! Unknown or missing fields fall back to defaults (`serde(default)`); a broken file never stops the
 //! app: it is set aside and the app starts from defaults with a warning.
 
 use std::path::{Path, PathBuf};
 
-use super::canvas::ToolSettings;
-use crate::diffusion::img2img::Img2ImgSettings;
+use crate::document::ToolSettings;
 use crate::params::GenerationParams;
+use crate::request::{DEFAULT_STRENGTH, Img2ImgSettings};
 
 /// What Generate does with the canvas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -19,7 +20,7 @@ pub enum Mode {
     ImageToImage,
 }
 
-/// Persisted state (eframe storage, RON).
+/// Persisted state (`settings.json`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -33,6 +34,9 @@ pub struct Settings {
     pub selected_model: Option<PathBuf>,
     /// Text to image or image to image.
     pub mode: Mode,
+    /// img2img denoising strength (the prompt panel's slider; written into the job's parameters
+    /// when Generate starts from the canvas).
+    pub strength: f32,
     /// img2img / inpainting settings.
     pub img2img: Img2ImgSettings,
     /// Canvas tools.
@@ -47,6 +51,7 @@ impl Default for Settings {
             model_folders: Vec::new(),
             selected_model: None,
             mode: Mode::TextToImage,
+            strength: DEFAULT_STRENGTH,
             img2img: Img2ImgSettings::default(),
             tools: ToolSettings::default(),
         }
@@ -113,7 +118,7 @@ mod tests {
         let mut s = Settings::default();
         s.params.prompt = "a heron".into();
         s.params.sampler = crate::params::Sampler::EulerA;
-        s.img2img.strength = 0.35;
+        s.strength = 0.35;
         s.save(&path).unwrap();
         assert_eq!(Settings::load(&path), (s, None));
         std::fs::write(&path, "{ not json").unwrap();

@@ -1,0 +1,133 @@
+//! A1111's `CFGDenoiser` around the UNet: classifier-free guidance over `[cond, uncond]`, k-diffusion's
+//! `CompVisDenoiser` scalings (or LCM's), inpainting-model conditioning and the per-step latent blend.
+
+use candle_core::{DType, Tensor};
+
+use super::DiffusionError;
+use super::conditioning::Conditioning;
+use super::sampler::{Denoiser, EpsModel};
+use super::schedule::{self, ModelSigmas};
+use super::unet::Unet;
+
+/// Runs the UNet on `[cond, uncond]` (one batch when the lengths match, two calls otherwise).
+/// `image_cond` (inpainting models) is concatenated to the input channels of both halves.
+fn unet_cfg(
+    unet: &Unet,
+    x_in: &Tensor,
+    t: f64,
+    cond: &Tensor,
+    uncond: &Tensor,
+    image_cond: Option<&Tensor>,
+) -> Result<(Tensor, Tensor), DiffusionError> {
+    let b = x_in.dim(0)?;
+    let with_cond;
+    let x_in = match image_cond {
+        Some(c) => {
+            with_cond = Tensor::cat(&[x_in, &c.to_dtype(x_in.dtype())?], 1)?;
+            &with_cond
+        }
+        None => x_in,
+    };
+    if cond.dim(1)? == uncond.dim(1)? {
+        let x2 = Tensor::cat(&[x_in, x_in], 0)?;
+        let ctx = Tensor::cat(&[cond, uncond], 0)?;
+        let eps = unet.forward(&x2, &[t], &ctx)?.to_dtype(DType::F32)?;
+        Ok((eps.narrow(0, 0, b)?, eps.narrow(0, b, b)?))
+    } else {
+        let c = unet.forward(x_in, &[t], cond)?.to_dtype(DType::F32)?;
+        let u = unet.forward(x_in, &[t], uncond)?.to_dtype(DType::F32)?;
+        Ok((c, u))
+    }
+}
+
+/// k-diffusion's `CompVisDenoiser` (or A1111's LCM variant) inside A1111's `CFGDenoiser`.
+pub(crate) struct CfgDenoiser<'a> {
+    pub(crate) unet: &'a Unet,
+    pub(crate) table: &'a ModelSigmas,
+    pub(crate) lcm_grid: Option<ModelSigmas>,
+    pub(crate) cond: &'a Conditioning,
+    pub(crate) uncond: &'a Conditioning,
+    pub(crate) cfg: f64,
+    pub(crate) dtype: DType,
+    pub(crate) evaluations: usize,
+    /// Inpainting-model conditioning `[B, 5, h, w]` (mask + masked-image latents).
+    pub(crate) image_cond: Option<Tensor>,
+    /// Inpainting on a normal model: the original latents and the repaint mask (1 = repaint).
+    pub(crate) blend: Option<LatentBlend>,
+}
+
+/// A1111's per-step inpainting blend: `init·(1 − m) + x·m` with the latent repaint mask `m`.
+#[derive(Clone)]
+pub struct LatentBlend {
+    /// Original latents `[B, C, h, w]`.
+    pub init: Tensor,
+    /// Repaint mask (A1111's `nmask`), broadcastable to the latents.
+    pub repaint: Tensor,
+}
+
+impl LatentBlend {
+    /// Keeps the original where the mask is 0.
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor, DiffusionError> {
+        let keep = (1.0 - &self.repaint)?;
+        Ok((self.init.broadcast_mul(&keep)? + x.broadcast_mul(&self.repaint)?)?)
+    }
+}
+
+impl Denoiser for CfgDenoiser<'_> {
+    fn denoise(&mut self, x: &Tensor, sigma: f32) -> Result<Tensor, DiffusionError> {
+        let c_in = 1.0 / (sigma * sigma + 1.0).sqrt();
+        let train_steps = self.table.alphas_cumprod().len();
+        let t = match &self.lcm_grid {
+            None => self.table.sigma_to_t(sigma),
+            Some(grid) => {
+                let skip = train_steps / schedule::LCM_ORIGINAL_STEPS;
+                (grid.nearest_index(sigma) * skip + skip - 1) as f32
+            }
+        };
+        let x_in = (x * f64::from(c_in))?.to_dtype(self.dtype)?;
+        let (eps_c, eps_u) = unet_cfg(
+            self.unet,
+            &x_in,
+            f64::from(t),
+            self.cond.at(self.evaluations),
+            self.uncond.at(self.evaluations),
+            self.image_cond.as_ref(),
+        )?;
+        self.evaluations += 1;
+        let c_out = -f64::from(sigma);
+        let mut d_c = (x + (eps_c * c_out)?)?;
+        let mut d_u = (x + (eps_u * c_out)?)?;
+        if self.lcm_grid.is_some() {
+            // LCM's consistency scalings with σ_data = 0.5 and the timestep ×10.
+            let ts = f64::from(t) * 10.0;
+            let c_skip = 0.25 / (ts * ts + 0.25);
+            let c_out = ts / (ts * ts + 0.25).sqrt();
+            d_c = ((d_c * c_out)? + (x * c_skip)?)?;
+            d_u = ((d_u * c_out)? + (x * c_skip)?)?;
+        }
+        let denoised = (&d_u + ((d_c - &d_u)? * self.cfg)?)?;
+        match &self.blend {
+            Some(blend) => blend.apply(&denoised),
+            None => Ok(denoised),
+        }
+    }
+}
+
+impl EpsModel for CfgDenoiser<'_> {
+    fn eps(&mut self, x: &Tensor, t: usize) -> Result<Tensor, DiffusionError> {
+        // A1111's timestep samplers blend before the model call (`mask_before_denoising`): the model
+        // sees the clean original latents outside the mask; the sampler's own x is not changed.
+        let blended = self.blend.as_ref().map(|b| b.apply(x)).transpose()?;
+        let x_in = blended.as_ref().unwrap_or(x).to_dtype(self.dtype)?;
+        let (e_c, e_u) = unet_cfg(
+            self.unet,
+            &x_in,
+            t as f64,
+            self.cond.at(self.evaluations),
+            self.uncond.at(self.evaluations),
+            self.image_cond.as_ref(),
+        )?;
+        self.evaluations += 1;
+        Ok((&e_u + ((e_c - &e_u)? * self.cfg)?)?)
+    }
+}

@@ -1,0 +1,175 @@
+//! What the worker keeps between jobs: the loaded checkpoint (with its name and hash), the opened
+//! LoRA files and the last embeddings load. Owned by the worker thread; nothing here is global.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::diffusion::DiffusionError;
+use crate::diffusion::embeddings::EmbeddingDb;
+use crate::diffusion::model::{SdModel, compute_dtype, open_device};
+use crate::models::ModelError;
+use crate::models::lora_file::{LoraError, LoraFile};
+use crate::prompt::ClipTokenizer;
+use crate::request::DeviceChoice;
+
+/// How a checkpoint is named in infotexts.
+#[derive(Debug, Clone, Default)]
+pub struct ModelIdentity {
+    /// A1111 `Model:` (file stem or folder name).
+    pub name: Option<String>,
+    /// A1111 `Model hash:` (AutoV2), for single files.
+    pub hash: Option<String>,
+}
+
+impl ModelIdentity {
+    /// Name and AutoV2 hash of a checkpoint path (hashing reads the whole file).
+    pub fn of(path: &Path) -> Result<Self, ModelError> {
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let hash = if path.is_file() {
+            Some(crate::models::hash::autov2(&crate::models::hash::cached_sha256(
+                path,
+                |_, _| {},
+            )?))
+        } else {
+            None
+        };
+        Ok(Self { name, hash })
+    }
+}
+
+/// The loaded checkpoint and what it was loaded from.
+struct Loaded {
+    path: PathBuf,
+    device: DeviceChoice,
+    mtime: Option<SystemTime>,
+    model: SdModel,
+    identity: ModelIdentity,
+}
+
+/// What an embeddings load depends on: folders, text-encoder width, and every file with its mtime.
+type EmbeddingKey = (Vec<PathBuf>, usize, Vec<(PathBuf, Option<SystemTime>)>);
+
+/// The worker's caches, borrowed separately while a job runs.
+#[derive(Default)]
+pub struct Caches {
+    /// The loaded checkpoint.
+    pub models: ModelCache,
+    /// Opened LoRA files.
+    pub loras: LoraCache,
+    /// The last embeddings load.
+    pub embeddings: EmbeddingCache,
+}
+
+/// Keeps the last loaded checkpoint so consecutive jobs do not reload it.
+#[derive(Default)]
+pub struct ModelCache {
+    loaded: Option<Loaded>,
+}
+
+/// Opened LoRA files by path, reused while the file is unchanged.
+#[derive(Default)]
+pub struct LoraCache {
+    files: HashMap<PathBuf, (Option<SystemTime>, Arc<LoraFile>)>,
+}
+
+/// The last embeddings load and what it came from.
+#[derive(Default)]
+pub struct EmbeddingCache {
+    last: Option<(EmbeddingKey, Arc<EmbeddingDb>)>,
+}
+
+/// The model a job runs on, its identity, and the seconds it took to load (`None` when cached).
+pub type ModelHandle<'a> = (&'a mut SdModel, &'a ModelIdentity, Option<f64>);
+
+impl ModelCache {
+    /// The model for `path` on `device`, loading it if it is not the cached one (or the file changed).
+    pub fn get(
+        &mut self,
+        path: &Path,
+        device: DeviceChoice,
+        on_load: impl FnOnce(),
+    ) -> Result<ModelHandle<'_>, DiffusionError> {
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let hit = self
+            .loaded
+            .as_ref()
+            .is_some_and(|l| l.path == path && l.device == device && l.mtime == mtime);
+        let mut loaded_secs = None;
+        if !hit {
+            self.loaded = None; // free the old model before loading the next one
+            on_load();
+            let dev = open_device(device)?;
+            let model = SdModel::open(path, &dev, compute_dtype(&dev))?;
+            loaded_secs = Some(model.load_secs);
+            let identity = ModelIdentity::of(path)?;
+            self.loaded = Some(Loaded {
+                path: path.to_path_buf(),
+                device,
+                mtime,
+                model,
+                identity,
+            });
+        }
+        match &mut self.loaded {
+            Some(l) => Ok((&mut l.model, &l.identity, loaded_secs)),
+            None => Err(DiffusionError::Input("no model is loaded".into())),
+        }
+    }
+
+    /// Drops the loaded model (after a panic, so the next job starts clean).
+    pub fn clear(&mut self) {
+        self.loaded = None;
+    }
+}
+
+impl LoraCache {
+    /// The LoRA file at `path` opened as `name`, reused while the file is unchanged.
+    pub fn get(&mut self, path: &Path, name: &str) -> Result<Arc<LoraFile>, LoraError> {
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if let Some((m, file)) = self.files.get(path)
+            && *m == mtime
+        {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(LoraFile::open(path, name)?);
+        self.files.insert(path.to_path_buf(), (mtime, file.clone()));
+        Ok(file)
+    }
+}
+
+impl EmbeddingCache {
+    /// The embeddings of `dirs`, reloaded only when a file changed; `on_skipped` hears about each
+    /// file that could not be used, once per load.
+    pub fn get(
+        &mut self,
+        dirs: &[PathBuf],
+        tokenizer: &ClipTokenizer,
+        hidden: usize,
+        mut on_skipped: impl FnMut(&str),
+    ) -> Arc<EmbeddingDb> {
+        let mut files = Vec::new();
+        for d in dirs {
+            if let Ok(entries) = std::fs::read_dir(d) {
+                for e in entries.flatten() {
+                    let mtime = e.metadata().and_then(|m| m.modified()).ok();
+                    files.push((e.path(), mtime));
+                }
+            }
+        }
+        files.sort();
+        let key = (dirs.to_vec(), hidden, files);
+        if let Some((k, db)) = &self.last
+            && *k == key
+        {
+            return db.clone();
+        }
+        let db = Arc::new(EmbeddingDb::load(dirs, tokenizer, hidden));
+        for why in &db.skipped {
+            on_skipped(why);
+        }
+        self.last = Some((key, db.clone()));
+        db
+    }
+}

@@ -1,0 +1,218 @@
+//! The one home of A1111 infotext (the `parameters` text in PNGs): every key Easel writes, how it
+//! is rendered and parsed, the PNG text chunks that carry it, and other tools' metadata (ComfyUI,
+//! InvokeAI) converted into it.
+
+mod a1111;
+pub mod foreign;
+pub mod png_chunks;
+
+pub use a1111::{RawInfotext, parse, py_number, render};
+
+use crate::params::GenerationParams;
+use crate::request::{Img2ImgSettings, InpaintArea, MaskedContent};
+
+/// The PNG text keyword A1111 stores the infotext under.
+pub const PARAMETERS_KEYWORD: &str = png_chunks::PARAMETERS_KEYWORD;
+
+/// `Lora hashes`: `name: short hash` of each LoRA a job merged, in prompt order.
+pub const LORA_HASHES: &str = "Lora hashes";
+/// `TI hashes`: `name: short hash` of each textual-inversion embedding a job's prompts used.
+pub const TI_HASHES: &str = "TI hashes";
+/// `Conditional mask weight` (inpainting models only).
+pub const CONDITIONAL_MASK_WEIGHT: &str = "Conditional mask weight";
+/// `Mask blur` in pixels.
+pub const MASK_BLUR: &str = "Mask blur";
+/// `Mask mode: Inpaint not masked` when the mask is inverted.
+pub const MASK_MODE: &str = "Mask mode";
+/// `Masked content`: fill, original, latent noise or latent nothing.
+pub const MASKED_CONTENT: &str = "Masked content";
+/// `Inpaint area: Only masked` (absent for the whole picture).
+pub const INPAINT_AREA: &str = "Inpaint area";
+/// `Masked area padding` in pixels, with "Only masked".
+pub const MASKED_AREA_PADDING: &str = "Masked area padding";
+
+/// The img2img and inpainting keys Easel reads and writes.
+pub const IMG2IMG_KEYS: [&str; 6] = [
+    CONDITIONAL_MASK_WEIGHT,
+    MASK_BLUR,
+    MASK_MODE,
+    MASKED_CONTENT,
+    INPAINT_AREA,
+    MASKED_AREA_PADDING,
+];
+
+/// The `Version:` value Easel writes.
+pub fn version() -> String {
+    format!("easel {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Sets `key` in the extra keys (replacing an earlier value, keeping its place).
+fn set(extra: &mut Vec<(String, String)>, key: &str, value: String) {
+    match extra.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value,
+        None => extra.push((key.to_owned(), value)),
+    }
+}
+
+/// Writes `name: hash` pairs under `key` (A1111's `Lora hashes` / `TI hashes` form), or removes
+/// the key when there are none.
+pub fn set_hashes(params: &mut GenerationParams, key: &str, pairs: &[(String, String)]) {
+    params.extra.retain(|(k, _)| k != key);
+    if !pairs.is_empty() {
+        let text = pairs
+            .iter()
+            .map(|(name, hash)| format!("{name}: {hash}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        params.extra.push((key.to_owned(), text));
+    }
+}
+
+/// Adds A1111's img2img/inpaint keys to `extra` (replacing earlier values). Without a mask there
+/// are none; `Conditional mask weight` only for inpainting models.
+pub fn write_img2img(
+    extra: &mut Vec<(String, String)>,
+    settings: &Img2ImgSettings,
+    masked: bool,
+    inpainting_model: bool,
+) {
+    if !masked {
+        return;
+    }
+    if inpainting_model {
+        set(extra, CONDITIONAL_MASK_WEIGHT, py_number(settings.mask_weight));
+    }
+    set(extra, MASK_BLUR, settings.mask_blur.to_string());
+    if settings.invert_mask {
+        set(extra, MASK_MODE, "Inpaint not masked".into());
+    }
+    set(extra, MASKED_CONTENT, settings.masked_content.label().into());
+    if settings.inpaint_area == InpaintArea::OnlyMasked {
+        set(extra, INPAINT_AREA, settings.inpaint_area.label().into());
+        set(extra, MASKED_AREA_PADDING, settings.padding.to_string());
+    }
+}
+
+/// Removes the keys [`write_img2img`] writes (before a txt2img job reuses the params).
+pub fn strip_img2img(extra: &mut Vec<(String, String)>) {
+    extra.retain(|(k, _)| !IMG2IMG_KEYS.contains(&k.as_str()));
+}
+
+/// Reads the keys [`write_img2img`] writes back from an infotext's extra keys; keys that are
+/// missing keep A1111's defaults.
+pub fn read_img2img(extra: &[(String, String)]) -> Img2ImgSettings {
+    let get = |k: &str| extra.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let mut s = Img2ImgSettings::default();
+    if let Some(v) = get(MASK_BLUR).and_then(|v| v.trim().parse().ok()) {
+        s.mask_blur = v;
+    }
+    if let Some(v) = get(MASKED_CONTENT).and_then(MaskedContent::from_name) {
+        s.masked_content = v;
+    }
+    if let Some(v) = get(INPAINT_AREA).and_then(InpaintArea::from_name) {
+        s.inpaint_area = v;
+    }
+    if let Some(v) = get(MASKED_AREA_PADDING).and_then(|v| v.trim().parse().ok()) {
+        s.padding = v;
+    }
+    if let Some(v) = get(CONDITIONAL_MASK_WEIGHT).and_then(|v| v.trim().parse().ok()) {
+        s.mask_weight = v;
+    }
+    s.invert_mask = get(MASK_MODE) == Some("Inpaint not masked");
+    s
+}
+
+/// The infotext of a PNG's text chunks: A1111's `parameters`, else another tool's metadata
+/// converted ([`foreign_infotext`]).
+pub fn from_text_chunks(chunks: &[(String, String)]) -> Option<String> {
+    chunks
+        .iter()
+        .find(|(k, _)| k == PARAMETERS_KEYWORD)
+        .map(|(_, v)| v.clone())
+        .or_else(|| foreign_infotext(chunks))
+}
+
+/// Another tool's PNG metadata (ComfyUI, InvokeAI) as A1111 `parameters` text, so "Use parameters"
+/// works the same for every source. Settings Easel does not model are kept as extra keys.
+pub fn foreign_infotext(chunks: &[(String, String)]) -> Option<String> {
+    let parsed = match foreign::parse_text_chunks(chunks)? {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            tracing::info!("unreadable metadata: {err}");
+            return None;
+        }
+    };
+    let mut p = crate::params::GenerationParams {
+        prompt: parsed.prompt.clone().unwrap_or_default(),
+        negative_prompt: parsed.negative_prompt.clone().unwrap_or_default(),
+        model_name: parsed.model.clone(),
+        denoising_strength: parsed.denoising_strength.filter(|d| *d < 1.0),
+        ..crate::params::GenerationParams::default()
+    };
+    if let Some(v) = parsed.steps {
+        p.steps = v;
+    }
+    if let Some(v) = parsed.cfg_scale {
+        p.cfg_scale = v;
+    }
+    if let Some(v) = parsed.seed {
+        p.seed = v;
+    }
+    if let Some(v) = parsed.width {
+        p.width = v;
+    }
+    if let Some(v) = parsed.height {
+        p.height = v;
+    }
+    if let Some(v) = parsed.clip_skip {
+        p.clip_skip = v;
+    }
+    let mut schedule_label = None;
+    if let Some(name) = &parsed.sampler {
+        match crate::params::Sampler::from_name(name) {
+            Ok(s) => p.sampler = s,
+            Err(_) => p.extra.push(("Source sampler".into(), name.clone())),
+        }
+    }
+    if let Some(name) = &parsed.schedule {
+        match crate::params::Schedule::from_name(name) {
+            Ok(s) => p.schedule = s,
+            Err(_) => schedule_label = Some(name.clone()),
+        }
+    }
+    if !parsed.loras.is_empty() {
+        // A1111 writes LoRAs as prompt tags; keep them visible the same way.
+        for (name, weight) in &parsed.loras {
+            let tag = format!(" <lora:{name}:{}>", py_number(*weight));
+            p.prompt.push_str(&tag);
+        }
+    }
+    p.extra.push(("Source".into(), parsed.source.name().into()));
+    let label = schedule_label.unwrap_or_else(|| p.a1111_schedule_label().to_owned());
+    Some(render(&p, &label, ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn img2img_keys_round_trip() {
+        let s = Img2ImgSettings {
+            mask_blur: 8,
+            masked_content: MaskedContent::LatentNoise,
+            inpaint_area: InpaintArea::OnlyMasked,
+            padding: 24,
+            invert_mask: true,
+            mask_weight: 0.5,
+            ..Img2ImgSettings::default()
+        };
+        let mut extra = Vec::new();
+        write_img2img(&mut extra, &s, true, true);
+        let back = read_img2img(&extra);
+        assert_eq!(back, s);
+        let mut plain = Vec::new();
+        write_img2img(&mut plain, &s, false, false);
+        assert!(plain.is_empty());
+    }
+}

@@ -1,0 +1,349 @@
+//! The job types every front end speaks: a [`Request`] in, [`StepInfo`] and [`GeneratedImage`] out.
+//! Plain values with no tensors, so the GUI, the CLI and the tests build and read them the same way.
+
+use std::path::PathBuf;
+
+use image::{GrayImage, RgbImage};
+use serde::{Deserialize, Serialize};
+
+use crate::params::GenerationParams;
+
+/// A request that cannot be run as given; the message says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRequest(pub String);
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DeviceChoice {
+    /// CUDA if compiled in and present, else Metal, else CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU.
+    Cuda,
+    /// The Apple GPU.
+    Metal,
+}
+
+impl DeviceChoice {
+    /// Parses `auto|cpu|cuda|metal`.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "auto" => Self::Auto,
+            "cpu" => Self::Cpu,
+            "cuda" | "gpu" => Self::Cuda,
+            "metal" | "mps" => Self::Metal,
+            _ => return None,
+        })
+    }
+}
+
+/// How an init image of another size is fitted to the generation size (A1111's "Resize mode").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ResizeMode {
+    /// Stretch to the target size.
+    #[default]
+    #[serde(rename = "Just resize")]
+    JustResize,
+    /// Scale to cover the target and crop the overflow (centred).
+    #[serde(rename = "Crop and resize")]
+    CropAndResize,
+    /// Scale to fit inside the target and fill the borders with stretched edge pixels.
+    #[serde(rename = "Resize and fill")]
+    ResizeAndFill,
+}
+
+impl ResizeMode {
+    /// Every mode, in A1111's order.
+    pub const ALL: [ResizeMode; 3] = [Self::JustResize, Self::CropAndResize, Self::ResizeAndFill];
+
+    /// A1111's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::JustResize => "Just resize",
+            Self::CropAndResize => "Crop and resize",
+            Self::ResizeAndFill => "Resize and fill",
+        }
+    }
+
+    /// Parses a CLI name (`just-resize`, `crop`, `fill`, …) or an A1111 label.
+    pub fn from_name(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+        match s.as_str() {
+            "just-resize" | "just" | "resize" | "stretch" => Some(Self::JustResize),
+            "crop-and-resize" | "crop" => Some(Self::CropAndResize),
+            "resize-and-fill" | "fill" => Some(Self::ResizeAndFill),
+            _ => None,
+        }
+    }
+}
+
+/// What the masked area starts from (A1111's "Masked content").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MaskedContent {
+    /// The image's own colours blurred in from around the mask.
+    #[serde(rename = "fill")]
+    Fill,
+    /// The original pixels.
+    #[default]
+    #[serde(rename = "original")]
+    Original,
+    /// Fresh noise in latent space.
+    #[serde(rename = "latent noise")]
+    LatentNoise,
+    /// Zero latents.
+    #[serde(rename = "latent nothing")]
+    LatentNothing,
+}
+
+impl MaskedContent {
+    /// Every choice, in A1111's order (its index is A1111's `inpainting_fill`).
+    pub const ALL: [MaskedContent; 4] = [Self::Fill, Self::Original, Self::LatentNoise, Self::LatentNothing];
+
+    /// A1111's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Fill => "fill",
+            Self::Original => "original",
+            Self::LatentNoise => "latent noise",
+            Self::LatentNothing => "latent nothing",
+        }
+    }
+
+    /// Parses a CLI name (`latent-noise`) or an A1111 label (`latent noise`).
+    pub fn from_name(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase().replace(['-', '_'], " ");
+        Self::ALL.into_iter().find(|m| m.label() == s)
+    }
+}
+
+/// Which part of the image the model sees (A1111's "Inpaint area").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum InpaintArea {
+    /// The whole image at the generation size.
+    #[default]
+    #[serde(rename = "Whole picture")]
+    WholePicture,
+    /// The mask's bounding box plus padding, scaled to the generation size and pasted back.
+    #[serde(rename = "Only masked")]
+    OnlyMasked,
+}
+
+impl InpaintArea {
+    /// A1111's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::WholePicture => "Whole picture",
+            Self::OnlyMasked => "Only masked",
+        }
+    }
+
+    /// Parses a CLI name (`whole`, `only-masked`) or an A1111 label.
+    pub fn from_name(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+        match s.as_str() {
+            "whole" | "whole-picture" => Some(Self::WholePicture),
+            "only-masked" | "masked" => Some(Self::OnlyMasked),
+            _ => None,
+        }
+    }
+}
+
+/// The denoising strength A1111 uses when none is given.
+pub const DEFAULT_STRENGTH: f32 = 0.75;
+
+/// How an img2img input is fitted and masked, A1111's defaults. The denoising strength is not
+/// here: it is [`GenerationParams::denoising_strength`], the one field the infotext also carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Img2ImgSettings {
+    /// How the init image is fitted to the generation size.
+    pub resize_mode: ResizeMode,
+    /// Gaussian σ of the mask feather, in pixels (0 = hard edge).
+    pub mask_blur: u32,
+    /// What the masked area starts from.
+    pub masked_content: MaskedContent,
+    /// Whole picture or only the masked region.
+    pub inpaint_area: InpaintArea,
+    /// "Only masked" padding around the mask's box, in pixels.
+    pub padding: u32,
+    /// Repaint the unmasked area instead ("Inpaint not masked").
+    pub invert_mask: bool,
+    /// Inpainting models: how much of the masked image the model sees (A1111's "Conditional mask weight").
+    pub mask_weight: f32,
+}
+
+impl Default for Img2ImgSettings {
+    fn default() -> Self {
+        Self {
+            resize_mode: ResizeMode::JustResize,
+            mask_blur: 4,
+            masked_content: MaskedContent::Original,
+            inpaint_area: InpaintArea::WholePicture,
+            padding: 32,
+            invert_mask: false,
+            mask_weight: 1.0,
+        }
+    }
+}
+
+impl Img2ImgSettings {
+    /// Checks values a user can type.
+    ///
+    /// # Errors
+    /// A non-finite or out-of-range mask weight, or an absurd blur.
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
+        if !(0.0..=1.0).contains(&self.mask_weight) {
+            return Err(InvalidRequest(format!(
+                "conditional mask weight {} must be between 0 and 1",
+                self.mask_weight
+            )));
+        }
+        if self.mask_blur > 256 {
+            return Err(InvalidRequest(format!(
+                "mask blur {} is larger than 256 px",
+                self.mask_blur
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a denoising strength a user typed.
+///
+/// # Errors
+/// A strength outside [0, 1] (NaN included).
+pub fn validate_strength(strength: f32) -> Result<(), InvalidRequest> {
+    if (0.0..=1.0).contains(&strength) {
+        Ok(())
+    } else {
+        Err(InvalidRequest(format!(
+            "denoising strength {strength} must be between 0 and 1"
+        )))
+    }
+}
+
+/// An img2img input: the image, an optional mask (white = repaint) and the settings.
+#[derive(Debug, Clone)]
+pub struct InitImage {
+    /// The image (any size; fitted with the resize mode, or cropped for "only masked").
+    pub image: RgbImage,
+    /// Mask of the same size as `image`: 255 repaints, 0 keeps, grey levels feather the composite.
+    /// Files go through A1111's `create_binary_mask` when read ([`crate::imaging::load_mask`]).
+    pub mask: Option<GrayImage>,
+    /// Settings.
+    pub settings: Img2ImgSettings,
+}
+
+/// One generation job as the GUI, the CLI and the tests describe it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Checkpoint file or diffusers folder.
+    pub model: PathBuf,
+    /// Where to run.
+    pub device: DeviceChoice,
+    /// What to generate. `denoising_strength` is the img2img strength when `init` is given
+    /// ([`DEFAULT_STRENGTH`] when unset) and is ignored otherwise.
+    pub params: GenerationParams,
+    /// img2img/inpainting input; `None` for txt2img.
+    pub init: Option<InitImage>,
+    /// Folders where `<lora:name:w>` tags are looked up.
+    pub lora_dirs: Vec<PathBuf>,
+    /// Folders of textual-inversion embeddings.
+    pub embedding_dirs: Vec<PathBuf>,
+    /// Send a live preview after every step.
+    pub previews: bool,
+}
+
+impl Request {
+    /// A txt2img request for `model` with no LoRA or embedding folders.
+    pub fn new(model: impl Into<PathBuf>, params: GenerationParams) -> Self {
+        Self {
+            model: model.into(),
+            params,
+            ..Self::default()
+        }
+    }
+
+    /// The img2img strength this request runs with, `None` for txt2img.
+    pub fn strength(&self) -> Option<f32> {
+        self.init
+            .as_ref()
+            .map(|_| self.params.denoising_strength.unwrap_or(DEFAULT_STRENGTH))
+    }
+}
+
+/// Where a generation is, reported after every sampler step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepInfo {
+    /// Batch iteration (0-based) of `batch_count`.
+    pub batch: usize,
+    /// Number of batch iterations.
+    pub batch_count: usize,
+    /// Step just finished (1-based).
+    pub step: usize,
+    /// Steps per image.
+    pub steps: usize,
+}
+
+/// One finished image.
+#[derive(Debug, Clone)]
+pub struct GeneratedImage {
+    /// 0-based index over the whole job (batch iteration × batch size + position).
+    pub index: usize,
+    /// The seed that made it.
+    pub seed: u64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Row-major RGB8 pixels.
+    pub rgb: Vec<u8>,
+    /// A1111 `parameters` text for this image.
+    pub infotext: String,
+}
+
+/// A live preview: latent-resolution RGBA, the job's own size divided by the VAE factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Row-major RGBA8.
+    pub rgba: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse() {
+        assert_eq!(
+            MaskedContent::from_name("latent-noise"),
+            Some(MaskedContent::LatentNoise)
+        );
+        assert_eq!(
+            MaskedContent::from_name("latent nothing"),
+            Some(MaskedContent::LatentNothing)
+        );
+        assert_eq!(MaskedContent::from_name("Fill"), Some(MaskedContent::Fill));
+        assert_eq!(MaskedContent::from_name("blank"), None);
+        assert_eq!(
+            InpaintArea::from_name("only-masked"),
+            Some(InpaintArea::OnlyMasked)
+        );
+        assert_eq!(
+            InpaintArea::from_name("Whole picture"),
+            Some(InpaintArea::WholePicture)
+        );
+        assert_eq!(ResizeMode::from_name("crop"), Some(ResizeMode::CropAndResize));
+        assert_eq!(
+            ResizeMode::from_name("Resize and fill"),
+            Some(ResizeMode::ResizeAndFill)
+        );
+    }
+}
