@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use easel::config::{AppPaths, Settings};
 use easel::engine::{Engine, Event, FailureKind};
 use easel::infotext;
-use easel::params::{GenerationParams, RngSource, Sampler, Schedule};
+use easel::params::{GenerationParams, Overrides, RngSource, Sampler, Schedule};
 use easel::request::{DeviceChoice, InitImage, InpaintArea, MaskedContent, Request, ResizeMode};
 
 #[derive(Parser)]
@@ -253,6 +253,16 @@ fn text_chunks(image: &Path) -> anyhow::Result<Vec<(String, String)>> {
     infotext::png_chunks::read_png_text_chunks(image).map_err(|e| bad(e.to_string()))
 }
 
+/// The `--rng` value: gpu, cpu or nv (A1111's names, any case).
+fn cli_rng(name: &str) -> anyhow::Result<RngSource> {
+    match name.to_ascii_lowercase().as_str() {
+        "gpu" => Ok(RngSource::Gpu),
+        "cpu" => Ok(RngSource::Cpu),
+        "nv" => Ok(RngSource::Nv),
+        other => Err(bad(format!("unknown --rng '{other}'; use gpu, cpu or nv"))),
+    }
+}
+
 fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
     let mut p = match &args.params_from {
         Some(image) => {
@@ -274,50 +284,35 @@ fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
     if args.params_from.is_none() && args.prompt.is_none() {
         return Err(bad("--prompt is required (or --params-from IMAGE.png)"));
     }
-    if let Some(v) = &args.prompt {
-        p.prompt.clone_from(v);
+    let parse_or_bad = |e: easel::params::ParamsError| bad(e.to_string());
+    Overrides {
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative.clone(),
+        steps: args.steps,
+        sampler: args
+            .sampler
+            .as_deref()
+            .map(Sampler::from_name)
+            .transpose()
+            .map_err(parse_or_bad)?,
+        schedule: args
+            .schedule
+            .as_deref()
+            .map(Schedule::from_name)
+            .transpose()
+            .map_err(parse_or_bad)?,
+        cfg_scale: args.cfg,
+        width: args.width,
+        height: args.height,
+        clip_skip: args.clip_skip,
+        batch_count: args.batch_count,
+        batch_size: args.batch_size,
+        rng: args.rng.as_deref().map(cli_rng).transpose()?,
+        eta_noise_seed_delta: args.ensd,
+        denoising_strength: args.strength,
+        ..Overrides::default()
     }
-    if let Some(v) = &args.negative {
-        p.negative_prompt.clone_from(v);
-    }
-    if let Some(v) = args.steps {
-        p.steps = v;
-    }
-    if let Some(v) = args.cfg {
-        p.cfg_scale = v;
-    }
-    if let Some(v) = &args.sampler {
-        p.sampler = Sampler::from_name(v).map_err(|e| bad(e.to_string()))?;
-    }
-    if let Some(v) = &args.schedule {
-        p.schedule = Schedule::from_name(v).map_err(|e| bad(e.to_string()))?;
-    }
-    if let Some(v) = &args.rng {
-        p.rng = match v.to_ascii_lowercase().as_str() {
-            "gpu" => RngSource::Gpu,
-            "cpu" => RngSource::Cpu,
-            "nv" => RngSource::Nv,
-            other => return Err(bad(format!("unknown --rng '{other}'; use gpu, cpu or nv"))),
-        };
-    }
-    if let Some(v) = args.ensd {
-        p.eta_noise_seed_delta = v;
-    }
-    if let Some(v) = args.width {
-        p.width = v;
-    }
-    if let Some(v) = args.height {
-        p.height = v;
-    }
-    if let Some(v) = args.clip_skip {
-        p.clip_skip = v;
-    }
-    if let Some(v) = args.batch_count {
-        p.batch_count = v;
-    }
-    if let Some(v) = args.batch_size {
-        p.batch_size = v;
-    }
+    .apply(&mut p);
     match args.seed {
         Some(-1) => p.seed = easel::params::random_seed(),
         Some(s) if s >= 0 => p.seed = s as u64,
@@ -325,9 +320,6 @@ fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
         // No seed flag: a replayed infotext keeps its seed, a fresh prompt gets a random one.
         None if args.params_from.is_none() => p.seed = easel::params::random_seed(),
         None => {}
-    }
-    if let Some(v) = args.strength {
-        p.denoising_strength = Some(v);
     }
     Ok(p)
 }

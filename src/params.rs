@@ -374,6 +374,76 @@ impl GenerationParams {
     }
 }
 
+/// Values laid over a [`GenerationParams`]: each `Some` replaces its field, `None` keeps it. The
+/// CLI's flags over a replayed infotext and another tool's metadata over the defaults both go
+/// through [`Overrides::apply`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Positive prompt.
+    pub prompt: Option<String>,
+    /// Negative prompt.
+    pub negative_prompt: Option<String>,
+    /// Sampling steps.
+    pub steps: Option<u32>,
+    /// Sampler.
+    pub sampler: Option<Sampler>,
+    /// Schedule type.
+    pub schedule: Option<Schedule>,
+    /// CFG scale.
+    pub cfg_scale: Option<f32>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Width in pixels.
+    pub width: Option<u32>,
+    /// Height in pixels.
+    pub height: Option<u32>,
+    /// Clip skip.
+    pub clip_skip: Option<u32>,
+    /// Batch count.
+    pub batch_count: Option<u32>,
+    /// Batch size.
+    pub batch_size: Option<u32>,
+    /// Noise source.
+    pub rng: Option<RngSource>,
+    /// ENSD.
+    pub eta_noise_seed_delta: Option<u64>,
+    /// img2img denoising strength.
+    pub denoising_strength: Option<f32>,
+    /// Checkpoint name.
+    pub model_name: Option<String>,
+}
+
+impl Overrides {
+    /// Replaces each field of `params` that has a value here.
+    pub fn apply(self, params: &mut GenerationParams) {
+        fn set<T>(slot: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        set(&mut params.prompt, self.prompt);
+        set(&mut params.negative_prompt, self.negative_prompt);
+        set(&mut params.steps, self.steps);
+        set(&mut params.sampler, self.sampler);
+        set(&mut params.schedule, self.schedule);
+        set(&mut params.cfg_scale, self.cfg_scale);
+        set(&mut params.seed, self.seed);
+        set(&mut params.width, self.width);
+        set(&mut params.height, self.height);
+        set(&mut params.clip_skip, self.clip_skip);
+        set(&mut params.batch_count, self.batch_count);
+        set(&mut params.batch_size, self.batch_size);
+        set(&mut params.rng, self.rng);
+        set(&mut params.eta_noise_seed_delta, self.eta_noise_seed_delta);
+        if self.denoising_strength.is_some() {
+            params.denoising_strength = self.denoising_strength;
+        }
+        if self.model_name.is_some() {
+            params.model_name = self.model_name;
+        }
+    }
+}
+
 /// A fresh random seed in A1111's range (0 ..= 4294967294), for "seed −1".
 pub fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};

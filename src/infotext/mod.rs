@@ -8,7 +8,7 @@ pub mod png_chunks;
 
 pub use a1111::{RawInfotext, parse, py_number, render};
 
-use crate::params::GenerationParams;
+use crate::params::{GenerationParams, Overrides};
 use crate::request::{Img2ImgSettings, InpaintArea, MaskedContent};
 
 /// The PNG text keyword A1111 stores the infotext under.
@@ -142,31 +142,21 @@ pub fn foreign_infotext(chunks: &[(String, String)]) -> Option<String> {
             return None;
         }
     };
-    let mut p = crate::params::GenerationParams {
-        prompt: parsed.prompt.clone().unwrap_or_default(),
-        negative_prompt: parsed.negative_prompt.clone().unwrap_or_default(),
-        model_name: parsed.model.clone(),
+    let mut p = GenerationParams::default();
+    Overrides {
+        prompt: Some(parsed.prompt.clone().unwrap_or_default()),
+        negative_prompt: Some(parsed.negative_prompt.clone().unwrap_or_default()),
+        steps: parsed.steps,
+        cfg_scale: parsed.cfg_scale,
+        seed: parsed.seed,
+        width: parsed.width,
+        height: parsed.height,
+        clip_skip: parsed.clip_skip,
         denoising_strength: parsed.denoising_strength.filter(|d| *d < 1.0),
-        ..crate::params::GenerationParams::default()
-    };
-    if let Some(v) = parsed.steps {
-        p.steps = v;
+        model_name: parsed.model.clone(),
+        ..Overrides::default()
     }
-    if let Some(v) = parsed.cfg_scale {
-        p.cfg_scale = v;
-    }
-    if let Some(v) = parsed.seed {
-        p.seed = v;
-    }
-    if let Some(v) = parsed.width {
-        p.width = v;
-    }
-    if let Some(v) = parsed.height {
-        p.height = v;
-    }
-    if let Some(v) = parsed.clip_skip {
-        p.clip_skip = v;
-    }
+    .apply(&mut p);
     let mut schedule_label = None;
     if let Some(name) = &parsed.sampler {
         match crate::params::Sampler::from_name(name) {
