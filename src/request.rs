@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
+pub use crate::imaging::ops::ResizeMode;
 use crate::params::GenerationParams;
 
 /// A request that cannot be run as given; the message says what to change.
@@ -37,46 +38,6 @@ impl DeviceChoice {
             "metal" | "mps" => Self::Metal,
             _ => return None,
         })
-    }
-}
-
-/// How an init image of another size is fitted to the generation size (A1111's "Resize mode").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum ResizeMode {
-    /// Stretch to the target size.
-    #[default]
-    #[serde(rename = "Just resize")]
-    JustResize,
-    /// Scale to cover the target and crop the overflow (centred).
-    #[serde(rename = "Crop and resize")]
-    CropAndResize,
-    /// Scale to fit inside the target and fill the borders with stretched edge pixels.
-    #[serde(rename = "Resize and fill")]
-    ResizeAndFill,
-}
-
-impl ResizeMode {
-    /// Every mode, in A1111's order.
-    pub const ALL: [ResizeMode; 3] = [Self::JustResize, Self::CropAndResize, Self::ResizeAndFill];
-
-    /// A1111's label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::JustResize => "Just resize",
-            Self::CropAndResize => "Crop and resize",
-            Self::ResizeAndFill => "Resize and fill",
-        }
-    }
-
-    /// Parses a CLI name (`just-resize`, `crop`, `fill`, …) or an A1111 label.
-    pub fn from_name(s: &str) -> Option<Self> {
-        let s = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
-        match s.as_str() {
-            "just-resize" | "just" | "resize" | "stretch" => Some(Self::JustResize),
-            "crop-and-resize" | "crop" => Some(Self::CropAndResize),
-            "resize-and-fill" | "fill" => Some(Self::ResizeAndFill),
-            _ => None,
-        }
     }
 }
 

@@ -106,11 +106,7 @@ fn reference_prepared(
                 (c[3] - c[1]) as u32,
             )
         });
-        let mode = match init.settings.resize_mode {
-            ResizeMode::JustResize => ops::ResizeMode::Just,
-            ResizeMode::CropAndResize => ops::ResizeMode::CropAndResize,
-            ResizeMode::ResizeAndFill => ops::ResizeMode::ResizeAndFill,
-        };
+        let mode = init.settings.resize_mode;
         let original = if paste_to.is_some() {
             init.image.clone()
         } else {

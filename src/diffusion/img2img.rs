@@ -12,18 +12,9 @@ use image::{GrayImage, RgbImage};
 
 use super::DiffusionError;
 use super::model::SdModel;
-use crate::imaging::ops::{self, ResizeMode as OpsResize};
+use crate::imaging::ops;
 use crate::imaging::{only_masked_region, processed_mask};
 use crate::request::{Img2ImgSettings, InitImage, InpaintArea, MaskedContent, ResizeMode};
-
-/// The pixel op's resize mode for a request's.
-fn ops_mode(mode: ResizeMode) -> OpsResize {
-    match mode {
-        ResizeMode::JustResize => OpsResize::Just,
-        ResizeMode::CropAndResize => OpsResize::CropAndResize,
-        ResizeMode::ResizeAndFill => OpsResize::ResizeAndFill,
-    }
-}
 
 /// How the decoded image goes back over the original.
 #[derive(Debug, Clone)]
@@ -100,7 +91,7 @@ pub fn prepare(
     }
     let Some(mask) = &init.mask else {
         return Ok(Prepared {
-            encode_rgb: ops::resize_image(ops_mode(s.resize_mode), &init.image, width, height),
+            encode_rgb: ops::resize_image(s.resize_mode, &init.image, width, height),
             image_mask: None,
             latent_mask: None,
             overlay: None,
@@ -118,8 +109,8 @@ pub fn prepare(
     let blurred = processed_mask(mask, s.invert_mask, s.mask_blur);
     let (mut image, image_mask, overlay) = match s.inpaint_area {
         InpaintArea::WholePicture => {
-            let image_mask = ops::resize_image_gray(ops_mode(s.resize_mode), &blurred, width, height);
-            let image = ops::resize_image(ops_mode(s.resize_mode), &init.image, width, height);
+            let image_mask = ops::resize_image_gray(s.resize_mode, &blurred, width, height);
+            let image = ops::resize_image(s.resize_mode, &init.image, width, height);
             let overlay = Overlay {
                 original: image.clone(),
                 mask: ops::overlay_mask_whole(&image_mask),
@@ -137,8 +128,8 @@ pub fn prepare(
             };
             let crop_mask = image::imageops::crop_imm(&blurred, x1, y1, x2 - x1, y2 - y1).to_image();
             let crop_image = image::imageops::crop_imm(&init.image, x1, y1, x2 - x1, y2 - y1).to_image();
-            let image_mask = ops::resize_image_gray(OpsResize::ResizeAndFill, &crop_mask, width, height);
-            let image = ops::resize_image(OpsResize::ResizeAndFill, &crop_image, width, height);
+            let image_mask = ops::resize_image_gray(ResizeMode::ResizeAndFill, &crop_mask, width, height);
+            let image = ops::resize_image(ResizeMode::ResizeAndFill, &crop_image, width, height);
             let overlay = Overlay {
                 original: init.image.clone(),
                 mask: blurred,

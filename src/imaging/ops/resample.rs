@@ -277,16 +277,45 @@ pub fn latent_mask(mask: &GrayImage, latent_w: u32, latent_h: u32, round: bool) 
 // 6. images.resize_image
 // ------------------------------------------------------------------------------------------------
 
-/// A1111's img2img resize modes (`images.resize_image(resize_mode, ...)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How an init image of another size is fitted to the generation size (A1111's "Resize mode",
+/// `images.resize_image(resize_mode, ...)`; the index in [`ResizeMode::ALL`] is A1111's number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum ResizeMode {
-    /// 0, "Just resize": stretch to the target size.
+    /// Stretch to the target size.
     #[default]
-    Just,
-    /// 1, "Crop and resize": scale to cover the target, then center-crop.
+    #[serde(rename = "Just resize")]
+    JustResize,
+    /// Scale to cover the target and crop the overflow (centred).
+    #[serde(rename = "Crop and resize")]
     CropAndResize,
-    /// 2, "Resize and fill": scale to fit, center, and fill the bars from the image's edges.
+    /// Scale to fit inside the target and fill the borders with stretched edge pixels.
+    #[serde(rename = "Resize and fill")]
     ResizeAndFill,
+}
+
+impl ResizeMode {
+    /// Every mode, in A1111's order.
+    pub const ALL: [ResizeMode; 3] = [Self::JustResize, Self::CropAndResize, Self::ResizeAndFill];
+
+    /// A1111's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::JustResize => "Just resize",
+            Self::CropAndResize => "Crop and resize",
+            Self::ResizeAndFill => "Resize and fill",
+        }
+    }
+
+    /// Parses a CLI name (`just-resize`, `crop`, `fill`, …) or an A1111 label.
+    pub fn from_name(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+        match s.as_str() {
+            "just-resize" | "just" | "resize" | "stretch" => Some(Self::JustResize),
+            "crop-and-resize" | "crop" => Some(Self::CropAndResize),
+            "resize-and-fill" | "fill" => Some(Self::ResizeAndFill),
+            _ => None,
+        }
+    }
 }
 
 /// `images.resize_image(mode, im, width, height)` with no upscaler, on raw data.
@@ -297,7 +326,7 @@ fn resize_image_raw(mode: ResizeMode, im: &Raw, width: usize, height: usize) -> 
     let ratio = width as f64 / height as f64;
     let src_ratio = im.w as f64 / im.h as f64;
     match mode {
-        ResizeMode::Just => lanczos_raw(im, width, height),
+        ResizeMode::JustResize => lanczos_raw(im, width, height),
         ResizeMode::CropAndResize => {
             let src_w = if ratio > src_ratio {
                 width
@@ -523,7 +552,10 @@ mod tests {
             151, 157, 111, 74, 82, 151, 157, 111, 74, 82, 152, 161, 114, 74, 83, 164, 193, 139, 74, 94, 199,
             142, 33, 86, 101, 203, 136, 20, 88, 102, 203, 136, 20, 88, 102,
         ];
-        assert_eq!(resize_image_gray(ResizeMode::Just, &g, 5, 7).as_raw(), &just);
+        assert_eq!(
+            resize_image_gray(ResizeMode::JustResize, &g, 5, 7).as_raw(),
+            &just
+        );
         assert_eq!(
             resize_image_gray(ResizeMode::CropAndResize, &g, 5, 7).as_raw(),
             &crop
@@ -562,11 +594,14 @@ mod tests {
             &[200; 7]
         );
         assert_eq!(
-            resize_image_gray(ResizeMode::Just, &wide, 0, 3).dimensions(),
+            resize_image_gray(ResizeMode::JustResize, &wide, 0, 3).dimensions(),
             (0, 3)
         );
         let one = gray_from(1, 1, &[9]);
-        assert_eq!(resize_image_gray(ResizeMode::Just, &one, 3, 2).as_raw(), &[9; 6]);
+        assert_eq!(
+            resize_image_gray(ResizeMode::JustResize, &one, 3, 2).as_raw(),
+            &[9; 6]
+        );
         assert_eq!(
             resize_image_gray(ResizeMode::CropAndResize, &one, 3, 2).as_raw(),
             &[9; 6]
