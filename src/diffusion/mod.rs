@@ -38,6 +38,9 @@ pub enum DiffusionError {
     /// A request value is out of range.
     #[error(transparent)]
     Request(#[from] crate::request::InvalidRequest),
+    /// An extra-network tag in the prompt is malformed.
+    #[error(transparent)]
+    Tag(#[from] crate::prompt::extra_networks::BadTag),
     /// A LoRA could not be used.
     #[error(transparent)]
     Lora(#[from] crate::models::lora_file::LoraError),

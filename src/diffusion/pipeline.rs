@@ -285,8 +285,7 @@ pub fn generate(
     let params = &params;
     let clip_skip = params.clip_skip as usize;
     // `<lora:…>` tags are applied to the model by the engine; the text encoder never sees them.
-    let (prompt, _, _) =
-        crate::prompt::extra_networks::extract_tags(&params.prompt).map_err(DiffusionError::Input)?;
+    let (prompt, _, _) = crate::prompt::extra_networks::extract_tags(&params.prompt)?;
     // Prompt editing counts model calls: Heun makes two per step but one in its last step.
     let calls = match params.sampler {
         Sampler::Heun => 2 * params.steps as usize - 1,

@@ -90,7 +90,7 @@ fn apply_loras(
     params: &mut GenerationParams,
     observer: &mut dyn Observer,
 ) -> Result<(), DiffusionError> {
-    let (_, tags, unknown) = extract_tags(&params.prompt).map_err(DiffusionError::Input)?;
+    let (_, tags, unknown) = extract_tags(&params.prompt)?;
     for tag in unknown {
         observer.on_warning(&format!("{tag} is not something Easel knows; it was left out"));
     }
@@ -155,6 +155,7 @@ pub fn failure_kind(err: &DiffusionError) -> FailureKind {
         | DiffusionError::Tokenizer(_)
         | DiffusionError::Model(_)
         | DiffusionError::Request(_)
+        | DiffusionError::Tag(_)
         | DiffusionError::Lora(_) => FailureKind::BadInput,
     }
 }

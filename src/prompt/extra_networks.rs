@@ -1,6 +1,11 @@
 //! A1111's extra-network tags in prompts (`<lora:name:te[:unet]>`, `<lyco:…>`): taken out of the
 //! text before it is encoded, and handed to the engine as the LoRA set of the job.
 
+/// An extra-network tag that cannot be read; the message quotes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadTag(pub String);
+
 /// A `<lora:name:te[:unet]>` tag from a prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoraTag {
@@ -17,7 +22,7 @@ pub struct LoraTag {
 ///
 /// # Errors
 /// A tag whose multiplier is not a number (the message quotes it).
-pub fn extract_tags(prompt: &str) -> Result<(String, Vec<LoraTag>, Vec<String>), String> {
+pub fn extract_tags(prompt: &str) -> Result<(String, Vec<LoraTag>, Vec<String>), BadTag> {
     let mut text = String::with_capacity(prompt.len());
     let mut tags = Vec::new();
     let mut unknown = Vec::new();
@@ -47,7 +52,7 @@ pub fn extract_tags(prompt: &str) -> Result<(String, Vec<LoraTag>, Vec<String>),
                 let num = |s: &str| {
                     s.trim()
                         .parse::<f32>()
-                        .map_err(|_| format!("<{inner}>: '{s}' is not a number"))
+                        .map_err(|_| BadTag(format!("<{inner}>: '{s}' is not a number")))
                 };
                 let te = parts.get(1).map(|s| num(s)).transpose()?.unwrap_or(1.0);
                 let unet = parts.get(2).map(|s| num(s)).transpose()?.unwrap_or(te);
@@ -93,7 +98,7 @@ mod tests {
         let (text, tags, _) = extract_tags("<lora:style> x < y > z <not a tag>").unwrap();
         assert_eq!(text, " x < y > z <not a tag>");
         assert_eq!(tags[0].te, 1.0);
-        assert!(extract_tags("<lora:a:heavy>").unwrap_err().contains("heavy"));
+        assert!(extract_tags("<lora:a:heavy>").unwrap_err().0.contains("heavy"));
         let (_, tags, _) = extract_tags("<lora:neg:-0.5>").unwrap();
         assert_eq!((tags[0].te, tags[0].unet), (-0.5, -0.5));
     }
