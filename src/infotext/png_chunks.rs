@@ -67,6 +67,18 @@ pub enum PngMetaError {
         source: io::Error,
     },
     /// The file does not start with the PNG signature.
+    #[error(
+        "could not read PNG metadata: the compressed text chunk '{keyword}' is corrupt or inflates to more than {} KiB, which no generator writes (file: {})",
+        MAX_TEXT_BYTES / 1024,
+        path.display()
+    )]
+    TextTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The chunk's keyword.
+        keyword: String,
+    },
+    /// Not a PNG at all.
     #[error("could not read PNG: the file is not a PNG image (no PNG signature) (file: {})", path.display())]
     NotPng {
         /// File read.
@@ -182,6 +194,11 @@ pub fn read_png_text_chunks_from_bytes(bytes: &[u8]) -> Result<Vec<(String, Stri
     text_chunks_of(bytes, Path::new("<memory>"))
 }
 
+/// The most a compressed text chunk may inflate to: 1 MiB (A1111 infotexts are a few KiB; ComfyUI
+/// workflows rarely pass 200 KiB). Larger ones are refused before they are inflated further, so a
+/// small file cannot make the reader allocate gigabytes.
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+
 fn text_chunks_of(bytes: &[u8], path: &Path) -> Result<Vec<(String, String)>, PngMetaError> {
     if !bytes.starts_with(&PNG_SIGNATURE) {
         return Err(PngMetaError::NotPng {
@@ -204,11 +221,17 @@ fn text_chunks_of(bytes: &[u8], path: &Path) -> Result<Vec<(String, String)>, Pn
         rest = &rest[consumed..];
         match event {
             Decoded::ChunkComplete(chunk::IEND) => break,
-            Decoded::ChunkComplete(kind) => {
-                if let Some(text) = completed_text_chunk(&decoder, kind).map_err(decode_error)? {
-                    texts.push(text);
+            Decoded::ChunkComplete(kind) => match completed_text_chunk(&decoder, kind) {
+                Ok(Some(text)) => texts.push(text),
+                Ok(None) => {}
+                Err(TextError::TooLarge(keyword)) => {
+                    return Err(PngMetaError::TextTooLarge {
+                        path: path.to_owned(),
+                        keyword,
+                    });
                 }
-            }
+                Err(TextError::Png(e)) => return Err(decode_error(e)),
+            },
             Decoded::Nothing if rest.is_empty() => {
                 return Err(PngMetaError::Truncated {
                     path: path.to_owned(),
@@ -220,30 +243,65 @@ fn text_chunks_of(bytes: &[u8], path: &Path) -> Result<Vec<(String, String)>, Pn
     Ok(texts)
 }
 
+/// Why a completed text chunk could not be read.
+enum TextError {
+    /// It does not inflate within [`MAX_TEXT_BYTES`] (too large, or corrupt); the keyword.
+    TooLarge(String),
+    /// The decoder's own error.
+    Png(png::DecodingError),
+}
+
+/// Inflates a copy of a compressed chunk within [`MAX_TEXT_BYTES`] (the bounded inflate stops at the
+/// limit instead of allocating the whole output) and returns its text.
+fn bounded<T>(
+    keyword: &str,
+    mut chunk: T,
+    inflate: impl FnOnce(&mut T) -> Result<(), png::DecodingError>,
+    text: impl FnOnce(&T) -> Result<String, png::DecodingError>,
+) -> Result<(String, String), TextError> {
+    inflate(&mut chunk).map_err(|_| TextError::TooLarge(keyword.to_owned()))?;
+    Ok((keyword.to_owned(), text(&chunk).map_err(TextError::Png)?))
+}
+
 /// The (keyword, text) of the text chunk of type `kind` that the decoder has just completed.
 fn completed_text_chunk(
     decoder: &StreamingDecoder,
     kind: ChunkType,
-) -> Result<Option<(String, String)>, png::DecodingError> {
+) -> Result<Option<(String, String)>, TextError> {
     let Some(info) = decoder.info() else {
         return Ok(None);
     };
-    let text = match kind {
-        chunk::tEXt => info
+    match kind {
+        chunk::tEXt => Ok(info
             .uncompressed_latin1_text
             .last()
-            .map(|c| (c.keyword.clone(), c.text.clone())),
-        chunk::zTXt => match info.compressed_latin1_text.last() {
-            Some(c) => Some((c.keyword.clone(), c.get_text()?)),
-            None => None,
-        },
-        chunk::iTXt => match info.utf8_text.last() {
-            Some(c) => Some((c.keyword.clone(), c.get_text()?)),
-            None => None,
-        },
-        _ => None,
-    };
-    Ok(text)
+            .map(|c| (c.keyword.clone(), c.text.clone()))),
+        chunk::zTXt => info
+            .compressed_latin1_text
+            .last()
+            .map(|c| {
+                bounded(
+                    &c.keyword,
+                    c.clone(),
+                    |c| c.decompress_text_with_limit(MAX_TEXT_BYTES),
+                    png::text_metadata::ZTXtChunk::get_text,
+                )
+            })
+            .transpose(),
+        chunk::iTXt => info
+            .utf8_text
+            .last()
+            .map(|c| {
+                bounded(
+                    &c.keyword,
+                    c.clone(),
+                    |c| c.decompress_text_with_limit(MAX_TEXT_BYTES),
+                    ITXtChunk::get_text,
+                )
+            })
+            .transpose(),
+        _ => Ok(None),
+    }
 }
 
 fn is_latin1(text: &str) -> bool {
@@ -458,5 +516,48 @@ mod tests {
         let err = read_png_text_chunks(&path).expect_err("no IEND");
         assert!(matches!(err, PngMetaError::Truncated { .. }), "{err}");
         assert!(err.to_string().contains("cut.png"), "{err}");
+    }
+
+    /// A PNG whose only text is a zTXt or compressed iTXt `parameters` chunk of `text`.
+    fn compressed_text_png(text: &str, itxt: bool) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut encoder = png::Encoder::new(&mut bytes, 1, 1);
+        encoder.set_color(png::ColorType::Grayscale);
+        let mut writer = encoder.write_header().expect("header");
+        let deflated = miniz_oxide::deflate::compress_to_vec_zlib(text.as_bytes(), 9);
+        let (kind, mut data) = if itxt {
+            // keyword, NUL, compressed flag, method, empty language tag and translated keyword.
+            (chunk::iTXt, b"parameters\0\x01\x00\0\0".to_vec())
+        } else {
+            (chunk::zTXt, b"parameters\0\x00".to_vec())
+        };
+        data.extend_from_slice(&deflated);
+        writer.write_chunk(kind, &data).expect("text chunk");
+        writer.write_image_data(&[0]).expect("pixels");
+        writer.finish().expect("finish");
+        bytes
+    }
+
+    #[test]
+    fn compressed_text_bombs_are_refused_without_inflating_them() {
+        // 64 MiB of text compresses to about 64 KiB; the reader must stop at its 1 MiB bound.
+        let bomb = "a".repeat(64 << 20);
+        for itxt in [false, true] {
+            let png = compressed_text_png(&bomb, itxt);
+            assert!(
+                png.len() < 1 << 20,
+                "the test file itself stays small: {}",
+                png.len()
+            );
+            let err = read_png_text_chunks_from_bytes(&png).expect_err("refused");
+            assert!(matches!(err, PngMetaError::TextTooLarge { .. }), "{err}");
+            assert!(err.to_string().contains("'parameters'"), "{err}");
+        }
+        // Just under the bound still reads.
+        let fits = "b".repeat(MAX_TEXT_BYTES - 16);
+        for itxt in [false, true] {
+            let chunks = read_png_text_chunks_from_bytes(&compressed_text_png(&fits, itxt)).expect("reads");
+            assert_eq!(chunks, vec![("parameters".to_owned(), fits.clone())]);
+        }
     }
 }
