@@ -12,7 +12,7 @@ use super::canvas::{self, CanvasView};
 use super::canvas_gpu::CanvasResources;
 use super::command::Command;
 use super::io::{Io, IoTask, Reply};
-use super::jobs::{Effect, Jobs};
+use super::jobs::{Effect, Jobs, Submit};
 use super::only_masked::OnlyMaskedBox;
 use super::panels::{Dialogs, GalleryPanel, ModelsPanel, PromptPanel};
 use super::text::short;
@@ -214,9 +214,15 @@ impl EaselApp {
         self.io.send(IoTask::ScanLoras(lora_dirs));
     }
 
-    /// Shows an error message, if there is one.
-    fn report(&mut self, result: Result<(), String>) {
-        if let Err(message) = result {
+    /// Starts jobs with `start` (one of `Jobs`' submit methods); shows why not when it fails.
+    fn submit(&mut self, start: fn(&mut Jobs, Submit<'_>) -> Result<(), String>) {
+        let to = Submit {
+            engine: &self.engine,
+            settings: &mut self.settings,
+            paths: &self.paths,
+            doc: self.canvas.doc.as_ref(),
+        };
+        if let Err(message) = start(&mut self.jobs, to) {
             self.messages.push(message);
         }
     }
@@ -231,7 +237,7 @@ impl EaselApp {
                 }
                 Effect::ClearPreview => self.canvas.clear_preview(),
                 Effect::NewVersion(picture) => self.canvas.set_picture(picture),
-                Effect::Finished(image) => {
+                Effect::Output(image) => {
                     self.shown_infotext = Some(image.infotext.clone());
                     self.io.send(IoTask::Save(self.paths.outputs_dir.clone(), image));
                 }
@@ -293,26 +299,10 @@ impl EaselApp {
 
     /// Applies one command from the panels.
     fn apply(&mut self, command: Command) {
-        let doc = self.canvas.doc.as_ref();
         match command {
-            Command::Generate => {
-                let result = self
-                    .jobs
-                    .generate(&self.engine, &mut self.settings, &self.paths, doc);
-                self.report(result);
-            }
-            Command::Refine => {
-                let result = self
-                    .jobs
-                    .refine(&self.engine, &mut self.settings, &self.paths, doc);
-                self.report(result);
-            }
-            Command::StrengthSweep => {
-                let result = self
-                    .jobs
-                    .strength_sweep(&self.engine, &mut self.settings, &self.paths, doc);
-                self.report(result);
-            }
+            Command::Generate => self.submit(Jobs::generate),
+            Command::Refine => self.submit(Jobs::refine),
+            Command::StrengthSweep => self.submit(Jobs::strength_sweep),
             Command::Cancel => self.jobs.cancel_running(),
             Command::RemoveQueued(job) => self.jobs.remove_queued(job),
             Command::KeepSweepResult(index) => {

@@ -119,7 +119,7 @@ impl CanvasView {
         }
     }
 
-    /// Drops the preview (job finished or cancelled).
+    /// Drops the preview (the job ended, or its picture went to the sweep picker).
     pub fn clear_preview(&mut self) {
         self.preview = None;
     }
@@ -569,28 +569,9 @@ pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSett
         ui.selectable_value(&mut tools.brush.erase, true, "Erase")
             .on_hover_text("X");
         ui.separator();
-        let l = ui.label("Size");
-        ui.add(
-            egui::DragValue::new(&mut tools.brush.size)
-                .range(1.0..=2048.0)
-                .speed(1.0),
-        )
-        .labelled_by(l.id)
-        .on_hover_text("[ and ]");
-        let l = ui.label("Hardness");
-        ui.add(
-            egui::DragValue::new(&mut tools.brush.hardness)
-                .range(0.0..=1.0)
-                .speed(0.01),
-        )
-        .labelled_by(l.id);
-        let l = ui.label("Opacity");
-        ui.add(
-            egui::DragValue::new(&mut tools.brush.opacity)
-                .range(0.0..=1.0)
-                .speed(0.01),
-        )
-        .labelled_by(l.id);
+        labelled_drag_ui(ui, "Size", &mut tools.brush.size, 1.0..=2048.0, 1.0).on_hover_text("[ and ]");
+        labelled_drag_ui(ui, "Hardness", &mut tools.brush.hardness, 0.0..=1.0, 0.01);
+        labelled_drag_ui(ui, "Opacity", &mut tools.brush.opacity, 0.0..=1.0, 0.01);
         ui.separator();
         let has_doc = view.doc.is_some();
         ui.add_enabled_ui(has_doc, |ui| {
@@ -623,12 +604,19 @@ pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSett
         if ui.color_edit_button_srgba(&mut color).changed() {
             tools.mask_color = [color.r(), color.g(), color.b()];
         }
-        let l = ui.label("Overlay");
-        ui.add(
-            egui::DragValue::new(&mut tools.mask_opacity)
-                .range(0.0..=1.0)
-                .speed(0.01),
-        )
-        .labelled_by(l.id);
+        labelled_drag_ui(ui, "Overlay", &mut tools.mask_opacity, 0.0..=1.0, 0.01);
     });
+}
+
+/// A label and a drag value labelled by it.
+fn labelled_drag_ui(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut f32,
+    range: std::ops::RangeInclusive<f32>,
+    speed: f64,
+) -> egui::Response {
+    let label = ui.label(label);
+    ui.add(egui::DragValue::new(value).range(range).speed(speed))
+        .labelled_by(label.id)
 }

@@ -79,10 +79,15 @@ pub struct SweepResult {
     pub texture: TextureHandle,
 }
 
+/// One job of a strength sweep.
+struct SweepJob {
+    job: JobId,
+    strength: f32,
+}
+
 /// A strength sweep: its jobs, and the results so far as a labelled row to pick from.
 pub struct Sweep {
-    /// The sweep's jobs and their strengths.
-    jobs: Vec<(JobId, f32)>,
+    jobs: Vec<SweepJob>,
     /// Results so far, ordered by strength.
     pub results: Vec<SweepResult>,
 }
@@ -94,7 +99,7 @@ impl Sweep {
     }
 
     fn strength_of(&self, job: JobId) -> Option<f32> {
-        self.jobs.iter().find(|(j, _)| *j == job).map(|(_, s)| *s)
+        self.jobs.iter().find(|j| j.job == job).map(|j| j.strength)
     }
 }
 
@@ -111,10 +116,29 @@ pub enum Effect {
     ClearPreview,
     /// A finished picture for the canvas, as the document's next version.
     NewVersion(image::RgbImage),
-    /// A finished image to save into the outputs folder and whose parameters to show.
-    Finished(Box<GeneratedImage>),
+    /// A finished image: save it into the outputs folder and show its parameters.
+    Output(Box<GeneratedImage>),
     /// A message for the user.
     Message(String),
+}
+
+/// What submitting jobs reads and changes outside the job state.
+pub struct Submit<'a> {
+    /// Where the jobs go.
+    pub engine: &'a Engine,
+    /// The prompt panel's settings (a random seed is drawn into them).
+    pub settings: &'a mut Settings,
+    /// Where LoRAs and embeddings are looked up.
+    pub paths: &'a AppPaths,
+    /// The canvas document, for image to image.
+    pub doc: Option<&'a Document>,
+}
+
+impl Submit<'_> {
+    /// The request for the prompt panel's parameters with `init`; see [`request`].
+    fn request(&mut self, init: Option<InitImage>, strength: f32) -> Result<Request, String> {
+        request(self.settings, self.paths, init, strength)
+    }
 }
 
 /// The queue, the running job, the strength sweep and the newest seed.
@@ -153,39 +177,29 @@ impl Jobs {
     }
 
     /// Queues the prompt panel's parameters: text to image, or image to image from `doc`.
-    pub fn generate(
-        &mut self,
-        engine: &Engine,
-        settings: &mut Settings,
-        paths: &AppPaths,
-        doc: Option<&Document>,
-    ) -> Result<(), String> {
-        let init = match settings.mode {
+    pub fn generate(&mut self, mut to: Submit<'_>) -> Result<(), String> {
+        let init = match to.settings.mode {
             Mode::TextToImage => None,
             Mode::ImageToImage => {
-                let doc = doc.ok_or("image to image needs a picture: drop or open one onto the canvas")?;
+                let doc = to
+                    .doc
+                    .ok_or("image to image needs a picture: drop or open one onto the canvas")?;
                 Some(InitImage {
                     image: doc.image().clone(),
                     mask: doc.has_mask().then(|| doc.mask().clone()),
-                    settings: settings.img2img.clone(),
+                    settings: to.settings.img2img.clone(),
                 })
             }
         };
-        let strength = settings.strength;
-        self.submit(engine, request(settings, paths, init, strength)?);
+        let strength = to.settings.strength;
+        self.submit(to.engine, to.request(init, strength)?);
         Ok(())
     }
 
     /// Queues an only-masked inpaint of the masked region with ADetailer's defaults
     /// (denoise 0.4, padding 32 px, mask blur 4).
-    pub fn refine(
-        &mut self,
-        engine: &Engine,
-        settings: &mut Settings,
-        paths: &AppPaths,
-        doc: Option<&Document>,
-    ) -> Result<(), String> {
-        let doc = doc.ok_or("open a picture first")?;
+    pub fn refine(&mut self, mut to: Submit<'_>) -> Result<(), String> {
+        let doc = to.doc.ok_or("open a picture first")?;
         if !doc.has_mask() {
             return Err(
                 "paint over the face or hand to refine first (or draw a box with the rectangle tool)".into(),
@@ -200,46 +214,43 @@ impl Jobs {
                 inpaint_area: InpaintArea::OnlyMasked,
                 masked_content: MaskedContent::Original,
                 invert_mask: false,
-                ..settings.img2img.clone()
+                ..to.settings.img2img.clone()
             },
         };
-        self.submit(engine, request(settings, paths, Some(init), REFINE_STRENGTH)?);
+        self.submit(to.engine, to.request(Some(init), REFINE_STRENGTH)?);
         Ok(())
     }
 
     /// Queues one image-to-image job per sweep strength, all with the same seed, and opens the
     /// picker that collects their results.
-    pub fn strength_sweep(
-        &mut self,
-        engine: &Engine,
-        settings: &mut Settings,
-        paths: &AppPaths,
-        doc: Option<&Document>,
-    ) -> Result<(), String> {
-        let doc = doc.ok_or("open a picture first")?;
+    pub fn strength_sweep(&mut self, mut to: Submit<'_>) -> Result<(), String> {
+        let doc = to.doc.ok_or("open a picture first")?;
         let (image, mask) = (doc.image().clone(), doc.has_mask().then(|| doc.mask().clone()));
-        if settings.random_seed {
-            settings.params.seed = crate::params::random_seed();
+        if to.settings.random_seed {
+            to.settings.params.seed = crate::params::random_seed();
         }
         // One seed for the whole sweep: `request` must not draw a new one per job.
-        let random = std::mem::replace(&mut settings.random_seed, false);
+        let random = std::mem::replace(&mut to.settings.random_seed, false);
         let mut jobs = Vec::new();
         let mut failure = None;
         for strength in SWEEP_STRENGTHS {
             let init = InitImage {
                 image: image.clone(),
                 mask: mask.clone(),
-                settings: settings.img2img.clone(),
+                settings: to.settings.img2img.clone(),
             };
-            match request(settings, paths, Some(init), strength) {
-                Ok(request) => jobs.push((self.submit(engine, request), strength)),
+            match to.request(Some(init), strength) {
+                Ok(request) => jobs.push(SweepJob {
+                    job: self.submit(to.engine, request),
+                    strength,
+                }),
                 Err(err) => {
                     failure = Some(err);
                     break;
                 }
             }
         }
-        settings.random_seed = random;
+        to.settings.random_seed = random;
         self.sweep = (!jobs.is_empty()).then(|| Sweep {
             jobs,
             results: Vec::new(),
@@ -348,7 +359,7 @@ impl Jobs {
                         _ => effects.push(Effect::NewVersion(rgb)),
                     }
                 }
-                effects.push(Effect::Finished(image));
+                effects.push(Effect::Output(image));
                 effects
             }
             Event::Warning { message, .. } => vec![Effect::Message(message)],
@@ -442,14 +453,20 @@ mod tests {
         AppPaths::under(std::env::temp_dir().join("easel-ui-jobs-test"))
     }
 
-    /// Queues a job as `submit` does, without an engine.
-    fn enqueue(jobs: &mut Jobs, job: JobId, request: &Request) {
-        jobs.queue.push_back(Queued {
-            job,
-            cancel: Arc::new(AtomicBool::new(false)),
-            summary: summary(request),
-            size: JobSize::of(request),
-        });
+    /// Jobs with `ids` queued as `submit` queues them (without an engine), and their settings.
+    fn queued(ids: &[JobId]) -> (Jobs, Settings) {
+        let mut settings = settings_with_model();
+        let request = request(&mut settings, &paths(), None, 0.5).unwrap();
+        let mut jobs = Jobs::default();
+        for &job in ids {
+            jobs.queue.push_back(Queued {
+                job,
+                cancel: Arc::new(AtomicBool::new(false)),
+                summary: summary(&request),
+                size: JobSize::of(&request),
+            });
+        }
+        (jobs, settings)
     }
 
     fn preview() -> PreviewImage {
@@ -500,10 +517,7 @@ mod tests {
     #[test]
     fn previews_use_the_running_jobs_own_size() {
         let ctx = egui::Context::default();
-        let mut settings = settings_with_model();
-        let mut jobs = Jobs::default();
-        let req = request(&mut settings, &paths(), None, 0.5).unwrap();
-        enqueue(&mut jobs, 1, &req);
+        let (mut jobs, mut settings) = queued(&[1]);
         // The user changes the size while the job waits.
         settings.params.width = 512;
         assert!(jobs.handle_event(Event::Started { job: 1 }, &ctx).is_empty());
@@ -530,11 +544,7 @@ mod tests {
     #[test]
     fn events_of_other_jobs_are_ignored() {
         let ctx = egui::Context::default();
-        let mut settings = settings_with_model();
-        let mut jobs = Jobs::default();
-        let req = request(&mut settings, &paths(), None, 0.5).unwrap();
-        enqueue(&mut jobs, 1, &req);
-        enqueue(&mut jobs, 2, &req);
+        let (mut jobs, _) = queued(&[1, 2]);
         jobs.handle_event(Event::Started { job: 1 }, &ctx);
         let info = StepInfo {
             batch: 0,
@@ -570,7 +580,16 @@ mod tests {
         let ctx = egui::Context::default();
         let mut jobs = Jobs {
             sweep: Some(Sweep {
-                jobs: vec![(1, 0.3), (2, 0.4)],
+                jobs: vec![
+                    SweepJob {
+                        job: 1,
+                        strength: 0.3,
+                    },
+                    SweepJob {
+                        job: 2,
+                        strength: 0.4,
+                    },
+                ],
                 results: Vec::new(),
             }),
             ..Jobs::default()
@@ -585,7 +604,7 @@ mod tests {
             );
             assert!(matches!(
                 effects.as_slice(),
-                [Effect::ClearPreview, Effect::Finished(_)]
+                [Effect::ClearPreview, Effect::Output(_)]
             ));
         }
         let strengths: Vec<f32> = jobs.sweep().unwrap().results.iter().map(|r| r.strength).collect();
@@ -601,7 +620,7 @@ mod tests {
         );
         assert!(matches!(
             effects.as_slice(),
-            [Effect::NewVersion(_), Effect::Finished(_)]
+            [Effect::NewVersion(_), Effect::Output(_)]
         ));
         assert!(jobs.take_sweep_result(1).is_some());
         assert!(jobs.sweep().is_none(), "keeping a result closes the picker");

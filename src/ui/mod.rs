@@ -2,7 +2,7 @@
 //! Knows nothing of tensors: it sends `Request`s to the engine and draws the events that come back.
 //!
 //! `app` is the shell (event and command handling, layout); `jobs` holds the job state; `panels`
-//! draw and queue [`command::Command`]s; `canvas` shows and edits the document; `io` is the disk thread.
+//! draw and queue `Command`s; `canvas` shows and edits the document; `io` is the disk thread.
 
 mod app;
 mod autosave;

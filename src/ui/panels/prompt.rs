@@ -62,13 +62,7 @@ impl PromptPanel {
 
 /// The prompt and negative prompt fields.
 fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry]) {
-    let label = ui.label("Prompt");
-    ui.add(
-        egui::TextEdit::multiline(&mut p.prompt)
-            .desired_rows(4)
-            .desired_width(f32::INFINITY),
-    )
-    .labelled_by(label.id);
+    multiline_ui(ui, "Prompt", &mut p.prompt, 4);
     if let Err(err) = crate::prompt::editing::parse(&p.prompt) {
         ui.small(
             egui::RichText::new(format!("prompt editing: {err}; the prompt is used as written"))
@@ -76,10 +70,15 @@ fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry]) 
         );
     }
     lora_completion_ui(ui, &mut p.prompt, loras);
-    let label = ui.label("Negative prompt");
+    multiline_ui(ui, "Negative prompt", &mut p.negative_prompt, 2);
+}
+
+/// A label and a full-width text box of `rows` lines labelled by it.
+fn multiline_ui(ui: &mut egui::Ui, label: &str, text: &mut String, rows: usize) {
+    let label = ui.label(label);
     ui.add(
-        egui::TextEdit::multiline(&mut p.negative_prompt)
-            .desired_rows(2)
+        egui::TextEdit::multiline(text)
+            .desired_rows(rows)
             .desired_width(f32::INFINITY),
     )
     .labelled_by(label.id);
