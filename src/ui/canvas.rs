@@ -46,6 +46,13 @@ pub const SHORTCUTS: [(&str, &str); 14] = [
     ("Hold C", "Compare with the previous version"),
 ];
 
+/// A live preview: the step's latent-resolution picture, shown at the job's picture size.
+struct Preview {
+    texture: TextureHandle,
+    /// The job's picture size, in image pixels.
+    size_px: Vec2,
+}
+
 enum Gesture {
     Pan,
     Stroke,
@@ -59,7 +66,7 @@ pub struct CanvasView {
     /// The open document.
     pub doc: Option<Document>,
     /// Live preview while a job runs (drawn over the document).
-    preview: Option<(TextureHandle, Vec2)>,
+    preview: Option<Preview>,
     /// Points per image pixel; `None` = fit to the view.
     zoom: Option<f32>,
     pan: Vec2,
@@ -70,8 +77,8 @@ pub struct CanvasView {
     image_tex: Option<TextureHandle>,
     mask_tex: Option<TextureHandle>,
     mask_tint: [u8; 3],
-    /// "Only masked" region to outline, image pixels `(x1, y1, x2, y2)`.
-    pub context_box: Option<(u32, u32, u32, u32)>,
+    /// "Only masked" region to outline, in image pixels (computed in `logic`, only drawn here).
+    pub context_box: Option<PixelRect>,
     /// Showing the previous version while C is held.
     comparing: bool,
     compare_tex: Option<(TextureHandle, u64)>,
@@ -94,26 +101,32 @@ impl CanvasView {
         self.preview = None;
     }
 
-    /// Shows a live preview (an image the size of `target` once finished).
-    pub fn set_preview(&mut self, ctx: &egui::Context, rgba: &[u8], size: [usize; 2], target: Vec2) {
+    /// Shows a live preview: `rgba` is `size` texels (latent resolution), stretched over
+    /// `size_px`, the running job's picture size in pixels.
+    pub fn set_preview(&mut self, ctx: &egui::Context, rgba: &[u8], size: [usize; 2], size_px: Vec2) {
         let image = ColorImage::from_rgba_unmultiplied(size, rgba);
         match &mut self.preview {
-            Some((t, s)) if t.size() == size => {
-                t.set(image, TextureOptions::LINEAR);
-                *s = target;
+            Some(p) if p.texture.size() == size => {
+                p.texture.set(image, TextureOptions::LINEAR);
+                p.size_px = size_px;
             }
-            _ => self.preview = Some((ctx.load_texture("preview", image, TextureOptions::LINEAR), target)),
+            _ => {
+                self.preview = Some(Preview {
+                    texture: ctx.load_texture("preview", image, TextureOptions::LINEAR),
+                    size_px,
+                });
+            }
         }
     }
 
-    /// Drops the preview (job finished or cancelled).
+    /// Drops the preview (the job ended, or its picture went to the sweep picker).
     pub fn clear_preview(&mut self) {
         self.preview = None;
     }
 
     fn image_size(&self) -> Option<Vec2> {
-        if let Some((_, s)) = &self.preview {
-            return Some(*s);
+        if let Some(p) = &self.preview {
+            return Some(p.size_px);
         }
         self.doc.as_ref().map(|d| {
             let (w, h) = d.size();
@@ -129,12 +142,7 @@ impl CanvasView {
         let (w, h) = doc.size();
         let dirty = doc.take_dirty();
         if gpu {
-            let full = PixelRect {
-                x0: 0,
-                y0: 0,
-                x1: w,
-                y1: h,
-            };
+            let full = whole(w, h);
             if dirty.is_empty() {
                 return;
             }
@@ -184,15 +192,7 @@ impl CanvasView {
                             );
                         }
                         _ => {
-                            let all = document::rgba_region(
-                                doc.image(),
-                                PixelRect {
-                                    x0: 0,
-                                    y0: 0,
-                                    x1: w,
-                                    y1: h,
-                                },
-                            );
+                            let all = document::rgba_region(doc.image(), whole(w, h));
                             let image = ColorImage::from_rgba_unmultiplied([w as usize, h as usize], &all);
                             self.image_tex =
                                 Some(ctx.load_texture("canvas-image", image, TextureOptions::LINEAR));
@@ -217,14 +217,11 @@ impl CanvasView {
                             );
                         }
                         _ => {
-                            let all = PixelRect {
-                                x0: 0,
-                                y0: 0,
-                                x1: w,
-                                y1: h,
-                            };
-                            self.mask_tex =
-                                Some(ctx.load_texture("canvas-mask", tint(all), TextureOptions::NEAREST));
+                            self.mask_tex = Some(ctx.load_texture(
+                                "canvas-mask",
+                                tint(whole(w, h)),
+                                TextureOptions::NEAREST,
+                            ));
                         }
                     }
                 }
@@ -232,8 +229,8 @@ impl CanvasView {
         }
     }
 
-    /// Handles tool keys; returns true when something changed.
-    pub fn shortcuts(&mut self, ui: &egui::Ui, tools: &mut ToolSettings) {
+    /// Handles the tool, brush, mask-visibility, undo/redo and compare keys (not while typing).
+    fn shortcuts(&mut self, ui: &egui::Ui, tools: &mut ToolSettings) {
         if ui.ctx().egui_wants_keyboard_input() {
             return;
         }
@@ -338,9 +335,9 @@ impl CanvasView {
         let hover = response
             .hover_pos()
             .filter(|_| self.preview.is_none() && tools.tool == Tool::Brush);
-        if let Some((tex, _)) = &self.preview {
+        if let Some(p) = &self.preview {
             let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-            painter.image(tex.id(), rect, uv, Color32::WHITE);
+            painter.image(p.texture.id(), rect, uv, Color32::WHITE);
         } else if self.comparing
             && let Some(before) = self.previous_texture(ui.ctx())
         {
@@ -400,9 +397,10 @@ impl CanvasView {
             }
         }
         // Overlays in points: the "only masked" box and gestures in progress.
-        if let Some((x1, y1, x2, y2)) = self.context_box.filter(|_| self.preview.is_none()) {
+        if let Some(region) = self.context_box.filter(|_| self.preview.is_none()) {
             let to_screen = |x: u32, y: u32| rect.min + Vec2::new(x as f32, y as f32) * zoom;
-            let r = egui::Rect::from_min_max(to_screen(x1, y1), to_screen(x2, y2));
+            let r =
+                egui::Rect::from_min_max(to_screen(region.x0, region.y0), to_screen(region.x1, region.y1));
             painter.rect_stroke(
                 r,
                 0.0,
@@ -448,15 +446,7 @@ impl CanvasView {
         }
         let before = doc.previous_image()?;
         let (w, h) = before.dimensions();
-        let rgba = document::rgba_region(
-            before,
-            PixelRect {
-                x0: 0,
-                y0: 0,
-                x1: w,
-                y1: h,
-            },
-        );
+        let rgba = document::rgba_region(before, whole(w, h));
         let image = ColorImage::from_rgba_unmultiplied([w as usize, h as usize], &rgba);
         let tex = ctx.load_texture("compare", image, TextureOptions::LINEAR);
         self.compare_tex = Some((tex.clone(), revision));
@@ -552,7 +542,20 @@ impl CanvasView {
     }
 }
 
-/// The tool bar above the canvas.
+/// A tool bar button that edits the document: label, hover text, enabled, the edit.
+type DocumentButton = (&'static str, Option<&'static str>, bool, fn(&mut Document));
+
+/// The whole of a `w` × `h` picture.
+fn whole(w: u32, h: u32) -> PixelRect {
+    PixelRect {
+        x0: 0,
+        y0: 0,
+        x1: w,
+        y1: h,
+    }
+}
+
+/// The tool bar above the canvas: tools, brush, mask edits, undo/redo, overlay colour.
 pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSettings) {
     ui.horizontal_wrapped(|ui| {
         ui.selectable_value(&mut tools.tool, Tool::Brush, "Brush")
@@ -566,65 +569,33 @@ pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSett
         ui.selectable_value(&mut tools.brush.erase, true, "Erase")
             .on_hover_text("X");
         ui.separator();
-        let l = ui.label("Size");
-        ui.add(
-            egui::DragValue::new(&mut tools.brush.size)
-                .range(1.0..=2048.0)
-                .speed(1.0),
-        )
-        .labelled_by(l.id)
-        .on_hover_text("[ and ]");
-        let l = ui.label("Hardness");
-        ui.add(
-            egui::DragValue::new(&mut tools.brush.hardness)
-                .range(0.0..=1.0)
-                .speed(0.01),
-        )
-        .labelled_by(l.id);
-        let l = ui.label("Opacity");
-        ui.add(
-            egui::DragValue::new(&mut tools.brush.opacity)
-                .range(0.0..=1.0)
-                .speed(0.01),
-        )
-        .labelled_by(l.id);
+        labelled_drag_ui(ui, "Size", &mut tools.brush.size, 1.0..=2048.0, 1.0).on_hover_text("[ and ]");
+        labelled_drag_ui(ui, "Hardness", &mut tools.brush.hardness, 0.0..=1.0, 0.01);
+        labelled_drag_ui(ui, "Opacity", &mut tools.brush.opacity, 0.0..=1.0, 0.01);
         ui.separator();
         let has_doc = view.doc.is_some();
         ui.add_enabled_ui(has_doc, |ui| {
-            if ui.button("Fill").on_hover_text("mask everything").clicked()
-                && let Some(d) = &mut view.doc
-            {
-                d.fill_mask();
-            }
-            if ui.button("Clear").on_hover_text("remove the mask").clicked()
-                && let Some(d) = &mut view.doc
-            {
-                d.clear_mask();
-            }
-            if ui.button("Invert").clicked()
-                && let Some(d) = &mut view.doc
-            {
-                d.invert_mask();
-            }
             let (can_undo, can_redo) = view
                 .doc
                 .as_ref()
                 .map_or((false, false), |d| (d.can_undo(), d.can_redo()));
-            if ui
-                .add_enabled(can_undo, egui::Button::new("Undo"))
-                .on_hover_text("Ctrl+Z")
-                .clicked()
-                && let Some(d) = &mut view.doc
-            {
-                d.undo();
-            }
-            if ui
-                .add_enabled(can_redo, egui::Button::new("Redo"))
-                .on_hover_text("Ctrl+Shift+Z")
-                .clicked()
-                && let Some(d) = &mut view.doc
-            {
-                d.redo();
+            let edits: [DocumentButton; 5] = [
+                ("Fill", Some("mask everything"), true, Document::fill_mask),
+                ("Clear", Some("remove the mask"), true, Document::clear_mask),
+                ("Invert", None, true, Document::invert_mask),
+                ("Undo", Some("Ctrl+Z"), can_undo, |d| _ = d.undo()),
+                ("Redo", Some("Ctrl+Shift+Z"), can_redo, |d| _ = d.redo()),
+            ];
+            for (label, hint, enabled, edit) in edits {
+                let mut response = ui.add_enabled(enabled, egui::Button::new(label));
+                if let Some(hint) = hint {
+                    response = response.on_hover_text(hint);
+                }
+                if response.clicked()
+                    && let Some(d) = &mut view.doc
+                {
+                    edit(d);
+                }
             }
         });
         ui.separator();
@@ -633,12 +604,19 @@ pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSett
         if ui.color_edit_button_srgba(&mut color).changed() {
             tools.mask_color = [color.r(), color.g(), color.b()];
         }
-        let l = ui.label("Overlay");
-        ui.add(
-            egui::DragValue::new(&mut tools.mask_opacity)
-                .range(0.0..=1.0)
-                .speed(0.01),
-        )
-        .labelled_by(l.id);
+        labelled_drag_ui(ui, "Overlay", &mut tools.mask_opacity, 0.0..=1.0, 0.01);
     });
+}
+
+/// A label and a drag value labelled by it.
+fn labelled_drag_ui(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut f32,
+    range: std::ops::RangeInclusive<f32>,
+    speed: f64,
+) -> egui::Response {
+    let label = ui.label(label);
+    ui.add(egui::DragValue::new(value).range(range).speed(speed))
+        .labelled_by(label.id)
 }

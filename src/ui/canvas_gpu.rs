@@ -12,7 +12,8 @@ use crate::document::PixelRect;
 
 const SHADER: &str = include_str!("../../shaders/canvas.wgsl");
 
-/// Uniform block of `canvas.wgsl` (16 floats + 8 floats, std140-compatible).
+/// Uniform block of `canvas.wgsl`: 12 floats of vectors, then 8 scalars (3 of them padding), 80
+/// bytes, std140-compatible.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CanvasUniforms {
     /// Picture top-left relative to the viewport, physical px.

@@ -1,4 +1,5 @@
-//! The app's disk worker: scans model folders, writes outputs, loads the gallery and images.
+//! The app's disk worker: scans model and LoRA folders, hashes files, loads preview pictures, writes
+//! outputs, loads the gallery, images and the clipboard, and autosaves the document.
 //! One named thread with bounded channels, so the UI thread never waits on the disk.
 
 use std::path::{Path, PathBuf};
@@ -47,9 +48,10 @@ pub enum IoTask {
     LoadImage(PathBuf),
     /// Read an image from the system clipboard.
     PasteImage,
-    /// Compute the SHA-256 (cached) of these checkpoints, one reply each.
+    /// Compute the AutoV2 hash (from the cached SHA-256) of these files, one reply each; after the
+    /// first, the rest wait until no other request does.
     Hash(Vec<PathBuf>),
-    /// Load the small preview pictures beside these checkpoints.
+    /// Load these `(file, picture beside it)` pictures small, one reply per picture that loads.
     Thumbnails(Vec<(PathBuf, PathBuf)>),
     /// Write the open document (picture, mask) into this folder, atomically.
     SaveDocument(PathBuf, Box<(image::RgbImage, image::GrayImage)>),
@@ -69,13 +71,13 @@ pub enum Reply {
     Gallery(Vec<GalleryItem>),
     /// A full-size image and its parameters (A1111 text, or another tool's converted to it).
     Image(Rgba, Option<String>),
-    /// A checkpoint's AutoV2 hash, or why it could not be computed.
+    /// A file's AutoV2 hash, or why it could not be computed.
     Hashed(PathBuf, Result<String, String>),
-    /// A checkpoint's preview picture.
+    /// The preview picture of a checkpoint or LoRA, keyed by that file.
     Thumbnail(PathBuf, Rgba),
     /// The autosaved document.
     Document(Box<(image::RgbImage, image::GrayImage)>),
-    /// Nothing to show (a save finished).
+    /// Nothing to show (a save finished, or there was nothing to do); never sent to the UI.
     Done,
     /// Something failed; the text is for the user.
     Failed(String),

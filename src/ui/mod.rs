@@ -1,10 +1,19 @@
 //! The desktop app (eframe/egui, wgpu renderer): prompt panel, canvas, model browser, gallery.
 //! Knows nothing of tensors: it sends `Request`s to the engine and draws the events that come back.
+//!
+//! `app` is the shell (event and command handling, layout); `jobs` holds the job state; `panels`
+//! draw and queue `Command`s; `canvas` shows and edits the document; `io` is the disk thread.
 
 mod app;
+mod autosave;
 mod canvas;
 mod canvas_gpu;
+mod command;
 mod io;
+mod jobs;
+mod only_masked;
+mod panels;
+mod text;
 
 use crate::config::{AppPaths, Settings};
 pub use app::EaselApp;

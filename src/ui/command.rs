@@ -1,0 +1,47 @@
+//! What the panels ask for: [`Command`]s pushed to one queue while drawing and applied by
+//! `EaselApp::apply` in `logic`, after the frame that produced them.
+
+use std::path::PathBuf;
+
+use crate::engine::JobId;
+
+/// A UI action, applied after the frame that produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Queue a job with the prompt panel's parameters (image to image from the canvas when chosen).
+    Generate,
+    /// Cancel the running job.
+    Cancel,
+    /// Take a job out of the queue before it starts.
+    RemoveQueued(JobId),
+    /// Use this checkpoint for the next jobs.
+    SelectModel(PathBuf),
+    /// Append `<lora:name:1>` to the prompt.
+    InsertLora(String),
+    /// Native dialog to add a model folder.
+    AddFolder,
+    /// List the model and LoRA folders again.
+    Rescan,
+    /// Open a gallery image (by index, newest first) on the canvas.
+    ShowGalleryItem(usize),
+    /// Take over the parameters of an A1111 infotext.
+    UseParameters(String),
+    /// Delete a gallery image (by index) from the outputs folder.
+    DeleteGalleryItem(usize),
+    /// Show the outputs folder in the system's file manager.
+    OpenOutputs,
+    /// Only-masked inpaint of the masked region with ADetailer's defaults.
+    Refine,
+    /// One job per strength, same seed.
+    StrengthSweep,
+    /// Keep a strength sweep result (by index) as the document's next version; closes the sweep.
+    KeepSweepResult(usize),
+    /// Close the strength sweep picker without keeping anything.
+    CloseSweep,
+    /// Native dialog to open an image onto the canvas.
+    OpenImage,
+    /// Open the clipboard's image on the canvas.
+    PasteImage,
+    /// Remove a message (by index) from the message list.
+    DismissMessage(usize),
+}

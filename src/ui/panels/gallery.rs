@@ -1,0 +1,161 @@
+//! The bottom panel: progress of the running job, and the gallery of outputs (newest first) with
+//! open, use parameters, copy infotext and delete (after a confirmation).
+
+use eframe::egui::{self, TextureHandle, Vec2};
+
+use super::texture;
+use crate::ui::command::Command;
+use crate::ui::io::GalleryItem;
+use crate::ui::jobs::Running;
+
+/// Side of a gallery thumbnail, in points.
+const THUMB_PT: f32 = 96.0;
+
+/// A gallery image and its thumbnail on the GPU.
+struct Entry {
+    item: GalleryItem,
+    texture: TextureHandle,
+}
+
+/// The progress bar and the gallery strip.
+#[derive(Default)]
+pub struct GalleryPanel {
+    /// Newest first.
+    entries: Vec<Entry>,
+    /// The image whose deletion waits for "Delete" or "Keep".
+    confirm_delete: Option<usize>,
+}
+
+impl GalleryPanel {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The image at `index`, newest first.
+    pub fn get(&self, index: usize) -> Option<&GalleryItem> {
+        self.entries.get(index).map(|e| &e.item)
+    }
+
+    /// Takes the image at `index` out of the strip (the file stays; the caller deletes it).
+    pub fn remove(&mut self, index: usize) -> Option<GalleryItem> {
+        (index < self.entries.len()).then(|| self.entries.remove(index).item)
+    }
+
+    /// Puts a new output first.
+    pub fn insert_newest(&mut self, ctx: &egui::Context, item: GalleryItem) {
+        let texture = texture(ctx, "thumb", &item.thumbnail);
+        self.entries.insert(0, Entry { item, texture });
+    }
+
+    /// Replaces the strip with the outputs folder's images, newest first.
+    pub fn set_items(&mut self, ctx: &egui::Context, items: Vec<GalleryItem>) {
+        self.entries = items
+            .into_iter()
+            .map(|item| Entry {
+                texture: texture(ctx, "thumb", &item.thumbnail),
+                item,
+            })
+            .collect();
+    }
+
+    /// Draws the progress of `running`, the strip, and the delete confirmation.
+    pub fn ui(&mut self, ui: &mut egui::Ui, running: Option<&Running>, commands: &mut Vec<Command>) {
+        if let Some(running) = running {
+            progress_ui(ui, running);
+        }
+        ui.horizontal(|ui| {
+            ui.label(format!("Gallery ({})", self.entries.len()));
+            if ui.small_button("Open folder").clicked() {
+                commands.push(Command::OpenOutputs);
+            }
+        });
+        egui::ScrollArea::horizontal().show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for (i, Entry { item, texture }) in self.entries.iter().enumerate() {
+                    let name = item
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let button = egui::Button::image(
+                        egui::Image::new(texture)
+                            .max_size(Vec2::splat(THUMB_PT))
+                            .alt_text(name.clone()),
+                    );
+                    let response = ui
+                        .add(button)
+                        .on_hover_text(item.infotext.clone().unwrap_or(name));
+                    if response.clicked() {
+                        commands.push(Command::ShowGalleryItem(i));
+                    }
+                    response.context_menu(|ui| {
+                        if let Some(text) = &item.infotext {
+                            if ui.button("Use parameters").clicked() {
+                                commands.push(Command::UseParameters(text.clone()));
+                                ui.close();
+                            }
+                            if ui.button("Copy infotext").clicked() {
+                                ui.copy_text(text.clone());
+                                ui.close();
+                            }
+                        }
+                        if ui.button("Delete…").clicked() {
+                            self.confirm_delete = Some(i);
+                            ui.close();
+                        }
+                    });
+                }
+            });
+        });
+        self.confirm_delete_ui(ui.ctx(), commands);
+    }
+
+    /// The "Delete image?" window, while a deletion waits for an answer.
+    fn confirm_delete_ui(&mut self, ctx: &egui::Context, commands: &mut Vec<Command>) {
+        let Some(i) = self.confirm_delete else {
+            return;
+        };
+        let mut decision = None;
+        egui::Window::new("Delete image?")
+            .collapsible(false)
+            .show(ctx, |ui| {
+                ui.label("The PNG file is removed from the outputs folder.");
+                ui.horizontal(|ui| {
+                    if ui.button("Delete").clicked() {
+                        decision = Some(true);
+                    }
+                    if ui.button("Keep").clicked() {
+                        decision = Some(false);
+                    }
+                });
+            });
+        if let Some(delete) = decision {
+            if delete {
+                commands.push(Command::DeleteGalleryItem(i));
+            }
+            self.confirm_delete = None;
+        }
+    }
+}
+
+/// The running job's progress bar, or a spinner while its model loads.
+fn progress_ui(ui: &mut egui::Ui, running: &Running) {
+    match running.progress {
+        Some(p) => {
+            let info = p.info;
+            let done = info.batch * info.steps + info.step;
+            let total = (info.batch_count * info.steps).max(1);
+            ui.add(egui::ProgressBar::new(done as f32 / total as f32).text(format!(
+                "step {}/{} · {:.2} it/s · ETA {:.0} s",
+                info.step, info.steps, p.steps_per_sec, p.eta_secs
+            )));
+        }
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("loading the model…");
+            });
+        }
+    }
+}

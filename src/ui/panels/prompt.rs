@@ -1,0 +1,240 @@
+//! The prompt panel (left): prompt and negative prompt with `<lora:` completion, the generation
+//! parameters, the image-to-image section, Generate / Cancel and the queue.
+
+use eframe::egui::{self, Color32};
+
+use super::img2img::Img2ImgPanel;
+use super::{combo_row_ui, row_ui};
+use crate::config::Settings;
+use crate::document::Document;
+use crate::models::registry::LoraEntry;
+use crate::params::{GenerationParams, RngSource, Sampler, Schedule};
+use crate::ui::command::Command;
+use crate::ui::jobs::Jobs;
+
+/// Most LoRA names offered while a `<lora:` tag is typed.
+const LORA_SUGGESTIONS: usize = 8;
+
+/// The prompt panel.
+#[derive(Default)]
+pub struct PromptPanel {
+    img2img: Img2ImgPanel,
+}
+
+impl PromptPanel {
+    /// Draws the panel; edits go straight into `settings`, actions into `commands`.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        settings: &mut Settings,
+        loras: &[LoraEntry],
+        jobs: &Jobs,
+        doc: Option<&Document>,
+        commands: &mut Vec<Command>,
+    ) {
+        prompts_ui(ui, &mut settings.params, loras);
+        ui.separator();
+        egui::Grid::new("params")
+            .num_columns(2)
+            .show(ui, |ui| params_ui(ui, settings, jobs.last_seed()));
+        // Snap sizes to the multiple of 8 the model needs.
+        let p = &mut settings.params;
+        p.width = p.width / 8 * 8;
+        p.height = p.height / 8 * 8;
+        ui.separator();
+        self.img2img.ui(ui, settings, doc, commands);
+        ui.separator();
+        ui.horizontal(|ui| {
+            let generate = ui.add_enabled(settings.selected_model.is_some(), egui::Button::new("Generate"));
+            if generate.on_hover_text("Ctrl+Enter").clicked() {
+                commands.push(Command::Generate);
+            }
+            if jobs.running().is_some() && ui.button("Cancel").on_hover_text("Esc").clicked() {
+                commands.push(Command::Cancel);
+            }
+        });
+        if settings.selected_model.is_none() {
+            ui.small("Choose a model on the right to start.");
+        }
+        queue_ui(ui, jobs, commands);
+    }
+}
+
+/// The prompt and negative prompt fields.
+fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry]) {
+    multiline_ui(ui, "Prompt", &mut p.prompt, 4);
+    if let Err(err) = crate::prompt::editing::parse(&p.prompt) {
+        ui.small(
+            egui::RichText::new(format!("prompt editing: {err}; the prompt is used as written"))
+                .color(Color32::from_rgb(230, 160, 90)),
+        );
+    }
+    lora_completion_ui(ui, &mut p.prompt, loras);
+    multiline_ui(ui, "Negative prompt", &mut p.negative_prompt, 2);
+}
+
+/// A label and a full-width text box of `rows` lines labelled by it.
+fn multiline_ui(ui: &mut egui::Ui, label: &str, text: &mut String, rows: usize) {
+    let label = ui.label(label);
+    ui.add(
+        egui::TextEdit::multiline(text)
+            .desired_rows(rows)
+            .desired_width(f32::INFINITY),
+    )
+    .labelled_by(label.id);
+}
+
+/// Typing `<lora:` offers the LoRAs whose names start with what follows; a click completes the tag.
+fn lora_completion_ui(ui: &mut egui::Ui, prompt: &mut String, loras: &[LoraEntry]) {
+    let Some(partial) = open_lora_tag(prompt) else {
+        return;
+    };
+    let partial = partial.to_lowercase();
+    let matches: Vec<&str> = loras
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| n.to_lowercase().starts_with(&partial))
+        .take(LORA_SUGGESTIONS)
+        .collect();
+    if matches.is_empty() {
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.small("LoRA:");
+        for name in matches {
+            if ui.small_button(name).on_hover_text("complete the tag").clicked() {
+                let cut = prompt.len() - partial.len();
+                prompt.truncate(cut);
+                prompt.push_str(name);
+                prompt.push_str(":1>");
+            }
+        }
+    });
+}
+
+/// The sampler, size, seed and batch rows of the parameter grid.
+fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>) {
+    let p = &mut settings.params;
+    combo_row_ui(
+        ui,
+        "Sampler",
+        "sampler",
+        &mut p.sampler,
+        &Sampler::ALL,
+        Sampler::a1111_name,
+    );
+    combo_row_ui(
+        ui,
+        "Schedule type",
+        "schedule",
+        &mut p.schedule,
+        &Schedule::ALL,
+        Schedule::a1111_name,
+    );
+    row_ui(ui, "Steps", |ui| {
+        ui.add(egui::DragValue::new(&mut p.steps).range(1..=150))
+    });
+    row_ui(ui, "CFG scale", |ui| {
+        ui.add(
+            egui::DragValue::new(&mut p.cfg_scale)
+                .range(1.0..=30.0)
+                .speed(0.1),
+        )
+    });
+    let l = ui.label("Seed");
+    ui.horizontal(|ui| {
+        ui.add_enabled(!settings.random_seed, egui::DragValue::new(&mut p.seed))
+            .labelled_by(l.id);
+        ui.checkbox(&mut settings.random_seed, "Random seed")
+            .on_hover_text("pick a new seed for every generation");
+        if let Some(seed) = last_seed
+            && ui
+                .small_button("Reuse")
+                .on_hover_text(format!("use the last image's seed ({seed})"))
+                .clicked()
+        {
+            p.seed = seed;
+            settings.random_seed = false;
+        }
+    });
+    ui.end_row();
+    row_ui(ui, "Width", |ui| {
+        ui.add(egui::DragValue::new(&mut p.width).range(64..=2048).speed(8))
+    });
+    row_ui(ui, "Height", |ui| {
+        ui.add(egui::DragValue::new(&mut p.height).range(64..=2048).speed(8))
+    });
+    ui.label("");
+    ui.horizontal(|ui| {
+        for (w, h) in [(512, 512), (512, 768), (768, 512)] {
+            if ui.small_button(format!("{w}×{h}")).clicked() {
+                p.width = w;
+                p.height = h;
+            }
+        }
+        if ui
+            .small_button("Swap")
+            .on_hover_text("swap width and height")
+            .clicked()
+        {
+            std::mem::swap(&mut p.width, &mut p.height);
+        }
+    });
+    ui.end_row();
+    row_ui(ui, "Batch count", |ui| {
+        ui.add(egui::DragValue::new(&mut p.batch_count).range(1..=100))
+    });
+    row_ui(ui, "Clip skip", |ui| {
+        ui.add(egui::DragValue::new(&mut p.clip_skip).range(1..=12))
+    });
+    combo_row_ui(
+        ui,
+        "RNG",
+        "rng",
+        &mut p.rng,
+        &RngSource::ALL,
+        RngSource::a1111_name,
+    );
+}
+
+/// The jobs waiting, each with a button that takes it out of the queue.
+fn queue_ui(ui: &mut egui::Ui, jobs: &Jobs, commands: &mut Vec<Command>) {
+    let queue = jobs.queue();
+    if queue.is_empty() {
+        return;
+    }
+    ui.separator();
+    ui.label(format!("Queue ({})", queue.len()));
+    for q in queue {
+        ui.horizontal(|ui| {
+            if ui
+                .small_button("×")
+                .on_hover_text("remove from the queue")
+                .clicked()
+            {
+                commands.push(Command::RemoveQueued(q.job));
+            }
+            ui.small(&q.summary);
+        });
+    }
+}
+
+/// The name typed so far after an unclosed `<lora:` at the end of the prompt.
+fn open_lora_tag(prompt: &str) -> Option<&str> {
+    let start = prompt.rfind("<lora:")?;
+    let partial = &prompt[start + "<lora:".len()..];
+    (!partial.contains(['>', ':', '<', '\n'])).then_some(partial)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_lora_tag;
+
+    #[test]
+    fn an_open_lora_tag_yields_what_was_typed() {
+        assert_eq!(open_lora_tag("a barn <lora:ti"), Some("ti"));
+        assert_eq!(open_lora_tag("a barn <lora:"), Some(""));
+        assert_eq!(open_lora_tag("a barn <lora:tiny:1>"), None);
+        assert_eq!(open_lora_tag("a barn"), None);
+    }
+}
