@@ -266,12 +266,12 @@ pub struct GeneratedImage {
     pub infotext: String,
 }
 
-/// A live preview: latent-resolution RGBA, the job's own size divided by the VAE factor.
+/// A live preview of the first image of a batch: latent-resolution RGBA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreviewImage {
-    /// Width in pixels.
+    /// Width in latent cells (the image width / the VAE factor).
     pub width: usize,
-    /// Height in pixels.
+    /// Height in latent cells.
     pub height: usize,
     /// Row-major RGBA8.
     pub rgba: Vec<u8>,

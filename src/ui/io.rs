@@ -95,30 +95,26 @@ impl Io {
         let (req_tx, req_rx) = sync_channel::<IoTask>(64);
         let (rep_tx, rep_rx) = sync_channel::<Reply>(64);
         std::thread::Builder::new().name("io".into()).spawn(move || {
+            let mut pending_hashes: Vec<PathBuf> = Vec::new();
             loop {
                 // Background hashing yields to every other request.
                 let request = match req_rx.try_recv() {
                     Ok(r) => r,
                     Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
-                    Err(std::sync::mpsc::TryRecvError::Empty) => {
-                        match PENDING_HASHES.with(|p| p.borrow_mut().pop()) {
-                            Some(path) => IoTask::Hash(vec![path]),
-                            None => match req_rx.recv() {
-                                Ok(r) => r,
-                                Err(_) => break,
-                            },
-                        }
-                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => match pending_hashes.pop() {
+                        Some(path) => IoTask::Hash(vec![path]),
+                        None => match req_rx.recv() {
+                            Ok(r) => r,
+                            Err(_) => break,
+                        },
+                    },
                 };
-                let reply = handle(request);
-                let extra: Vec<Reply> = THUMBS.with(|t| t.borrow_mut().drain(..).collect());
                 let mut gone = false;
-                for r in extra.into_iter().chain(std::iter::once(reply)) {
-                    if matches!(r, Reply::Done) {
-                        continue;
+                handle(request, &mut pending_hashes, &mut |r| {
+                    if !matches!(r, Reply::Done) {
+                        gone |= rep_tx.send(r).is_err();
                     }
-                    gone |= rep_tx.send(r).is_err();
-                }
+                });
                 if gone {
                     break;
                 }
@@ -144,8 +140,11 @@ impl Io {
     }
 }
 
-fn handle(request: IoTask) -> Reply {
-    match request {
+/// Does one task and sends its replies through `reply` (thumbnails one by one, so the browser fills
+/// in as they decode). Hashes of several files are done one per call: the first now, the rest
+/// pushed onto `pending_hashes`, which the loop works through between other tasks.
+fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn FnMut(Reply)) {
+    let single = match request {
         IoTask::Scan(folders) => Reply::Models(registry::scan(&folders)),
         IoTask::ScanLoras(folders) => Reply::Loras(registry::scan_loras(&folders)),
         IoTask::Save(dir, image) => save(&dir, &image).unwrap_or_else(Reply::Failed),
@@ -158,23 +157,21 @@ fn handle(request: IoTask) -> Reply {
         IoTask::Hash(paths) => {
             // One reply per file, so the browser fills in as hashes arrive; the rest continue after.
             let Some((first, rest)) = paths.split_first() else {
-                return Reply::Done;
+                return;
             };
             let result = crate::models::hash::cached_sha256(first, |_, _| {})
                 .map(|sha| crate::models::hash::autov2(&sha))
                 .map_err(|e| e.to_string());
-            PENDING_HASHES.with(|p| p.borrow_mut().extend(rest.iter().cloned()));
+            pending_hashes.extend(rest.iter().cloned());
             Reply::Hashed(first.clone(), result)
         }
         IoTask::Thumbnails(pairs) => {
-            let mut last = Reply::Done;
             for (model, picture) in pairs {
                 if let Ok(rgba) = load_rgba(&picture, Some(THUMB_PX)) {
-                    last = Reply::Thumbnail(model, rgba);
-                    THUMBS.with(|t| t.borrow_mut().push(std::mem::replace(&mut last, Reply::Done)));
+                    reply(Reply::Thumbnail(model, rgba));
                 }
             }
-            last
+            Reply::Done
         }
         IoTask::SaveDocument(dir, doc) => match save_document(&dir, &doc.0, &doc.1) {
             Ok(()) => Reply::Done,
@@ -184,14 +181,8 @@ fn handle(request: IoTask) -> Reply {
             Some(doc) => Reply::Document(Box::new(doc)),
             None => Reply::Done,
         },
-    }
-}
-
-thread_local! {
-    /// Hash requests still to do (the disk thread works through them between other requests).
-    static PENDING_HASHES: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// Thumbnails decoded by one request, sent as separate replies.
-    static THUMBS: std::cell::RefCell<Vec<Reply>> = const { std::cell::RefCell::new(Vec::new()) };
+    };
+    reply(single);
 }
 
 fn decode_image(name: &str, bytes: &[u8]) -> Reply {
