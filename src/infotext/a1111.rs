@@ -374,32 +374,46 @@ fn is_py_word(c: char) -> bool {
 fn find_params(line: &str) -> Vec<(String, String)> {
     let chars: Vec<char> = line.chars().collect();
     let mut found = Vec::new();
+    let mut scan = Scan::default();
     let mut pos = 0;
     while pos < chars.len() {
-        match match_param_at(&chars, pos) {
-            Some((key, value, end)) => {
+        match match_param_at(&chars, pos, &mut scan) {
+            Ok((key, value, end)) => {
                 found.push((key, value));
                 pos = end;
             }
-            None => pos += 1,
+            // Every start up to `next` fails the same way (see `match_param_at`): skip them, so a
+            // long line without pairs is read in linear time.
+            Err(next) => pos = next.max(pos + 1),
         }
     }
     found
 }
 
-/// One attempt of `re_param` anchored at `start`; returns key, value and the end of the match.
+/// What earlier match attempts on the same line learned.
+#[derive(Default)]
+struct Scan {
+    /// A quoted value opened here ran to the end of the line without closing, so every quote
+    /// after it does too (the later quote was an escaped one of this scan, which then stays
+    /// aligned with it): no need to scan again.
+    unclosed_quote_from: Option<usize>,
+}
+
+/// One attempt of `re_param` anchored at `start`: key, value and the end of the match, or the
+/// first start that could match differently when it fails.
 ///
 /// The pattern needs no general backtracking: `\s*` is followed by `\w`, which never matches
 /// space; the key run `[\w \-/]+` must be followed by `:`, which it cannot contain; the quoted
-/// alternative has exactly one possible end; and `[^,]*(?:,|$)` always matches greedily.
-fn match_param_at(c: &[char], start: usize) -> Option<(String, String, usize)> {
+/// alternative has exactly one possible end; and `[^,]*(?:,|$)` always matches greedily. A start
+/// inside a key run that is not followed by `:` reaches the same end of the run and fails too.
+fn match_param_at(c: &[char], start: usize, scan: &mut Scan) -> Result<(String, String, usize), usize> {
     let n = c.len();
     let mut i = start;
     while i < n && is_py_space(c[i]) {
         i += 1;
     }
     if i >= n || !is_py_word(c[i]) {
-        return None;
+        return Err(i);
     }
     let key_start = i;
     i += 1;
@@ -408,7 +422,7 @@ fn match_param_at(c: &[char], start: usize) -> Option<(String, String, usize)> {
         i += 1;
     }
     if i == run_start || i >= n || c[i] != ':' {
-        return None;
+        return Err(i);
     }
     let key: String = c[key_start..i].iter().collect();
     i += 1;
@@ -417,13 +431,25 @@ fn match_param_at(c: &[char], start: usize) -> Option<(String, String, usize)> {
     }
     let value_start = i;
 
-    if let Some(after_quote) = match_quoted(c, value_start) {
+    let quoted = if scan.unclosed_quote_from.is_some_and(|from| value_start > from) {
+        None
+    } else {
+        match match_quoted(c, value_start) {
+            Quoted::Closed(end) => Some(end),
+            Quoted::Unclosed => {
+                scan.unclosed_quote_from = Some(value_start);
+                None
+            }
+            Quoted::No => None,
+        }
+    };
+    if let Some(after_quote) = quoted {
         if after_quote == n {
-            return Some((key, c[value_start..].iter().collect(), n));
+            return Ok((key, c[value_start..].iter().collect(), n));
         }
         if c[after_quote] == ',' {
             let value = c[value_start..after_quote].iter().collect();
-            return Some((key, value, after_quote + 1));
+            return Ok((key, value, after_quote + 1));
         }
     }
 
@@ -432,27 +458,44 @@ fn match_param_at(c: &[char], start: usize) -> Option<(String, String, usize)> {
         .position(|&ch| ch == ',')
         .map_or(n, |p| value_start + p);
     let end = if value_end < n { value_end + 1 } else { n };
-    Some((key, c[value_start..value_end].iter().collect(), end))
+    Ok((key, c[value_start..value_end].iter().collect(), end))
+}
+
+/// How a quoted value at a position reads.
+enum Quoted {
+    /// It closes; the index after the closing quote.
+    Closed(usize),
+    /// It opens but runs to the end of the line.
+    Unclosed,
+    /// No quoted value here.
+    No,
 }
 
 /// `"(?:\\.|[^\\"])+"` at `start`: the index after the closing quote.
-fn match_quoted(c: &[char], start: usize) -> Option<usize> {
+fn match_quoted(c: &[char], start: usize) -> Quoted {
     if c.get(start) != Some(&'"') {
-        return None;
+        return Quoted::No;
     }
     let mut i = start + 1;
     let mut items = 0;
     loop {
-        match *c.get(i)? {
+        let Some(&ch) = c.get(i) else {
+            return Quoted::Unclosed;
+        };
+        match ch {
             '"' => break,
             // `.` does not match a newline; params lines have none.
             '\\' if c.get(i + 1).is_some_and(|&e| e != '\n') => i += 2,
-            '\\' => return None,
+            '\\' => return Quoted::No,
             _ => i += 1,
         }
         items += 1;
     }
-    (items > 0).then_some(i + 1)
+    if items > 0 {
+        Quoted::Closed(i + 1)
+    } else {
+        Quoted::No
+    }
 }
 
 /// A1111 `infotext_utils.quote`: JSON-quote (like `json.dumps(ensure_ascii=False)`) when the
@@ -1085,5 +1128,29 @@ mod tests {
             serde_json::from_str(r#"{"steps": 5}"#).expect("defaults fill the rest");
         assert_eq!(partial.steps, 5);
         assert_eq!(partial.width, 512);
+    }
+
+    #[test]
+    fn long_lines_without_pairs_parse_in_linear_time() {
+        // Each used to rescan the rest of its run from every start: minutes at 1 MB.
+        let started = std::time::Instant::now();
+        for line in [
+            "word ".repeat(200_000),
+            "key: \"".repeat(100_000),
+            format!("aa: 1, bb: 2, cc: \"{}", "x, ".repeat(200_000)),
+        ] {
+            let text = format!("prompt\n{line}");
+            let _ = RawInfotext::parse(&text);
+        }
+        assert!(started.elapsed().as_secs() < 20, "took {:?}", started.elapsed());
+        // The unclosed quote is still read the regex's way: as plain values.
+        assert_eq!(
+            find_params(r#"ka: "x, kb: "y, kc: 3"#),
+            vec![
+                ("ka".to_owned(), "\"x".to_owned()),
+                ("kb".to_owned(), "\"y".to_owned()),
+                ("kc".to_owned(), "3".to_owned())
+            ]
+        );
     }
 }

@@ -245,6 +245,7 @@ impl Geometry {
             path: path.to_path_buf(),
             why,
         };
+        check_yaml_size(&text).map_err(err)?;
         let docs = YamlLoader::load_from_str(&text).map_err(|e| err(format!("not valid YAML ({e})")))?;
         let doc = docs.first().ok_or_else(|| err("the file is empty".into()))?;
         let params = &doc["model"]["params"];
@@ -545,6 +546,97 @@ impl Geometry {
     }
 }
 
+/// The largest `.yaml` config read: LDM configs are 2–5 KiB.
+const MAX_YAML_BYTES: usize = 1 << 20;
+/// The most nodes a `.yaml` may expand to once its aliases are resolved (LDM configs have ~200).
+const MAX_YAML_NODES: usize = 100_000;
+/// The deepest nesting of a `.yaml` (LDM configs nest 6 levels).
+const MAX_YAML_DEPTH: usize = 64;
+
+/// Counts a YAML event stream's nodes as the loader would expand them (an alias counts as the
+/// whole node it names) and its nesting depth, stopping at the first bound passed.
+#[derive(Default)]
+struct YamlBudget {
+    /// Node count of each open collection: its anchor id and the nodes so far.
+    open: Vec<(usize, usize)>,
+    /// Expanded node count of each anchored node.
+    anchored: std::collections::HashMap<usize, usize>,
+    total: usize,
+    exceeded: Option<String>,
+}
+
+impl YamlBudget {
+    fn add(&mut self, nodes: usize) {
+        self.total = self.total.saturating_add(nodes);
+        if let Some((_, count)) = self.open.last_mut() {
+            *count = count.saturating_add(nodes);
+        }
+        if self.total > MAX_YAML_NODES && self.exceeded.is_none() {
+            self.exceeded = Some(format!(
+                "it expands to more than {MAX_YAML_NODES} values (aliases repeating aliases); an LDM config has a few hundred"
+            ));
+        }
+    }
+}
+
+impl yaml_rust2::parser::EventReceiver for YamlBudget {
+    fn on_event(&mut self, ev: yaml_rust2::parser::Event) {
+        use yaml_rust2::parser::Event;
+        if self.exceeded.is_some() {
+            return;
+        }
+        match ev {
+            Event::Scalar(_, _, anchor, _) => {
+                if anchor > 0 {
+                    self.anchored.insert(anchor, 1);
+                }
+                self.add(1);
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if self.open.len() >= MAX_YAML_DEPTH {
+                    self.exceeded = Some(format!("it nests deeper than {MAX_YAML_DEPTH} levels"));
+                }
+                self.total = self.total.saturating_add(1);
+                self.open.push((anchor, 1));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, count)) = self.open.pop() {
+                    if anchor > 0 {
+                        self.anchored.insert(anchor, count);
+                    }
+                    if let Some((_, parent)) = self.open.last_mut() {
+                        *parent = parent.saturating_add(count);
+                    }
+                }
+            }
+            Event::Alias(id) => {
+                let nodes = self.anchored.get(&id).copied().unwrap_or(1);
+                self.add(nodes);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Refuses a `.yaml` text that is too large, too deep or expands to too many values before the
+/// loader builds it (a "billion laughs" file of a few hundred bytes expands to gigabytes).
+fn check_yaml_size(text: &str) -> Result<(), String> {
+    if text.len() > MAX_YAML_BYTES {
+        return Err(format!(
+            "the file is {} KiB; an LDM config is a few KiB (the limit is {} KiB)",
+            text.len() / 1024,
+            MAX_YAML_BYTES / 1024
+        ));
+    }
+    let mut budget = YamlBudget::default();
+    // Syntax errors are left for the loader to report with its own message.
+    let _ = yaml_rust2::parser::Parser::new_from_str(text).load(&mut budget, true);
+    match budget.exceeded {
+        Some(why) => Err(format!("refusing this YAML: {why}")),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,5 +653,27 @@ mod tests {
     #[test]
     fn sd15_vae_factor() {
         assert_eq!(VaeGeometry::sd15().downscale_factor(), 8);
+    }
+
+    #[test]
+    fn yaml_bombs_are_refused_before_they_expand() {
+        let mut bomb =
+            String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+        for w in names.windows(2) {
+            let refs = vec![format!("*{}", w[0]); 9].join(",");
+            bomb += &[w[1], ": &", w[1], " [", &refs, "]\n"].concat();
+        }
+        let err = check_yaml_size(&bomb).expect_err("bomb");
+        assert!(err.contains("expands to more than"), "{err}");
+        // Deep nesting is refused by our count or by the parser itself, never built.
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        let refused = check_yaml_size(&deep).is_err() || YamlLoader::load_from_str(&deep).is_err();
+        assert!(refused, "a 10,000-level YAML must not load");
+        // A real config passes, and so do a few aliases.
+        assert_eq!(
+            check_yaml_size("model:\n  params:\n    timesteps: 1000\nx: &x [1, 2]\ny: *x\n"),
+            Ok(())
+        );
     }
 }

@@ -44,7 +44,16 @@ struct Parser {
     c: Vec<char>,
     i: usize,
     error: Option<SyntaxError>,
+    /// Brackets open around the current position.
+    depth: usize,
+    /// Set when nesting passed [`MAX_NESTING`]: parsing stops and the prompt is taken literally.
+    too_deep: bool,
 }
+
+/// The deepest bracket nesting parsed for prompt editing. Deeper prompts are used literally, as A1111
+/// does when its parser gives up (it hits Python's recursion limit a little past this); the bound
+/// keeps the parser's recursion, and so its stack, small whatever the input.
+pub const MAX_NESTING: usize = 100;
 
 fn is_plain(c: char) -> bool {
     !matches!(c, '\\' | '[' | ']' | '(' | ')' | ':' | '|')
@@ -121,8 +130,25 @@ impl Parser {
         Some(s)
     }
 
+    /// Enters a bracket at `open`; `None` (and parsing stops) past [`MAX_NESTING`].
+    fn enter(&mut self, open: usize) -> Option<()> {
+        if self.depth >= MAX_NESTING {
+            self.too_deep = true;
+            return self.fail(open, "brackets nested more than 100 levels deep");
+        }
+        self.depth += 1;
+        Some(())
+    }
+
     /// `"(" prompt ")" | "(" prompt ":" prompt ")"`, kept as text around its parts.
     fn paren(&mut self) -> Option<Vec<Node>> {
+        self.enter(self.i)?;
+        let out = self.paren_inner();
+        self.depth -= 1;
+        out
+    }
+
+    fn paren_inner(&mut self) -> Option<Vec<Node>> {
         let open = self.i;
         self.i += 1;
         let mut out = vec![Node::Text("(".into())];
@@ -142,6 +168,13 @@ impl Parser {
 
     /// `[…]`: emphasis `[a]`, schedule `[a:b:n]` / `[b:n]`, or alternation `[a|b]`.
     fn bracket(&mut self) -> Option<Node> {
+        self.enter(self.i)?;
+        let out = self.bracket_inner();
+        self.depth -= 1;
+        out
+    }
+
+    fn bracket_inner(&mut self) -> Option<Node> {
         let open = self.i;
         self.i += 1;
         let first = self.prompt()?;
@@ -219,6 +252,8 @@ impl Parser {
             };
             if let Some(nodes) = parsed {
                 out.extend(nodes);
+            } else if self.too_deep {
+                return None;
             } else {
                 // A stray bracket or colon (A1111's `/[][():]/+`): keep it as text.
                 self.i = here + 1;
@@ -242,9 +277,11 @@ fn parse_nodes(prompt: &str) -> Result<Vec<Node>, SyntaxError> {
         c: prompt.chars().collect(),
         i: 0,
         error: None,
+        depth: 0,
+        too_deep: false,
     };
     match p.start() {
-        Some(nodes) if p.error.is_none() || p.i >= p.c.len() => Ok(nodes),
+        Some(nodes) if !p.too_deep && (p.error.is_none() || p.i >= p.c.len()) => Ok(nodes),
         _ => Err(p.error.unwrap_or(SyntaxError {
             at: p.i,
             what: "unexpected character",
@@ -434,5 +471,18 @@ mod tests {
             assert!(!out.is_empty() && out.last().unwrap().0 == 7, "{s:?}");
             let _ = parse(&s);
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_taken_literally_without_deep_recursion() {
+        for open in ["(", "[", "[a:", "[a|", "(a:"] {
+            let prompt = open.repeat(5000) + "x";
+            let err = parse(&prompt).expect_err("too deep");
+            assert!(err.what.contains("100 levels"), "{open}: {err}");
+            assert_eq!(schedule(&prompt, 10), vec![(10, prompt.clone())]);
+        }
+        // Up to the bound, nesting still parses.
+        let ok = "(".repeat(MAX_NESTING) + "x" + &")".repeat(MAX_NESTING);
+        assert_eq!(parse(&ok), Ok(()));
     }
 }
