@@ -39,6 +39,39 @@ pub struct ClipConfig {
 }
 
 impl ClipConfig {
+    /// Checks the sizes against what a CLIP text tower can be (before any is allocated).
+    pub fn validate(&self) -> Result<(), String> {
+        let within = |what: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the text encoder's {what} is {v}; it must be between {lo} and {hi}"
+                ))
+            }
+        };
+        within("vocab_size", self.vocab_size, 1, 1 << 20)?;
+        within("hidden_size", self.hidden_size, 1, 8192)?;
+        within("intermediate_size", self.intermediate_size, 1, 65_536)?;
+        within("num_hidden_layers", self.num_hidden_layers, 1, 64)?;
+        within("num_attention_heads", self.num_attention_heads, 1, 128)?;
+        // Prompts are 77-token windows; a longer table only costs memory (a 40,000-row one, a 10 GB mask).
+        within("max_position_embeddings", self.max_position_embeddings, 77, 1024)?;
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(format!(
+                "the text encoder's hidden_size {} is not divisible by its {} attention heads",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return Err(format!(
+                "the text encoder's layer_norm_eps {} must be a positive number",
+                self.layer_norm_eps
+            ));
+        }
+        Ok(())
+    }
+
     /// OpenAI CLIP ViT-L/14 text tower, used by SD 1.x.
     /// Source: openai/clip-vit-large-patch14 `config.json` `text_config`.
     pub fn vit_l14() -> Self {
@@ -255,6 +288,37 @@ impl Geometry {
         let float = |y: &Yaml| y.as_f64().or_else(|| y.as_i64().map(|v| v as f64));
         let uint = |y: &Yaml| y.as_i64().and_then(|v| usize::try_from(v).ok());
         let list = |y: &Yaml| -> Option<Vec<usize>> { y.as_vec()?.iter().map(uint).collect() };
+        // A value that is present but not a whole number ≥ 0 is an error, not a silent preset.
+        for (section, keys) in [
+            (params, &["timesteps"][..]),
+            (
+                &params["unet_config"]["params"],
+                &[
+                    "in_channels",
+                    "out_channels",
+                    "model_channels",
+                    "transformer_depth",
+                    "context_dim",
+                    "num_heads",
+                    "num_head_channels",
+                ][..],
+            ),
+            (
+                &params["first_stage_config"]["params"]["ddconfig"],
+                &["ch", "num_res_blocks", "z_channels"][..],
+            ),
+        ] {
+            for key in keys {
+                let y = &section[*key];
+                let allowed_minus_one =
+                    matches!(*key, "num_heads" | "num_head_channels") && y.as_i64() == Some(-1);
+                if !y.is_badvalue() && uint(y).is_none() && !allowed_minus_one {
+                    return Err(err(format!(
+                        "{key} must be a whole number of at least 0, not {y:?}"
+                    )));
+                }
+            }
+        }
 
         if let Some(v) = float(&params["linear_start"]) {
             self.schedule.linear_start = v;
@@ -368,7 +432,73 @@ impl Geometry {
             }
         }
         self.source = path.display().to_string();
+        self.validate().map_err(err)?;
         Ok(self)
+    }
+
+    /// Checks every size against the range Easel can build, before anything is allocated from it:
+    /// a config that asks for a 10 GB mask or a zero-width layer is refused with the value named.
+    pub fn validate(&self) -> Result<(), String> {
+        let within = |what: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{what} is {v}; it must be between {lo} and {hi}"))
+            }
+        };
+        let s = &self.schedule;
+        within("timesteps", s.timesteps, 2, 10_000)?;
+        let positive = |what: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{what} is {v}; it must be a positive number"))
+            }
+        };
+        positive("linear_start", s.linear_start)?;
+        positive("linear_end", s.linear_end)?;
+        positive("scale_factor", s.scale_factor)?;
+        if s.linear_start.max(s.linear_end) >= 1.0 {
+            return Err("linear_start and linear_end must be below 1".into());
+        }
+        let u = &self.unet;
+        within("in_channels", u.in_channels, 1, 64)?;
+        within("out_channels", u.out_channels, 1, 64)?;
+        within("model_channels", u.model_channels, 32, 4096)?;
+        within("channel_mult levels", u.channel_mult.len(), 1, 8)?;
+        within("num_res_blocks", u.num_res_blocks, 1, 16)?;
+        within("transformer_depth", u.transformer_depth, 0, 32)?;
+        within("context_dim", u.context_dim, 1, 8192)?;
+        for (level, &mult) in u.channel_mult.iter().enumerate() {
+            within("a channel_mult entry", mult, 1, 32)?;
+            let ch = u.model_channels * mult;
+            if !ch.is_multiple_of(32) {
+                return Err(format!(
+                    "level {level} has {ch} channels, which GroupNorm's 32 groups cannot divide"
+                ));
+            }
+            let heads = u.heads.get(level).copied().unwrap_or(0);
+            if heads == 0 || !ch.is_multiple_of(heads) {
+                return Err(format!(
+                    "level {level} has {ch} channels, which {heads} attention heads cannot divide"
+                ));
+            }
+        }
+        let v = &self.vae;
+        within("VAE ch", v.ch, 32, 1024)?;
+        within("VAE ch_mult levels", v.ch_mult.len(), 1, 8)?;
+        within("VAE num_res_blocks", v.num_res_blocks, 1, 16)?;
+        within("VAE z_channels", v.z_channels, 1, 64)?;
+        for &mult in &v.ch_mult {
+            within("a VAE ch_mult entry", mult, 1, 32)?;
+            if !(v.ch * mult).is_multiple_of(32) {
+                return Err(format!(
+                    "the VAE's {} channels cannot be divided into GroupNorm's 32 groups",
+                    v.ch * mult
+                ));
+            }
+        }
+        self.clip.validate()
     }
 
     /// Reads the component configs of a diffusers pipeline folder.
@@ -463,6 +593,7 @@ impl Geometry {
 
         g.clip = ClipConfig::from_json_file(&dir.join("text_encoder").join("config.json"))?;
         g.source = dir.display().to_string();
+        g.validate().map_err(|why| err(dir, why))?;
         Ok(g)
     }
 
@@ -674,6 +805,57 @@ mod tests {
         assert_eq!(
             check_yaml_size("model:\n  params:\n    timesteps: 1000\nx: &x [1, 2]\ny: *x\n"),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn sizes_from_a_yaml_are_checked_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |unet: &str, model: &str| {
+            let path = dir.path().join("m.yaml");
+            let mut lines: Vec<String> = [
+                "model_channels: 32",
+                "channel_mult: [1, 2]",
+                "num_heads: 2",
+                "context_dim: 768",
+            ]
+            .iter()
+            .filter(|l| !unet.starts_with(l.split(':').next().unwrap_or_default()))
+            .map(|l| (*l).to_owned())
+            .collect();
+            if !unet.is_empty() {
+                lines.push(unet.to_owned());
+            }
+            let unet: String = lines.iter().map(|l| ["        ", l, "\n"].concat()).collect();
+            let text = format!("model:\n  params:\n{model}    unet_config:\n      params:\n{unet}");
+            std::fs::write(&path, text).unwrap();
+            Geometry::sd15()
+                .apply_ldm_yaml(&path)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(with("", ""), Ok(()));
+        for (unet, model, says) in [
+            ("", "    timesteps: 0\n", "timesteps is 0"),
+            ("", "    timesteps: 1\n", "timesteps is 1"),
+            ("", "    timesteps: 10000000000\n", "timesteps is 10000000000"),
+            ("num_heads: 3", "", "3 attention heads"),
+            ("model_channels: -1", "", "model_channels must be a whole number"),
+            ("context_dim: -5", "", "context_dim must be a whole number"),
+            ("in_channels: 0", "", "in_channels is 0"),
+        ] {
+            let err = with(unet, model).expect_err(says);
+            assert!(err.contains(says), "{says}: {err}");
+        }
+        let mut clip = ClipConfig::vit_l14();
+        clip.num_attention_heads = 0;
+        assert!(clip.validate().unwrap_err().contains("num_attention_heads is 0"));
+        clip = ClipConfig::vit_l14();
+        clip.max_position_embeddings = 40_000;
+        assert!(
+            clip.validate()
+                .unwrap_err()
+                .contains("max_position_embeddings is 40000")
         );
     }
 }
