@@ -398,6 +398,65 @@ fn build_init(args: &GenerateArgs, params: &GenerationParams) -> anyhow::Result<
     }))
 }
 
+/// Refuses an `--out` that cannot be written before any work starts: a folder, a missing or
+/// read-only folder. A probe file is created and removed in the output folder.
+fn check_output(out: &Path) -> anyhow::Result<()> {
+    if out.is_dir() {
+        return Err(bad(format!(
+            "--out {} is a folder; give a file name such as {}",
+            out.display(),
+            out.join("image.png").display()
+        )));
+    }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(bad(format!("output folder {} does not exist", dir.display())));
+    }
+    let probe = dir.join(format!(".easel-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(bad(format!(
+            "cannot write to the output folder {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// `text` with control characters other than newline and tab shown as `\u{…}` escapes, so a
+/// file cannot send terminal escape sequences through `png-info`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Writes `text` to stdout; a reader that went away (`easel png-info x.png | head -1`) ends the
+/// output quietly instead of failing.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// A line above the progress bar, or on stderr when the bar is hidden (not a terminal).
 fn say(bar: &indicatif::ProgressBar, line: &str) {
     if bar.is_hidden() {
@@ -425,13 +484,9 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             args.device
         ))
     })?;
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        return Err(bad(format!("output folder {} does not exist", dir.display())));
-    }
+    check_output(&args.out)?;
     let init = build_init(args, &params)?;
-    let total_images = (params.batch_count * params.batch_size) as usize;
+    let total_images = usize::try_from(params.image_count()).unwrap_or(usize::MAX);
     let app_folders = || {
         let paths = AppPaths::platform();
         let (settings, _) = Settings::load(&paths.settings_file());
@@ -540,30 +595,35 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn info(path: &Path, no_hash: bool) -> anyhow::Result<ExitCode> {
+    use std::fmt::Write as _;
+    let mut text = String::new();
     let info = easel::models::inspect(path).map_err(|e| bad(e.to_string()))?;
-    println!("file:          {}", info.path.display());
-    println!("family:        {}", info.family.label());
-    println!("storage dtype: {}", info.storage_dtype.name());
-    println!("tensors:       {}", info.tensor_count);
-    println!(
+    let _ = writeln!(text, "file:          {}", info.path.display());
+    let _ = writeln!(text, "family:        {}", info.family.label());
+    let _ = writeln!(text, "storage dtype: {}", info.storage_dtype.name());
+    let _ = writeln!(text, "tensors:       {}", info.tensor_count);
+    let _ = writeln!(
+        text,
         "size:          {} bytes ({:.2} GiB)",
         info.file_size,
         info.file_size as f64 / f64::from(1u32 << 30)
     );
     if let Some(reason) = info.family.unsupported_reason() {
-        println!("note:          {reason}");
+        let _ = writeln!(text, "note:          {reason}");
     }
     if !no_hash && path.is_file() {
         let sha = easel::models::hash::cached_sha256(path, |_, _| {}).map_err(|e| bad(e.to_string()))?;
-        println!("hash (AutoV2): {}", easel::models::hash::autov2(&sha));
-        println!("sha256:        {sha}");
+        let _ = writeln!(text, "hash (AutoV2): {}", easel::models::hash::autov2(&sha));
+        let _ = writeln!(text, "sha256:        {sha}");
     }
+    print_out(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn png_info(image: &Path) -> anyhow::Result<ExitCode> {
+    use std::fmt::Write as _;
     let chunks = text_chunks(image)?;
-    let Some((_, text)) = chunks.iter().find(|(k, _)| k == infotext::PARAMETERS_KEYWORD) else {
+    let Some((_, stored)) = chunks.iter().find(|(k, _)| k == infotext::PARAMETERS_KEYWORD) else {
         let keys: Vec<&str> = chunks.iter().map(|(k, _)| k.as_str()).collect();
         return Err(bad(format!(
             "{} has no A1111 'parameters' text chunk (text chunks found: {})",
@@ -575,22 +635,26 @@ fn png_info(image: &Path) -> anyhow::Result<ExitCode> {
             }
         )));
     };
-    println!("{text}");
-    match infotext::parse(text) {
+    let mut text = printable(stored);
+    text.push('\n');
+    match infotext::parse(stored) {
         Ok(p) => {
-            println!();
-            println!(
+            text.push('\n');
+            let _ = writeln!(
+                text,
                 "sampler:  {} (schedule {})",
                 p.sampler.a1111_name(),
                 p.schedule.a1111_name()
             );
-            println!(
+            let _ = writeln!(
+                text,
                 "steps:    {}, CFG {}, seed {}, size {}x{}",
                 p.steps, p.cfg_scale, p.seed, p.width, p.height
             );
         }
         Err(e) => eprintln!("warning: the parameters could not be fully interpreted: {e}"),
     }
+    print_out(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 

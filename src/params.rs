@@ -365,6 +365,11 @@ impl Default for GenerationParams {
 }
 
 impl GenerationParams {
+    /// Images the job makes: batch count × batch size (no overflow).
+    pub fn image_count(&self) -> u64 {
+        u64::from(self.batch_count) * u64::from(self.batch_size)
+    }
+
     /// The "Schedule type" A1111 writes for this sampler and schedule: the sampler's default
     /// schedule label when `Automatic` resolves to a schedule function (`KDiffusionSampler.
     /// get_sigmas` stores `scheduler.label`), else the chosen label.

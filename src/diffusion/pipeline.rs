@@ -65,6 +65,12 @@ pub fn validate(params: &GenerationParams, model: &SdModel) -> Result<(), Diffus
     if params.batch_size == 0 || params.batch_count == 0 {
         return bad("batch count and batch size must be at least 1".into());
     }
+    if params.batch_size > 64 || params.image_count() > 10_000 {
+        return bad(format!(
+            "batch size {} × batch count {} is too many images; at most 64 per batch and 10000 in one job",
+            params.batch_size, params.batch_count
+        ));
+    }
     if !params.cfg_scale.is_finite() {
         return bad("CFG scale must be a finite number".into());
     }

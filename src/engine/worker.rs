@@ -18,7 +18,7 @@ use crate::diffusion::pipeline::{self, Observer};
 use crate::diffusion::preview::latent_preview;
 use crate::infotext;
 use crate::models::ModelError;
-use crate::models::lora_file::{LoraError, find};
+use crate::models::lora_file::{LoraError, find, find_pickle};
 use crate::params::GenerationParams;
 use crate::prompt::ClipTokenizer;
 use crate::prompt::extra_networks::extract_tags;
@@ -106,10 +106,16 @@ fn apply_loras(
                     .join(", ")
             }
         };
-        let path = find(&tag.name, dirs).ok_or_else(|| LoraError::NotFound {
-            name: tag.name.clone(),
-            folders: folders(),
-        })?;
+        let Some(path) = find(&tag.name, dirs) else {
+            if let Some(pickle) = find_pickle(&tag.name, dirs) {
+                return Err(ModelError::Pickle { path: pickle }.into());
+            }
+            return Err(LoraError::NotFound {
+                name: tag.name.clone(),
+                folders: folders(),
+            }
+            .into());
+        };
         let file = loras.get(&path, &tag.name)?;
         set.push(Applied {
             lora: file,

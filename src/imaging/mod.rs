@@ -71,13 +71,19 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<DynamicImage, LoadError> {
     Ok(img)
 }
 
-fn read(path: &Path) -> Result<DynamicImage, LoadError> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-        path: name.clone(),
+/// The bytes of an image file; only regular files are read (a pipe named `x.png` would block).
+///
+/// # Errors
+/// Missing or unreadable files, or a path that is not a regular file.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    crate::system::read_regular(path).map_err(|source| LoadError::Io {
+        path: path.display().to_string(),
         source,
-    })?;
-    decode(&bytes, &name)
+    })
+}
+
+fn read(path: &Path) -> Result<DynamicImage, LoadError> {
+    decode(&read_file(path)?, &path.display().to_string())
 }
 
 /// A1111's `images.flatten(img, "#ffffff")`: transparency composited over white, as RGB8.

@@ -176,7 +176,7 @@ pub fn write_png_with_text_chunks(
 /// chunk that does not inflate; each names the path. Text chunks that the PNG decoder finds
 /// corrupt (bad CRC, bad keyword) are skipped, as PNG readers do with bad ancillary chunks.
 pub fn read_png_text_chunks(path: &Path) -> Result<Vec<(String, String)>, PngMetaError> {
-    let bytes = fs::read(path).map_err(|source| PngMetaError::Read {
+    let bytes = crate::system::read_regular(path).map_err(|source| PngMetaError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -308,6 +308,46 @@ fn is_latin1(text: &str) -> bool {
     text.chars().all(|c| u32::from(c) <= 0xff)
 }
 
+/// Removes temporary files that an earlier, killed write of `file_name` left in `dir`
+/// (`.NAME.<pid>-<n>.tmp`): those of processes that no longer run (on Linux, no `/proc/<pid>`)
+/// or, where that cannot be told, older than an hour. Files of this process are left alone.
+fn sweep_stale_temps(dir: &Path, file_name: &std::ffi::OsStr) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{}.", file_name.to_string_lossy());
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        if pid == me || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let proc_dir = Path::new("/proc");
+        let gone = if proc_dir.join("self").exists() {
+            !proc_dir.join(pid.to_string()).exists()
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600)
+        };
+        if gone {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `bytes` to a new temporary file next to `path`, flushes it to disk and renames it over
 /// `path`, so readers see either the old file or the whole new one.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PngMetaError> {
@@ -321,6 +361,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PngMetaError> {
         _ => Path::new("."),
     };
 
+    sweep_stale_temps(dir, file_name);
     let (tmp_path, mut file) = loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut tmp_name = std::ffi::OsString::from(".");
@@ -559,5 +600,27 @@ mod tests {
             let chunks = read_png_text_chunks_from_bytes(&compressed_text_png(&fits, itxt)).expect("reads");
             assert_eq!(chunks, vec![("parameters".to_owned(), fits.clone())]);
         }
+    }
+
+    #[test]
+    fn stale_temp_files_of_killed_writes_are_swept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out.png");
+        // A pid far above Linux's pid_max belongs to no process; our own in-flight file stays.
+        let stale = dir.path().join(".out.png.4294967290-0.tmp");
+        let ours = dir.path().join(format!(".out.png.{}-99.tmp", std::process::id()));
+        let other = dir.path().join(".other.png.4294967290-0.tmp");
+        for p in [&stale, &ours, &other] {
+            fs::write(p, b"partial").expect("write");
+        }
+        write_png_with_parameters(&out, 2, 2, &gradient(2, 2), "abc").expect("writes");
+        assert!(out.exists());
+        if Path::new("/proc/self").exists() {
+            assert!(!stale.exists(), "the killed write's temp file is gone");
+        }
+        assert!(
+            ours.exists() && other.exists(),
+            "only stale temps of this name are removed"
+        );
     }
 }

@@ -273,7 +273,7 @@ impl Geometry {
 
     /// Applies an LDM yaml config on top of `self`.
     pub fn apply_ldm_yaml(mut self, path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ModelError::io(path, &err))?;
+        let text = crate::system::read_regular_text(path).map_err(|err| ModelError::io(path, &err))?;
         let err = |why: String| ModelError::Config {
             path: path.to_path_buf(),
             why,

@@ -7,7 +7,7 @@ use super::ModelError;
 
 /// Reads a JSON config file, with a message naming the file when it is not valid JSON.
 pub fn read_json(path: &Path) -> Result<serde_json::Value, ModelError> {
-    let text = std::fs::read_to_string(path).map_err(|err| ModelError::io(path, &err))?;
+    let text = crate::system::read_regular_text(path).map_err(|err| ModelError::io(path, &err))?;
     serde_json::from_str(&text).map_err(|err| ModelError::Config {
         path: path.to_path_buf(),
         why: format!("not valid JSON ({err})"),

@@ -11,7 +11,7 @@ use super::ModelError;
 /// Full SHA-256 of a file, lowercase hex, streamed in 1 MiB blocks.
 /// `progress` gets (bytes done, total) after each block.
 pub fn sha256_file(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<String, ModelError> {
-    let mut file = std::fs::File::open(path).map_err(|err| ModelError::io(path, &err))?;
+    let mut file = crate::system::open_regular(path).map_err(|err| ModelError::io(path, &err))?;
     let total = file.metadata().map_err(|err| ModelError::io(path, &err))?.len();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];

@@ -409,7 +409,17 @@ impl LoraFile {
 
 /// Finds `name` (`name.safetensors`, case-insensitive, also in subfolders) under `folders`.
 pub fn find(name: &str, folders: &[PathBuf]) -> Option<PathBuf> {
-    fn walk(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
+    find_with(name, folders, &["safetensors"])
+}
+
+/// Finds a pickled LoRA called `name` (`.pt`, `.ckpt`, `.bin`), which Easel never loads, so the
+/// user hears why a tag that names it does nothing.
+pub fn find_pickle(name: &str, folders: &[PathBuf]) -> Option<PathBuf> {
+    find_with(name, folders, &["pt", "ckpt", "bin", "pth"])
+}
+
+fn find_with(name: &str, folders: &[PathBuf], extensions: &[&str]) -> Option<PathBuf> {
+    fn walk(dir: &Path, name: &str, extensions: &[&str], depth: usize) -> Option<PathBuf> {
         let entries = std::fs::read_dir(dir).ok()?;
         let mut subdirs = Vec::new();
         for e in entries.flatten() {
@@ -418,7 +428,7 @@ pub fn find(name: &str, folders: &[PathBuf]) -> Option<PathBuf> {
                 subdirs.push(p);
             } else if p
                 .extension()
-                .is_some_and(|x| x.eq_ignore_ascii_case("safetensors"))
+                .is_some_and(|x| extensions.iter().any(|e| x.eq_ignore_ascii_case(e)))
                 && p.file_stem()
                     .is_some_and(|s| s.to_string_lossy().eq_ignore_ascii_case(name))
             {
@@ -429,9 +439,11 @@ pub fn find(name: &str, folders: &[PathBuf]) -> Option<PathBuf> {
             return None;
         }
         subdirs.sort();
-        subdirs.into_iter().find_map(|d| walk(&d, name, depth - 1))
+        subdirs
+            .into_iter()
+            .find_map(|d| walk(&d, name, extensions, depth - 1))
     }
-    folders.iter().find_map(|f| walk(f, name, 3))
+    folders.iter().find_map(|f| walk(f, name, extensions, 3))
 }
 
 /// Every LoRA file under `folders` (name, path), sorted by name.

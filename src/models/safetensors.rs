@@ -2,7 +2,6 @@
 //! Every offset and size in the header is checked before any tensor is touched, so a truncated or corrupt file is a message, not a crash.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -152,7 +151,7 @@ impl std::fmt::Debug for SafetensorsFile {
 impl SafetensorsFile {
     /// Opens and validates `path`. Tensor data is not read until asked for.
     pub fn open(path: &Path) -> Result<Self, ModelError> {
-        let file = File::open(path).map_err(|err| ModelError::io(path, &err))?;
+        let file = crate::system::open_regular(path).map_err(|err| ModelError::io(path, &err))?;
         let file_len = file.metadata().map_err(|err| ModelError::io(path, &err))?.len();
         let bad = |why: String| ModelError::Corrupt {
             path: path.to_path_buf(),
@@ -329,6 +328,7 @@ fn parse_entry(name: &str, value: &serde_json::Value, data_len: usize) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
 
     fn write_file(dir: &Path, header: &str, data: &[u8]) -> PathBuf {

@@ -149,9 +149,9 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
         IoTask::ScanLoras(folders) => Reply::Loras(registry::scan_loras(&folders)),
         IoTask::Save(dir, image) => save(&dir, &image).unwrap_or_else(Reply::Failed),
         IoTask::LoadGallery(dir) => Reply::Gallery(load_gallery(&dir)),
-        IoTask::LoadImage(path) => match std::fs::read(&path) {
+        IoTask::LoadImage(path) => match crate::imaging::read_file(&path) {
             Ok(bytes) => decode_image(&path.display().to_string(), &bytes),
-            Err(e) => Reply::Failed(format!("could not open {}: {e}", path.display())),
+            Err(e) => Reply::Failed(e.to_string()),
         },
         IoTask::PasteImage => paste_image(),
         IoTask::Hash(paths) => {
