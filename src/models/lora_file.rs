@@ -67,8 +67,49 @@ impl Module {
         }
     }
 
-    /// `ΔW` (unscaled) reshaped to `shape`, in f32 on `device`.
+    /// How many elements `ΔW` has, from the factors' shapes alone, or why they do not fit together.
+    fn delta_elements(&self) -> Result<usize, String> {
+        let rows_cols = |t: &Tensor| (t.dims()[0], t.dims()[1..].iter().product::<usize>());
+        match &self.update {
+            Update::LowRank { down, up } => {
+                let ((r, cols), (rows, r2)) = (rows_cols(down), rows_cols(up));
+                if r != r2 {
+                    return Err(format!("down has rank {r} but up has {r2}"));
+                }
+                Ok(rows.saturating_mul(cols))
+            }
+            Update::Hadamard { w1a, w1b, w2a, w2b } => {
+                let (m1, r1) = rows_cols(w1a);
+                let (r1b, n1) = rows_cols(w1b);
+                let (m2, r2) = rows_cols(w2a);
+                let (r2b, n2) = rows_cols(w2b);
+                if r1 != r1b || r2 != r2b || m1 != m2 || n1 != n2 {
+                    return Err("the LoHa factors do not fit together".into());
+                }
+                Ok(m1.saturating_mul(n1))
+            }
+            Update::Kronecker { w1, w2, .. } => {
+                if w1.rank() != 2 || w2.rank() < 2 {
+                    return Err("LoKr factors need two dimensions".into());
+                }
+                Ok(w1.elem_count().saturating_mul(w2.elem_count()))
+            }
+        }
+    }
+
+    /// `ΔW` (unscaled) reshaped to `shape`, in f32 on `device`. Factors whose product would not
+    /// have `shape`'s size are refused before anything is multiplied.
     pub fn delta(&self, shape: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+        let want: usize = shape.iter().product();
+        match self.delta_elements() {
+            Ok(n) if n == want => {}
+            Ok(n) => {
+                return Err(candle_core::Error::Msg(format!(
+                    "its factors make {n} values, the layer has {want}"
+                )));
+            }
+            Err(why) => return Err(candle_core::Error::Msg(why)),
+        }
         let f = |t: &Tensor| t.to_device(device)?.to_dtype(DType::F32);
         let flat = |t: &Tensor| -> candle_core::Result<Tensor> {
             let t = f(t)?;
@@ -161,6 +202,10 @@ pub enum LoraError {
         first: String,
     },
 }
+
+/// The largest weight a LoKr factor pair may expand to at load time (SD 1.x's largest layer has
+/// 14.7M values).
+const MAX_DELTA_ELEMENTS: usize = 64 << 20;
 
 const SUFFIXES: [&str; 16] = [
     ".lora_down.weight",
@@ -272,8 +317,28 @@ impl LoraFile {
             });
         }
         let load = |k: &str| {
-            file.load(k, DType::F32, &Device::Cpu)
-                .map_err(|e| unreadable(e.to_string()))
+            let entry = file.entry(k).map(|e| e.shape.clone()).unwrap_or_default();
+            let is_alpha = split_key(k).is_some_and(|(_, suffix)| suffix == ".alpha");
+            if !is_alpha && (entry.len() < 2 || entry.contains(&0)) {
+                return Err(unreadable(format!(
+                    "tensor {k} has shape {entry:?}; a LoRA factor needs at least two non-empty dimensions"
+                )));
+            }
+            let t = file
+                .load(k, DType::F32, &Device::Cpu)
+                .map_err(|e| unreadable(e.to_string()))?;
+            let finite = t
+                .flatten_all()
+                .and_then(|f| f.to_vec1::<f32>())
+                .map_err(|e| unreadable(e.to_string()))?
+                .iter()
+                .all(|v| v.is_finite());
+            if !finite {
+                return Err(unreadable(format!(
+                    "tensor {k} holds NaN or infinite values; the file is broken"
+                )));
+            }
+            Ok(t)
         };
         let mut grouped: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
         for key in &keys {
@@ -316,29 +381,42 @@ impl LoraFile {
             ) {
                 Update::Hadamard { w1a, w1b, w2a, w2b }
             } else {
-                let full_or =
-                    |w: &str, a: &str, b: &str| -> Result<Option<(Tensor, Option<usize>)>, LoraError> {
-                        if let Some(t) = get(w)? {
-                            return Ok(Some((t, None)));
-                        }
-                        match pair(a, b)? {
-                            Some((a, b)) => {
-                                let rank = b.dims().first().copied();
-                                let prod = a.matmul(
-                                    &b.reshape((b.dims()[0], ()))
-                                        .map_err(|e| unreadable(e.to_string()))?,
-                                );
-                                let prod = prod.map_err(|e| unreadable(e.to_string()))?;
-                                let mut dims = vec![a.dims()[0]];
-                                dims.extend_from_slice(&b.dims()[1..]);
-                                Ok(Some((
-                                    prod.reshape(dims).map_err(|e| unreadable(e.to_string()))?,
-                                    rank,
-                                )))
+                let full_or = |w: &str,
+                               a: &str,
+                               b: &str|
+                 -> Result<Option<(Tensor, Option<usize>)>, LoraError> {
+                    if let Some(t) = get(w)? {
+                        return Ok(Some((t, None)));
+                    }
+                    match pair(a, b)? {
+                        Some((a, b)) => {
+                            let product_elements = a.dims()[0].saturating_mul(b.dims()[1..].iter().product());
+                            if a.rank() != 2
+                                || a.dims()[1] != b.dims()[0]
+                                || product_elements > MAX_DELTA_ELEMENTS
+                            {
+                                return Err(unreadable(format!(
+                                    "module {module}: LoKr factors {:?} and {:?} do not multiply to a layer-sized weight",
+                                    a.dims(),
+                                    b.dims()
+                                )));
                             }
-                            None => Ok(None),
+                            let rank = b.dims().first().copied();
+                            let prod = a.matmul(
+                                &b.reshape((b.dims()[0], ()))
+                                    .map_err(|e| unreadable(e.to_string()))?,
+                            );
+                            let prod = prod.map_err(|e| unreadable(e.to_string()))?;
+                            let mut dims = vec![a.dims()[0]];
+                            dims.extend_from_slice(&b.dims()[1..]);
+                            Ok(Some((
+                                prod.reshape(dims).map_err(|e| unreadable(e.to_string()))?,
+                                rank,
+                            )))
                         }
-                    };
+                        None => Ok(None),
+                    }
+                };
                 match (
                     full_or(".lokr_w1", ".lokr_w1_a", ".lokr_w1_b")?,
                     full_or(".lokr_w2", ".lokr_w2_a", ".lokr_w2_b")?,
@@ -555,5 +633,35 @@ mod tests {
             Some(("lora_unet_x", ".lora_down.weight"))
         );
         assert_eq!(split_key("lora_unet_x.alpha"), Some(("lora_unet_x", ".alpha")));
+    }
+
+    #[test]
+    fn factors_that_do_not_fit_the_layer_are_refused_before_multiplying() {
+        // A LoKr whose factors would multiply to far more values than the 2×4 layer has.
+        let k = Module {
+            key: "k".into(),
+            update: Update::Kronecker {
+                w1: t(&[1.; 64], &[8, 8]),
+                w2: t(&[1.; 64], &[8, 8]),
+                rank: None,
+            },
+            alpha: None,
+        };
+        let err = k.delta(&[2, 4], &Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("4096 values, the layer has 8"), "{err}");
+        let lr = Module {
+            key: "l".into(),
+            update: Update::LowRank {
+                down: t(&[1.; 6], &[2, 3]),
+                up: t(&[1.; 6], &[2, 3]),
+            },
+            alpha: None,
+        };
+        assert!(
+            lr.delta(&[2, 3], &Device::Cpu)
+                .unwrap_err()
+                .to_string()
+                .contains("rank 2 but up has 3")
+        );
     }
 }
