@@ -61,8 +61,10 @@ impl Family {
     /// Why the family cannot be used as a checkpoint, as a sentence; `None` when it can.
     pub fn unsupported_reason(self) -> Option<String> {
         let planned = |name: &str, version: &str| {
+            // "an SDXL" (ess-dee), "a Flux".
+            let article = if name.starts_with("SD") { "an" } else { "a" };
             format!(
-                "this is an {name} checkpoint; Easel {} runs SD 1.x checkpoints, {name} support is planned for Easel {version}",
+                "this is {article} {name} checkpoint; Easel {} runs SD 1.x checkpoints, {name} support is planned for Easel {version}",
                 env!("CARGO_PKG_VERSION")
             )
         };
