@@ -1,10 +1,30 @@
 //! The ops the UNet and VAE are built from. Each times itself for `easel bench --profile`
-//! ([`super::profile`]); the hot ones are where Easel's CPU kernels get wired in.
+//! ([`super::profile`]); attention, GroupNorm and GEGLU run Easel's kernels on contiguous f32 CPU
+//! tensors and candle's ops everywhere else (other devices, dtypes or layouts).
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{D, DType, Module, Result, Storage, Tensor};
 use candle_nn::{Conv2d, LayerNorm, Linear, VarBuilder};
 
 use super::profile::{OpKind, time};
+use crate::kernels;
+
+/// Runs `f` on the values of `t` when it is a contiguous f32 tensor in CPU memory; `None` otherwise.
+fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    if t.dtype() != DType::F32 || !t.device().is_cpu() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (start, end) = layout.contiguous_offsets()?;
+    match &*storage {
+        Storage::Cpu(cpu) => cpu.as_slice::<f32>().ok().map(|data| f(&data[start..end])),
+        _ => None,
+    }
+}
+
+/// A CPU tensor of `shape` holding `data`.
+fn cpu_tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+    Tensor::from_vec(data, shape, &candle_core::Device::Cpu)
+}
 
 /// Attention score buffers larger than this are computed in slices over batch × heads.
 pub const ATTENTION_SLICE_BYTES: usize = 512 << 20;
@@ -39,17 +59,24 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     time(OpKind::Elementwise, || a + b)
 }
 
-/// `a + b` with `b` broadcast to `a`'s shape (per-channel time embedding).
-pub fn broadcast_add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    time(OpKind::Elementwise, || a.broadcast_add(b))
-}
-
 /// GEGLU with the exact (erf) GELU, as LDM's `GEGLU` calls `F.gelu`: `[.., 2n]` → `a · gelu(g)` `[.., n]`
 /// where `a` is the first half of the last dimension and `g` the second.
 pub fn geglu(proj: &Tensor) -> Result<Tensor> {
     time(OpKind::Elementwise, || {
         let half = proj.dim(D::Minus1)? / 2;
-        proj.narrow(D::Minus1, 0, half)? * proj.narrow(D::Minus1, half, half)?.gelu_erf()?
+        let mut shape = proj.dims().to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = half;
+        }
+        let fused = with_cpu_f32(proj, |p| {
+            let mut out = vec![0f32; p.len() / 2];
+            kernels::geglu(p, &mut out, half);
+            out
+        });
+        match fused {
+            Some(out) if half > 0 => cpu_tensor(out, &shape),
+            _ => proj.narrow(D::Minus1, 0, half)? * proj.narrow(D::Minus1, half, half)?.gelu_erf()?,
+        }
     })
 }
 
@@ -58,8 +85,12 @@ pub fn layout(f: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
     time(OpKind::Layout, f)
 }
 
-/// GroupNorm over NCHW (or any `[B, C, …]`) with an optional fused SiLU.
+/// GroupNorm over NCHW (or any `[B, C, …]`) with an optional fused SiLU and per-channel shift.
 pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
     reference: candle_nn::GroupNorm,
 }
 
@@ -69,23 +100,122 @@ impl GroupNorm {
         let weight = vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.))?;
         let bias = vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.))?;
         Ok(Self {
-            reference: candle_nn::GroupNorm::new(weight, bias, channels, groups, eps)?,
+            reference: candle_nn::GroupNorm::new(weight.clone(), bias.clone(), channels, groups, eps)?,
+            weight,
+            bias,
+            groups,
+            eps,
         })
     }
 
     /// Normalises `x`, then applies SiLU when `silu` is set.
     pub fn forward(&self, x: &Tensor, silu: bool) -> Result<Tensor> {
-        time(OpKind::Norm, || {
-            let y = self.reference.forward(x)?;
-            if silu { candle_nn::ops::silu(&y) } else { Ok(y) }
-        })
+        time(OpKind::Norm, || self.run(x, None, silu))
+    }
+
+    /// Normalises `x + shift` where `shift` is `[B, C]`, broadcast over space (the resnets' time
+    /// embedding), then applies SiLU when `silu` is set.
+    pub fn forward_shifted(&self, x: &Tensor, shift: &Tensor, silu: bool) -> Result<Tensor> {
+        time(OpKind::Norm, || self.run(x, Some(shift), silu))
+    }
+
+    fn run(&self, x: &Tensor, shift: Option<&Tensor>, silu: bool) -> Result<Tensor> {
+        if let Some(y) = self.kernel(x, shift, silu)? {
+            return Ok(y);
+        }
+        let x = match shift {
+            Some(s) => {
+                let mut dims = s.dims().to_vec();
+                dims.resize(x.rank(), 1);
+                x.broadcast_add(&s.reshape(dims)?)?
+            }
+            None => x.clone(),
+        };
+        let y = self.reference.forward(&x)?;
+        if silu { candle_nn::ops::silu(&y) } else { Ok(y) }
+    }
+
+    /// The fused kernel when every tensor is contiguous f32 on the CPU; `None` otherwise.
+    fn kernel(&self, x: &Tensor, shift: Option<&Tensor>, silu: bool) -> Result<Option<Tensor>> {
+        let dims = x.dims();
+        if dims.len() < 3 || dims[1] != self.weight.elem_count() {
+            return Ok(None);
+        }
+        let shape = kernels::GroupNormShape {
+            batch: dims[0],
+            channels: dims[1],
+            spatial: dims[2..].iter().product(),
+            groups: self.groups,
+        };
+        if shift.is_some_and(|s| s.elem_count() != shape.batch * shape.channels) {
+            return Ok(None);
+        }
+        let out = with_cpu_f32(x, |x| {
+            with_cpu_f32(&self.weight, |weight| {
+                with_cpu_f32(&self.bias, |bias| {
+                    let params = kernels::group_norm::GroupNormParams {
+                        weight,
+                        bias,
+                        eps: self.eps,
+                        silu,
+                    };
+                    let run = |shift: Option<&[f32]>| {
+                        let mut out = vec![0f32; x.len()];
+                        kernels::group_norm(x, shift, &mut out, shape, params);
+                        out
+                    };
+                    match shift {
+                        Some(s) => with_cpu_f32(s, |s| run(Some(s))),
+                        None => Some(run(None)),
+                    }
+                })
+            })
+        });
+        match out.flatten().flatten().flatten() {
+            Some(out) => cpu_tensor(out, dims).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
 /// Multi-head attention core: `q` `[B, N, C]`, `k` and `v` `[B, M, C]` with `C = heads · d`
 /// → `softmax(q kᵀ · scale) v` per head, merged back to `[B, N, C]`. Scores and softmax are f32.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
-    time(OpKind::Attention, || attention_reference(q, k, v, heads, scale))
+    time(OpKind::Attention, || {
+        match attention_kernel(q, k, v, heads, scale)? {
+            Some(out) => Ok(out),
+            None => attention_reference(q, k, v, heads, scale),
+        }
+    })
+}
+
+/// The blocked attention kernel when q, k and v are contiguous f32 on the CPU; `None` otherwise.
+fn attention_kernel(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64) -> Result<Option<Tensor>> {
+    let (b, n, c) = q.dims3()?;
+    let (bk, m, ck) = k.dims3()?;
+    if heads == 0 || !c.is_multiple_of(heads) || m == 0 || (bk, ck) != (b, c) || v.dims() != k.dims() {
+        return Ok(None); // let candle report (or handle) the odd shape
+    }
+    let shape = kernels::AttentionShape {
+        batch: b,
+        queries: n,
+        keys: m,
+        heads,
+        head_dim: c / heads,
+    };
+    let out = with_cpu_f32(q, |q| {
+        with_cpu_f32(k, |k| {
+            with_cpu_f32(v, |v| {
+                let mut out = vec![0f32; q.len()];
+                kernels::attention(q, k, v, &mut out, shape, scale as f32);
+                out
+            })
+        })
+    });
+    match out.flatten().flatten() {
+        Some(out) => cpu_tensor(out, &[b, n, c]).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The attention core in candle ops, sliced over batch × heads so that no score buffer exceeds

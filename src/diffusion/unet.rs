@@ -68,11 +68,9 @@ impl ResBlock {
 
     fn forward(&self, x: &Tensor, temb_act: &Tensor) -> Result<Tensor> {
         let h = ops::conv2d(&self.conv1, &self.norm1.forward(x, true)?)?;
-        let t = ops::linear(&self.time_proj, temb_act)?
-            .unsqueeze(2)?
-            .unsqueeze(3)?;
-        let h = ops::broadcast_add(&h, &t)?;
-        let h = ops::conv2d(&self.conv2, &self.norm2.forward(&h, true)?)?;
+        // The time embedding is added per channel inside the second norm (h + t is used nowhere else).
+        let t = ops::linear(&self.time_proj, temb_act)?;
+        let h = ops::conv2d(&self.conv2, &self.norm2.forward_shifted(&h, &t, true)?)?;
         match &self.shortcut {
             Some(s) => ops::add(&ops::conv2d(s, x)?, &h),
             None => ops::add(x, &h),
