@@ -63,20 +63,22 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// where `a` is the first half of the last dimension and `g` the second.
 pub fn geglu(proj: &Tensor) -> Result<Tensor> {
     time(OpKind::Elementwise, || {
-        let half = proj.dim(D::Minus1)? / 2;
-        let mut shape = proj.dims().to_vec();
-        if let Some(last) = shape.last_mut() {
-            *last = half;
+        let full = proj.dim(D::Minus1)?;
+        let half = full / 2;
+        if full > 0 && full.is_multiple_of(2) {
+            let fused = with_cpu_f32(proj, |p| {
+                let mut out = vec![0f32; p.len() / 2];
+                kernels::geglu(p, &mut out, half);
+                out
+            });
+            if let Some(out) = fused {
+                let mut shape = proj.dims().to_vec();
+                shape.pop();
+                shape.push(half);
+                return cpu_tensor(out, &shape);
+            }
         }
-        let fused = with_cpu_f32(proj, |p| {
-            let mut out = vec![0f32; p.len() / 2];
-            kernels::geglu(p, &mut out, half);
-            out
-        });
-        match fused {
-            Some(out) if half > 0 => cpu_tensor(out, &shape),
-            _ => proj.narrow(D::Minus1, 0, half)? * proj.narrow(D::Minus1, half, half)?.gelu_erf()?,
-        }
+        proj.narrow(D::Minus1, 0, half)? * proj.narrow(D::Minus1, half, half)?.gelu_erf()?
     })
 }
 
@@ -153,7 +155,7 @@ impl GroupNorm {
         let out = with_cpu_f32(x, |x| {
             with_cpu_f32(&self.weight, |weight| {
                 with_cpu_f32(&self.bias, |bias| {
-                    let params = kernels::group_norm::GroupNormParams {
+                    let params = kernels::GroupNormParams {
                         weight,
                         bias,
                         eps: self.eps,
@@ -249,4 +251,85 @@ pub fn attention_reference(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, sca
         .reshape((b, heads, n, head_dim))?
         .transpose(1, 2)?
         .reshape((b, n, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::VarBuilder;
+
+    use super::*;
+    use crate::kernels::testing::{randn, values};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        values(&a.to_dtype(DType::F32).unwrap())
+            .iter()
+            .zip(values(&b.to_dtype(DType::F32).unwrap()))
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+    }
+
+    fn group_norm(channels: usize, dtype: DType) -> GroupNorm {
+        let mut weights = std::collections::HashMap::new();
+        weights.insert("weight".to_owned(), randn(1, &[channels], 1.0, 0.3));
+        weights.insert("bias".to_owned(), randn(2, &[channels], 0.0, 0.3));
+        let vb = VarBuilder::from_tensors(weights, dtype, &Device::Cpu);
+        GroupNorm::new(&vb, 4, channels, 1e-5).unwrap()
+    }
+
+    #[test]
+    fn group_norm_takes_the_kernel_or_candle_and_both_agree() {
+        let x = randn(3, &[2, 8, 5, 6], 0.3, 1.5);
+        let t = randn(4, &[2, 8], 0.0, 1.0);
+        let fused = group_norm(8, DType::F32);
+        let shifted = (&x + t.reshape((2, 8, 1, 1)).unwrap().broadcast_as(x.shape()).unwrap()).unwrap();
+        let reference = candle_nn::ops::silu(&fused.reference.forward(&shifted).unwrap()).unwrap();
+        // Contiguous f32: the kernel.
+        let got = fused.forward_shifted(&x, &t, true).unwrap();
+        assert!(max_diff(&got, &reference) < 1e-5);
+        // A transposed view is not contiguous: candle's ops, same answer.
+        let xt = x
+            .transpose(2, 3)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .transpose(2, 3)
+            .unwrap();
+        assert!(!xt.is_contiguous());
+        let got = fused.forward_shifted(&xt, &t, true).unwrap();
+        assert!(max_diff(&got, &reference) < 1e-5);
+        // Another dtype: candle's ops.
+        let wide = group_norm(8, DType::F64);
+        let got = wide
+            .forward_shifted(
+                &x.to_dtype(DType::F64).unwrap(),
+                &t.to_dtype(DType::F64).unwrap(),
+                true,
+            )
+            .unwrap();
+        assert_eq!(got.dtype(), DType::F64);
+        assert!(max_diff(&got, &reference) < 1e-5);
+    }
+
+    #[test]
+    fn attention_and_geglu_fall_back_outside_contiguous_f32() {
+        let q = randn(5, &[2, 9, 12], 0.0, 1.0);
+        let k = randn(6, &[2, 4, 12], 0.0, 1.0);
+        let v = randn(7, &[2, 4, 12], 0.0, 1.0);
+        let want = attention_reference(&q, &k, &v, 3, 0.5).unwrap();
+        assert!(max_diff(&attention(&q, &k, &v, 3, 0.5).unwrap(), &want) < 1e-5);
+        let as_f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let wide = attention(&as_f64(&q), &as_f64(&k), &as_f64(&v), 3, 0.5).unwrap();
+        assert_eq!(wide.dtype(), DType::F64);
+        assert!(max_diff(&wide, &want) < 1e-5);
+
+        let proj = randn(8, &[2, 3, 10], 0.0, 2.0);
+        let want =
+            (proj.narrow(2, 0, 5).unwrap() * proj.narrow(2, 5, 5).unwrap().gelu_erf().unwrap()).unwrap();
+        let got = geglu(&proj).unwrap();
+        assert_eq!(got.dims(), &[2, 3, 5]);
+        assert!(max_diff(&got, &want) < 1e-5);
+        let strided = proj.transpose(0, 1).unwrap();
+        let got = geglu(&strided).unwrap();
+        assert!(max_diff(&got, &want.transpose(0, 1).unwrap()) < 1e-5);
+    }
 }

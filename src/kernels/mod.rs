@@ -15,7 +15,7 @@ pub mod simd;
 
 pub use attention::{AttentionShape, attention};
 pub use geglu::geglu;
-pub use group_norm::{GroupNormShape, group_norm};
+pub use group_norm::{GroupNormParams, GroupNormShape, group_norm};
 
 #[cfg(test)]
 pub(crate) mod testing {
