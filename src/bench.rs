@@ -12,6 +12,7 @@ use candle_nn::{Init, init::NormalOrUniform};
 use crate::diffusion::clip::ClipTextModel;
 use crate::diffusion::lora_merge::Applied;
 use crate::diffusion::model::SdModel;
+use crate::diffusion::profile::{self, OpTotal};
 use crate::diffusion::unet::Unet;
 use crate::diffusion::vae::Vae;
 use crate::models::config::Geometry;
@@ -95,6 +96,86 @@ pub struct BenchReport {
     pub preview_secs: f64,
     /// Peak RSS in bytes after the run.
     pub peak_rss_bytes: Option<u64>,
+    /// With profiling, time per kind of op in one UNet evaluation (mean over the runs).
+    pub unet_profile: Vec<OpTotal>,
+    /// With profiling, time per kind of op in one VAE decode (mean over the runs).
+    pub vae_profile: Vec<OpTotal>,
+}
+
+/// Wall times of repeated runs and, when profiled, what one run spent per kind of op.
+struct Timed {
+    best_secs: f64,
+    mean_secs: f64,
+    /// Mean over the runs; empty unless profiled.
+    ops: Vec<OpTotal>,
+}
+
+/// Runs `f` `repeats` times (at least once), with the op timer on when `profile` is set.
+fn time_runs(
+    repeats: usize,
+    profile: bool,
+    f: &mut dyn FnMut() -> candle_core::Result<()>,
+) -> candle_core::Result<Timed> {
+    let runs = repeats.max(1);
+    profile::reset();
+    profile::set_enabled(profile);
+    let (mut best, mut total) = (f64::INFINITY, 0.0);
+    let mut outcome = Ok(());
+    for _ in 0..runs {
+        let t = Instant::now();
+        outcome = f();
+        if outcome.is_err() {
+            break;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        best = best.min(secs);
+        total += secs;
+    }
+    profile::set_enabled(false);
+    outcome?;
+    let ops = if profile {
+        profile::snapshot()
+            .into_iter()
+            .map(|t| OpTotal {
+                secs: t.secs / runs as f64,
+                calls: t.calls / runs as u64,
+                ..t
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Timed {
+        best_secs: best,
+        mean_secs: total / runs as f64,
+        ops,
+    })
+}
+
+/// Report lines for a profile: one per kind of op, largest first, then what no op accounts for.
+fn profile_lines(what: &str, totals: &[OpTotal], wall_secs: f64) -> Vec<String> {
+    let mut sorted = totals.to_vec();
+    sorted.sort_by(|a, b| b.secs.total_cmp(&a.secs));
+    let timed: f64 = sorted.iter().map(|t| t.secs).sum();
+    let percent = |secs: f64| secs / wall_secs.max(f64::MIN_POSITIVE) * 100.0;
+    let mut lines = vec![format!("profile of {what} (mean of the runs, {wall_secs:.2} s):")];
+    lines.extend(sorted.iter().map(|t| {
+        format!(
+            "  {:<14} {:>8.3} s {:>5.1} %  {:>5} calls",
+            t.kind.label(),
+            t.secs,
+            percent(t.secs),
+            t.calls
+        )
+    }));
+    let rest = (wall_secs - timed).max(0.0);
+    lines.push(format!(
+        "  {:<14} {:>8.3} s {:>5.1} %",
+        "other",
+        rest,
+        percent(rest)
+    ));
+    lines
 }
 
 /// Canvas painting costs on the CPU side (document edit + dirty-region copy for the GPU upload).
@@ -153,10 +234,12 @@ pub fn run_canvas(size: u32) -> CanvasReport {
     }
 }
 
-/// Times the full-size SD 1.5 networks at `size`×`size` pixels, `repeats` runs each (the first is reported separately as warm-up when `repeats` > 1).
+/// Times the full-size SD 1.5 networks at `size`×`size` pixels, `repeats` runs each (the best is
+/// reported); with `profile`, also the time per kind of op in the UNet step and the VAE decode.
 pub fn run_networks(
     size: usize,
     repeats: usize,
+    profile: bool,
     device: &Device,
     log: &mut dyn FnMut(&str),
 ) -> candle_core::Result<BenchReport> {
@@ -195,11 +278,20 @@ pub fn run_networks(
     let lat = size / 8;
     let x = Tensor::randn(0f32, 1.0, (2, 4, lat, lat), device)?.to_dtype(dtype)?;
     let ctx = Tensor::randn(0f32, 1.0, (2, 77, 768), device)?.to_dtype(dtype)?;
-    report.unet_step_secs = time(&mut || unet.forward(&x, &[500.0], &ctx).map(|_| ()))?;
+    let unet_step = time_runs(repeats, profile, &mut || {
+        unet.forward(&x, &[500.0], &ctx).map(|_| ())
+    })?;
+    report.unet_step_secs = unet_step.best_secs;
     log(&format!(
         "UNet step, {size}x{size}, CFG batch 2: {:.2} s",
         report.unet_step_secs
     ));
+    if profile {
+        for line in profile_lines("the UNet step", &unet_step.ops, unet_step.mean_secs) {
+            log(&line);
+        }
+    }
+    report.unet_profile = unet_step.ops;
 
     let z = Tensor::randn(0f32, 1.0, (1, 4, lat, lat), device)?.to_dtype(dtype)?;
     report.preview_secs = time(&mut || {
@@ -212,11 +304,18 @@ pub fn run_networks(
         report.preview_secs * 1000.0,
         report.preview_secs / report.unet_step_secs * 100.0
     ));
-    report.vae_decode_secs = time(&mut || vae.decode(&z).map(|_| ()))?;
+    let decode = time_runs(repeats, profile, &mut || vae.decode(&z).map(|_| ()))?;
+    report.vae_decode_secs = decode.best_secs;
     log(&format!(
         "VAE decode, {size}x{size}: {:.2} s",
         report.vae_decode_secs
     ));
+    if profile {
+        for line in profile_lines("the VAE decode", &decode.ops, decode.mean_secs) {
+            log(&line);
+        }
+    }
+    report.vae_profile = decode.ops;
     report.peak_rss_bytes = crate::system::peak_rss_bytes();
     Ok(report)
 }
@@ -331,12 +430,13 @@ pub fn write_random_sd15_lora(path: &Path, rank: usize) -> anyhow::Result<usize>
     candle_core::safetensors::save(&tensors.into_iter().collect(), path)?;
     Ok(modules)
 }
-/// All of `easel bench`: canvas painting, the networks at `size`² (unless `load_only`), and with
-/// `load_dir` checkpoint loading and LoRA changes on a random full-size checkpoint written there.
-/// Each finished line goes to `out`.
+/// All of `easel bench`: canvas painting, the networks at `size`² (unless `load_only`; with `profile`,
+/// time per kind of op), and with `load_dir` checkpoint loading and LoRA changes on a random
+/// full-size checkpoint written there. Each finished line goes to `out`.
 pub fn run(
     size: usize,
     repeats: usize,
+    profile: bool,
     load_dir: Option<&Path>,
     load_only: bool,
     out: &mut dyn FnMut(&str),
@@ -354,7 +454,7 @@ pub fn run(
         canvas.history_bytes as f64 / 1e6
     );
     if !load_only {
-        run_networks(size, repeats, &device, out)?;
+        run_networks(size, repeats, profile, &device, out)?;
         if let Some(rss) = crate::system::peak_rss_bytes() {
             say!(out, "peak RSS: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
         }

@@ -8,6 +8,7 @@ pub mod document;
 pub mod engine;
 pub mod imaging;
 pub mod infotext;
+pub mod kernels;
 pub mod models;
 pub mod params;
 pub mod prompt;

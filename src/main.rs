@@ -56,6 +56,9 @@ enum Command {
         /// Skip the network timings (only the load test).
         #[arg(long)]
         load_only: bool,
+        /// Also print the time per kind of op (convolutions, attention, norms, …) in the UNet step and VAE decode.
+        #[arg(long)]
+        profile: bool,
     },
 }
 
@@ -231,7 +234,8 @@ fn main() -> ExitCode {
             repeats,
             load_dir,
             load_only,
-        }) => bench(size, repeats, load_dir.as_deref(), load_only),
+            profile,
+        }) => bench(size, repeats, profile, load_dir.as_deref(), load_only),
         None => easel::ui::run(started).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -658,10 +662,18 @@ fn png_info(image: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench(size: usize, repeats: usize, load_dir: Option<&Path>, load_only: bool) -> anyhow::Result<ExitCode> {
+fn bench(
+    size: usize,
+    repeats: usize,
+    profile: bool,
+    load_dir: Option<&Path>,
+    load_only: bool,
+) -> anyhow::Result<ExitCode> {
     if !size.is_multiple_of(8) || size < 64 {
         return Err(bad("--size must be a multiple of 8 and at least 64"));
     }
-    easel::bench::run(size, repeats, load_dir, load_only, &mut |line| println!("{line}"))?;
+    easel::bench::run(size, repeats, profile, load_dir, load_only, &mut |line| {
+        println!("{line}");
+    })?;
     Ok(ExitCode::SUCCESS)
 }

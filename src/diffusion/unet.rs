@@ -2,9 +2,10 @@
 //! candle-transformers' version uses the tanh approximation of GELU in the feed-forward, which LDM
 //! does not; owning the network also gives per-item timesteps and memory-bounded attention.
 
-use candle_core::{D, DType, Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, LayerNorm, Linear, VarBuilder};
+use candle_core::{DType, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
+use super::ops::{self, ATTENTION_SLICE_BYTES, GroupNorm};
 use crate::models::config::UnetGeometry;
 
 /// GroupNorm groups everywhere in the SD UNet (LDM `normalization` = GroupNorm32).
@@ -15,8 +16,6 @@ const RESNET_EPS: f64 = 1e-5;
 const TRANSFORMER_NORM_EPS: f64 = 1e-6;
 /// Epsilon of the LayerNorms inside transformer blocks.
 const LAYER_NORM_EPS: f64 = 1e-5;
-/// Attention score buffers larger than this are computed in slices over batch × heads.
-const ATTENTION_SLICE_BYTES: usize = 512 << 20;
 
 fn conv(vb: VarBuilder<'_>, i: usize, o: usize, k: usize, stride: usize) -> Result<Conv2d> {
     let cfg = Conv2dConfig {
@@ -54,10 +53,10 @@ struct ResBlock {
 impl ResBlock {
     fn new(vb: &VarBuilder<'_>, input: usize, output: usize, temb: usize) -> Result<Self> {
         Ok(Self {
-            norm1: candle_nn::group_norm(GROUPS, input, RESNET_EPS, vb.pp("norm1"))?,
+            norm1: GroupNorm::new(&vb.pp("norm1"), GROUPS, input, RESNET_EPS)?,
             conv1: conv(vb.pp("conv1"), input, output, 3, 1)?,
             time_proj: candle_nn::linear(temb, output, vb.pp("time_emb_proj"))?,
-            norm2: candle_nn::group_norm(GROUPS, output, RESNET_EPS, vb.pp("norm2"))?,
+            norm2: GroupNorm::new(&vb.pp("norm2"), GROUPS, output, RESNET_EPS)?,
             conv2: conv(vb.pp("conv2"), output, output, 3, 1)?,
             shortcut: if input == output {
                 None
@@ -68,17 +67,13 @@ impl ResBlock {
     }
 
     fn forward(&self, x: &Tensor, temb_act: &Tensor) -> Result<Tensor> {
-        let h = self
-            .conv1
-            .forward(&candle_nn::ops::silu(&self.norm1.forward(x)?)?)?;
-        let t = self.time_proj.forward(temb_act)?.unsqueeze(2)?.unsqueeze(3)?;
-        let h = h.broadcast_add(&t)?;
-        let h = self
-            .conv2
-            .forward(&candle_nn::ops::silu(&self.norm2.forward(&h)?)?)?;
+        let h = ops::conv2d(&self.conv1, &self.norm1.forward(x, true)?)?;
+        // The time embedding is added per channel inside the second norm (h + t is used nowhere else).
+        let t = ops::linear(&self.time_proj, temb_act)?;
+        let h = ops::conv2d(&self.conv2, &self.norm2.forward_shifted(&h, &t, true)?)?;
         match &self.shortcut {
-            Some(s) => s.forward(x)? + h,
-            None => x + h,
+            Some(s) => ops::add(&ops::conv2d(s, x)?, &h),
+            None => ops::add(x, &h),
         }
     }
 }
@@ -103,39 +98,12 @@ impl Attention {
     }
 
     fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
-        let (b, n, c) = x.dims3()?;
-        let head_dim = c / self.heads;
-        let split = |t: Tensor| -> Result<Tensor> {
-            let (b, m, _) = t.dims3()?;
-            t.reshape((b, m, self.heads, head_dim))?
-                .transpose(1, 2)?
-                .reshape((b * self.heads, m, head_dim))?
-                .contiguous()
-        };
-        let scale = (head_dim as f64).powf(-0.5);
-        let q = split(self.q.forward(x)?)?;
-        let k = split(self.k.forward(context)?)?;
-        let v = split(self.v.forward(context)?)?;
-        let m = k.dim(1)?;
-        let rows = b * self.heads;
-        let per_row = n * m * x.dtype().size_in_bytes() * 2;
-        let slice = (ATTENTION_SLICE_BYTES / per_row.max(1)).clamp(1, rows);
-        let kt = k.t()?;
-        let mut outs = Vec::with_capacity(rows.div_ceil(slice));
-        let mut start = 0;
-        while start < rows {
-            let len = slice.min(rows - start);
-            let scores = (q.narrow(0, start, len)?.matmul(&kt.narrow(0, start, len)?)? * scale)?;
-            let probs =
-                candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(x.dtype())?;
-            outs.push(probs.matmul(&v.narrow(0, start, len)?)?);
-            start += len;
-        }
-        let y = Tensor::cat(&outs, 0)?
-            .reshape((b, self.heads, n, head_dim))?
-            .transpose(1, 2)?
-            .reshape((b, n, c))?;
-        self.out.forward(&y)
+        let c = x.dim(2)?;
+        let scale = ((c / self.heads) as f64).powf(-0.5);
+        let q = ops::linear(&self.q, x)?;
+        let k = ops::linear(&self.k, context)?;
+        let v = ops::linear(&self.v, context)?;
+        ops::linear(&self.out, &ops::attention(&q, &k, &v, self.heads, scale)?)
     }
 }
 
@@ -164,14 +132,14 @@ impl TransformerBlock {
     }
 
     fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
-        let h = self.norm1.forward(x)?;
-        let x = (self.attn1.forward(&h, &h)? + x)?;
-        let x = (self.attn2.forward(&self.norm2.forward(&x)?, context)? + x)?;
-        let proj = self.ff_in.forward(&self.norm3.forward(&x)?)?;
-        let half = proj.dim(D::Minus1)? / 2;
-        // GEGLU with the exact (erf) GELU, as LDM's `GEGLU` calls `F.gelu`.
-        let gated = (proj.narrow(D::Minus1, 0, half)? * proj.narrow(D::Minus1, half, half)?.gelu_erf()?)?;
-        self.ff_out.forward(&gated)? + x
+        let h = ops::layer_norm(&self.norm1, x)?;
+        let x = ops::add(&self.attn1.forward(&h, &h)?, x)?;
+        let x = ops::add(
+            &self.attn2.forward(&ops::layer_norm(&self.norm2, &x)?, context)?,
+            &x,
+        )?;
+        let proj = ops::linear(&self.ff_in, &ops::layer_norm(&self.norm3, &x)?)?;
+        ops::add(&ops::linear(&self.ff_out, &ops::geglu(&proj)?)?, &x)
     }
 }
 
@@ -197,7 +165,7 @@ impl SpatialTransformer {
             })
         };
         Ok(Self {
-            norm: candle_nn::group_norm(GROUPS, channels, TRANSFORMER_NORM_EPS, vb.pp("norm"))?,
+            norm: GroupNorm::new(&vb.pp("norm"), GROUPS, channels, TRANSFORMER_NORM_EPS)?,
             proj_in: proj("proj_in")?,
             blocks: (0..g.transformer_depth)
                 .map(|i| {
@@ -215,21 +183,21 @@ impl SpatialTransformer {
 
     fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
-        let normed = self.norm.forward(x)?;
-        let to_tokens = |t: Tensor| t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous();
+        let normed = self.norm.forward(x, false)?;
+        let to_tokens = |t: Tensor| ops::layout(|| t.reshape((b, c, h * w))?.transpose(1, 2)?.contiguous());
         let mut tokens = match &self.proj_in {
-            Projection::Conv(p) => to_tokens(p.forward(&normed)?)?,
-            Projection::Linear(p) => p.forward(&to_tokens(normed)?)?,
+            Projection::Conv(p) => to_tokens(ops::conv2d(p, &normed)?)?,
+            Projection::Linear(p) => ops::linear(p, &to_tokens(normed)?)?,
         };
         for block in &self.blocks {
             tokens = block.forward(&tokens, context)?;
         }
-        let to_image = |t: Tensor| t.transpose(1, 2)?.reshape((b, c, h, w));
+        let to_image = |t: Tensor| ops::layout(|| t.transpose(1, 2)?.reshape((b, c, h, w))?.contiguous());
         let out = match &self.proj_out {
-            Projection::Conv(p) => p.forward(&to_image(tokens)?.contiguous()?)?,
-            Projection::Linear(p) => to_image(p.forward(&tokens)?)?,
+            Projection::Conv(p) => ops::conv2d(p, &to_image(tokens)?)?,
+            Projection::Linear(p) => to_image(ops::linear(p, &tokens)?)?,
         };
-        out + x
+        ops::add(&out, x)
     }
 }
 
@@ -356,7 +324,7 @@ impl Unet {
             mid_attn,
             mid_res2,
             up,
-            norm_out: candle_nn::group_norm(GROUPS, chans[0], RESNET_EPS, vb.pp("conv_norm_out"))?,
+            norm_out: GroupNorm::new(&vb.pp("conv_norm_out"), GROUPS, chans[0], RESNET_EPS)?,
             conv_out: conv(vb.pp("conv_out"), chans[0], g.out_channels, 3, 1)?,
             model_channels: mc,
         })
@@ -378,13 +346,14 @@ impl Unet {
             }
         };
         let temb = timestep_features(&t, self.model_channels, x.device())?.to_dtype(x.dtype())?;
-        let temb = self
-            .time_linear_2
-            .forward(&candle_nn::ops::silu(&self.time_linear_1.forward(&temb)?)?)?;
+        let temb = ops::linear(
+            &self.time_linear_2,
+            &ops::silu(&ops::linear(&self.time_linear_1, &temb)?)?,
+        )?;
         // Every resnet applies SiLU to the embedding first; do it once.
-        let temb = candle_nn::ops::silu(&temb)?;
+        let temb = ops::silu(&temb)?;
 
-        let mut h = self.conv_in.forward(x)?;
+        let mut h = ops::conv2d(&self.conv_in, x)?;
         let mut skips = vec![h.clone()];
         for level in &self.down {
             for (j, res) in level.resnets.iter().enumerate() {
@@ -395,7 +364,7 @@ impl Unet {
                 skips.push(h.clone());
             }
             if let Some(down) = &level.resample {
-                h = down.forward(&h)?;
+                h = ops::conv2d(down, &h)?;
                 skips.push(h.clone());
             }
         }
@@ -407,7 +376,7 @@ impl Unet {
                 let skip = skips
                     .pop()
                     .ok_or_else(|| candle_core::Error::Msg("UNet skip bookkeeping".into()))?;
-                h = res.forward(&Tensor::cat(&[&h, &skip], 1)?, &temb)?;
+                h = res.forward(&ops::layout(|| Tensor::cat(&[&h, &skip], 1))?, &temb)?;
                 if let Some(attn) = level.attentions.get(j) {
                     h = attn.forward(&h, context)?;
                 }
@@ -417,11 +386,11 @@ impl Unet {
                     Some(s) => (s.dim(2)?, s.dim(3)?),
                     None => (h.dim(2)? * 2, h.dim(3)? * 2),
                 };
-                h = up.forward(&h.upsample_nearest2d(th, tw)?)?;
+                h = ops::conv2d(up, &ops::layout(|| h.upsample_nearest2d(th, tw))?)?;
             }
         }
-        let h = candle_nn::ops::silu(&self.norm_out.forward(&h)?)?;
-        self.conv_out.forward(&h)
+        let h = self.norm_out.forward(&h, true)?;
+        ops::conv2d(&self.conv_out, &h)
     }
 }
 

@@ -1,0 +1,335 @@
+//! The ops the UNet and VAE are built from. Each times itself for `easel bench --profile`
+//! ([`super::profile`]); attention, GroupNorm and GEGLU run Easel's kernels on contiguous f32 CPU
+//! tensors and candle's ops everywhere else (other devices, dtypes or layouts).
+
+use candle_core::{D, DType, Module, Result, Storage, Tensor};
+use candle_nn::{Conv2d, LayerNorm, Linear, VarBuilder};
+
+use super::profile::{OpKind, time};
+use crate::kernels;
+
+/// Runs `f` on the values of `t` when it is a contiguous f32 tensor in CPU memory; `None` otherwise.
+fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+    if t.dtype() != DType::F32 || !t.device().is_cpu() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (start, end) = layout.contiguous_offsets()?;
+    match &*storage {
+        Storage::Cpu(cpu) => cpu.as_slice::<f32>().ok().map(|data| f(&data[start..end])),
+        _ => None,
+    }
+}
+
+/// A CPU tensor of `shape` holding `data`.
+fn cpu_tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+    Tensor::from_vec(data, shape, &candle_core::Device::Cpu)
+}
+
+/// Attention score buffers larger than this are computed in slices over batch × heads.
+pub const ATTENTION_SLICE_BYTES: usize = 512 << 20;
+
+/// A convolution, timed as 1×1 or 3×3 by its kernel size.
+pub fn conv2d(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+    let kind = if conv.weight().dim(3)? == 1 {
+        OpKind::Conv1x1
+    } else {
+        OpKind::Conv3x3
+    };
+    time(kind, || conv.forward(x))
+}
+
+/// A linear layer.
+pub fn linear(layer: &Linear, x: &Tensor) -> Result<Tensor> {
+    time(OpKind::Linear, || layer.forward(x))
+}
+
+/// A LayerNorm over the last dimension.
+pub fn layer_norm(norm: &LayerNorm, x: &Tensor) -> Result<Tensor> {
+    time(OpKind::Norm, || norm.forward(x))
+}
+
+/// SiLU, `x · σ(x)`.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    time(OpKind::Elementwise, || candle_nn::ops::silu(x))
+}
+
+/// `a + b`, same shapes (residual connections).
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    time(OpKind::Elementwise, || a + b)
+}
+
+/// GEGLU with the exact (erf) GELU, as LDM's `GEGLU` calls `F.gelu`: `[.., 2n]` → `a · gelu(g)` `[.., n]`
+/// where `a` is the first half of the last dimension and `g` the second.
+pub fn geglu(proj: &Tensor) -> Result<Tensor> {
+    time(OpKind::Elementwise, || {
+        let full = proj.dim(D::Minus1)?;
+        let half = full / 2;
+        if full > 0 && full.is_multiple_of(2) {
+            let fused = with_cpu_f32(proj, |p| {
+                let mut out = vec![0f32; p.len() / 2];
+                kernels::geglu(p, &mut out, half);
+                out
+            });
+            if let Some(out) = fused {
+                let mut shape = proj.dims().to_vec();
+                shape.pop();
+                shape.push(half);
+                return cpu_tensor(out, &shape);
+            }
+        }
+        proj.narrow(D::Minus1, 0, half)? * proj.narrow(D::Minus1, half, half)?.gelu_erf()?
+    })
+}
+
+/// Runs a pure data movement (transpose + copy, concatenation, upsampling, padding) under the layout timer.
+pub fn layout(f: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
+    time(OpKind::Layout, f)
+}
+
+/// GroupNorm over NCHW (or any `[B, C, …]`) with an optional fused SiLU and per-channel shift.
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
+    reference: candle_nn::GroupNorm,
+}
+
+impl GroupNorm {
+    /// Loads `weight` and `bias` of `channels` from `vb` (candle-nn's names and init hints).
+    pub fn new(vb: &VarBuilder<'_>, groups: usize, channels: usize, eps: f64) -> Result<Self> {
+        let weight = vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.))?;
+        let bias = vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.))?;
+        Ok(Self {
+            reference: candle_nn::GroupNorm::new(weight.clone(), bias.clone(), channels, groups, eps)?,
+            weight,
+            bias,
+            groups,
+            eps,
+        })
+    }
+
+    /// Normalises `x`, then applies SiLU when `silu` is set.
+    pub fn forward(&self, x: &Tensor, silu: bool) -> Result<Tensor> {
+        time(OpKind::Norm, || self.run(x, None, silu))
+    }
+
+    /// Normalises `x + shift` where `shift` is `[B, C]`, broadcast over space (the resnets' time
+    /// embedding), then applies SiLU when `silu` is set.
+    pub fn forward_shifted(&self, x: &Tensor, shift: &Tensor, silu: bool) -> Result<Tensor> {
+        time(OpKind::Norm, || self.run(x, Some(shift), silu))
+    }
+
+    fn run(&self, x: &Tensor, shift: Option<&Tensor>, silu: bool) -> Result<Tensor> {
+        if let Some(y) = self.kernel(x, shift, silu)? {
+            return Ok(y);
+        }
+        let x = match shift {
+            Some(s) => {
+                let mut dims = s.dims().to_vec();
+                dims.resize(x.rank(), 1);
+                x.broadcast_add(&s.reshape(dims)?)?
+            }
+            None => x.clone(),
+        };
+        let y = self.reference.forward(&x)?;
+        if silu { candle_nn::ops::silu(&y) } else { Ok(y) }
+    }
+
+    /// The fused kernel when every tensor is contiguous f32 on the CPU; `None` otherwise.
+    fn kernel(&self, x: &Tensor, shift: Option<&Tensor>, silu: bool) -> Result<Option<Tensor>> {
+        let dims = x.dims();
+        if dims.len() < 3 || dims[1] != self.weight.elem_count() {
+            return Ok(None);
+        }
+        let shape = kernels::GroupNormShape {
+            batch: dims[0],
+            channels: dims[1],
+            spatial: dims[2..].iter().product(),
+            groups: self.groups,
+        };
+        if shift.is_some_and(|s| s.elem_count() != shape.batch * shape.channels) {
+            return Ok(None);
+        }
+        let out = with_cpu_f32(x, |x| {
+            with_cpu_f32(&self.weight, |weight| {
+                with_cpu_f32(&self.bias, |bias| {
+                    let params = kernels::GroupNormParams {
+                        weight,
+                        bias,
+                        eps: self.eps,
+                        silu,
+                    };
+                    let run = |shift: Option<&[f32]>| {
+                        let mut out = vec![0f32; x.len()];
+                        kernels::group_norm(x, shift, &mut out, shape, params);
+                        out
+                    };
+                    match shift {
+                        Some(s) => with_cpu_f32(s, |s| run(Some(s))),
+                        None => Some(run(None)),
+                    }
+                })
+            })
+        });
+        match out.flatten().flatten().flatten() {
+            Some(out) => cpu_tensor(out, dims).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Multi-head attention core: `q` `[B, N, C]`, `k` and `v` `[B, M, C]` with `C = heads · d`
+/// → `softmax(q kᵀ · scale) v` per head, merged back to `[B, N, C]`. Scores and softmax are f32.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+    time(OpKind::Attention, || {
+        match attention_kernel(q, k, v, heads, scale)? {
+            Some(out) => Ok(out),
+            None => attention_reference(q, k, v, heads, scale),
+        }
+    })
+}
+
+/// The blocked attention kernel when q, k and v are contiguous f32 on the CPU; `None` otherwise.
+fn attention_kernel(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64) -> Result<Option<Tensor>> {
+    let (b, n, c) = q.dims3()?;
+    let (bk, m, ck) = k.dims3()?;
+    if heads == 0 || !c.is_multiple_of(heads) || m == 0 || (bk, ck) != (b, c) || v.dims() != k.dims() {
+        return Ok(None); // let candle report (or handle) the odd shape
+    }
+    let shape = kernels::AttentionShape {
+        batch: b,
+        queries: n,
+        keys: m,
+        heads,
+        head_dim: c / heads,
+    };
+    let out = with_cpu_f32(q, |q| {
+        with_cpu_f32(k, |k| {
+            with_cpu_f32(v, |v| {
+                let mut out = vec![0f32; q.len()];
+                kernels::attention(q, k, v, &mut out, shape, scale as f32);
+                out
+            })
+        })
+    });
+    match out.flatten().flatten() {
+        Some(out) => cpu_tensor(out, &[b, n, c]).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The attention core in candle ops, sliced over batch × heads so that no score buffer exceeds
+/// [`ATTENTION_SLICE_BYTES`]; the reference the kernels are tested against.
+pub fn attention_reference(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64) -> Result<Tensor> {
+    let (b, n, c) = q.dims3()?;
+    let head_dim = c / heads;
+    let split = |t: &Tensor| -> Result<Tensor> {
+        let (b, m, _) = t.dims3()?;
+        t.reshape((b, m, heads, head_dim))?
+            .transpose(1, 2)?
+            .reshape((b * heads, m, head_dim))?
+            .contiguous()
+    };
+    let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+    let m = k.dim(1)?;
+    let rows = b * heads;
+    let per_row = n * m * q.dtype().size_in_bytes() * 2;
+    let slice = (ATTENTION_SLICE_BYTES / per_row.max(1)).clamp(1, rows);
+    let kt = k.t()?;
+    let mut outs = Vec::with_capacity(rows.div_ceil(slice));
+    let mut start = 0;
+    while start < rows {
+        let len = slice.min(rows - start);
+        let scores = (q.narrow(0, start, len)?.matmul(&kt.narrow(0, start, len)?)? * scale)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(q.dtype())?;
+        outs.push(probs.matmul(&v.narrow(0, start, len)?)?);
+        start += len;
+    }
+    Tensor::cat(&outs, 0)?
+        .reshape((b, heads, n, head_dim))?
+        .transpose(1, 2)?
+        .reshape((b, n, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::VarBuilder;
+
+    use super::*;
+    use crate::kernels::testing::{randn, values};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        values(&a.to_dtype(DType::F32).unwrap())
+            .iter()
+            .zip(values(&b.to_dtype(DType::F32).unwrap()))
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+    }
+
+    fn group_norm(channels: usize, dtype: DType) -> GroupNorm {
+        let mut weights = std::collections::HashMap::new();
+        weights.insert("weight".to_owned(), randn(1, &[channels], 1.0, 0.3));
+        weights.insert("bias".to_owned(), randn(2, &[channels], 0.0, 0.3));
+        let vb = VarBuilder::from_tensors(weights, dtype, &Device::Cpu);
+        GroupNorm::new(&vb, 4, channels, 1e-5).unwrap()
+    }
+
+    #[test]
+    fn group_norm_takes_the_kernel_or_candle_and_both_agree() {
+        let x = randn(3, &[2, 8, 5, 6], 0.3, 1.5);
+        let t = randn(4, &[2, 8], 0.0, 1.0);
+        let fused = group_norm(8, DType::F32);
+        let shifted = (&x + t.reshape((2, 8, 1, 1)).unwrap().broadcast_as(x.shape()).unwrap()).unwrap();
+        let reference = candle_nn::ops::silu(&fused.reference.forward(&shifted).unwrap()).unwrap();
+        // Contiguous f32: the kernel.
+        let got = fused.forward_shifted(&x, &t, true).unwrap();
+        assert!(max_diff(&got, &reference) < 1e-5);
+        // A transposed view is not contiguous: candle's ops, same answer.
+        let xt = x
+            .transpose(2, 3)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .transpose(2, 3)
+            .unwrap();
+        assert!(!xt.is_contiguous());
+        let got = fused.forward_shifted(&xt, &t, true).unwrap();
+        assert!(max_diff(&got, &reference) < 1e-5);
+        // Another dtype: candle's ops.
+        let wide = group_norm(8, DType::F64);
+        let got = wide
+            .forward_shifted(
+                &x.to_dtype(DType::F64).unwrap(),
+                &t.to_dtype(DType::F64).unwrap(),
+                true,
+            )
+            .unwrap();
+        assert_eq!(got.dtype(), DType::F64);
+        assert!(max_diff(&got, &reference) < 1e-5);
+    }
+
+    #[test]
+    fn attention_and_geglu_fall_back_outside_contiguous_f32() {
+        let q = randn(5, &[2, 9, 12], 0.0, 1.0);
+        let k = randn(6, &[2, 4, 12], 0.0, 1.0);
+        let v = randn(7, &[2, 4, 12], 0.0, 1.0);
+        let want = attention_reference(&q, &k, &v, 3, 0.5).unwrap();
+        assert!(max_diff(&attention(&q, &k, &v, 3, 0.5).unwrap(), &want) < 1e-5);
+        let as_f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let wide = attention(&as_f64(&q), &as_f64(&k), &as_f64(&v), 3, 0.5).unwrap();
+        assert_eq!(wide.dtype(), DType::F64);
+        assert!(max_diff(&wide, &want) < 1e-5);
+
+        let proj = randn(8, &[2, 3, 10], 0.0, 2.0);
+        let want =
+            (proj.narrow(2, 0, 5).unwrap() * proj.narrow(2, 5, 5).unwrap().gelu_erf().unwrap()).unwrap();
+        let got = geglu(&proj).unwrap();
+        assert_eq!(got.dims(), &[2, 3, 5]);
+        assert!(max_diff(&got, &want) < 1e-5);
+        let strided = proj.transpose(0, 1).unwrap();
+        let got = geglu(&strided).unwrap();
+        assert!(max_diff(&got, &want.transpose(0, 1).unwrap()) < 1e-5);
+    }
+}
