@@ -227,13 +227,6 @@ impl Request {
             ..Self::default()
         }
     }
-
-    /// The img2img strength this request runs with, `None` for txt2img.
-    pub fn strength(&self) -> Option<f32> {
-        self.init
-            .as_ref()
-            .map(|_| self.params.denoising_strength.unwrap_or(DEFAULT_STRENGTH))
-    }
 }
 
 /// Where a generation is, reported after every sampler step.
