@@ -91,13 +91,14 @@ impl SdModel {
     }
 
     /// Rough peak memory of decoding one `h`×`w` image: the VAE's last level holds about
-    /// 12 tensors of `[ch, h, w]`, and its mid-block attention one `(hw/f²)²` score matrix.
+    /// 12 tensors of `[ch, h, w]`, plus its mid-block attention's scratch over `hw/f²` tokens.
     pub fn vae_decode_memory_bytes(&self, h: usize, w: usize) -> u64 {
         let elem = self.dtype.size_in_bytes() as u64;
         let g = &self.geometry().vae;
         let f = g.downscale_factor();
-        let tokens = ((h / f) * (w / f)) as u64;
-        12 * (g.ch * h * w) as u64 * elem + 2 * tokens * tokens * elem
+        let tokens = (h / f) * (w / f);
+        12 * (g.ch * h * w) as u64 * elem
+            + super::ops::attention_scratch_bytes(1, tokens, tokens, self.dtype, self.device.is_cpu())
     }
 
     /// Detected family.

@@ -1,5 +1,5 @@
 //! The ops the UNet and VAE are built from. Each times itself for `easel bench --profile`
-//! ([`super::profile`]); attention, GroupNorm and GEGLU run Easel's kernels on contiguous f32 CPU
+//! ([`super::profile`]); convolutions, attention, GroupNorm and GEGLU run Easel's kernels on contiguous f32 CPU
 //! tensors and candle's ops everywhere else (other devices, dtypes or layouts).
 
 use candle_core::{D, DType, Module, Result, Storage, Tensor};
@@ -29,19 +29,89 @@ fn cpu_tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
 /// Attention score buffers larger than this are computed in slices over batch × heads.
 pub const ATTENTION_SLICE_BYTES: usize = 512 << 20;
 
-/// A convolution, timed as 1×1 or 3×3 by its kernel size.
+/// A convolution, timed as 1×1 or 3×3 by its kernel size; stride-1 "same" convolutions of contiguous
+/// f32 CPU tensors run Easel's kernel, everything else candle's.
 pub fn conv2d(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
     let kind = if conv.weight().dim(3)? == 1 {
         OpKind::Conv1x1
     } else {
         OpKind::Conv3x3
     };
-    time(kind, || conv.forward(x))
+    time(kind, || match conv_kernel(conv, x)? {
+        Some(out) => Ok(out),
+        None => conv.forward(x),
+    })
 }
 
-/// A linear layer.
+/// Easel's stride-1 convolution (3×3 padding 1, or 1×1 padding 0) when the input, weight and bias
+/// are contiguous f32 on the CPU; `None` for every other convolution, device, dtype or layout.
+fn conv_kernel(conv: &Conv2d, x: &Tensor) -> Result<Option<Tensor>> {
+    let config = conv.config();
+    let (cout, cin, kh, kw) = conv.weight().dims4()?;
+    let Ok((batch, channels, height, width)) = x.dims4() else {
+        return Ok(None);
+    };
+    let same = (kh, kw, config.padding) == (3, 3, 1) || (kh, kw, config.padding) == (1, 1, 0);
+    if !same || config.stride != 1 || config.dilation != 1 || config.groups != 1 || channels != cin {
+        return Ok(None);
+    }
+    let shape = kernels::ConvShape {
+        batch,
+        in_channels: cin,
+        out_channels: cout,
+        height,
+        width,
+    };
+    let run = |xs: &[f32], ws: &[f32], bias: Option<&[f32]>| {
+        let mut out = vec![0f32; batch * cout * height * width];
+        if kh == 3 {
+            kernels::conv3x3(xs, ws, bias, shape, &mut out);
+        } else {
+            kernels::conv1x1(xs, ws, bias, shape, &mut out);
+        }
+        out
+    };
+    let out = with_cpu_f32(x, |xs| {
+        with_cpu_f32(conv.weight(), |ws| match conv.bias() {
+            Some(bias) => with_cpu_f32(bias, |bs| run(xs, ws, Some(bs))),
+            None => Some(run(xs, ws, None)),
+        })
+    });
+    match out.flatten().flatten() {
+        Some(out) => cpu_tensor(out, &[batch, cout, height, width]).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A linear layer: Easel's kernel (one product over every token, bias folded in) on contiguous f32
+/// CPU tensors, candle's elsewhere.
 pub fn linear(layer: &Linear, x: &Tensor) -> Result<Tensor> {
-    time(OpKind::Linear, || layer.forward(x))
+    time(OpKind::Linear, || {
+        let (outputs, inputs) = layer.weight().dims2()?;
+        let rows = x.elem_count() / inputs.max(1);
+        if x.rank() >= 2 && x.dim(D::Minus1)? == inputs && inputs > 0 {
+            let out = with_cpu_f32(x, |xs| {
+                with_cpu_f32(layer.weight(), |ws| {
+                    let run = |bias: Option<&[f32]>| {
+                        let mut out = vec![0f32; rows * outputs];
+                        kernels::linear(xs, ws, bias, rows, &mut out);
+                        out
+                    };
+                    match layer.bias() {
+                        Some(bias) => with_cpu_f32(bias, |bs| run(Some(bs))),
+                        None => Some(run(None)),
+                    }
+                })
+            });
+            if let Some(out) = out.flatten().flatten() {
+                let mut shape = x.dims().to_vec();
+                shape.pop();
+                shape.push(outputs);
+                return cpu_tensor(out, &shape);
+            }
+        }
+        layer.forward(x)
+    })
 }
 
 /// A LayerNorm over the last dimension.
@@ -178,6 +248,17 @@ impl GroupNorm {
             None => Ok(None),
         }
     }
+}
+
+/// Peak bytes of score buffers one [`attention`] call holds for `rows` (batch × heads) of `queries`
+/// against `keys`: the kernel's tiles for f32 on the CPU (no score matrix), candle's score slices
+/// (at most [`ATTENTION_SLICE_BYTES`] unless one row is larger) everywhere else.
+pub fn attention_scratch_bytes(rows: usize, queries: usize, keys: usize, dtype: DType, cpu: bool) -> u64 {
+    if cpu && dtype == DType::F32 {
+        return kernels::attention::scratch_bytes() as u64;
+    }
+    let per_row = (queries * keys * dtype.size_in_bytes() * 2) as u64;
+    per_row.max((per_row * rows as u64).min(ATTENTION_SLICE_BYTES as u64))
 }
 
 /// Multi-head attention core: `q` `[B, N, C]`, `k` and `v` `[B, M, C]` with `C = heads · d`
@@ -331,5 +412,64 @@ mod tests {
         let strided = proj.transpose(0, 1).unwrap();
         let got = geglu(&strided).unwrap();
         assert!(max_diff(&got, &want.transpose(0, 1).unwrap()) < 1e-5);
+    }
+
+    #[test]
+    fn convolutions_take_the_kernel_or_candle_and_both_agree() {
+        let x = randn(9, &[2, 6, 7, 5], 0.0, 1.0);
+        for (k, padding, stride) in [(3, 1, 1), (1, 0, 1), (3, 1, 2), (3, 0, 1)] {
+            let weight = randn(10, &[4, 6, k, k], 0.0, 0.3);
+            let bias = randn(11, &[4], 0.0, 1.0);
+            let config = candle_nn::Conv2dConfig {
+                padding,
+                stride,
+                ..Default::default()
+            };
+            let conv = Conv2d::new(weight, Some(bias), config);
+            let want = conv.forward(&x).unwrap();
+            let taken = conv_kernel(&conv, &x).unwrap();
+            assert_eq!(
+                taken.is_some(),
+                stride == 1 && padding == k / 2,
+                "k {k} padding {padding} stride {stride}"
+            );
+            assert!(max_diff(&conv2d(&conv, &x).unwrap(), &want) < 1e-5);
+            // A non-contiguous input and an f64 input go to candle, same answer.
+            let xt = x
+                .transpose(2, 3)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .transpose(2, 3)
+                .unwrap();
+            assert!(conv_kernel(&conv, &xt).unwrap().is_none());
+            assert!(max_diff(&conv2d(&conv, &xt).unwrap(), &want) < 1e-5);
+        }
+        let wide = Conv2d::new(
+            randn(12, &[4, 6, 3, 3], 0.0, 0.3).to_dtype(DType::F64).unwrap(),
+            None,
+            candle_nn::Conv2dConfig {
+                padding: 1,
+                ..Default::default()
+            },
+        );
+        let got = conv2d(&wide, &x.to_dtype(DType::F64).unwrap()).unwrap();
+        assert_eq!(got.dtype(), DType::F64);
+    }
+
+    #[test]
+    fn linear_takes_the_kernel_for_any_leading_dimensions() {
+        let layer = Linear::new(randn(13, &[6, 5], 0.0, 0.3), Some(randn(14, &[6], 0.0, 1.0)));
+        for dims in [&[7, 5][..], &[2, 3, 5], &[2, 2, 3, 5]] {
+            let x = randn(15, dims, 0.0, 1.0);
+            let got = linear(&layer, &x).unwrap();
+            assert_eq!(got.dims().last(), Some(&6));
+            assert!(max_diff(&got, &layer.forward(&x).unwrap()) < 1e-5);
+            let wide = linear(&layer, &x.to_dtype(DType::F64).unwrap());
+            assert!(
+                wide.is_err(),
+                "candle refuses mixed dtypes; the kernel must not hide that"
+            );
+        }
     }
 }

@@ -86,6 +86,7 @@ pub fn validate(params: &GenerationParams, model: &SdModel) -> Result<(), Diffus
         (params.height / f) as usize,
         (params.width / f) as usize,
         model.dtype,
+        model.device.is_cpu(),
     ) + model.vae_decode_memory_bytes(params.height as usize, params.width as usize);
     if let Some(avail) = model
         .device

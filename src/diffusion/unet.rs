@@ -5,7 +5,7 @@
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
 
-use super::ops::{self, ATTENTION_SLICE_BYTES, GroupNorm};
+use super::ops::{self, GroupNorm};
 use crate::models::config::UnetGeometry;
 
 /// GroupNorm groups everywhere in the SD UNet (LDM `normalization` = GroupNorm32).
@@ -395,12 +395,38 @@ impl Unet {
 }
 
 /// Rough peak working memory of one UNet call on `batch` latents of `h`×`w`: the first level's
-/// activations and skips (about 40 live tensors of `[batch, C, h, w]`) plus one attention slice.
-pub fn working_memory_bytes(g: &UnetGeometry, batch: usize, h: usize, w: usize, dtype: DType) -> u64 {
+/// activations and skips (about 40 live tensors of `[batch, C, h, w]`) plus the first level's
+/// attention scratch (8 heads; see [`ops::attention_scratch_bytes`]).
+pub fn working_memory_bytes(
+    g: &UnetGeometry,
+    batch: usize,
+    h: usize,
+    w: usize,
+    dtype: DType,
+    cpu: bool,
+) -> u64 {
     let elem = dtype.size_in_bytes() as u64;
     let level0 = (batch * g.model_channels * h * w) as u64 * elem;
-    let tokens = (h * w) as u64;
-    let one_row = tokens * tokens * elem * 2;
-    let attention = one_row.max(ATTENTION_SLICE_BYTES as u64);
-    40 * level0 + attention
+    40 * level0 + ops::attention_scratch_bytes(batch * 8, h * w, h * w, dtype, cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::DType;
+
+    use super::working_memory_bytes;
+    use crate::models::config::Geometry;
+
+    #[test]
+    fn working_memory_counts_score_matrices_only_where_they_exist() {
+        let g = Geometry::sd15().unet;
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        // A 2048² image (256² latents), CFG batch 2: the CPU kernel keeps no 65536² score matrix.
+        let cpu = working_memory_bytes(&g, 2, 256, 256, DType::F32, true);
+        let sliced = working_memory_bytes(&g, 2, 256, 256, DType::F32, false);
+        assert!(gib(cpu) < 7.0, "{:.1} GiB on the CPU", gib(cpu));
+        assert!(gib(sliced) - gib(cpu) > 30.0, "one 65536² f32 score row pair is 32 GiB");
+        // 512²: both are a few hundred MiB to about a GiB.
+        assert!(working_memory_bytes(&g, 2, 64, 64, DType::F32, true) < 1 << 30);
+    }
 }

@@ -82,6 +82,12 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], shape: Attent
         });
 }
 
+/// Upper bound of the scratch memory one [`attention`] call holds at once: per running task, one
+/// tile's scores and its row statistics.
+pub fn scratch_bytes() -> usize {
+    rayon::current_num_threads() * QUERY_TILE * (KEY_BLOCK + 2) * std::mem::size_of::<f32>()
+}
+
 /// Query rows per task: [`QUERY_TILE`], smaller when that would leave threads idle.
 fn query_tile(batch: usize, queries: usize) -> usize {
     let tasks_per_item = (4 * rayon::current_num_threads()).div_ceil(batch.max(1));

@@ -1,0 +1,355 @@
+//! Stride-1 convolutions over NCHW as `gemm` products, without im2col: 3×3 with padding 1, and 1×1.
+//!
+//! A 3×3 convolution is the sum of nine 1×1 convolutions of shifted inputs. Once each input channel is
+//! zero-padded to a `(H+2) × (W+2)` plane, tap `(ky, kx)` of output pixel `(y, x)` reads padded index
+//! `(y + ky)(W+2) + x + kx`. If the output is also laid out with the padded row stride `W+2`, that is
+//! the same plane read from offset `ky(W+2) + kx` for every pixel at once, so each tap is one product
+//! `O[Cout, H(W+2)] += W_tap[Cout, Cin] · P[Cin, off .. off + H(W+2)]` on strided views of the weight
+//! as stored (`[Cout, Cin, 3, 3]`) and of the padded input. The bias initialises `O`; the two extra
+//! columns of every output row are dropped when `O` is copied into the result.
+
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+/// The geometry of a convolution: input `[batch, in_channels, height, width]`, output
+/// `[batch, out_channels, height, width]` (stride 1, "same" padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Rows of both the input and the output.
+    pub height: usize,
+    /// Columns of both the input and the output.
+    pub width: usize,
+}
+
+impl ConvShape {
+    fn input_len(self) -> usize {
+        self.batch * self.in_channels * self.height * self.width
+    }
+
+    fn output_len(self) -> usize {
+        self.batch * self.out_channels * self.height * self.width
+    }
+}
+
+/// Fills every row of `dst` (rows of `row_len`) with its channel's bias, or zeros.
+fn fill_bias(dst: &mut [f32], row_len: usize, bias: Option<&[f32]>) {
+    match bias {
+        Some(bias) => dst
+            .par_chunks_mut(row_len)
+            .zip(bias.par_iter())
+            .for_each(|(row, &b)| row.fill(b)),
+        None => dst.fill(0.0),
+    }
+}
+
+/// 3×3 convolution, stride 1, padding 1: `out = conv(x, weight) + bias`.
+///
+/// `x` is `[B, Cin, H, W]`, `weight` `[Cout, Cin, 3, 3]`, `bias` `[Cout]`, `out` `[B, Cout, H, W]`,
+/// all contiguous.
+///
+/// # Panics
+/// When a slice length does not match `shape`.
+pub fn conv3x3(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape, out: &mut [f32]) {
+    let ConvShape {
+        in_channels: cin,
+        out_channels: cout,
+        height: h,
+        width: w,
+        ..
+    } = shape;
+    assert_eq!(x.len(), shape.input_len(), "conv3x3 input length");
+    assert_eq!(weight.len(), cout * cin * 9, "conv3x3 weight length");
+    assert_eq!(out.len(), shape.output_len(), "conv3x3 output length");
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), cout, "conv3x3 bias length");
+    }
+    if out.is_empty() {
+        return;
+    }
+    if cin == 0 {
+        for chunk in out.chunks_mut(cout * h * w) {
+            fill_bias(chunk, h * w, bias);
+        }
+        return;
+    }
+    let pw = w + 2;
+    let plane = (h + 2) * pw;
+    let n = h * pw;
+    // The last tap of the last channel reads two values past the last plane (in dropped columns).
+    let mut padded = vec![0f32; cin * plane + 2];
+    let mut wide = vec![0f32; cout * n];
+    for (xb, ob) in x
+        .chunks_exact(cin * h * w)
+        .zip(out.chunks_exact_mut(cout * h * w))
+    {
+        padded[..cin * plane]
+            .par_chunks_mut(plane)
+            .zip(xb.par_chunks(h * w))
+            .for_each(|(p, xc)| {
+                for (y, src) in xc.chunks_exact(w).enumerate() {
+                    p[(y + 1) * pw + 1..(y + 1) * pw + 1 + w].copy_from_slice(src);
+                }
+            });
+        fill_bias(&mut wide, n, bias);
+        for tap in 0..9 {
+            let offset = (tap / 3) * pw + tap % 3;
+            // O[Cout, n] += W_tap · P_shift: W_tap is Cout × Cin with row stride 9·Cin and column
+            // stride 9 starting at `tap`; P_shift is Cin × n with row stride `plane`, column stride 1,
+            // starting at `offset`; O is row-major with row stride n.
+            // SAFETY: the largest weight index read is (Cout-1)·9·Cin + (Cin-1)·9 + tap < 9·Cin·Cout =
+            // weight.len(); the largest padded index read is (Cin-1)·plane + offset + n - 1 ≤
+            // (Cin-1)·plane + 2·pw + 2 + h·pw - 1 = Cin·plane + 1 < padded.len(); `wide` is exactly
+            // Cout·n long and is a separate allocation from both inputs, so nothing it writes aliases
+            // a read.
+            unsafe {
+                gemm(
+                    cout,
+                    n,
+                    cin,
+                    wide.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    true,
+                    weight.as_ptr().add(tap),
+                    9,
+                    (9 * cin) as isize,
+                    padded.as_ptr().add(offset),
+                    1,
+                    plane as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::Rayon(0),
+                );
+            }
+        }
+        ob.par_chunks_mut(h * w)
+            .zip(wide.par_chunks(n))
+            .for_each(|(dst, src)| {
+                for (d, s) in dst.chunks_exact_mut(w).zip(src.chunks_exact(pw)) {
+                    d.copy_from_slice(&s[..w]);
+                }
+            });
+    }
+}
+
+/// 1×1 convolution: `out = weight · x + bias` per pixel, one product per batch item.
+///
+/// `x` is `[B, Cin, H, W]`, `weight` `[Cout, Cin]` (or `[Cout, Cin, 1, 1]`), `bias` `[Cout]`, `out`
+/// `[B, Cout, H, W]`, all contiguous.
+///
+/// # Panics
+/// When a slice length does not match `shape`.
+pub fn conv1x1(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape, out: &mut [f32]) {
+    let ConvShape {
+        in_channels: cin,
+        out_channels: cout,
+        height: h,
+        width: w,
+        ..
+    } = shape;
+    assert_eq!(x.len(), shape.input_len(), "conv1x1 input length");
+    assert_eq!(weight.len(), cout * cin, "conv1x1 weight length");
+    assert_eq!(out.len(), shape.output_len(), "conv1x1 output length");
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), cout, "conv1x1 bias length");
+    }
+    let n = h * w;
+    if out.is_empty() {
+        return;
+    }
+    for (b, ob) in out.chunks_exact_mut(cout * n).enumerate() {
+        fill_bias(ob, n, bias);
+        if cin == 0 {
+            continue;
+        }
+        let xb = &x[b * cin * n..(b + 1) * cin * n];
+        // O[Cout, n] += W[Cout, Cin] · X[Cin, n], all row-major.
+        // SAFETY: W is read up to (Cout-1)·Cin + Cin-1 < weight.len(), X up to (Cin-1)·n + n-1 <
+        // xb.len(), O is written up to (Cout-1)·n + n-1 < ob.len(); `ob` is a `&mut` chunk of `out`,
+        // which cannot alias the shared input slices.
+        unsafe {
+            gemm(
+                cout,
+                n,
+                cin,
+                ob.as_mut_ptr(),
+                1,
+                n as isize,
+                true,
+                weight.as_ptr(),
+                1,
+                cin as isize,
+                xb.as_ptr(),
+                1,
+                n as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::Rayon(0),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_nn::Module;
+
+    use super::*;
+    use crate::kernels::testing::{randn, values};
+
+    /// candle's convolution (the reference) and the kernel on the same random data.
+    fn both(shape: ConvShape, k: usize, with_bias: bool, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let ConvShape {
+            batch,
+            in_channels: cin,
+            out_channels: cout,
+            height: h,
+            width: w,
+        } = shape;
+        let x = randn(seed, &[batch, cin, h, w], 0.1, 1.0);
+        let weight = randn(seed + 1, &[cout, cin, k, k], 0.0, 0.2);
+        let bias = with_bias.then(|| randn(seed + 2, &[cout], 0.3, 1.0));
+        let config = candle_nn::Conv2dConfig {
+            padding: k / 2,
+            ..Default::default()
+        };
+        let conv = candle_nn::Conv2d::new(weight.clone(), bias.clone(), config);
+        let reference = values(&conv.forward(&x).expect("candle conv2d"));
+        let mut out = vec![f32::NAN; shape.output_len()];
+        let bias = bias.as_ref().map(values);
+        let run = if k == 3 { conv3x3 } else { conv1x1 };
+        run(&values(&x), &values(&weight), bias.as_deref(), shape, &mut out);
+        (reference, out)
+    }
+
+    fn assert_close(reference: &[f32], out: &[f32], what: &str) {
+        assert_eq!(reference.len(), out.len(), "{what}: length");
+        let scale = reference.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let worst = reference
+            .iter()
+            .zip(out)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst <= 2e-5 * scale,
+            "{what}: max difference {worst} (scale {scale})"
+        );
+    }
+
+    #[test]
+    fn conv3x3_matches_candle() {
+        let cases = [
+            (
+                ConvShape {
+                    batch: 1,
+                    in_channels: 3,
+                    out_channels: 5,
+                    height: 7,
+                    width: 6,
+                },
+                true,
+            ),
+            (
+                ConvShape {
+                    batch: 2,
+                    in_channels: 16,
+                    out_channels: 8,
+                    height: 9,
+                    width: 11,
+                },
+                true,
+            ),
+            (
+                ConvShape {
+                    batch: 2,
+                    in_channels: 8,
+                    out_channels: 16,
+                    height: 1,
+                    width: 1,
+                },
+                false,
+            ),
+            (
+                ConvShape {
+                    batch: 1,
+                    in_channels: 33,
+                    out_channels: 17,
+                    height: 16,
+                    width: 16,
+                },
+                false,
+            ),
+            (
+                ConvShape {
+                    batch: 1,
+                    in_channels: 64,
+                    out_channels: 64,
+                    height: 12,
+                    width: 5,
+                },
+                true,
+            ),
+        ];
+        for (i, (shape, bias)) in cases.into_iter().enumerate() {
+            let (reference, out) = both(shape, 3, bias, 10 * i as u64);
+            assert_close(&reference, &out, &format!("{shape:?}, bias {bias}"));
+        }
+    }
+
+    #[test]
+    fn conv1x1_matches_candle() {
+        let cases = [
+            (
+                ConvShape {
+                    batch: 1,
+                    in_channels: 4,
+                    out_channels: 3,
+                    height: 5,
+                    width: 7,
+                },
+                true,
+            ),
+            (
+                ConvShape {
+                    batch: 2,
+                    in_channels: 32,
+                    out_channels: 48,
+                    height: 8,
+                    width: 8,
+                },
+                false,
+            ),
+        ];
+        for (i, (shape, bias)) in cases.into_iter().enumerate() {
+            let (reference, out) = both(shape, 1, bias, 100 + 10 * i as u64);
+            assert_close(&reference, &out, &format!("{shape:?}, bias {bias}"));
+        }
+    }
+
+    #[test]
+    fn no_input_channels_gives_the_bias() {
+        let shape = ConvShape {
+            batch: 2,
+            in_channels: 0,
+            out_channels: 2,
+            height: 2,
+            width: 3,
+        };
+        let mut out = vec![f32::NAN; shape.output_len()];
+        conv3x3(&[], &[], Some(&[1.5, -2.0]), shape, &mut out);
+        let expected: Vec<f32> = [[1.5f32; 6], [-2.0; 6], [1.5; 6], [-2.0; 6]].concat();
+        assert_eq!(out, expected);
+    }
+}
