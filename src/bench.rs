@@ -254,8 +254,14 @@ pub fn run_networks(
         ..BenchReport::default()
     };
     log(&format!(
-        "built SD 1.5 networks with random weights in {:.2} s ({dtype:?})",
-        report.build_secs
+        "built SD 1.5 networks with random weights in {:.2} s ({dtype:?}, {} threads, Easel kernels {})",
+        report.build_secs,
+        rayon::current_num_threads(),
+        if crate::diffusion::ops::kernels_enabled() {
+            "on"
+        } else {
+            "off (EASEL_KERNELS)"
+        }
     ));
 
     let time = |f: &mut dyn FnMut() -> candle_core::Result<()>| -> candle_core::Result<f64> {

@@ -8,9 +8,19 @@ use candle_nn::{Conv2d, LayerNorm, Linear, VarBuilder};
 use super::profile::{OpKind, time};
 use crate::kernels;
 
-/// Runs `f` on the values of `t` when it is a contiguous f32 tensor in CPU memory; `None` otherwise.
+/// Whether Easel's kernels run at all: `EASEL_KERNELS=off` (or `0`) sends every op to candle, to
+/// compare speed in one build or to rule the kernels out when a result looks wrong. Read once.
+pub fn kernels_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        std::env::var("EASEL_KERNELS").map_or(true, |v| !matches!(v.trim(), "off" | "0" | "false"))
+    })
+}
+
+/// Runs `f` on the values of `t` when it is a contiguous f32 tensor in CPU memory and the kernels
+/// are enabled; `None` otherwise.
 fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
-    if t.dtype() != DType::F32 || !t.device().is_cpu() {
+    if t.dtype() != DType::F32 || !t.device().is_cpu() || !kernels_enabled() {
         return None;
     }
     let (storage, layout) = t.storage_and_layout();
@@ -254,7 +264,7 @@ impl GroupNorm {
 /// against `keys`: the kernel's tiles for f32 on the CPU (no score matrix), candle's score slices
 /// (at most [`ATTENTION_SLICE_BYTES`] unless one row is larger) everywhere else.
 pub fn attention_scratch_bytes(rows: usize, queries: usize, keys: usize, dtype: DType, cpu: bool) -> u64 {
-    if cpu && dtype == DType::F32 {
+    if cpu && dtype == DType::F32 && kernels_enabled() {
         return kernels::attention::scratch_bytes() as u64;
     }
     let per_row = (queries * keys * dtype.size_in_bytes() * 2) as u64;

@@ -425,7 +425,10 @@ mod tests {
         let cpu = working_memory_bytes(&g, 2, 256, 256, DType::F32, true);
         let sliced = working_memory_bytes(&g, 2, 256, 256, DType::F32, false);
         assert!(gib(cpu) < 7.0, "{:.1} GiB on the CPU", gib(cpu));
-        assert!(gib(sliced) - gib(cpu) > 30.0, "one 65536² f32 score row pair is 32 GiB");
+        assert!(
+            gib(sliced) - gib(cpu) > 30.0,
+            "one 65536² f32 score row pair is 32 GiB"
+        );
         // 512²: both are a few hundred MiB to about a GiB.
         assert!(working_memory_bytes(&g, 2, 64, 64, DType::F32, true) < 1 << 30);
     }
