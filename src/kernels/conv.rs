@@ -3,10 +3,10 @@
 //! A 3×3 convolution is the sum of nine 1×1 convolutions of shifted inputs. Once each input channel is
 //! zero-padded to a `(H+2) × (W+2)` plane, tap `(ky, kx)` of output pixel `(y, x)` reads padded index
 //! `(y + ky)(W+2) + x + kx`. If the output is also laid out with the padded row stride `W+2`, that is
-//! the same plane read from offset `ky(W+2) + kx` for every pixel at once, so each tap is one product
-//! `O[Cout, H(W+2)] += W_tap[Cout, Cin] · P[Cin, off .. off + H(W+2)]` on strided views of the weight
-//! as stored (`[Cout, Cin, 3, 3]`) and of the padded input. The bias initialises `O`; the two extra
-//! columns of every output row are dropped when `O` is copied into the result.
+//! the same plane read from offset `ky(W+2) + kx` for every pixel at once: a contiguous run, so the
+//! rows an im2col matrix would hold are plain slices of the padded input, gathered one column tile
+//! at a time. The bias initialises the output; the two extra columns of every output row are dropped
+//! when it is copied into the result.
 
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
@@ -48,10 +48,20 @@ fn fill_bias(dst: &mut [f32], row_len: usize, bias: Option<&[f32]>) {
     }
 }
 
+/// Output columns per task of [`conv3x3`]: its gathered taps (`9·Cin × TILE` f32, 4.5 MiB at
+/// Cin = 256) and output tile stay in the caches while one product runs over them.
+const TILE: usize = 512;
+
 /// 3×3 convolution, stride 1, padding 1: `out = conv(x, weight) + bias`.
 ///
 /// `x` is `[B, Cin, H, W]`, `weight` `[Cout, Cin, 3, 3]`, `bias` `[Cout]`, `out` `[B, Cout, H, W]`,
 /// all contiguous.
+///
+/// The padded output plane (row stride `W+2`) is cut into column tiles. For each tile the nine
+/// shifted input rows of every channel are gathered into one `[9·Cin, tile]` block, so one product
+/// with the weight as stored (`[Cout, 9·Cin]`, the same `(channel, tap)` order) writes the tile once,
+/// bias included. Tiles run in parallel, each product single-threaded; a plane too small to give
+/// every thread a tile runs as one tile with a multi-threaded product instead.
 ///
 /// # Panics
 /// When a slice length does not match `shape`.
@@ -81,6 +91,15 @@ pub fn conv3x3(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape
     let pw = w + 2;
     let plane = (h + 2) * pw;
     let n = h * pw;
+    let threads = rayon::current_num_threads().max(1);
+    let (tiles, parallel_products) = if n >= threads * 64 {
+        // Whole rounds of tiles for every thread, none wider than TILE.
+        let rounds = n.div_ceil(threads * TILE);
+        (threads * rounds, false)
+    } else {
+        (1, true)
+    };
+    let tile = n.div_ceil(tiles);
     // The last tap of the last channel reads two values past the last plane (in dropped columns).
     let mut padded = vec![0f32; cin * plane + 2];
     let mut wide = vec![0f32; cout * n];
@@ -96,40 +115,58 @@ pub fn conv3x3(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape
                     p[(y + 1) * pw + 1..(y + 1) * pw + 1 + w].copy_from_slice(src);
                 }
             });
-        fill_bias(&mut wide, n, bias);
-        for tap in 0..9 {
-            let offset = (tap / 3) * pw + tap % 3;
-            // O[Cout, n] += W_tap · P_shift: W_tap is Cout × Cin with row stride 9·Cin and column
-            // stride 9 starting at `tap`; P_shift is Cin × n with row stride `plane`, column stride 1,
-            // starting at `offset`; O is row-major with row stride n.
-            // SAFETY: the largest weight index read is (Cout-1)·9·Cin + (Cin-1)·9 + tap < 9·Cin·Cout =
-            // weight.len(); the largest padded index read is (Cin-1)·plane + offset + n - 1 ≤
-            // (Cin-1)·plane + 2·pw + 2 + h·pw - 1 = Cin·plane + 1 < padded.len(); `wide` is exactly
-            // Cout·n long and is a separate allocation from both inputs, so nothing it writes aliases
-            // a read.
+        let run_tile = |t: usize, dst: &WideTile| {
+            let n0 = t * tile;
+            let cols = tile.min(n - n0);
+            let mut taps = vec![0f32; 9 * cin * cols];
+            for (row, gathered) in taps.chunks_exact_mut(cols).enumerate() {
+                let (c, tap) = (row / 9, row % 9);
+                let from = c * plane + (tap / 3) * pw + tap % 3 + n0;
+                gathered.copy_from_slice(&padded[from..from + cols]);
+            }
+            for (o, b) in (0..cout).map(|o| (o, bias.map_or(0.0, |b| b[o]))) {
+                dst.row(o, n0, cols).fill(b);
+            }
+            let parallelism = if parallel_products {
+                Parallelism::Rayon(0)
+            } else {
+                Parallelism::None
+            };
+            // O[Cout, cols] += W[Cout, 9·Cin] · T[9·Cin, cols]; O is the tile's columns of `wide`
+            // (row stride n), W the weight as stored, T the gathered taps, both row-major.
+            // SAFETY: W is read up to (Cout-1)·9·Cin + 9·Cin-1 < weight.len(); T up to
+            // (9·Cin-1)·cols + cols-1 < taps.len(); O is written at (o, n0 + j) for o < Cout and
+            // j < cols, all < Cout·n = wide.len(), and those columns belong to this tile alone
+            // (tiles are disjoint column ranges), so no other task reads or writes them.
             unsafe {
                 gemm(
                     cout,
-                    n,
-                    cin,
-                    wide.as_mut_ptr(),
+                    cols,
+                    9 * cin,
+                    dst.0.add(n0),
                     1,
                     n as isize,
                     true,
-                    weight.as_ptr().add(tap),
-                    9,
-                    (9 * cin) as isize,
-                    padded.as_ptr().add(offset),
+                    weight.as_ptr(),
                     1,
-                    plane as isize,
+                    (9 * cin) as isize,
+                    taps.as_ptr(),
+                    1,
+                    cols as isize,
                     1.0,
                     1.0,
                     false,
                     false,
                     false,
-                    Parallelism::Rayon(0),
+                    parallelism,
                 );
             }
+        };
+        let dst = WideTile(wide.as_mut_ptr(), n);
+        if parallel_products {
+            run_tile(0, &dst);
+        } else {
+            (0..tiles).into_par_iter().for_each(|t| run_tile(t, &dst));
         }
         ob.par_chunks_mut(h * w)
             .zip(wide.par_chunks(n))
@@ -138,6 +175,27 @@ pub fn conv3x3(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape
                     d.copy_from_slice(&s[..w]);
                 }
             });
+    }
+}
+
+/// The wide output buffer shared by the column tiles of [`conv3x3`]: a pointer to `[Cout, n]`
+/// f32 and `n`. Each tile touches only its own columns.
+struct WideTile(*mut f32, usize);
+
+// SAFETY: tasks holding a `&WideTile` write disjoint column ranges (see `row` and the product in
+// `conv3x3`), and the buffer outlives the parallel loop that shares it.
+unsafe impl Sync for WideTile {}
+
+impl WideTile {
+    /// Row `o`'s columns `n0 .. n0 + cols`.
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "each tile owns a disjoint column range of every row"
+    )]
+    fn row(&self, o: usize, n0: usize, cols: usize) -> &mut [f32] {
+        // SAFETY: the caller's tile owns columns n0..n0+cols of every row, which lie inside row o
+        // of the `[Cout, n]` buffer (n0 + cols ≤ n); no other live reference covers them.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(o * self.1 + n0), cols) }
     }
 }
 
