@@ -1,12 +1,22 @@
 //! The one home of A1111 infotext (the `parameters` text in PNGs): every key Easel writes, how it
-//! is rendered and parsed, the PNG text chunks that carry it, and other tools' metadata (ComfyUI,
-//! InvokeAI) converted into it.
+//! is rendered and parsed, the files that carry it (PNG, JPEG, WebP), and other tools' metadata
+//! (ComfyUI, InvokeAI, NovelAI, SwarmUI, Fooocus, …) read into one [`ImageMetadata`].
 
 mod a1111;
+pub mod containers;
+pub mod exif;
 pub mod foreign;
+mod generators;
+pub mod metadata;
+pub mod output;
 pub mod png_chunks;
+pub mod read;
+pub mod stealth;
 
 pub use a1111::{RawInfotext, parse, py_number, render};
+pub use metadata::{ImageMetadata, LoraRef, ReplayProblem};
+pub use output::{OutputFormat, write_image_with_parameters};
+pub use read::{ImageRead, MetadataError, read_image_bytes, read_image_file, read_infotext};
 
 use crate::params::{GenerationParams, Overrides};
 use crate::request::{Img2ImgSettings, InpaintArea, MaskedContent};
@@ -130,6 +140,11 @@ pub fn from_text_chunks(chunks: &[(String, String)]) -> Option<String> {
         .find(|(k, _)| k == PARAMETERS_KEYWORD)
         .map(|(_, v)| v.clone())
         .or_else(|| foreign_infotext(chunks))
+        .or_else(|| {
+            generators::recognise(chunks)
+                .filter(ImageMetadata::states_anything)
+                .map(|m| m.infotext())
+        })
 }
 
 /// Another tool's PNG metadata (ComfyUI, InvokeAI) as A1111 `parameters` text, so "Use parameters"
