@@ -78,6 +78,18 @@ pub fn read_texts(
         ImageKind::WebP => webp_texts(bytes),
         ImageKind::Avif => avif_texts(bytes),
     };
+    // A file of many small segments each naming the same large value could otherwise grow the
+    // texts far past the file's own size.
+    let mut total = 0usize;
+    let keep = texts
+        .iter()
+        .take_while(|(_, text)| {
+            total = total.saturating_add(text.len());
+            total <= MAX_TOTAL_TEXT_BYTES
+        })
+        .count()
+        .min(MAX_TEXTS);
+    texts.truncate(keep);
     for (key, text) in &mut texts {
         if matches!(
             key.as_str(),
@@ -98,6 +110,11 @@ pub fn read_texts(
 }
 
 const XMP_HEADER: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
+
+/// Most metadata texts kept from one file (generators write a handful).
+const MAX_TEXTS: usize = 4096;
+/// Most text kept from one file, in bytes.
+const MAX_TOTAL_TEXT_BYTES: usize = 64 << 20;
 
 /// JPEG markers up to the first scan (ITU T.81 B.1.1): APP1 EXIF and XMP, COM.
 fn jpeg_texts(bytes: &[u8]) -> Vec<(String, String)> {
@@ -224,7 +241,15 @@ fn xmp_property(xml: &str, property: &str) -> Option<String> {
         if !name_starts {
             continue;
         }
-        let prefix_start = xml[..at].rfind(['<', ' ', '\t', '\n', '\r']).unwrap_or(0);
+        // The element or attribute name starts at most a short way back (the namespace prefix).
+        let window = at.saturating_sub(256);
+        let Some(prefix_start) = xml.as_bytes()[window..at]
+            .iter()
+            .rposition(|b| matches!(b, b'<' | b' ' | b'\t' | b'\n' | b'\r'))
+            .map(|p| window + p)
+        else {
+            continue;
+        };
         let is_element = xml[prefix_start..].starts_with('<');
         match after {
             // Element: <p:name ...>content</p:name>

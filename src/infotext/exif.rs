@@ -103,7 +103,13 @@ pub fn read_texts(block: &[u8]) -> Vec<(String, String)> {
     };
     let mut texts = Vec::new();
     let mut exif_ifd = None;
+    let mut seen = Vec::new();
     for (tag, kind, value) in tiff.entries(ifd0 as usize) {
+        // One value per tag: a block repeating a tag cannot multiply the text read from it.
+        if seen.contains(&tag) {
+            continue;
+        }
+        seen.push(tag);
         match tag {
             TAG_EXIF_IFD if kind == 4 || kind == 13 => exif_ifd = Some(value),
             TAG_IMAGE_DESCRIPTION => texts.push(("ImageDescription".to_owned(), ascii_text(value))),
@@ -119,10 +125,12 @@ pub fn read_texts(block: &[u8]) -> Vec<(String, String)> {
         .and_then(|v| Tiff { bytes: v, order }.u32_at(0))
         .filter(|&p| p != ifd0)
     {
-        for (tag, _, value) in tiff.entries(pointer as usize) {
-            if tag == TAG_USER_COMMENT {
-                texts.push(("UserComment".to_owned(), user_comment(value, order)));
-            }
+        if let Some((_, _, value)) = tiff
+            .entries(pointer as usize)
+            .into_iter()
+            .find(|(tag, _, _)| *tag == TAG_USER_COMMENT)
+        {
+            texts.push(("UserComment".to_owned(), user_comment(value, order)));
         }
     }
     texts.retain(|(_, text)| !text.is_empty());

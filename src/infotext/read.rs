@@ -14,9 +14,10 @@ use super::metadata::ImageMetadata;
 use super::png_chunks::PngMetaError;
 use super::stealth;
 
-/// Largest picture whose pixels are searched for stealth metadata: 64 megapixels, 16384 px a side.
-const MAX_STEALTH_SIDE_PX: u32 = 16384;
-const MAX_STEALTH_ALLOC_BYTES: u64 = 512 << 20;
+/// Largest picture whose pixels are searched for stealth metadata: 8192 px a side, and at most
+/// 256 MiB of decoded pixels (8192 × 8192 RGBA8); larger pictures are not searched.
+const MAX_STEALTH_SIDE_PX: u32 = 8192;
+const MAX_STEALTH_ALLOC_BYTES: u64 = 256 << 20;
 
 /// Why an image's metadata could not be read; each names the file.
 #[derive(Debug, Error)]
