@@ -285,7 +285,7 @@ fn novelai_stealth_alpha_is_read_from_the_pixels() {
     for (i, bit) in bits.into_iter().enumerate() {
         let (x, y) = (i as u32 / h, i as u32 % h);
         let alpha = &mut rgba[((y * w + x) * 4 + 3) as usize];
-        *alpha = 254 | bit;
+        *alpha = 0xfe | bit;
     }
     let path = dir.path().join("nai.png");
     image::RgbaImage::from_raw(w, h, rgba)

@@ -58,6 +58,9 @@ impl ImageKind {
     }
 }
 
+/// An image's format and its metadata texts as (key, text), in file order.
+pub type ImageTexts = (ImageKind, Vec<(String, String)>);
+
 /// Every metadata text of the image in `bytes`, in file order, or `None` when the bytes are not
 /// a PNG, JPEG, WebP or AVIF image. `path` only names the file in errors.
 ///
@@ -65,10 +68,7 @@ impl ImageKind {
 /// A PNG that is malformed, truncated, or has a compressed text chunk that inflates past
 /// [`MAX_TEXT_BYTES`]. The other containers are read leniently: a damaged segment ends the walk
 /// and what was read before it is returned.
-pub fn read_texts(
-    bytes: &[u8],
-    path: &Path,
-) -> Result<Option<(ImageKind, Vec<(String, String)>)>, PngMetaError> {
+pub fn read_texts(bytes: &[u8], path: &Path) -> Result<Option<ImageTexts>, PngMetaError> {
     let Some(kind) = ImageKind::sniff(bytes) else {
         return Ok(None);
     };
@@ -99,7 +99,7 @@ pub fn read_texts(
                 if let Some(json) = text.strip_prefix(name).and_then(|t| t.strip_prefix(':'))
                     && json.trim_start().starts_with('{')
                 {
-                    *key = name.to_owned();
+                    name.clone_into(key);
                     *text = json.to_owned();
                     break;
                 }
@@ -321,15 +321,12 @@ fn xml_unescape(text: &str) -> String {
                 .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
                 .and_then(char::from_u32),
         };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
+        if let Some(c) = decoded {
+            out.push(c);
+            rest = &rest[semi + 1..];
+        } else {
+            out.push('&');
+            rest = &rest[1..];
         }
     }
     out.push_str(rest);

@@ -124,14 +124,12 @@ pub fn read_texts(block: &[u8]) -> Vec<(String, String)> {
     if let Some(pointer) = exif_ifd
         .and_then(|v| Tiff { bytes: v, order }.u32_at(0))
         .filter(|&p| p != ifd0)
-    {
-        if let Some((_, _, value)) = tiff
+        && let Some((_, _, value)) = tiff
             .entries(pointer as usize)
             .into_iter()
             .find(|(tag, _, _)| *tag == TAG_USER_COMMENT)
-        {
-            texts.push(("UserComment".to_owned(), user_comment(value, order)));
-        }
+    {
+        texts.push(("UserComment".to_owned(), user_comment(value, order)));
     }
     texts.retain(|(_, text)| !text.is_empty());
     texts

@@ -2,6 +2,8 @@
 //! (null for what the image does not state), sampler and schedule as A1111 names kept as text,
 //! LoRAs, warnings; rendered as A1111 infotext, as JSON, or as Easel's [`GenerationParams`].
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
 
 use super::a1111::{self, py_number, quote};
@@ -167,11 +169,12 @@ impl ImageMetadata {
         let mut prompt = self.prompt.clone().unwrap_or_default();
         for lora in &self.loras {
             if !prompt.contains(&format!("<lora:{}:", lora.name)) {
-                prompt.push_str(&format!(
+                let _ = write!(
+                    prompt,
                     " <lora:{}:{}>",
                     lora.name,
                     py_number(lora.weight.unwrap_or(1.0))
-                ));
+                );
             }
         }
         let prompt = prompt.trim().to_owned();
@@ -263,10 +266,11 @@ impl ImageMetadata {
             for lora in &self.loras {
                 if !p.prompt.contains(&format!("<lora:{}:", lora.name)) {
                     let weight = py_number(lora.weight.unwrap_or(1.0));
-                    p.prompt.push_str(&format!(" <lora:{}:{weight}>", lora.name));
+                    let _ = write!(p.prompt, " <lora:{}:{weight}>", lora.name);
                 }
             }
-            p.prompt = p.prompt.trim().to_owned();
+            let trimmed = p.prompt.trim().to_owned();
+            p.prompt = trimmed;
         }
         p.negative_prompt = self.negative_prompt.clone().unwrap_or_default();
         if let Some(v) = self.steps {

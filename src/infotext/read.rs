@@ -19,6 +19,9 @@ use super::stealth;
 const MAX_STEALTH_SIDE_PX: u32 = 8192;
 const MAX_STEALTH_ALLOC_BYTES: u64 = 256 << 20;
 
+/// What [`ImageMetadata::source`] says for settings found in pixel low bits.
+pub const STEALTH_SOURCE: &str = "pixel low bits (stealth pnginfo)";
+
 /// Why an image's metadata could not be read; each names the file.
 #[derive(Debug, Error)]
 pub enum MetadataError {
@@ -128,6 +131,6 @@ fn stealth_metadata(bytes: &[u8], kind: ImageKind) -> Option<ImageMetadata> {
         _ => vec![("parameters".to_owned(), text)],
     };
     let mut m = generators::recognise(&texts)?;
-    m.source = "pixel low bits (stealth pnginfo)".to_owned();
+    STEALTH_SOURCE.clone_into(&mut m.source);
     Some(m)
 }

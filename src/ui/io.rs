@@ -70,7 +70,7 @@ pub enum Reply {
     /// The whole gallery.
     Gallery(Vec<GalleryItem>),
     /// A full-size image and the generation settings it carries (any tool's), if any.
-    Image(Rgba, Option<ImageMetadata>),
+    Image(Rgba, Option<Box<ImageMetadata>>),
     /// A file's AutoV2 hash, or why it could not be computed.
     Hashed(PathBuf, Result<String, String>),
     /// The preview picture of a checkpoint or LoRA, keyed by that file.
@@ -193,7 +193,7 @@ fn decode_image(name: &str, bytes: &[u8]) -> Reply {
     let rgba = img.to_rgba8();
     // The same reader as `easel png-info`: any container, any tool, stealth pixels.
     let metadata = match infotext::read_image_bytes(bytes, Path::new(name)) {
-        Ok(read) => read.metadata.filter(ImageMetadata::states_anything),
+        Ok(read) => read.metadata.filter(ImageMetadata::states_anything).map(Box::new),
         Err(e) => {
             tracing::info!("no parameters read from {name}: {e}");
             None
@@ -224,8 +224,8 @@ fn paste_image() -> Reply {
                 .and_then(|text| infotext::read_infotext(&text))
                 .filter(ImageMetadata::states_anything)
                 .map(|mut m| {
-                    m.source = "pixel low bits (stealth pnginfo)".to_owned();
-                    m
+                    infotext::read::STEALTH_SOURCE.clone_into(&mut m.source);
+                    Box::new(m)
                 });
             Reply::Image(
                 Rgba {
