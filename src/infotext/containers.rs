@@ -303,7 +303,8 @@ fn xml_unescape(text: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+        // Entities are short; look for the `;` among the next bytes (not chars: found by fuzzing).
+        let Some(semi) = rest.bytes().take(12).position(|b| b == b';') else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -437,5 +438,6 @@ mod tests {
         webp.extend([0; 16]);
         assert!(texts(&webp).is_empty());
         assert_eq!(xml_unescape("a &bogus; &#x41;&#66; &"), "a &bogus; AB &");
+        assert_eq!(xml_unescape("&1234567890€;"), "&1234567890€;");
     }
 }

@@ -87,6 +87,12 @@ pub fn read_image_bytes(bytes: &[u8], path: &Path) -> Result<ImageRead, Metadata
     Ok(ImageRead { kind, keys, metadata })
 }
 
+/// The generation settings in metadata texts already taken out of a file, as (key, text) with
+/// the keys [`containers::read_texts`] uses (PNG keywords, `UserComment`, `xmp:…`, `Comment`).
+pub fn recognise_texts(texts: &[(String, String)]) -> Option<ImageMetadata> {
+    generators::recognise(texts)
+}
+
 /// Reads an A1111-form infotext (what the app keeps with a picture) back into metadata.
 pub fn read_infotext(text: &str) -> Option<ImageMetadata> {
     let mut m = generators::recognise(&[("parameters".to_owned(), text.to_owned())])?;
