@@ -34,7 +34,11 @@ fn read_image_corpus() {
         let read = easel::infotext::read_image_bytes(&bytes, &path);
         if is_seed(&path) {
             let m = read.as_ref().ok().and_then(|r| r.metadata.as_ref());
-            assert!(m.is_some_and(|m| m.states_anything()), "{}", path.display());
+            assert!(
+                m.is_some_and(easel::infotext::ImageMetadata::states_anything),
+                "{}",
+                path.display()
+            );
         }
         if let Ok(easel::infotext::ImageRead {
             metadata: Some(m), ..
@@ -54,7 +58,8 @@ fn recognise_texts_corpus() {
         let m = easel::infotext::read::recognise_texts(&texts);
         if is_seed(&path) {
             assert!(
-                m.as_ref().is_some_and(|m| m.states_anything()),
+                m.as_ref()
+                    .is_some_and(easel::infotext::ImageMetadata::states_anything),
                 "{}",
                 path.display()
             );
