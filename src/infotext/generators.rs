@@ -112,6 +112,30 @@ fn recognise_inner<'t>(
         }
     }
 
+    // One text chunk per setting with a plain-text `prompt` (Easy Diffusion's embedded metadata;
+    // ComfyUI's `prompt` is always a JSON graph).
+    if get("prompt").is_some_and(|p| !p.trim_start().starts_with('{')) {
+        let object: Map<String, Value> = texts
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let generator = if object.contains_key("use_stable_diffusion_model") {
+            "Easy Diffusion"
+        } else {
+            "unknown"
+        };
+        let mut m = generic_json(&Obj(&object), generator, "text chunks, one per setting");
+        if m.seed.is_some() || m.steps.is_some() {
+            if generator == "unknown" {
+                m.warnings.push(
+                    "the text chunks are of an unrecognised tool; settings were read by their usual key names"
+                        .to_owned(),
+                );
+            }
+            return Some(m);
+        }
+    }
+
     match foreign::parse_text_chunks(texts) {
         Some(Ok(params)) => {
             let source = match params.source {
@@ -152,10 +176,17 @@ fn json_object(text: &str) -> Option<Map<String, Value>> {
     }
 }
 
+/// NovelAI's `Comment` JSON: keys only NovelAI writes, or (v1) a negative prompt under `uc` with a
+/// NovelAI sampler name (Draw Things also writes `uc`, with A1111 sampler names).
 fn is_novelai(object: &Map<String, Value>) -> bool {
-    ["uc", "n_samples", "noise_schedule", "v4_prompt", "request_type"]
+    let nai_sampler = object
+        .get("sampler")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.starts_with("k_") || s.starts_with("ddim"));
+    ["n_samples", "noise_schedule", "v4_prompt", "request_type"]
         .iter()
         .any(|k| object.contains_key(*k))
+        || object.contains_key("uc") && nai_sampler
 }
 
 /// Fields of `from` that `into` lacks.
@@ -605,7 +636,8 @@ fn from_json(object: &Map<String, Value>, key: &str) -> Option<ImageMetadata> {
 /// Settings by the key names most tools use (TensorArt, Hugging Face Spaces, …).
 fn generic_json(o: &Obj<'_>, generator: &str, source: &str) -> ImageMetadata {
     let mut m = ImageMetadata::new(generator, source);
-    m.prompt = o.string(&["prompt", "positive_prompt", "positivePrompt", "Prompt"]);
+    // `c` is Draw Things' prompt key.
+    m.prompt = o.string(&["prompt", "positive_prompt", "positivePrompt", "Prompt", "c"]);
     m.negative_prompt = o.string(&[
         "negative_prompt",
         "negativePrompt",
@@ -625,13 +657,31 @@ fn generic_json(o: &Obj<'_>, generator: &str, source: &str) -> ImageMetadata {
     m.seed = o.u64(&["seed", "Seed"]);
     m.width = o.u32(&["width", "Width"]);
     m.height = o.u32(&["height", "Height"]);
+    if let Some((w, h)) = o
+        .string(&["size", "Size"])
+        .and_then(|s| {
+            Some((
+                s.split_once('x')?.0.trim().parse().ok()?,
+                s.split_once('x')?.1.trim().parse().ok()?,
+            ))
+        })
+        .filter(|_| m.width.is_none() && m.height.is_none())
+    {
+        (m.width, m.height) = (Some(w), Some(h));
+    }
     m.sampler = o.string(&["sampler", "sampler_name", "samplerName", "Sampler"]);
     m.schedule = o.string(&["scheduler", "schedule", "schedule_type", "Schedule type"]);
     m.clip_skip = o.u32(&["clip_skip", "clipSkip", "Clip skip"]);
     m.denoising_strength = o.f32(&["denoising_strength", "denoisingStrength", "strength"]);
     m.model_hash = o.string(&["model_hash", "modelHash"]);
     m.model = o
-        .string(&["model", "model_name", "checkpoint", "sd_model_name"])
+        .string(&[
+            "model",
+            "model_name",
+            "checkpoint",
+            "sd_model_name",
+            "use_stable_diffusion_model",
+        ])
         .map(|n| foreign::file_stem(&n));
     if let Some(Value::Object(base)) = o.get(&["baseModel"]) {
         let base = Obj(base);
@@ -1180,6 +1230,38 @@ mod tests {
         assert_eq!((m.steps, m.seed), (Some(8), Some(3)));
         assert_eq!(m.warnings.len(), 1);
         assert!(recognise(&texts(&[("Software", "GIMP"), ("parameters", "{}")])).is_none());
+        let m = read(&[
+            ("prompt", "a kite"),
+            ("negative_prompt", "rain"),
+            ("seed", "31"),
+            ("use_stable_diffusion_model", "sd-v1-4"),
+            ("num_inference_steps", "25"),
+            ("guidance_scale", "7.5"),
+            ("sampler_name", "euler_a"),
+            ("width", "512"),
+            ("height", "640"),
+        ]);
+        assert_eq!(m.generator, "Easy Diffusion");
+        assert_eq!(
+            (m.seed, m.steps, m.cfg_scale, m.height),
+            (Some(31), Some(25), Some(7.5), Some(640))
+        );
+        assert_eq!(m.model.as_deref(), Some("sd-v1-4"));
+        // Draw Things' XMP JSON shares NovelAI's `uc` key but not its sampler names.
+        let m = read(&[(
+            "xmp:UserComment",
+            r#"{"c": "a lamp", "uc": "dark", "sampler": "DPM++ 2M Karras", "seed": 9, "steps": 12, "scale": 4.5, "size": "768x512"}"#,
+        )]);
+        assert_eq!(m.generator, "unknown");
+        assert_eq!(m.prompt.as_deref(), Some("a lamp"));
+        assert_eq!(
+            (m.width, m.height, m.cfg_scale),
+            (Some(768), Some(512), Some(4.5))
+        );
+        assert_eq!(
+            (m.sampler.as_deref(), m.schedule.as_deref()),
+            (Some("DPM++ 2M"), Some("Karras"))
+        );
         assert!(recognise(&texts(&[])).is_none());
     }
 }
