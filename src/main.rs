@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use easel::config::{AppPaths, Settings};
 use easel::engine::{Engine, Event, FailureKind};
-use easel::infotext;
+use easel::infotext::{self, OutputFormat};
 use easel::params::{GenerationParams, Overrides, RngSource, Sampler, Schedule};
 use easel::request::{DeviceChoice, InitImage, InpaintArea, MaskedContent, Request, ResizeMode};
 
@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate images from a prompt (txt2img, or img2img/inpaint with --init/--mask) and write PNGs with A1111 infotext.
+    /// Generate images from a prompt (txt2img, or img2img/inpaint with --init/--mask) and write PNG, JPEG or WebP files with A1111 infotext.
     Generate(Box<GenerateArgs>),
     /// Show what a model file is: family, storage dtype, tensor count, size, AutoV2 hash.
     Info {
@@ -37,10 +37,14 @@ enum Command {
         #[arg(long)]
         no_hash: bool,
     },
-    /// Print the generation parameters stored in a PNG (A1111 infotext).
+    /// Print the generation parameters stored in an image (PNG, JPEG, WebP, AVIF) by A1111, Forge,
+    /// ComfyUI, InvokeAI, NovelAI, SwarmUI, Fooocus, TensorArt or Civitai; exit code 2 when it has none.
     PngInfo {
         /// The image.
         image: PathBuf,
+        /// Print one JSON object (generator, prompt, sampler, …, infotext, warnings) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Time CLIP, a UNet step and VAE decode at full SD 1.5 size with random weights, and checkpoint loading.
     Bench {
@@ -112,7 +116,8 @@ struct GenerateArgs {
     /// Where to run: auto, cpu, cuda, metal.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Replay the parameters stored in this PNG; flags given explicitly override them.
+    /// Replay the parameters stored in this image (any tool `png-info` reads); flags given
+    /// explicitly override them.
     #[arg(long)]
     params_from: Option<PathBuf>,
     /// img2img: start from this image (PNG, JPEG or WebP); it is fitted to --width/--height.
@@ -153,9 +158,13 @@ struct GenerateArgs {
     /// [default: the desktop app's embeddings folders].
     #[arg(long)]
     embeddings_dir: Vec<PathBuf>,
-    /// Output PNG path.
+    /// Output file path.
     #[arg(long)]
     out: PathBuf,
+    /// Output format: png (parameters text chunk), jpeg or webp (A1111's EXIF UserComment)
+    /// [default: from --out's extension, else png].
+    #[arg(long)]
+    format: Option<String>,
 }
 
 /// An error the user can fix (exit code 2) as opposed to an internal failure (exit code 1).
@@ -228,7 +237,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Generate(args)) => generate(&args),
         Some(Command::Info { path, no_hash }) => info(&path, no_hash),
-        Some(Command::PngInfo { image }) => png_info(&image),
+        Some(Command::PngInfo { image, json }) => png_info(&image, json),
         Some(Command::Bench {
             size,
             repeats,
@@ -252,9 +261,30 @@ fn main() -> ExitCode {
     }
 }
 
-/// The text chunks of `image`, with a message naming the file when it cannot be read.
-fn text_chunks(image: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    infotext::png_chunks::read_png_text_chunks(image).map_err(|e| bad(e.to_string()))
+/// The generation metadata of `image`; a file that cannot be read, or that holds none, is bad
+/// input with a message naming it.
+fn image_metadata(image: &Path) -> anyhow::Result<infotext::ImageMetadata> {
+    let read = infotext::read_image_file(image).map_err(|e| bad(e.to_string()))?;
+    match read.metadata {
+        Some(m) if m.states_anything() => Ok(m),
+        other => {
+            let keys = if read.keys.is_empty() {
+                "none".to_owned()
+            } else {
+                read.keys.join(", ")
+            };
+            let why = other
+                .map(|m| m.warnings.join("; "))
+                .filter(|w| !w.is_empty())
+                .map(|w| format!("; {w}"))
+                .unwrap_or_default();
+            Err(bad(format!(
+                "{} carries no generation metadata ({} image; metadata texts found: {keys}{why})",
+                image.display(),
+                read.kind.name()
+            )))
+        }
+    }
 }
 
 /// The `--rng` value: gpu, cpu or nv (A1111's names, any case).
@@ -270,18 +300,27 @@ fn cli_rng(name: &str) -> anyhow::Result<RngSource> {
 fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
     let mut p = match &args.params_from {
         Some(image) => {
-            let chunks = text_chunks(image)?;
-            let text = chunks
-                .iter()
-                .find(|(k, _)| k == infotext::PARAMETERS_KEYWORD)
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "{} has no A1111 'parameters' text chunk",
-                        image.display()
-                    ))
-                })?;
-            infotext::parse(&text).map_err(|e| bad(format!("{}: {e}", image.display())))?
+            let metadata = image_metadata(image)?;
+            for warning in &metadata.warnings {
+                eprintln!("warning: {}: {warning}", image.display());
+            }
+            let (params, problems) = metadata.generation_params();
+            for problem in problems {
+                let overridden = match problem {
+                    infotext::ReplayProblem::Sampler(_) => args.sampler.is_some(),
+                    infotext::ReplayProblem::Schedule(_) => args.schedule.is_some(),
+                    infotext::ReplayProblem::Other(_) => false,
+                };
+                if !overridden {
+                    let hint = match problem {
+                        infotext::ReplayProblem::Sampler(_) => "; pick one with --sampler",
+                        infotext::ReplayProblem::Schedule(_) => "; pick one with --schedule",
+                        infotext::ReplayProblem::Other(_) => "",
+                    };
+                    return Err(bad(format!("{}: {problem}{hint}", image.display())));
+                }
+            }
+            params
         }
         None => GenerationParams::default(),
     };
@@ -471,17 +510,41 @@ fn say(bar: &indicatif::ProgressBar, line: &str) {
 }
 
 /// `out.png` for one image; `out-1.png`, `out-2.png`, … for several.
-fn output_path(out: &Path, index: usize, total: usize) -> PathBuf {
+fn output_path(out: &Path, index: usize, total: usize, format: OutputFormat) -> PathBuf {
     if total <= 1 {
         return out.to_path_buf();
     }
     let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("easel");
-    let ext = out.extension().and_then(|s| s.to_str()).unwrap_or("png");
+    let ext = out
+        .extension()
+        .and_then(|s| s.to_str())
+        .unwrap_or(format.extension());
     out.with_file_name(format!("{stem}-{}.{ext}", index + 1))
+}
+
+/// The output format: `--format`, else the one `--out`'s extension names, else PNG. A format
+/// that contradicts the extension is refused rather than writing, say, JPEG bytes into `x.png`.
+fn output_format(args: &GenerateArgs) -> anyhow::Result<OutputFormat> {
+    let from_ext = OutputFormat::from_path(&args.out);
+    let Some(name) = &args.format else {
+        return Ok(from_ext.unwrap_or_default());
+    };
+    let format = OutputFormat::from_name(name)
+        .ok_or_else(|| bad(format!("unknown --format '{name}'; use png, jpeg or webp")))?;
+    match from_ext {
+        Some(ext) if ext != format => Err(bad(format!(
+            "--out {} names a {} file but --format is {format}; give the file a .{} name",
+            args.out.display(),
+            ext.name().to_ascii_uppercase(),
+            format.extension()
+        ))),
+        _ => Ok(format),
+    }
 }
 
 fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let params = build_params(args)?;
+    let format = output_format(args)?;
     let device = DeviceChoice::from_name(&args.device).ok_or_else(|| {
         bad(format!(
             "unknown --device '{}'; use auto, cpu, cuda or metal",
@@ -559,9 +622,10 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
                 bar.set_message(format!("{steps_per_sec:.2} it/s, ETA {eta_secs:.0} s"));
             }
             Event::Image { image, .. } => {
-                let path = output_path(&args.out, image.index, total_images);
-                infotext::png_chunks::write_png_with_parameters(
+                let path = output_path(&args.out, image.index, total_images, format);
+                infotext::write_image_with_parameters(
                     &path,
+                    format,
                     image.width,
                     image.height,
                     &image.rgb,
@@ -624,39 +688,62 @@ fn info(path: &Path, no_hash: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn png_info(image: &Path) -> anyhow::Result<ExitCode> {
+fn png_info(image: &Path, json: bool) -> anyhow::Result<ExitCode> {
     use std::fmt::Write as _;
-    let chunks = text_chunks(image)?;
-    let Some((_, stored)) = chunks.iter().find(|(k, _)| k == infotext::PARAMETERS_KEYWORD) else {
-        let keys: Vec<&str> = chunks.iter().map(|(k, _)| k.as_str()).collect();
-        return Err(bad(format!(
-            "{} has no A1111 'parameters' text chunk (text chunks found: {})",
-            image.display(),
-            if keys.is_empty() {
-                "none".into()
-            } else {
-                keys.join(", ")
-            }
-        )));
-    };
-    let mut text = printable(stored);
-    text.push('\n');
-    match infotext::parse(stored) {
-        Ok(p) => {
-            text.push('\n');
-            let _ = writeln!(
-                text,
-                "sampler:  {} (schedule {})",
-                p.sampler.a1111_name(),
-                p.schedule.a1111_name()
-            );
-            let _ = writeln!(
-                text,
-                "steps:    {}, CFG {}, seed {}, size {}x{}",
-                p.steps, p.cfg_scale, p.seed, p.width, p.height
-            );
-        }
-        Err(e) => eprintln!("warning: the parameters could not be fully interpreted: {e}"),
+    let m = image_metadata(image)?;
+    if json {
+        print_out(&format!("{}\n", m.to_json()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = printable(&m.infotext());
+    text.push_str("\n\n");
+    let or_unknown = |v: Option<String>| v.unwrap_or_else(|| "not stated".to_owned());
+    let _ = writeln!(text, "generator: {} (from {})", m.generator, m.source);
+    let _ = writeln!(
+        text,
+        "sampler:   {} (schedule {})",
+        printable(&or_unknown(m.sampler.clone())),
+        printable(&m.schedule.clone().unwrap_or_else(|| "Automatic".to_owned()))
+    );
+    let _ = writeln!(
+        text,
+        "steps:     {}, CFG {}, seed {}, size {}",
+        or_unknown(m.steps.map(|v| v.to_string())),
+        or_unknown(m.cfg_scale.map(infotext::py_number)),
+        or_unknown(m.seed.map(|v| v.to_string())),
+        or_unknown(m.width.zip(m.height).map(|(w, h)| format!("{w}x{h}")))
+    );
+    if m.model.is_some() || m.model_hash.is_some() {
+        let hash = m
+            .model_hash
+            .as_ref()
+            .map(|h| format!(" [{h}]"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "model:     {}{hash}",
+            printable(&or_unknown(m.model.clone()))
+        );
+    }
+    if let Some(d) = m.denoising_strength {
+        let _ = writeln!(text, "denoising: {}", infotext::py_number(d));
+    }
+    if let Some(c) = m.clip_skip {
+        let _ = writeln!(text, "clip skip: {c}");
+    }
+    for lora in &m.loras {
+        let weight = lora
+            .weight
+            .map_or_else(|| "weight not stated".to_owned(), infotext::py_number);
+        let hash = lora
+            .hash
+            .as_ref()
+            .map(|h| format!(", hash {h}"))
+            .unwrap_or_default();
+        let _ = writeln!(text, "lora:      {} ({weight}{hash})", printable(&lora.name));
+    }
+    for warning in &m.warnings {
+        eprintln!("warning: {}", printable(warning));
     }
     print_out(&text)?;
     Ok(ExitCode::SUCCESS)

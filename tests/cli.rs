@@ -575,3 +575,48 @@ fn lora_tags_and_prompt_editing_from_the_command_line() {
     let (o, _) = run("x.png", "a <lora:tiny_style:strong>");
     assert_bad_input(&o, "not a number");
 }
+
+#[test]
+fn jpeg_and_webp_outputs_carry_a1111_exif_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpg = dir.path().join("cabin.jpg");
+    let o = generate(&model_path(), &jpg, &["--sampler", "Euler"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let webp = dir.path().join("cabin.webp");
+    let o = generate(&model_path(), &webp, &["--sampler", "Euler", "--format", "webp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(&jpg).unwrap().starts_with(&[0xff, 0xd8, 0xff]));
+    assert!(std::fs::read(&webp).unwrap().starts_with(b"RIFF"));
+    let mut infotexts = Vec::new();
+    for path in [&jpg, &webp] {
+        assert_eq!(image::open(path).unwrap().to_rgb8().dimensions(), (64, 64));
+        let o = easel(&["png-info", "--json", path.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(json["generator"], "Easel");
+        assert_eq!(json["seed"], 42);
+        assert_eq!(json["sampler"], "Euler");
+        assert_eq!(json["model"], "tiny-sd15");
+        infotexts.push(json["infotext"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(infotexts[0], infotexts[1]);
+
+    // Replaying the JPEG writes a PNG with the same infotext.
+    let replay = dir.path().join("replay.png");
+    let o = easel(&[
+        "generate",
+        "--model",
+        model_path().to_str().unwrap(),
+        "--params-from",
+        jpg.to_str().unwrap(),
+        "--out",
+        replay.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(parameters_of(&replay), infotexts[0]);
+
+    let o = generate(&model_path(), &dir.path().join("x.png"), &["--format", "jpeg"]);
+    assert_bad_input(&o, "names a PNG file but --format is jpeg");
+    let o = generate(&model_path(), &dir.path().join("x.gif"), &["--format", "gif"]);
+    assert_bad_input(&o, "unknown --format 'gif'; use png, jpeg or webp");
+}

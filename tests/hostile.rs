@@ -312,3 +312,135 @@ fn a_tag_naming_a_pickled_lora_says_why_it_is_not_loaded() {
     );
     assert_refused(&o, "pickles");
 }
+
+/// A JPEG SOI, `segments` (marker, body), then EOI: enough for the metadata reader.
+fn jpeg_with(segments: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut out = vec![0xff, 0xd8];
+    for (marker, body) in segments {
+        out.extend([0xff, *marker]);
+        out.extend(u16::try_from(body.len() + 2).unwrap().to_be_bytes());
+        out.extend_from_slice(body);
+    }
+    out.extend([0xff, 0xd9]);
+    out
+}
+
+/// An EXIF APP1 body whose IFD0 has `entries` ImageDescription entries, all naming one value of
+/// `value_len` bytes, and an Exif IFD pointer to itself.
+fn exif_with_repeated_entries(entries: u16, value_len: u32) -> Vec<u8> {
+    let mut tiff = b"MM\0*".to_vec();
+    tiff.extend(8u32.to_be_bytes());
+    tiff.extend((entries + 1).to_be_bytes());
+    let value_at = 8 + 2 + 12 * (u32::from(entries) + 1) + 4;
+    for _ in 0..entries {
+        tiff.extend(0x010eu16.to_be_bytes());
+        tiff.extend(2u16.to_be_bytes());
+        tiff.extend(value_len.to_be_bytes());
+        tiff.extend(value_at.to_be_bytes());
+    }
+    tiff.extend(0x8769u16.to_be_bytes());
+    tiff.extend(4u16.to_be_bytes());
+    tiff.extend(1u32.to_be_bytes());
+    tiff.extend(8u32.to_be_bytes());
+    tiff.extend(0u32.to_be_bytes());
+    tiff.extend(std::iter::repeat_n(b'a', value_len as usize));
+    let mut body = b"Exif\0\0".to_vec();
+    body.extend(tiff);
+    body
+}
+
+#[test]
+fn hostile_jpeg_webp_and_avif_metadata_ends_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    // 200 APP1 segments of 4500 entries each naming the same 4 KB value (a 3.6 GB read if each
+    // entry were decoded), XMP that opens elements it never closes, and a long COM.
+    let mut segments = vec![(0xe1, exif_with_repeated_entries(4500, 4000)); 200];
+    let mut xmp = b"http://ns.adobe.com/xap/1.0/\0".to_vec();
+    xmp.extend(b"a:parameters".repeat(3000));
+    xmp.extend(b"<exif:UserComment>".repeat(1000));
+    segments.push((0xe1, xmp));
+    segments.push((0xfe, vec![b'{'; 60_000]));
+    let jpg = write(dir.path(), "bomb.jpg", &jpeg_with(&segments));
+    let o = easel_within(
+        &["png-info", "--json", jpg.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert_refused(&o, "carries no generation metadata");
+
+    // WebP chunks that claim 4 GiB, and a truncated EXIF chunk.
+    let mut webp = b"RIFF\xff\xff\xff\xffWEBPEXIF\x20\0\0\0MM\0*\0\0\0\x08\xff\xff".to_vec();
+    webp.extend(b"XMP \xff\xff\xff\xff<x:xmpmeta>");
+    let webp = write(dir.path(), "bomb.webp", &webp);
+    let o = easel_within(&["png-info", webp.to_str().unwrap()], Duration::from_secs(30));
+    assert_refused(&o, "carries no generation metadata");
+
+    // AVIF brand with an EXIF signature and nothing after it.
+    let avif = write(dir.path(), "cut.avif", b"\0\0\0\x14ftypavif\0\0\0\0Exif\0\0MM\0*");
+    let o = easel_within(&["png-info", avif.to_str().unwrap()], Duration::from_secs(30));
+    assert_refused(&o, "carries no generation metadata");
+}
+
+#[test]
+fn pixel_bombs_and_json_bombs_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    // A PNG that declares 60000 × 60000 pixels in a tiny file: the stealth search refuses to
+    // decode it rather than allocating 14 GB.
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, 60_000, 60_000);
+    encoder.set_color(png::ColorType::Rgba);
+    let mut writer = encoder.write_header().unwrap();
+    let mut row = vec![0u8; 1 + 60_000 * 4];
+    row[0] = 0;
+    let idat = miniz_oxide::deflate::compress_to_vec_zlib(&row, 6);
+    writer.write_chunk(png::chunk::IDAT, &idat).unwrap();
+    drop(writer);
+    bytes.extend([0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82]);
+    let huge = write(dir.path(), "huge.png", &bytes);
+    let o = easel_within(&["png-info", huge.to_str().unwrap()], Duration::from_secs(30));
+    assert_refused(&o, "carries no generation metadata");
+
+    // A megabyte of nested JSON, JSON with a million keys, in `parameters` and ComfyUI's `prompt`.
+    let nested = "[".repeat(1 << 20);
+    let mut wide = String::from("{");
+    for i in 0..50_000 {
+        wide.push_str(&["\"k", &i.to_string(), "\": {\"inputs\": {}}, "].concat());
+    }
+    wide.push_str("\"x\": 1}");
+    for (name, keyword, text) in [
+        ("nested.png", "parameters", &nested),
+        ("wide.png", "parameters", &wide),
+        ("nested-comfy.png", "prompt", &nested),
+        ("wide-comfy.png", "prompt", &wide),
+    ] {
+        let mut data = keyword.as_bytes().to_vec();
+        data.push(0);
+        data.extend(text.as_bytes());
+        let path = write(dir.path(), name, &png_with_chunk(*b"tEXt", &data));
+        let o = easel_within(
+            &["png-info", "--json", path.to_str().unwrap()],
+            Duration::from_secs(30),
+        );
+        let err = stderr(&o);
+        assert!(matches!(o.status.code(), Some(0 | 2)), "{name}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("overflowed"),
+            "{name}: {err}"
+        );
+    }
+
+    // Many thousands of small text chunks.
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, 1, 1);
+    encoder.set_color(png::ColorType::Grayscale);
+    let mut writer = encoder.write_header().unwrap();
+    for i in 0..100_000 {
+        writer
+            .write_chunk(png::chunk::tEXt, format!("k{i}\0v").as_bytes())
+            .unwrap();
+    }
+    writer.write_image_data(&[0]).unwrap();
+    writer.finish().unwrap();
+    let many = write(dir.path(), "many.png", &bytes);
+    let o = easel_within(&["png-info", many.to_str().unwrap()], Duration::from_secs(30));
+    assert_refused(&o, "carries no generation metadata");
+}

@@ -483,3 +483,42 @@ fn dropping_a_comfyui_png_offers_its_parameters() {
     assert_eq!(p.a1111_schedule_label(), "Karras");
     assert_eq!(p.model_name.as_deref(), Some("dreamshaper_8"));
 }
+
+#[test]
+fn dropping_a_jpeg_names_its_tool_and_keeps_a_sampler_easel_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpg = dir.path().join("forge.jpg");
+    let infotext = "a fox in the snow\nSteps: 31, Sampler: UniPC, Schedule type: Karras, CFG scale: 5, Seed: 4242, Size: 640x448, Version: f2.0.1v1.10.1";
+    easel::infotext::write_image_with_parameters(
+        &jpg,
+        easel::infotext::OutputFormat::Jpeg,
+        8,
+        8,
+        &[128u8; 8 * 8 * 3],
+        infotext,
+    )
+    .unwrap();
+    let mut h = app(dir.path(), small_settings());
+    let sampler_before = h.state().settings().params.sampler;
+    h.input_mut().dropped_files.push(Arc::new(Dropped(jpg)));
+    step_until(&mut h, 30, "the dropped image", |h| {
+        h.query_by_label("Use parameters").is_some()
+    });
+    assert!(
+        h.query_by_label_contains("parameters from Forge (EXIF UserComment)")
+            .is_some()
+    );
+    h.get_by_label("Use parameters").click();
+    h.step();
+    h.step();
+    let p = &h.state().settings().params;
+    assert_eq!((p.steps, p.seed, p.width, p.height), (31, 4242, 640, 448));
+    assert_eq!(
+        p.sampler, sampler_before,
+        "UniPC is not run by Easel: the panel keeps its sampler"
+    );
+    assert!(
+        h.query_by_label_contains("'UniPC' is not one Easel runs yet")
+            .is_some()
+    );
+}

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::document::ToolSettings;
+use crate::infotext::OutputFormat;
 use crate::params::GenerationParams;
 use crate::request::{DEFAULT_STRENGTH, Img2ImgSettings};
 
@@ -41,6 +42,8 @@ pub struct Settings {
     pub img2img: Img2ImgSettings,
     /// Canvas tools.
     pub tools: ToolSettings,
+    /// File format of generated images (PNG by default; JPEG and WebP carry A1111's EXIF).
+    pub output_format: OutputFormat,
 }
 
 impl Default for Settings {
@@ -54,6 +57,7 @@ impl Default for Settings {
             strength: DEFAULT_STRENGTH,
             img2img: Img2ImgSettings::default(),
             tools: ToolSettings::default(),
+            output_format: OutputFormat::Png,
         }
     }
 }

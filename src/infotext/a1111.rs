@@ -186,7 +186,7 @@ pub fn parse(text: &str) -> Result<GenerationParams, ParamsError> {
 
 /// Every A1111 v1.10 scheduler as (internal name, label, aliases), in `sd_schedulers.schedulers`
 /// order. Used to split old sampler names such as `DPM++ 2M Karras`.
-const A1111_SCHEDULERS: [(&str, &str, &[&str]); 12] = [
+pub(crate) const A1111_SCHEDULERS: [(&str, &str, &[&str]); 12] = [
     ("automatic", "Automatic", &[]),
     ("uniform", "Uniform", &[]),
     ("karras", "Karras", &[]),
@@ -233,11 +233,11 @@ fn sampler_and_schedule(
 }
 
 /// `name[:-len(suffix)-1]` when `name` ends with a space and `suffix` (ASCII case ignored).
-fn strip_suffix_ignore_ascii_case<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
+pub(crate) fn strip_suffix_ignore_ascii_case<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
     let cut = name.len().checked_sub(suffix.len() + 1)?;
-    let tail = name.get(cut..)?;
-    let (space, word) = tail.split_at(1);
-    (space == " " && word.eq_ignore_ascii_case(suffix)).then(|| &name[..cut])
+    // `tail` may start with a multi-byte character (found by fuzzing: "x€IM" against "DDIM").
+    let word = name.get(cut..)?.strip_prefix(' ')?;
+    word.eq_ignore_ascii_case(suffix).then(|| &name[..cut])
 }
 
 fn parse_int<T: FromStr>(key: &str, value: &str) -> Result<T, ParamsError> {
@@ -500,7 +500,7 @@ fn match_quoted(c: &[char], start: usize) -> Quoted {
 
 /// A1111 `infotext_utils.quote`: JSON-quote (like `json.dumps(ensure_ascii=False)`) when the
 /// value has `,`, `:` or a newline; otherwise unchanged.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     if !text.contains([',', '\n', ':']) {
         return text.to_owned();
     }
@@ -592,6 +592,18 @@ fn py_float_repr(x: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampler_names_with_multibyte_characters_are_errors_not_panics() {
+        for name in ["x€IM", "€IM", "a€ Karras", "Euler a ☃", "☃"] {
+            let text = format!("p\nSteps: 2, Sampler: {name}, Seed: 1");
+            assert!(parse(&text).is_err(), "{name}");
+        }
+        assert_eq!(
+            strip_suffix_ignore_ascii_case("DPM++ 2M karras", "Karras"),
+            Some("DPM++ 2M")
+        );
+    }
 
     /// Parses `text` and writes it back with the label and version A1111 would have used.
     fn rewrite(text: &str) -> String {

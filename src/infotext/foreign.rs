@@ -88,6 +88,9 @@ pub struct ForeignParams {
     /// LoRAs as (file stem or model name, model weight), in the order they are applied. A weight
     /// that cannot be read counts as 1.0, the default of ComfyUI's LoraLoader and InvokeAI.
     pub loras: Vec<(String, f32)>,
+    /// ComfyUI: the other sampler nodes of the graph (not the one reported), one line each, such
+    /// as `KSampler 12: seed 5, 20 steps, CFG 7, euler/normal, denoise 0.5`.
+    pub other_samplers: Vec<String>,
 }
 
 /// Why another tool's metadata could not be read. The parsers never panic: malformed JSON gives
@@ -282,7 +285,7 @@ fn stated_or_error(params: ForeignParams) -> Result<ForeignParams, ForeignMetaEr
 }
 
 /// A whole number ≥ 0: JSON integers, or floats with no fraction (Python may write `20.0`).
-fn to_u64(value: &Value) -> Option<u64> {
+pub(crate) fn to_u64(value: &Value) -> Option<u64> {
     if let Some(n) = value.as_u64() {
         return Some(n);
     }
@@ -291,7 +294,7 @@ fn to_u64(value: &Value) -> Option<u64> {
     (x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x < 18_446_744_073_709_551_616.0).then_some(x as u64)
 }
 
-fn to_u32(value: &Value) -> Option<u32> {
+pub(crate) fn to_u32(value: &Value) -> Option<u32> {
     to_u64(value).and_then(|n| u32::try_from(n).ok())
 }
 
@@ -308,7 +311,7 @@ fn to_i64(value: &Value) -> Option<i64> {
 }
 
 /// A finite number that fits in f32.
-fn to_f32(value: &Value) -> Option<f32> {
+pub(crate) fn to_f32(value: &Value) -> Option<f32> {
     let x = value.as_f64()?;
     (x.is_finite() && x.abs() <= f64::from(f32::MAX)).then_some(x as f32)
 }
@@ -318,7 +321,7 @@ const MODEL_EXTENSIONS: [&str; 7] = [".safetensors", ".ckpt", ".pt", ".pth", ".b
 
 /// The file name without folders (either slash) and without a known model extension; names
 /// without one keep their dots (`sd_xl_base_1.0`).
-fn file_stem(name: &str) -> String {
+pub(crate) fn file_stem(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let stem = MODEL_EXTENSIONS
         .iter()
@@ -338,7 +341,7 @@ fn file_stem(name: &str) -> String {
 /// ComfyUI sampler names (`comfy/samplers.py` `KSAMPLER_NAMES`, `SAMPLER_NAMES`) that have an
 /// A1111 sampler. `_gpu` variants only move the noise sampler to the GPU. ComfyUI's `ddim` runs
 /// Euler on the model's discrete schedule, which is A1111's DDIM with eta 0.
-const COMFY_SAMPLERS: [(&str, &str); 21] = [
+pub(crate) const COMFY_SAMPLERS: [(&str, &str); 21] = [
     ("euler", "Euler"),
     ("euler_ancestral", "Euler a"),
     ("heun", "Heun"),
@@ -367,7 +370,7 @@ const COMFY_SAMPLERS: [(&str, &str); 21] = [
 /// `timestep(sigma_min)`) gives the same sigmas as A1111's `Uniform` (`model.get_sigmas(n)`,
 /// evenly spaced from t_max to 0); A1111 1.10 also lists a port of it as "Normal", but Easel
 /// implements it under the Uniform name. `ddim_uniform` is A1111's port named "DDIM".
-const COMFY_SCHEDULES: [(&str, &str); 10] = [
+pub(crate) const COMFY_SCHEDULES: [(&str, &str); 10] = [
     ("normal", "Uniform"),
     ("karras", "Karras"),
     ("exponential", "Exponential"),
@@ -409,7 +412,7 @@ fn comfy_schedule_label(name: &str) -> String {
     lookup(&COMFY_SCHEDULES, name).unwrap_or(name).to_owned()
 }
 
-fn lookup<'t>(table: &[(&str, &'t str)], name: &str) -> Option<&'t str> {
+pub(crate) fn lookup<'t>(table: &[(&str, &'t str)], name: &str) -> Option<&'t str> {
     table
         .iter()
         .find(|(key, _)| *key == name)
@@ -980,6 +983,41 @@ impl<'g> Graph<'g> {
         s
     }
 
+    /// One line for each sampler node other than `chosen`, in node-id order (at most 16).
+    fn other_samplers(&self, chosen: Node<'g>) -> Vec<String> {
+        let mut others: Vec<Node<'g>> = self
+            .nodes()
+            .filter(|&node| node.id != chosen.id && sampler_kind(node).is_some())
+            .collect();
+        others.sort_by(|a, b| id_key(a.id).cmp(&id_key(b.id)));
+        others
+            .into_iter()
+            .take(16)
+            .map(|node| {
+                let s = self.settings(node);
+                let mut parts = Vec::new();
+                if let Some(seed) = s.seed {
+                    parts.push(format!("seed {seed}"));
+                }
+                if let Some(steps) = s.steps {
+                    parts.push(format!("{steps} steps"));
+                }
+                if let Some(cfg) = s.cfg {
+                    parts.push(format!("CFG {}", super::py_number(cfg)));
+                }
+                match (&s.sampler_name, &s.scheduler) {
+                    (Some(a), Some(b)) => parts.push(format!("{a}/{b}")),
+                    (Some(a), None) | (None, Some(a)) => parts.push(a.clone()),
+                    (None, None) => {}
+                }
+                if let Some(d) = s.denoise {
+                    parts.push(format!("denoise {}", super::py_number(d)));
+                }
+                format!("{} {}: {}", node.class, node.id, parts.join(", "))
+            })
+            .collect()
+    }
+
     fn read_sampler_object(&self, value: Option<&'g Value>, s: &mut SamplerSettings<'g>) {
         let Some((node, _)) = value.and_then(|v| self.follow(v)) else {
             return;
@@ -1106,6 +1144,7 @@ fn comfy_params(nodes: &Map<String, Value>) -> Result<ForeignParams, ForeignMeta
         denoising_strength,
         clip_skip,
         loras,
+        other_samplers: graph.other_samplers(sampler),
     })
 }
 
@@ -1422,6 +1461,7 @@ fn invokeai_params(meta: &Map<String, Value>) -> ForeignParams {
             .and_then(to_u32)
             .and_then(|skipped| skipped.checked_add(1)),
         loras,
+        other_samplers: Vec::new(),
     }
 }
 
@@ -1463,7 +1503,7 @@ fn legacy_prompt(value: &Value) -> Option<String> {
 /// 2.x `split_prompt_to_positive_and_negative`: every `[…]` (no newline inside, shortest match)
 /// is negative, joined with spaces; each is replaced by a space in the positive prompt and runs
 /// of spaces collapse. Both are trimmed here for display.
-fn split_legacy_negative(prompt: &str) -> (String, Option<String>) {
+pub(crate) fn split_legacy_negative(prompt: &str) -> (String, Option<String>) {
     let mut positive = String::with_capacity(prompt.len());
     let mut negatives = Vec::new();
     let mut rest = prompt;
@@ -1537,6 +1577,7 @@ fn invokeai_legacy_params(root: &Map<String, Value>) -> Result<ForeignParams, Fo
             .filter(|_| img2img),
         clip_skip: None,
         loras: Vec::new(),
+        other_samplers: Vec::new(),
     };
     stated_or_error(params)
 }
@@ -1588,6 +1629,7 @@ mod tests {
                 denoising_strength: None,
                 clip_skip: None,
                 loras: vec![],
+                other_samplers: Vec::new(),
             }
         );
     }
@@ -2247,6 +2289,7 @@ mod tests {
                 denoising_strength: None,
                 clip_skip: Some(2),
                 loras: vec![("add_detail".into(), 0.75)],
+                other_samplers: Vec::new(),
             }
         );
     }

@@ -1,14 +1,24 @@
 //! The one home of A1111 infotext (the `parameters` text in PNGs): every key Easel writes, how it
-//! is rendered and parsed, the PNG text chunks that carry it, and other tools' metadata (ComfyUI,
-//! InvokeAI) converted into it.
+//! is rendered and parsed, the files that carry it (PNG, JPEG, WebP), and other tools' metadata
+//! (ComfyUI, InvokeAI, NovelAI, SwarmUI, Fooocus, …) read into one [`ImageMetadata`].
 
 mod a1111;
+pub mod containers;
+pub mod exif;
 pub mod foreign;
+mod generators;
+pub mod metadata;
+pub mod output;
 pub mod png_chunks;
+pub mod read;
+pub mod stealth;
 
 pub use a1111::{RawInfotext, parse, py_number, render};
+pub use metadata::{ImageMetadata, LoraRef, ReplayProblem};
+pub use output::{OutputFormat, write_image_with_parameters};
+pub use read::{ImageRead, MetadataError, read_image_bytes, read_image_file, read_infotext};
 
-use crate::params::{GenerationParams, Overrides};
+use crate::params::GenerationParams;
 use crate::request::{Img2ImgSettings, InpaintArea, MaskedContent};
 
 /// The PNG text keyword A1111 stores the infotext under.
@@ -120,66 +130,6 @@ pub fn read_img2img(extra: &[(String, String)]) -> Img2ImgSettings {
     }
     s.invert_mask = get(MASK_MODE) == Some("Inpaint not masked");
     s
-}
-
-/// The infotext of a PNG's text chunks: A1111's `parameters`, else another tool's metadata
-/// converted ([`foreign_infotext`]).
-pub fn from_text_chunks(chunks: &[(String, String)]) -> Option<String> {
-    chunks
-        .iter()
-        .find(|(k, _)| k == PARAMETERS_KEYWORD)
-        .map(|(_, v)| v.clone())
-        .or_else(|| foreign_infotext(chunks))
-}
-
-/// Another tool's PNG metadata (ComfyUI, InvokeAI) as A1111 `parameters` text, so "Use parameters"
-/// works the same for every source. Settings Easel does not model are kept as extra keys.
-pub fn foreign_infotext(chunks: &[(String, String)]) -> Option<String> {
-    let parsed = match foreign::parse_text_chunks(chunks)? {
-        Ok(parsed) => parsed,
-        Err(err) => {
-            tracing::info!("unreadable metadata: {err}");
-            return None;
-        }
-    };
-    let mut p = GenerationParams::default();
-    Overrides {
-        prompt: Some(parsed.prompt.clone().unwrap_or_default()),
-        negative_prompt: Some(parsed.negative_prompt.clone().unwrap_or_default()),
-        steps: parsed.steps,
-        cfg_scale: parsed.cfg_scale,
-        seed: parsed.seed,
-        width: parsed.width,
-        height: parsed.height,
-        clip_skip: parsed.clip_skip,
-        denoising_strength: parsed.denoising_strength.filter(|d| *d < 1.0),
-        model_name: parsed.model.clone(),
-        ..Overrides::default()
-    }
-    .apply(&mut p);
-    let mut schedule_label = None;
-    if let Some(name) = &parsed.sampler {
-        match crate::params::Sampler::from_name(name) {
-            Ok(s) => p.sampler = s,
-            Err(_) => p.extra.push(("Source sampler".into(), name.clone())),
-        }
-    }
-    if let Some(name) = &parsed.schedule {
-        match crate::params::Schedule::from_name(name) {
-            Ok(s) => p.schedule = s,
-            Err(_) => schedule_label = Some(name.clone()),
-        }
-    }
-    if !parsed.loras.is_empty() {
-        // A1111 writes LoRAs as prompt tags; keep them visible the same way.
-        for (name, weight) in &parsed.loras {
-            let tag = format!(" <lora:{name}:{}>", py_number(*weight));
-            p.prompt.push_str(&tag);
-        }
-    }
-    p.extra.push(("Source".into(), parsed.source.name().into()));
-    let label = schedule_label.unwrap_or_else(|| p.a1111_schedule_label().to_owned());
-    Some(render(&p, &label, ""))
 }
 
 #[cfg(test)]

@@ -199,7 +199,8 @@ pub fn read_png_text_chunks_from_bytes(bytes: &[u8]) -> Result<Vec<(String, Stri
 /// small file cannot make the reader allocate gigabytes.
 pub const MAX_TEXT_BYTES: usize = 1 << 20;
 
-fn text_chunks_of(bytes: &[u8], path: &Path) -> Result<Vec<(String, String)>, PngMetaError> {
+/// The text chunks of a PNG already in memory; `path` names it in errors.
+pub(crate) fn text_chunks_of(bytes: &[u8], path: &Path) -> Result<Vec<(String, String)>, PngMetaError> {
     if !bytes.starts_with(&PNG_SIGNATURE) {
         return Err(PngMetaError::NotPng {
             path: path.to_owned(),
@@ -275,7 +276,7 @@ fn completed_text_chunk(
         chunk::tEXt => Ok(info
             .uncompressed_latin1_text
             .last()
-            .map(|c| (c.keyword.clone(), c.text.clone()))),
+            .map(|c| (c.keyword.clone(), utf8_if_valid(&c.text)))),
         chunk::zTXt => info
             .compressed_latin1_text
             .last()
@@ -284,7 +285,7 @@ fn completed_text_chunk(
                     &c.keyword,
                     c.clone(),
                     |c| c.decompress_text_with_limit(MAX_TEXT_BYTES),
-                    png::text_metadata::ZTXtChunk::get_text,
+                    |c| c.get_text().map(|text| utf8_if_valid(&text)),
                 )
             })
             .transpose(),
@@ -301,6 +302,21 @@ fn completed_text_chunk(
             })
             .transpose(),
         _ => Ok(None),
+    }
+}
+
+/// tEXt and zTXt are Latin-1 by the PNG spec, but some tools (Stability Matrix, NovelAI, ComfyUI
+/// savers) write UTF-8 bytes into them. The decoder maps each byte to one character; when those
+/// bytes form valid UTF-8 with at least one multi-byte character, that is what was meant (Latin-1
+/// text that happens to be valid UTF-8 needs pairs such as "Ã©", which real prompts do not have).
+fn utf8_if_valid(latin1: &str) -> String {
+    if latin1.is_ascii() {
+        return latin1.to_owned();
+    }
+    let bytes: Option<Vec<u8>> = latin1.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+    match bytes.map(String::from_utf8) {
+        Some(Ok(text)) => text,
+        _ => latin1.to_owned(),
     }
 }
 
@@ -350,7 +366,7 @@ fn sweep_stale_temps(dir: &Path, file_name: &std::ffi::OsStr) {
 
 /// Writes `bytes` to a new temporary file next to `path`, flushes it to disk and renames it over
 /// `path`, so readers see either the old file or the whole new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PngMetaError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PngMetaError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
 
     let file_name = path.file_name().ok_or_else(|| PngMetaError::NotAFilePath {
@@ -460,6 +476,33 @@ mod tests {
         assert_eq!(chunk_types(&bytes), ["IHDR", "tEXt", "IDAT", "IEND"]);
         // Latin-1 on disk: 'é' is the single byte 0xE9, as PIL writes it.
         assert!(bytes.windows(4).any(|w| w == b"caf\xe9"));
+    }
+
+    #[test]
+    fn utf8_in_text_chunks_reads_as_utf8_and_latin1_stays_latin1() {
+        let mut bytes = Vec::new();
+        let mut encoder = png::Encoder::new(&mut bytes, 1, 1);
+        encoder.set_color(png::ColorType::Grayscale);
+        let mut writer = encoder.write_header().expect("header");
+        writer
+            .write_chunk(chunk::tEXt, "parameters\0少女, 桜".as_bytes())
+            .expect("utf-8 tEXt");
+        writer
+            .write_chunk(chunk::tEXt, b"Comment\0caf\xe9")
+            .expect("latin-1 tEXt");
+        let mut ztxt = b"Title\0\0".to_vec();
+        ztxt.extend(miniz_oxide::deflate::compress_to_vec_zlib("日本語".as_bytes(), 6));
+        writer.write_chunk(chunk::zTXt, &ztxt).expect("utf-8 zTXt");
+        writer.write_image_data(&[0]).expect("pixels");
+        writer.finish().expect("finish");
+        let chunks = read_png_text_chunks_from_bytes(&bytes).expect("reads");
+        let expected = [
+            ("parameters", "少女, 桜"),
+            ("Comment", "café"),
+            ("Title", "日本語"),
+        ];
+        let got: Vec<(&str, &str)> = chunks.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

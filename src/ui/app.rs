@@ -68,6 +68,8 @@ pub struct EaselApp {
     dialogs: Dialogs,
     /// Parameters of the picture shown, when it came from a file that has them.
     shown_infotext: Option<String>,
+    /// The tool that wrote those parameters, and what could not be read, for the line above them.
+    shown_note: Option<String>,
     /// Dismissible messages, oldest first.
     messages: Vec<String>,
     /// The "only masked" box, kept up to date in `logic` for the canvas to draw.
@@ -117,6 +119,7 @@ impl EaselApp {
             gallery: GalleryPanel::default(),
             dialogs: Dialogs::default(),
             shown_infotext: None,
+            shown_note: None,
             messages: Vec::new(),
             only_masked: OnlyMaskedBox::default(),
             autosave: Autosave::default(),
@@ -239,7 +242,12 @@ impl EaselApp {
                 Effect::NewVersion(picture) => self.canvas.set_picture(picture),
                 Effect::Output(image) => {
                     self.shown_infotext = Some(image.infotext.clone());
-                    self.io.send(IoTask::Save(self.paths.outputs_dir.clone(), image));
+                    self.shown_note = None;
+                    self.io.send(IoTask::Save(
+                        self.paths.outputs_dir.clone(),
+                        image,
+                        self.settings.output_format,
+                    ));
                 }
                 Effect::Message(message) => self.messages.push(message),
             }
@@ -260,14 +268,22 @@ impl EaselApp {
             }
             Reply::Saved(item) => self.gallery.insert_newest(&self.ctx, item),
             Reply::Gallery(items) => self.gallery.set_items(&self.ctx, items),
-            Reply::Image(rgba, infotext) => {
+            Reply::Image(rgba, metadata) => {
                 if let Some(img) =
                     image::RgbaImage::from_raw(rgba.width as u32, rgba.height as u32, rgba.pixels)
                 {
                     let rgb = crate::imaging::flatten_on_white(&image::DynamicImage::ImageRgba8(img));
                     self.canvas.set_picture(rgb);
                 }
-                self.shown_infotext = infotext;
+                self.shown_note = metadata.as_ref().map(|m| {
+                    let mut note = format!("parameters from {} ({})", m.generator, m.source);
+                    for warning in &m.warnings {
+                        note.push_str("; ");
+                        note.push_str(warning);
+                    }
+                    note
+                });
+                self.shown_infotext = metadata.map(|m| m.infotext());
             }
             Reply::Hashed(path, hash) => self.models.set_hash(path, hash),
             Reply::Thumbnail(path, rgba) => self.models.set_thumbnail(&self.ctx, path, &rgba),
@@ -342,6 +358,7 @@ impl EaselApp {
                 }
             }
             Command::UseParameters(text) => self.use_parameters(&text),
+            Command::SetOutputFormat(format) => self.settings.output_format = format,
             Command::DeleteGalleryItem(index) => {
                 if let Some(item) = self.gallery.remove(index)
                     && let Err(err) = std::fs::remove_file(&item.path)
@@ -375,26 +392,40 @@ impl EaselApp {
 
     /// Takes over an A1111 infotext's parameters (and its img2img settings, when it has them),
     /// keeping the batch settings.
+    /// Settings Easel cannot run (a sampler or schedule it lacks) keep the panel's current choice,
+    /// and each is reported in a message.
     fn use_parameters(&mut self, text: &str) {
-        match crate::infotext::parse(text) {
-            Ok(mut p) => {
-                if let Some(strength) = p.denoising_strength {
-                    self.settings.img2img = crate::infotext::read_img2img(&p.extra);
-                    self.settings.strength = strength;
-                    self.settings.mode = Mode::ImageToImage;
-                }
-                crate::infotext::strip_img2img(&mut p.extra);
-                self.settings.params = GenerationParams {
-                    batch_count: self.settings.params.batch_count,
-                    batch_size: self.settings.params.batch_size,
-                    ..p
-                };
-                self.settings.random_seed = false;
+        let Some(metadata) = crate::infotext::read_infotext(text) else {
+            self.messages
+                .push("these parameters could not be used: no generation settings were found in them".into());
+            return;
+        };
+        let (mut p, problems) = metadata.generation_params();
+        for problem in problems {
+            match problem {
+                crate::infotext::ReplayProblem::Sampler(_) => p.sampler = self.settings.params.sampler,
+                crate::infotext::ReplayProblem::Schedule(_) => p.schedule = self.settings.params.schedule,
+                crate::infotext::ReplayProblem::Other(_) => {}
             }
-            Err(err) => self
-                .messages
-                .push(format!("these parameters could not be used: {err}")),
+            self.messages
+                .push(format!("{problem}; the current choice is kept"));
         }
+        for warning in metadata.warnings {
+            self.messages
+                .push(format!("parameters from {}: {warning}", metadata.generator));
+        }
+        if let Some(strength) = p.denoising_strength {
+            self.settings.img2img = crate::infotext::read_img2img(&p.extra);
+            self.settings.strength = strength;
+            self.settings.mode = Mode::ImageToImage;
+        }
+        crate::infotext::strip_img2img(&mut p.extra);
+        self.settings.params = GenerationParams {
+            batch_count: self.settings.params.batch_count,
+            batch_size: self.settings.params.batch_size,
+            ..p
+        };
+        self.settings.random_seed = false;
     }
 
     /// Runs a native dialog (`what`, for the error message) on a thread named `thread`, so the
@@ -481,6 +512,9 @@ impl EaselApp {
                 );
             });
         }
+        if let Some(note) = &self.shown_note {
+            ui.small(note.as_str());
+        }
         if let Some(text) = &self.shown_infotext {
             ui.horizontal(|ui| {
                 ui.small(short(text));
@@ -510,6 +544,19 @@ impl EaselApp {
                     }
                     if response.clicked() {
                         self.commands.push(command);
+                    }
+                }
+            });
+            ui.menu_button("Settings", |ui| {
+                ui.label("Save images as");
+                for format in crate::infotext::OutputFormat::ALL {
+                    let label = match format {
+                        crate::infotext::OutputFormat::Png => "PNG (parameters text chunk)",
+                        crate::infotext::OutputFormat::Jpeg => "JPEG (A1111 EXIF UserComment)",
+                        crate::infotext::OutputFormat::WebP => "WebP, lossless (A1111 EXIF UserComment)",
+                    };
+                    if ui.radio(self.settings.output_format == format, label).clicked() {
+                        self.commands.push(Command::SetOutputFormat(format));
                     }
                 }
             });

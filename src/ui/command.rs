@@ -26,6 +26,8 @@ pub enum Command {
     ShowGalleryItem(usize),
     /// Take over the parameters of an A1111 infotext.
     UseParameters(String),
+    /// Save generated images in this format from now on.
+    SetOutputFormat(crate::infotext::OutputFormat),
     /// Delete a gallery image (by index) from the outputs folder.
     DeleteGalleryItem(usize),
     /// Show the outputs folder in the system's file manager.

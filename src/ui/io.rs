@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use crate::engine::GeneratedImage;
-use crate::infotext::{self, png_chunks};
+use crate::infotext::{self, ImageMetadata, OutputFormat};
 use crate::models::registry::{self, ModelEntry};
 
 /// Longest side of gallery thumbnails, in pixels.
@@ -40,8 +40,8 @@ pub enum IoTask {
     Scan(Vec<PathBuf>),
     /// List the LoRAs under these folders.
     ScanLoras(Vec<PathBuf>),
-    /// Write a generated image into the outputs folder.
-    Save(PathBuf, Box<GeneratedImage>),
+    /// Write a generated image into the outputs folder, in this format.
+    Save(PathBuf, Box<GeneratedImage>, OutputFormat),
     /// Read every PNG of the outputs folder, newest first.
     LoadGallery(PathBuf),
     /// Read one image at full size (for the canvas).
@@ -69,8 +69,8 @@ pub enum Reply {
     Saved(GalleryItem),
     /// The whole gallery.
     Gallery(Vec<GalleryItem>),
-    /// A full-size image and its parameters (A1111 text, or another tool's converted to it).
-    Image(Rgba, Option<String>),
+    /// A full-size image and the generation settings it carries (any tool's), if any.
+    Image(Rgba, Option<Box<ImageMetadata>>),
     /// A file's AutoV2 hash, or why it could not be computed.
     Hashed(PathBuf, Result<String, String>),
     /// The preview picture of a checkpoint or LoRA, keyed by that file.
@@ -147,7 +147,7 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
     let single = match request {
         IoTask::Scan(folders) => Reply::Models(registry::scan(&folders)),
         IoTask::ScanLoras(folders) => Reply::Loras(registry::scan_loras(&folders)),
-        IoTask::Save(dir, image) => save(&dir, &image).unwrap_or_else(Reply::Failed),
+        IoTask::Save(dir, image, format) => save(&dir, &image, format).unwrap_or_else(Reply::Failed),
         IoTask::LoadGallery(dir) => Reply::Gallery(load_gallery(&dir)),
         IoTask::LoadImage(path) => match crate::imaging::read_file(&path) {
             Ok(bytes) => decode_image(&path.display().to_string(), &bytes),
@@ -191,15 +191,21 @@ fn decode_image(name: &str, bytes: &[u8]) -> Reply {
         Err(e) => return Reply::Failed(e.to_string()),
     };
     let rgba = img.to_rgba8();
-    let chunks = png_chunks::read_png_text_chunks_from_bytes(bytes).unwrap_or_default();
-    let infotext = infotext::from_text_chunks(&chunks);
+    // The same reader as `easel png-info`: any container, any tool, stealth pixels.
+    let metadata = match infotext::read_image_bytes(bytes, Path::new(name)) {
+        Ok(read) => read.metadata.filter(ImageMetadata::states_anything).map(Box::new),
+        Err(e) => {
+            tracing::info!("no parameters read from {name}: {e}");
+            None
+        }
+    };
     Reply::Image(
         Rgba {
             width: rgba.width() as usize,
             height: rgba.height() as usize,
             pixels: rgba.into_raw(),
         },
-        infotext,
+        metadata,
     )
 }
 
@@ -207,13 +213,27 @@ fn paste_image() -> Reply {
     let image = arboard::Clipboard::new().and_then(|mut c| c.get_image());
     match image {
         Ok(img) if img.width > 0 && img.height > 0 && img.bytes.len() == img.width * img.height * 4 => {
+            // A pasted picture has no file around it; only stealth bits can carry its settings.
+            let pixels = infotext::stealth::Pixels {
+                width: img.width,
+                height: img.height,
+                has_alpha: true,
+                rgba: &img.bytes,
+            };
+            let metadata = infotext::stealth::read(&pixels)
+                .and_then(|text| infotext::read_infotext(&text))
+                .filter(ImageMetadata::states_anything)
+                .map(|mut m| {
+                    infotext::read::STEALTH_SOURCE.clone_into(&mut m.source);
+                    Box::new(m)
+                });
             Reply::Image(
                 Rgba {
                     width: img.width,
                     height: img.height,
                     pixels: img.bytes.into_owned(),
                 },
-                None,
+                metadata,
             )
         }
         Ok(_) => Reply::Failed("the clipboard image has an unexpected layout".into()),
@@ -249,11 +269,11 @@ pub fn load_document(dir: &Path) -> Option<(image::RgbImage, image::GrayImage)> 
 }
 
 fn parameters_of(path: &Path) -> Option<String> {
-    png_chunks::read_png_text_chunks(path)
+    infotext::read_image_file(path)
         .ok()?
-        .into_iter()
-        .find(|(k, _)| k == infotext::PARAMETERS_KEYWORD)
-        .map(|(_, v)| v)
+        .metadata
+        .filter(ImageMetadata::states_anything)
+        .map(|m| m.infotext())
 }
 
 fn load_rgba(path: &Path, max_side: Option<u32>) -> Result<Rgba, String> {
@@ -278,14 +298,21 @@ fn item(path: &Path) -> Result<GalleryItem, String> {
     })
 }
 
-fn save(dir: &Path, image: &GeneratedImage) -> Result<Reply, String> {
+fn save(dir: &Path, image: &GeneratedImage, format: OutputFormat) -> Result<Reply, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let path = dir.join(format!("{stamp}-{}.png", image.seed));
-    png_chunks::write_png_with_parameters(&path, image.width, image.height, &image.rgb, &image.infotext)
-        .map_err(|e| e.to_string())?;
+    let path = dir.join(format!("{stamp}-{}.{}", image.seed, format.extension()));
+    infotext::write_image_with_parameters(
+        &path,
+        format,
+        image.width,
+        image.height,
+        &image.rgb,
+        &image.infotext,
+    )
+    .map_err(|e| e.to_string())?;
     item(&path).map(Reply::Saved)
 }
 
@@ -296,7 +323,7 @@ fn load_gallery(dir: &Path) -> Vec<GalleryItem> {
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = read
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .filter(|p| OutputFormat::from_path(p).is_some())
         .map(|p| {
             (
                 std::fs::metadata(&p)

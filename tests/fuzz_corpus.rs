@@ -1,0 +1,96 @@
+//! Replays the committed corpus of the fuzz targets (`fuzz/corpus/`, seeds plus the inputs that
+//! once crashed a reader) through the same calls the targets make: each must read or fail with an
+//! error, never panic. The named seeds must still be recognised.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+#[path = "../fuzz/src/texts.rs"]
+mod texts;
+
+fn corpus(target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join("corpus")
+        .join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no corpus in {}", dir.display());
+    files
+}
+
+fn is_seed(path: &Path) -> bool {
+    !path.file_name().unwrap().to_string_lossy().starts_with("crash-")
+}
+
+#[test]
+fn read_image_corpus() {
+    for path in corpus("read_image") {
+        let bytes = std::fs::read(&path).unwrap();
+        let read = easel::infotext::read_image_bytes(&bytes, &path);
+        if is_seed(&path) {
+            let m = read.as_ref().ok().and_then(|r| r.metadata.as_ref());
+            assert!(
+                m.is_some_and(easel::infotext::ImageMetadata::states_anything),
+                "{}",
+                path.display()
+            );
+        }
+        if let Ok(easel::infotext::ImageRead {
+            metadata: Some(m), ..
+        }) = read
+        {
+            let _ = m.infotext();
+            let _ = m.to_json();
+            let _ = m.generation_params();
+        }
+    }
+}
+
+#[test]
+fn recognise_texts_corpus() {
+    for path in corpus("recognise_texts") {
+        let texts = texts::texts_of(&std::fs::read(&path).unwrap());
+        let m = easel::infotext::read::recognise_texts(&texts);
+        if is_seed(&path) {
+            assert!(
+                m.as_ref()
+                    .is_some_and(easel::infotext::ImageMetadata::states_anything),
+                "{}",
+                path.display()
+            );
+        }
+        if let Some(m) = m {
+            let text = m.infotext();
+            let _ = m.to_json();
+            let _ = m.generation_params();
+            let _ = easel::infotext::read_infotext(&text);
+        }
+    }
+}
+
+#[test]
+fn stealth_pixels_corpus() {
+    for path in corpus("stealth_pixels") {
+        let data = std::fs::read(&path).unwrap();
+        let [w, flags, rest @ ..] = data.as_slice() else {
+            continue;
+        };
+        let width = usize::from(*w) + 1;
+        let height = rest.len() / 4 / width;
+        let pixels = easel::infotext::stealth::Pixels {
+            width,
+            height,
+            has_alpha: flags & 1 == 1,
+            rgba: &rest[..width * height * 4],
+        };
+        let text = easel::infotext::stealth::read(&pixels);
+        if is_seed(&path) {
+            assert!(text.is_some(), "{}", path.display());
+        }
+    }
+}
