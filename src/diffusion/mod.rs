@@ -16,6 +16,7 @@ pub mod profile;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
+pub mod special;
 pub mod unet;
 pub mod vae;
 

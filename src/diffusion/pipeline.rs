@@ -11,10 +11,10 @@ use super::img2img::{self, Start, img2img_t_enc};
 use super::model::SdModel;
 use super::noise::{BatchNoise, batch_seeds, first_noise, latent_shape, rng_kind};
 use super::sampler::{self, NoiseSource};
-use super::schedule::{self, ModelSigmas, sigmas_for};
+use super::schedule::{self, ModelSigmas, ScheduleOptions, sigmas_with};
 use super::unet as unet_mod;
 use crate::infotext;
-use crate::params::{GenerationParams, Sampler};
+use crate::params::{GenerationParams, Sampler, Schedule};
 use crate::prompt::ClipTokenizer;
 use crate::request::{GeneratedImage, InitImage, StepInfo};
 
@@ -160,6 +160,9 @@ pub fn sample_batch(
         cond: &cond,
         uncond: &uncond,
         cfg: f64::from(params.cfg_scale),
+        // A1111 v1.10 always runs the unconditional half; at CFG 1 it cannot change the result
+        // (uncond + (cond − uncond)·1 = cond up to rounding), so Easel runs batch 1 instead of 2.
+        skip_uncond: params.cfg_scale == 1.0,
         dtype: model.dtype,
         evaluations: 0,
         image_cond: start.image_cond.as_ref().map(batch).transpose()?,
@@ -195,10 +198,14 @@ pub fn sample_batch(
             )?,
         }
     } else {
-        let sigmas = sigmas_for(params.sampler, params.schedule, steps, &model.sigmas);
+        let options = ScheduleOptions {
+            beta: infotext::read_beta_schedule(&params.extra),
+        };
+        let sigmas = sigmas_with(params.sampler, params.schedule, steps, &model.sigmas, options);
         // img2img: run the last t_enc + 1 steps of the full schedule from the noised image latents.
         let (x, sched) = if let (Some(init), Some((_, strength))) = (&init, &start.image) {
-            let sched = &sigmas[steps - img2img_t_enc(*strength, steps) - 1..];
+            let cut = (steps - img2img_t_enc(*strength, steps) - 1).min(sigmas.len() - 1);
+            let sched = &sigmas[cut..];
             ((init + (&first * f64::from(sched[0]))?)?, sched)
         } else {
             ((&first * f64::from(sigmas[0]))?, &sigmas[..])
@@ -213,6 +220,16 @@ pub fn sample_batch(
         noise: first,
         evaluations: denoiser.evaluations,
     })
+}
+
+/// Sets the infotext keys that depend on the schedule: A1111 writes `Beta schedule alpha`/`beta`
+/// (its settings, A1111's defaults unless the parameters name others) when the Beta schedule is
+/// used, and nothing otherwise.
+pub fn write_schedule_keys(params: &mut GenerationParams) {
+    let beta = (!params.sampler.uses_timesteps()
+        && params.sampler.resolved_schedule(params.schedule) == Schedule::Beta)
+        .then(|| infotext::read_beta_schedule(&params.extra));
+    infotext::write_beta_schedule(&mut params.extra, beta);
 }
 
 /// Decodes latents `[B, C, h, w]` to RGB8 images, A1111's way (clamp, ×255, truncate).
@@ -288,14 +305,16 @@ pub fn generate(
             inpainting_model,
         );
     }
+    write_schedule_keys(&mut params);
     let params = &params;
     let clip_skip = params.clip_skip as usize;
     // `<lora:…>` tags are applied to the model by the engine; the text encoder never sees them.
     let (prompt, _, _) = crate::prompt::extra_networks::extract_tags(&params.prompt)?;
     // Prompt editing counts model calls: Heun makes two per step but one in its last step.
-    let calls = match params.sampler {
-        Sampler::Heun => 2 * params.steps as usize - 1,
-        _ => params.steps as usize,
+    let calls = if params.sampler.is_second_order() {
+        2 * params.steps as usize - 1
+    } else {
+        params.steps as usize
     };
     let (mut used, mut used_negative) = (Vec::new(), Vec::new());
     let cond = encode_scheduled(model, tokenizer, &prompt, clip_skip, calls, &mut used)?;

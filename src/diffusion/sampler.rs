@@ -43,6 +43,38 @@ fn ancestral_step(from: f32, to: f32) -> (f32, f32) {
     (down, up)
 }
 
+/// torch's `a.lerp(b, 0.5)` on f32 scalars: `b − (b − a)·0.5` (weights ≥ 0.5 count from the end).
+fn lerp_half(a: f32, b: f32) -> f32 {
+    b - (b - a) * 0.5
+}
+
+/// k-diffusion's `linear_multistep_coeff(order, t, i, j)`: the integral over [t_i, t_{i+1}] of the
+/// Lagrange basis polynomial of t_{i−j} on t_i, …, t_{i−order+1}, evaluated in f64 as numpy 1.26
+/// evaluates k-diffusion's integrand (each factor `(τ − t_{i−k}) / (t_{i−j} − t_{i−k})` in f64, but
+/// the denominator is a float32 difference), integrated exactly (scipy's `quad` is exact for
+/// polynomials of this degree up to rounding).
+fn lms_coefficient(order: usize, t: &[f32], i: usize, j: usize) -> f64 {
+    let start = f64::from(t[i]);
+    let h = f64::from(t[i + 1]) - start;
+    // The polynomial in u = τ − t_i, lowest power first.
+    let mut poly = vec![1.0f64];
+    for k in (0..order).filter(|&k| k != j) {
+        let den = f64::from(t[i - j] - t[i - k]);
+        let shift = (start - f64::from(t[i - k])) / den;
+        let slope = 1.0 / den;
+        let mut next = vec![0.0f64; poly.len() + 1];
+        for (p, c) in poly.iter().enumerate() {
+            next[p] += c * shift;
+            next[p + 1] += c * slope;
+        }
+        poly = next;
+    }
+    poly.iter()
+        .enumerate()
+        .map(|(p, c)| c * h.powi(p as i32 + 1) / (p as f64 + 1.0))
+        .sum()
+}
+
 /// Runs a k-diffusion sampler from `x` (already scaled by σ₀) over `sigmas` (ending in 0).
 pub fn sample_k(
     sampler: Sampler,
@@ -54,6 +86,8 @@ pub fn sample_k(
 ) -> Result<Tensor, DiffusionError> {
     let steps = sigmas.len().saturating_sub(1);
     let mut old_denoised: Option<Tensor> = None;
+    // LMS: the last four derivatives, newest last.
+    let mut ds: Vec<Tensor> = Vec::new();
     for i in 0..steps {
         let (s, s_next) = (sigmas[i], sigmas[i + 1]);
         let denoised = match sampler {
@@ -118,6 +152,84 @@ pub fn sample_k(
                 x = denoised.clone();
                 if s_next > 0.0 {
                     x = axpy(&x, &noise.next_noise()?, s_next)?;
+                }
+                denoised
+            }
+            Sampler::Lms => {
+                const ORDER: usize = 4;
+                let denoised = model.denoise(&x, s)?;
+                ds.push(to_d(&x, s, &denoised)?);
+                if ds.len() > ORDER {
+                    ds.remove(0);
+                }
+                let order = (i + 1).min(ORDER);
+                let mut sum: Option<Tensor> = None;
+                for (j, d) in ds.iter().rev().enumerate().take(order) {
+                    // torch multiplies by the coefficient rounded to f32.
+                    let c = lms_coefficient(order, sigmas, i, j) as f32;
+                    let term = (d * f64::from(c))?;
+                    sum = Some(match sum {
+                        None => term,
+                        Some(acc) => (acc + term)?,
+                    });
+                }
+                if let Some(sum) = sum {
+                    x = (&x + sum)?;
+                }
+                denoised
+            }
+            Sampler::Dpm2 => {
+                // As Euler: the churn noise is drawn every step and unused at s_churn = 0.
+                noise.next_noise()?;
+                let denoised = model.denoise(&x, s)?;
+                let d = to_d(&x, s, &denoised)?;
+                if s_next == 0.0 {
+                    x = axpy(&x, &d, s_next - s)?;
+                } else {
+                    let sigma_mid = lerp_half(s.ln(), s_next.ln()).exp();
+                    let x2 = axpy(&x, &d, sigma_mid - s)?;
+                    let denoised2 = model.denoise(&x2, sigma_mid)?;
+                    let d2 = to_d(&x2, sigma_mid, &denoised2)?;
+                    x = axpy(&x, &d2, s_next - s)?;
+                }
+                denoised
+            }
+            Sampler::Dpm2A => {
+                let denoised = model.denoise(&x, s)?;
+                let (down, up) = ancestral_step(s, s_next);
+                let d = to_d(&x, s, &denoised)?;
+                if down == 0.0 {
+                    x = axpy(&x, &d, down - s)?;
+                } else {
+                    let sigma_mid = lerp_half(s.ln(), down.ln()).exp();
+                    let x2 = axpy(&x, &d, sigma_mid - s)?;
+                    let denoised2 = model.denoise(&x2, sigma_mid)?;
+                    let d2 = to_d(&x2, sigma_mid, &denoised2)?;
+                    x = axpy(&x, &d2, down - s)?;
+                    // k-diffusion@ab527a9 adds the noise only after a DPM-Solver-2 step.
+                    x = axpy(&x, &noise.next_noise()?, up)?;
+                }
+                denoised
+            }
+            Sampler::DpmPp2SA => {
+                let denoised = model.denoise(&x, s)?;
+                let (down, up) = ancestral_step(s, s_next);
+                if down == 0.0 {
+                    let d = to_d(&x, s, &denoised)?;
+                    x = axpy(&x, &d, down - s)?;
+                } else {
+                    let sigma_fn = |t: f32| (-t).exp();
+                    let (t, t_next) = (-s.ln(), -down.ln());
+                    let h = t_next - t;
+                    let t_mid = t + 0.5 * h;
+                    let x2 = ((&x * f64::from(sigma_fn(t_mid) / sigma_fn(t)))?
+                        - (&denoised * f64::from((-h * 0.5).exp_m1()))?)?;
+                    let denoised2 = model.denoise(&x2, sigma_fn(t_mid))?;
+                    x = ((&x * f64::from(sigma_fn(t_next) / sigma_fn(t)))?
+                        - (&denoised2 * f64::from((-h).exp_m1()))?)?;
+                }
+                if s_next > 0.0 {
+                    x = axpy(&x, &noise.next_noise()?, up)?;
                 }
                 denoised
             }

@@ -625,12 +625,15 @@ mod tests {
         let err = Sampler::from_name("DPM++ SDE").expect_err("not supported");
         assert_eq!(
             err.to_string(),
-            "unknown sampler 'DPM++ SDE': Easel supports Euler, Euler a, Heun, DPM++ 2M, DDIM, LCM"
+            "unknown sampler 'DPM++ SDE': Easel supports Euler, Euler a, Heun, DPM++ 2M, DPM++ 2S a, \
+             LMS, DPM2, DPM2 a, DDIM, LCM"
         );
-        let err = Schedule::from_name("Beta").expect_err("not supported");
+        let err = Schedule::from_name("Karras Exponential").expect_err("not an A1111 v1.10 schedule");
         assert_eq!(
             err.to_string(),
-            "unknown schedule type 'Beta': Easel supports Automatic, Uniform, Karras, Exponential"
+            "unknown schedule type 'Karras Exponential': Easel supports Automatic, Uniform, Karras, \
+             Exponential, Polyexponential, SGM Uniform, KL Optimal, Align Your Steps, Simple, Normal, \
+             DDIM, Beta"
         );
         let err = RngSource::from_name("TPU").expect_err("not a source");
         assert_eq!(
@@ -911,10 +914,16 @@ mod tests {
             matches!(&err, ParamsError::UnknownSampler { name, .. } if name == "DPM++ 2M SDE"),
             "{err}"
         );
-        let err = parse("Euler Beta").expect_err("unsupported schedule");
-        assert!(
-            matches!(&err, ParamsError::UnknownSchedule { name, .. } if name == "Beta"),
-            "{err}"
+        assert_eq!(parse("Euler Beta"), Ok((Sampler::Euler, Schedule::Beta)));
+        assert_eq!(parse("LMS Karras"), Ok((Sampler::Lms, Schedule::Karras)));
+        assert_eq!(parse("DPM2 a Karras"), Ok((Sampler::Dpm2A, Schedule::Automatic)));
+        assert_eq!(
+            parse("DPM++ 2S a Karras"),
+            Ok((Sampler::DpmPp2SA, Schedule::Automatic))
+        );
+        assert_eq!(
+            parse("DPM2 Align Your Steps"),
+            Ok((Sampler::Dpm2, Schedule::AlignYourSteps))
         );
         // A1111 tries "Uniform" before "SGM Uniform", leaving the sampler name "Euler SGM".
         let err = parse("Euler SGM Uniform").expect_err("unsupported");
