@@ -84,19 +84,31 @@ pub enum Sampler {
     /// k-diffusion `sample_dpmpp_2s_ancestral` (eta 1); Karras.
     #[serde(rename = "DPM++ 2S a")]
     DpmPp2SA,
+    /// k-diffusion `sample_dpm_fast` with A1111's eta 1, between the model's σ range.
+    #[serde(rename = "DPM fast")]
+    DpmFast,
+    /// k-diffusion `sample_dpm_adaptive` with A1111's eta 1; the step count is its own.
+    #[serde(rename = "DPM adaptive")]
+    DpmAdaptive,
+    /// A1111's Restart sampler (Heun steps; restarts from 20 steps up); Karras.
+    #[serde(rename = "Restart")]
+    Restart,
 }
 
 impl Sampler {
     /// Every sampler, in the order the UI lists them.
-    pub const ALL: [Sampler; 10] = [
-        Sampler::Euler,
-        Sampler::EulerA,
-        Sampler::Heun,
+    pub const ALL: [Sampler; 13] = [
         Sampler::DpmPp2M,
         Sampler::DpmPp2SA,
+        Sampler::EulerA,
+        Sampler::Euler,
         Sampler::Lms,
+        Sampler::Heun,
         Sampler::Dpm2,
         Sampler::Dpm2A,
+        Sampler::DpmFast,
+        Sampler::DpmAdaptive,
+        Sampler::Restart,
         Sampler::Ddim,
         Sampler::Lcm,
     ];
@@ -115,6 +127,9 @@ impl Sampler {
             Sampler::Dpm2 => "DPM2",
             Sampler::Dpm2A => "DPM2 a",
             Sampler::DpmPp2SA => "DPM++ 2S a",
+            Sampler::DpmFast => "DPM fast",
+            Sampler::DpmAdaptive => "DPM adaptive",
+            Sampler::Restart => "Restart",
         }
     }
 
@@ -131,6 +146,9 @@ impl Sampler {
             Sampler::Dpm2 => &["k_dpm_2"],
             Sampler::Dpm2A => &["k_dpm_2_a"],
             Sampler::DpmPp2SA => &["k_dpmpp_2s_a"],
+            Sampler::DpmFast => &["k_dpm_fast"],
+            Sampler::DpmAdaptive => &["k_dpm_ad"],
+            Sampler::Restart => &["restart"],
         }
     }
 
@@ -157,11 +175,15 @@ impl Sampler {
     #[must_use]
     pub fn default_schedule(self) -> Option<Schedule> {
         match self {
-            Sampler::DpmPp2M | Sampler::DpmPp2SA | Sampler::Dpm2 | Sampler::Dpm2A => Some(Schedule::Karras),
+            Sampler::DpmPp2M | Sampler::DpmPp2SA | Sampler::Dpm2 | Sampler::Dpm2A | Sampler::Restart => {
+                Some(Schedule::Karras)
+            }
             Sampler::Euler
             | Sampler::EulerA
             | Sampler::Heun
             | Sampler::Lms
+            | Sampler::DpmFast
+            | Sampler::DpmAdaptive
             | Sampler::Ddim
             | Sampler::Lcm => None,
         }
@@ -195,16 +217,19 @@ impl Sampler {
     pub fn is_second_order(self) -> bool {
         matches!(
             self,
-            Sampler::Heun | Sampler::Dpm2 | Sampler::Dpm2A | Sampler::DpmPp2SA
+            Sampler::Heun | Sampler::Dpm2 | Sampler::Dpm2A | Sampler::DpmPp2SA | Sampler::Restart
         )
     }
 
     /// Whether A1111 writes `ENSD` for this sampler: `sd_samplers_common.
     /// is_sampler_using_eta_noise_seed_delta` needs the `uses_ensd` option and a non-zero eta
-    /// (eta defaults to 1): Euler a, DPM2 a and DPM++ 2S a among these samplers.
+    /// (eta defaults to 1): Euler a, DPM2 a, DPM++ 2S a, DPM fast and DPM adaptive among these.
     #[must_use]
     pub fn writes_ensd(self) -> bool {
-        matches!(self, Sampler::EulerA | Sampler::Dpm2A | Sampler::DpmPp2SA)
+        matches!(
+            self,
+            Sampler::EulerA | Sampler::Dpm2A | Sampler::DpmPp2SA | Sampler::DpmFast | Sampler::DpmAdaptive
+        )
     }
 }
 

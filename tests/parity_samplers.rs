@@ -269,7 +269,15 @@ fn added_schedules_and_samplers_match_a1111_reference() {
             .max()
             .unwrap();
         println!("{name:34} schedule rel {sched_rel:.1e}, latent rel diff {rel:.2e}, max pixel diff {px}");
-        if rel > 1e-4 || px > 1 {
+        // DPM adaptive's step-size controller turns rounding into different step sizes: in A1111
+        // itself a 1e-6 relative change of the UNet output moves this case's latents by 2.0e-4
+        // (measured with make_sampler2_fixtures.py), so it gets that much room.
+        let tolerance = if p.sampler == Sampler::DpmAdaptive {
+            5e-4
+        } else {
+            1e-4
+        };
+        if rel > tolerance || px > 1 {
             failures.push(format!("{name}: latent rel {rel:e}, pixel {px}"));
         }
 

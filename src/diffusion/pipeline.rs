@@ -203,6 +203,7 @@ pub fn sample_batch(
         };
         let sigmas = sigmas_with(params.sampler, params.schedule, steps, &model.sigmas, options);
         // img2img: run the last t_enc + 1 steps of the full schedule from the noised image latents.
+        let img2img = matches!((&init, &start.image), (Some(_), Some(_)));
         let (x, sched) = if let (Some(init), Some((_, strength))) = (&init, &start.image) {
             let cut = (steps - img2img_t_enc(*strength, steps) - 1).min(sigmas.len() - 1);
             let sched = &sigmas[cut..];
@@ -210,7 +211,27 @@ pub fn sample_batch(
         } else {
             ((&first * f64::from(sigmas[0]))?, &sigmas[..])
         };
-        sampler::sample_k(params.sampler, &mut denoiser, x, sched, &mut noise, &mut callback)?
+        match params.sampler {
+            Sampler::DpmFast | Sampler::DpmAdaptive => {
+                // A1111 hands these the model's σ range (txt2img) or the img2img schedule's ends.
+                let range = if img2img && sched.len() >= 2 {
+                    (sched[sched.len() - 2], sched[0])
+                } else {
+                    (model.sigmas.sigma_min(), model.sigmas.sigma_max())
+                };
+                let n = if img2img { sched.len() - 1 } else { steps };
+                sampler::sample_dpm_solver(
+                    params.sampler,
+                    &mut denoiser,
+                    x,
+                    range,
+                    n,
+                    &mut noise,
+                    &mut callback,
+                )?
+            }
+            _ => sampler::sample_k(params.sampler, &mut denoiser, x, sched, &mut noise, &mut callback)?,
+        }
     };
     if let Some(blend) = &blend {
         latents = blend.apply(&latents)?;

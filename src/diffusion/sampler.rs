@@ -4,6 +4,7 @@
 use candle_core::Tensor;
 
 use super::DiffusionError;
+use super::schedule::karras;
 use crate::params::Sampler;
 
 /// A k-diffusion denoiser: latents at noise level σ → predicted clean latents (x0).
@@ -84,6 +85,15 @@ pub fn sample_k(
     noise: &mut dyn NoiseSource,
     callback: &mut StepCallback<'_>,
 ) -> Result<Tensor, DiffusionError> {
+    match sampler {
+        Sampler::Restart => return sample_restart(model, x, sigmas, noise, callback),
+        Sampler::DpmFast | Sampler::DpmAdaptive => {
+            return Err(DiffusionError::Input(format!(
+                "{sampler} runs between the model's σ range (sample_dpm_solver), not over a schedule"
+            )));
+        }
+        _ => {}
+    }
     let steps = sigmas.len().saturating_sub(1);
     let mut old_denoised: Option<Tensor> = None;
     // LMS: the last four derivatives, newest last.
@@ -238,10 +248,320 @@ pub fn sample_k(
                     "DDIM runs on timesteps, not through the k-diffusion loop".into(),
                 ));
             }
+            Sampler::Restart | Sampler::DpmFast | Sampler::DpmAdaptive => {
+                unreachable!("dispatched before the loop")
+            }
         };
         callback(i, steps, &x, &denoised)?;
     }
     Ok(x)
+}
+
+/// A1111's Restart sampler (`sd_samplers_extra.restart_sampler`, Xu et al. 2023) with its automatic
+/// restart list: below 20 steps it is Heun over `sigmas`; from 20 steps it runs a Karras schedule of
+/// steps − 9·k steps over the same σ range and, on reaching the σ closest to 0.1, goes back up to the
+/// σ closest to 2 (adding fresh noise) and down again in 9 steps, k times (k = 1, or 2 from 36 steps
+/// with steps/4 restart steps).
+pub fn sample_restart(
+    model: &mut dyn Denoiser,
+    mut x: Tensor,
+    sigmas: &[f32],
+    noise: &mut dyn NoiseSource,
+    callback: &mut StepCallback<'_>,
+) -> Result<Tensor, DiffusionError> {
+    let steps = sigmas.len().saturating_sub(1);
+    let nearest = |sigmas: &[f32], value: f32| -> usize {
+        // torch.argmin(abs(sigmas − value)): the first index of the smallest distance.
+        let mut best = 0;
+        for (i, s) in sigmas.iter().enumerate() {
+            if (s - value).abs() < (sigmas[best] - value).abs() {
+                best = i;
+            }
+        }
+        best
+    };
+    let own: Vec<f32>;
+    let mut sigmas = sigmas;
+    // (σ index where a restart starts, restart steps + 1, times, σ to restart up to)
+    let mut restart: Option<(usize, usize, usize, f32)> = None;
+    if steps >= 20 {
+        let (restart_steps, restart_times) = if steps >= 36 { (steps / 4, 2) } else { (9, 1) };
+        own = karras(
+            steps - restart_steps * restart_times,
+            sigmas[sigmas.len() - 2],
+            sigmas[0],
+        );
+        sigmas = &own;
+        restart = Some((nearest(sigmas, 0.1), restart_steps + 1, restart_times, 2.0));
+    }
+    let mut pairs: Vec<(f32, f32)> = Vec::new();
+    for i in 0..sigmas.len().saturating_sub(1) {
+        pairs.push((sigmas[i], sigmas[i + 1]));
+        if let Some((at, restart_steps, times, restart_max)) = restart
+            && i + 1 == at
+        {
+            let max_idx = nearest(sigmas, restart_max);
+            if max_idx < at {
+                let mut up = karras(restart_steps, sigmas[at], sigmas[max_idx]);
+                up.pop();
+                for _ in 0..times {
+                    pairs.extend(up.windows(2).map(|w| (w[0], w[1])));
+                }
+            }
+        }
+    }
+    let total = pairs.len();
+    let mut last: Option<f32> = None;
+    for (step, &(old, new)) in pairs.iter().enumerate() {
+        if let Some(last) = last
+            && last < old
+        {
+            let scale = (old * old - last * last).sqrt();
+            x = axpy(&x, &noise.next_noise()?, scale)?;
+        }
+        // A Heun step (Euler when it ends at 0).
+        let denoised = model.denoise(&x, old)?;
+        let d = to_d(&x, old, &denoised)?;
+        let dt = new - old;
+        if new == 0.0 {
+            x = axpy(&x, &d, dt)?;
+        } else {
+            let x2 = axpy(&x, &d, dt)?;
+            let denoised2 = model.denoise(&x2, new)?;
+            let d2 = to_d(&x2, new, &denoised2)?;
+            x = axpy(&x, &((d + d2)? / 2.0)?, dt)?;
+        }
+        last = Some(new);
+        callback(step, total, &x, &denoised)?;
+    }
+    Ok(x)
+}
+
+/// k-diffusion's `DPMSolver` in f32 scalars like torch's 0-d tensors: t = −ln σ.
+struct DpmSolver<'a> {
+    model: &'a mut dyn Denoiser,
+    evaluations: usize,
+}
+
+/// The cached model evaluations of one DPM-Solver step (k-diffusion's `eps_cache`).
+#[derive(Default)]
+struct EpsCache {
+    eps: Option<Tensor>,
+    eps_r1: Option<Tensor>,
+}
+
+fn sigma_of_t(t: f32) -> f32 {
+    (-t).exp()
+}
+
+fn t_of_sigma(sigma: f32) -> f32 {
+    -sigma.ln()
+}
+
+impl DpmSolver<'_> {
+    fn eps(&mut self, x: &Tensor, t: f32) -> Result<Tensor, DiffusionError> {
+        let sigma = sigma_of_t(t);
+        let denoised = self.model.denoise(x, sigma)?;
+        self.evaluations += 1;
+        to_d(x, sigma, &denoised)
+    }
+
+    fn eps_at(&mut self, slot: &mut Option<Tensor>, x: &Tensor, t: f32) -> Result<Tensor, DiffusionError> {
+        if let Some(e) = slot {
+            return Ok(e.clone());
+        }
+        let e = self.eps(x, t)?;
+        *slot = Some(e.clone());
+        Ok(e)
+    }
+
+    /// `x − c·e` with the scalar `c` computed first, as torch evaluates `x - a * b * e`.
+    fn minus(x: &Tensor, c: f32, e: &Tensor) -> Result<Tensor, DiffusionError> {
+        Ok((x - (e * f64::from(c))?)?)
+    }
+
+    fn step1(
+        &mut self,
+        x: &Tensor,
+        t: f32,
+        t_next: f32,
+        cache: &mut EpsCache,
+    ) -> Result<Tensor, DiffusionError> {
+        let h = t_next - t;
+        let eps = self.eps_at(&mut cache.eps, x, t)?;
+        Self::minus(x, sigma_of_t(t_next) * h.exp_m1(), &eps)
+    }
+
+    fn step2(
+        &mut self,
+        x: &Tensor,
+        t: f32,
+        t_next: f32,
+        r1: f64,
+        cache: &mut EpsCache,
+    ) -> Result<Tensor, DiffusionError> {
+        let h = t_next - t;
+        let eps = self.eps_at(&mut cache.eps, x, t)?;
+        let s1 = t + r1 as f32 * h;
+        let u1 = Self::minus(x, sigma_of_t(s1) * (r1 as f32 * h).exp_m1(), &eps)?;
+        let eps_r1 = self.eps_at(&mut cache.eps_r1, &u1, s1)?;
+        let sn = sigma_of_t(t_next);
+        let x2 = Self::minus(x, sn * h.exp_m1(), &eps)?;
+        Self::minus(&x2, sn / (2.0 * r1) as f32 * h.exp_m1(), &(eps_r1 - &eps)?)
+    }
+
+    fn step3(
+        &mut self,
+        x: &Tensor,
+        t: f32,
+        t_next: f32,
+        cache: &mut EpsCache,
+    ) -> Result<Tensor, DiffusionError> {
+        let (r1, r2) = (1.0f64 / 3.0, 2.0f64 / 3.0);
+        let h = t_next - t;
+        let eps = self.eps_at(&mut cache.eps, x, t)?;
+        let s1 = t + r1 as f32 * h;
+        let s2 = t + r2 as f32 * h;
+        let u1 = Self::minus(x, sigma_of_t(s1) * (r1 as f32 * h).exp_m1(), &eps)?;
+        let eps_r1 = self.eps_at(&mut cache.eps_r1, &u1, s1)?;
+        let r2h = r2 as f32 * h;
+        let u2 = Self::minus(x, sigma_of_t(s2) * r2h.exp_m1(), &eps)?;
+        let c2 = sigma_of_t(s2) * (r2 / r1) as f32 * (r2h.exp_m1() / r2h - 1.0);
+        let u2 = Self::minus(&u2, c2, &(&eps_r1 - &eps)?)?;
+        let eps_r2 = self.eps(&u2, s2)?;
+        let sn = sigma_of_t(t_next);
+        let x3 = Self::minus(x, sn * h.exp_m1(), &eps)?;
+        Self::minus(&x3, sn / r2 as f32 * (h.exp_m1() / h - 1.0), &(eps_r2 - &eps)?)
+    }
+
+    /// The ancestral split of a step from t to t_next with η = 1: (t of σ_down capped at
+    /// t_end, σ_up measured against σ(t_next)).
+    fn ancestral(t: f32, t_next: f32, t_end: f32) -> (f32, f32) {
+        let (down, _) = ancestral_step(sigma_of_t(t), sigma_of_t(t_next));
+        let t_down = t_end.min(t_of_sigma(down));
+        let (a, b) = (sigma_of_t(t_next), sigma_of_t(t_down));
+        (t_down, (a * a - b * b).sqrt())
+    }
+}
+
+/// A1111's "DPM fast" and "DPM adaptive": k-diffusion's `sample_dpm_fast` (`n` evaluations in
+/// 3rd-order steps) and `sample_dpm_adaptive` (order 3, rtol 0.05, atol 0.0078, h_init 0.05, PID
+/// I-controller), both with A1111's η = 1 (one noise draw per step taken) between `sigma_max` and
+/// `sigma_min`. `x` is already scaled to σ_max. Returns the result and the model evaluations.
+pub fn sample_dpm_solver(
+    sampler: Sampler,
+    model: &mut dyn Denoiser,
+    mut x: Tensor,
+    (sigma_min, sigma_max): (f32, f32),
+    n: usize,
+    noise: &mut dyn NoiseSource,
+    callback: &mut StepCallback<'_>,
+) -> Result<Tensor, DiffusionError> {
+    let mut solver = DpmSolver {
+        model,
+        evaluations: 0,
+    };
+    let (t_start, t_end) = (t_of_sigma(sigma_max), t_of_sigma(sigma_min));
+    if sampler == Sampler::DpmFast {
+        let m = n / 3 + 1;
+        let ts = super::schedule::linspace_f32(t_start, t_end, m + 1);
+        let mut orders = if n.is_multiple_of(3) {
+            let mut o = vec![3; m.saturating_sub(2)];
+            o.extend([2, 1]);
+            o
+        } else {
+            let mut o = vec![3; m - 1];
+            o.push(n % 3);
+            o
+        };
+        orders.truncate(m);
+        let total = orders.len();
+        for (i, &order) in orders.iter().enumerate() {
+            let mut cache = EpsCache::default();
+            let (t, t_next) = (ts[i], ts[i + 1]);
+            let (t_down, su) = DpmSolver::ancestral(t, t_next, t_end);
+            let eps = solver.eps_at(&mut cache.eps, &x, t)?;
+            let denoised = DpmSolver::minus(&x, sigma_of_t(t), &eps)?;
+            x = match order {
+                1 => solver.step1(&x, t, t_down, &mut cache)?,
+                2 => solver.step2(&x, t, t_down, 0.5, &mut cache)?,
+                _ => solver.step3(&x, t, t_down, &mut cache)?,
+            };
+            x = axpy(&x, &noise.next_noise()?, su)?;
+            callback(i, total, &x, &denoised)?;
+        }
+        return Ok(x);
+    }
+    // Adaptive: order 3, the embedded 2nd-order step estimates the error.
+    let (rtol, atol) = (0.05f32, 0.0078f32);
+    let mut pid = PidController::new(0.05, 1.5);
+    let mut s = t_start;
+    let mut x_prev = x.clone();
+    let numel_sqrt = (x.elem_count() as f64).sqrt() as f32;
+    let mut step = 0;
+    while s < t_end - 1e-5 {
+        let mut cache = EpsCache::default();
+        let t = t_end.min(s + pid.h as f32);
+        let (t_down, su) = DpmSolver::ancestral(s, t, t_end);
+        let eps = solver.eps_at(&mut cache.eps, &x, s)?;
+        let denoised = DpmSolver::minus(&x, sigma_of_t(s), &eps)?;
+        let x_low = solver.step2(&x, s, t_down, 1.0 / 3.0, &mut cache)?;
+        let x_high = solver.step3(&x, s, t_down, &mut cache)?;
+        let delta = (x_low.abs()?.maximum(&x_prev.abs()?)? * f64::from(rtol))?.maximum(atol)?;
+        let ratio = ((&x_low - &x_high)? / delta)?;
+        let norm = ratio.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt();
+        let error = norm / numel_sqrt;
+        if pid.propose_step(f64::from(error)) {
+            x_prev = x_low;
+            x = axpy(&x_high, &noise.next_noise()?, su)?;
+            s = t;
+        }
+        // Progress: the fraction of the t range covered, on a scale of 100.
+        let done = ((s - t_start) / (t_end - t_start) * 100.0).clamp(0.0, 99.0) as usize;
+        callback(done, 100, &x, &denoised)?;
+        step += 1;
+        if step > 100_000 {
+            return Err(DiffusionError::Input(
+                "DPM adaptive did not converge; choose another sampler".into(),
+            ));
+        }
+    }
+    Ok(x)
+}
+
+/// k-diffusion's `PIDStepSizeController` with A1111's coefficients (p 0, i 1, d 0), in f64 like
+/// Python floats.
+struct PidController {
+    h: f64,
+    b1: f64,
+    errs: Option<[f64; 3]>,
+}
+
+impl PidController {
+    fn new(h: f64, order: f64) -> Self {
+        Self {
+            h,
+            b1: 1.0 / order,
+            errs: None,
+        }
+    }
+
+    fn propose_step(&mut self, error: f64) -> bool {
+        const ACCEPT_SAFETY: f64 = 0.81;
+        let inv = 1.0 / (error + 1e-8);
+        let errs = self.errs.get_or_insert([inv; 3]);
+        errs[0] = inv;
+        // b2 = b3 = 0: the other factors are x⁰ = 1.
+        let factor = errs[0].powf(self.b1);
+        let factor = 1.0 + (factor - 1.0).atan();
+        let accept = factor >= ACCEPT_SAFETY;
+        if accept {
+            errs[2] = errs[1];
+            errs[1] = errs[0];
+        }
+        self.h *= factor;
+        accept
+    }
 }
 
 /// A1111's DDIM (η = 0) over `timesteps` from [`super::schedule::ddim_timesteps`]; `x` is the raw noise.
@@ -301,6 +621,11 @@ mod tests {
             (Sampler::Heun, 3),
             (Sampler::DpmPp2M, 0),
             (Sampler::Lcm, 2),
+            (Sampler::Lms, 0),
+            (Sampler::Dpm2, 3),
+            (Sampler::Dpm2A, 2),
+            (Sampler::DpmPp2SA, 2),
+            (Sampler::Restart, 0),
         ] {
             let x = (Tensor::ones((1, 4, 2, 2), DType::F32, &Device::Cpu).unwrap() * 14.6).unwrap();
             let mut noise = Counting(0);
@@ -314,6 +639,46 @@ mod tests {
             assert!(max < 1e-5, "{sampler:?}: {max}");
             assert_eq!(noise.0, draws, "{sampler:?}");
             assert_eq!(steps, 3);
+        }
+    }
+
+    #[test]
+    fn lms_coefficients_interpolate_exactly() {
+        // Order 1 is Euler: the integral of 1 over [t_i, t_{i+1}].
+        let t = [10.0f32, 6.0, 3.0, 1.0, 0.0];
+        assert!((lms_coefficient(1, &t, 0, 0) - (-4.0)).abs() < 1e-12);
+        // The coefficients of any order sum to the step length (they integrate 1 exactly).
+        for order in 1..=4 {
+            let i = order - 1;
+            let sum: f64 = (0..order).map(|j| lms_coefficient(order, &t, i, j)).sum();
+            let h = f64::from(t[i + 1]) - f64::from(t[i]);
+            assert!((sum - h).abs() < 1e-12, "order {order}: {sum} vs {h}");
+        }
+    }
+
+    #[test]
+    fn dpm_fast_uses_exactly_n_evaluations() {
+        struct CountingModel(usize);
+        impl Denoiser for CountingModel {
+            fn denoise(&mut self, x: &Tensor, _sigma: f32) -> Result<Tensor, DiffusionError> {
+                self.0 += 1;
+                Ok((x * 0.5)?)
+            }
+        }
+        for n in 1..=8 {
+            let mut model = CountingModel(0);
+            let x = Tensor::ones((1, 4, 2, 2), DType::F32, &Device::Cpu).unwrap();
+            sample_dpm_solver(
+                Sampler::DpmFast,
+                &mut model,
+                x,
+                (0.03, 14.6),
+                n,
+                &mut Counting(0),
+                &mut |_, _, _, _| Ok(()),
+            )
+            .unwrap();
+            assert_eq!(model.0, n, "n = {n}");
         }
     }
 

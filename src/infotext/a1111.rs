@@ -625,8 +625,8 @@ mod tests {
         let err = Sampler::from_name("DPM++ SDE").expect_err("not supported");
         assert_eq!(
             err.to_string(),
-            "unknown sampler 'DPM++ SDE': Easel supports Euler, Euler a, Heun, DPM++ 2M, DPM++ 2S a, \
-             LMS, DPM2, DPM2 a, DDIM, LCM"
+            "unknown sampler 'DPM++ SDE': Easel supports DPM++ 2M, DPM++ 2S a, Euler a, Euler, LMS, \
+             Heun, DPM2, DPM2 a, DPM fast, DPM adaptive, Restart, DDIM, LCM"
         );
         let err = Schedule::from_name("Karras Exponential").expect_err("not an A1111 v1.10 schedule");
         assert_eq!(
