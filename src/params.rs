@@ -93,13 +93,29 @@ pub enum Sampler {
     /// A1111's Restart sampler (Heun steps; restarts from 20 steps up); Karras.
     #[serde(rename = "Restart")]
     Restart,
+    /// k-diffusion `sample_dpmpp_sde` with A1111's Brownian-tree noise; Karras.
+    #[serde(rename = "DPM++ SDE")]
+    DpmPpSde,
+    /// k-diffusion `sample_dpmpp_2m_sde` (midpoint) with Brownian-tree noise; Exponential.
+    #[serde(rename = "DPM++ 2M SDE")]
+    DpmPp2MSde,
+    /// k-diffusion `sample_dpmpp_2m_sde` (Heun) with Brownian-tree noise; Exponential.
+    #[serde(rename = "DPM++ 2M SDE Heun")]
+    DpmPp2MSdeHeun,
+    /// k-diffusion `sample_dpmpp_3m_sde` with Brownian-tree noise; Exponential, penultimate σ dropped.
+    #[serde(rename = "DPM++ 3M SDE")]
+    DpmPp3MSde,
 }
 
 impl Sampler {
     /// Every sampler, in the order the UI lists them.
-    pub const ALL: [Sampler; 13] = [
+    pub const ALL: [Sampler; 17] = [
         Sampler::DpmPp2M,
+        Sampler::DpmPpSde,
+        Sampler::DpmPp2MSde,
+        Sampler::DpmPp2MSdeHeun,
         Sampler::DpmPp2SA,
+        Sampler::DpmPp3MSde,
         Sampler::EulerA,
         Sampler::Euler,
         Sampler::Lms,
@@ -130,6 +146,10 @@ impl Sampler {
             Sampler::DpmFast => "DPM fast",
             Sampler::DpmAdaptive => "DPM adaptive",
             Sampler::Restart => "Restart",
+            Sampler::DpmPpSde => "DPM++ SDE",
+            Sampler::DpmPp2MSde => "DPM++ 2M SDE",
+            Sampler::DpmPp2MSdeHeun => "DPM++ 2M SDE Heun",
+            Sampler::DpmPp3MSde => "DPM++ 3M SDE",
         }
     }
 
@@ -149,6 +169,10 @@ impl Sampler {
             Sampler::DpmFast => &["k_dpm_fast"],
             Sampler::DpmAdaptive => &["k_dpm_ad"],
             Sampler::Restart => &["restart"],
+            Sampler::DpmPpSde => &["k_dpmpp_sde"],
+            Sampler::DpmPp2MSde => &["k_dpmpp_2m_sde"],
+            Sampler::DpmPp2MSdeHeun => &["k_dpmpp_2m_sde_heun"],
+            Sampler::DpmPp3MSde => &["k_dpmpp_3m_sde"],
         }
     }
 
@@ -175,8 +199,14 @@ impl Sampler {
     #[must_use]
     pub fn default_schedule(self) -> Option<Schedule> {
         match self {
-            Sampler::DpmPp2M | Sampler::DpmPp2SA | Sampler::Dpm2 | Sampler::Dpm2A | Sampler::Restart => {
-                Some(Schedule::Karras)
+            Sampler::DpmPp2M
+            | Sampler::DpmPp2SA
+            | Sampler::Dpm2
+            | Sampler::Dpm2A
+            | Sampler::Restart
+            | Sampler::DpmPpSde => Some(Schedule::Karras),
+            Sampler::DpmPp2MSde | Sampler::DpmPp2MSdeHeun | Sampler::DpmPp3MSde => {
+                Some(Schedule::Exponential)
             }
             Sampler::Euler
             | Sampler::EulerA
@@ -193,7 +223,17 @@ impl Sampler {
     /// its penultimate σ is dropped.
     #[must_use]
     pub fn discards_penultimate_sigma(self) -> bool {
-        matches!(self, Sampler::Dpm2 | Sampler::Dpm2A)
+        matches!(self, Sampler::Dpm2 | Sampler::Dpm2A | Sampler::DpmPp3MSde)
+    }
+
+    /// A1111's `brownian_noise` option: the sampler's noise comes from Brownian trees seeded with
+    /// the image seeds, not from the image RNG's later draws.
+    #[must_use]
+    pub fn uses_brownian_noise(self) -> bool {
+        matches!(
+            self,
+            Sampler::DpmPpSde | Sampler::DpmPp2MSde | Sampler::DpmPp2MSdeHeun | Sampler::DpmPp3MSde
+        )
     }
 
     /// Whether the sampler runs on DDPM timesteps (A1111's `sd_samplers_timesteps`) rather than
@@ -217,7 +257,12 @@ impl Sampler {
     pub fn is_second_order(self) -> bool {
         matches!(
             self,
-            Sampler::Heun | Sampler::Dpm2 | Sampler::Dpm2A | Sampler::DpmPp2SA | Sampler::Restart
+            Sampler::Heun
+                | Sampler::Dpm2
+                | Sampler::Dpm2A
+                | Sampler::DpmPp2SA
+                | Sampler::Restart
+                | Sampler::DpmPpSde
         )
     }
 

@@ -354,3 +354,50 @@ fn cfg_one_skips_the_unconditional_pass() {
         );
     }
 }
+
+/// A1111 gives every image of a batch its own Brownian tree seeded with that image's seed, so a
+/// batch of seeds (1234, 1235) must give the images of two single runs, and both A1111's.
+#[test]
+fn brownian_batch_of_two_equals_two_single_runs() {
+    let model = tiny_model();
+    let tok = ClipTokenizer::bundled().unwrap();
+    let (all, refs) = load_samplers2();
+    let case = all["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "dpmpp_2m_sde_automatic")
+        .unwrap();
+    let p = params_of(case);
+    let cond = encode_prompt(&model.clip, &tok, &p.prompt, 1, &Device::Cpu).unwrap();
+    let uncond = encode_prompt(&model.clip, &tok, &p.negative_prompt, 1, &Device::Cpu).unwrap();
+    let run = |seeds: Vec<u64>| {
+        pipeline::sample_batch(
+            model,
+            &Conditioning::fixed(cond.clone()),
+            &Conditioning::fixed(uncond.clone()),
+            &p,
+            seeds,
+            &Start::default(),
+            |_, _, _| Ok(()),
+        )
+        .unwrap()
+        .latents
+    };
+    let batch = run(vec![1234, 1235]);
+    for (i, (seed, reference)) in [
+        (1234u64, "dpmpp_2m_sde_automatic"),
+        (1235, "dpmpp_2m_sde_automatic_seed1235"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let single = run(vec![seed]).get(0).unwrap();
+        let a = batch.get(i).unwrap();
+        let rel = max_abs_diff(&a, &single) / max_abs(&single);
+        assert!(rel < 1e-5, "image {i}: batch vs single relative diff {rel}");
+        let want = refs[&format!("{reference}/latent")].get(0).unwrap();
+        let rel = max_abs_diff(&a, &want) / max_abs(&want);
+        assert!(rel < 1e-4, "image {i} vs A1111 reference: {rel}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Diffusion: the networks, text conditioning, torch-compatible noise, σ schedules, samplers, the
 //! CFG denoiser, LoRA merging and the one generation pipeline. Knows nothing of egui; the engine drives it.
 
+pub mod brownian;
 pub mod clip;
 pub mod conditioning;
 pub mod denoiser;

@@ -5,6 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::DiffusionError;
+use super::brownian::BrownianNoise;
 use super::conditioning::{Conditioning, encode_scheduled};
 use super::denoiser::{CfgDenoiser, LatentBlend};
 use super::img2img::{self, Start, img2img_t_enc};
@@ -130,7 +131,7 @@ pub fn sample_batch(
     let b = seeds.len();
     let mut noise = BatchNoise::new(
         rng_kind(params.rng),
-        seeds,
+        seeds.clone(),
         params.eta_noise_seed_delta,
         shape,
         &model.device,
@@ -229,6 +230,16 @@ pub fn sample_batch(
                     &mut noise,
                     &mut callback,
                 )?
+            }
+            s if s.uses_brownian_noise() => {
+                // A1111's create_noise_sampler: one tree per image seed over the whole schedule's
+                // positive σ range, drawing with the job's RNG setting.
+                let positive = sigmas.iter().copied().filter(|&s| s > 0.0);
+                let lo = positive.clone().fold(f32::INFINITY, f32::min);
+                let hi = sigmas.iter().copied().fold(0.0f32, f32::max);
+                let mut brownian =
+                    BrownianNoise::new(rng_kind(params.rng), &seeds, lo, hi, shape, &model.device);
+                sampler::sample_sde(s, &mut denoiser, x, sched, &mut brownian, &mut callback)?
             }
             _ => sampler::sample_k(params.sampler, &mut denoiser, x, sched, &mut noise, &mut callback)?,
         }

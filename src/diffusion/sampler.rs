@@ -4,6 +4,7 @@
 use candle_core::Tensor;
 
 use super::DiffusionError;
+use super::brownian::BrownianNoise;
 use super::schedule::karras;
 use crate::params::Sampler;
 
@@ -90,6 +91,11 @@ pub fn sample_k(
         Sampler::DpmFast | Sampler::DpmAdaptive => {
             return Err(DiffusionError::Input(format!(
                 "{sampler} runs between the model's σ range (sample_dpm_solver), not over a schedule"
+            )));
+        }
+        s if s.uses_brownian_noise() => {
+            return Err(DiffusionError::Input(format!(
+                "{sampler} needs Brownian noise (sample_sde)"
             )));
         }
         _ => {}
@@ -248,9 +254,13 @@ pub fn sample_k(
                     "DDIM runs on timesteps, not through the k-diffusion loop".into(),
                 ));
             }
-            Sampler::Restart | Sampler::DpmFast | Sampler::DpmAdaptive => {
-                unreachable!("dispatched before the loop")
-            }
+            Sampler::Restart
+            | Sampler::DpmFast
+            | Sampler::DpmAdaptive
+            | Sampler::DpmPpSde
+            | Sampler::DpmPp2MSde
+            | Sampler::DpmPp2MSdeHeun
+            | Sampler::DpmPp3MSde => unreachable!("dispatched before the loop"),
         };
         callback(i, steps, &x, &denoised)?;
     }
@@ -562,6 +572,106 @@ impl PidController {
         self.h *= factor;
         accept
     }
+}
+
+/// The SDE samplers A1111 runs with its Brownian-tree noise (`brownian_noise` in its sampler
+/// table): k-diffusion's `sample_dpmpp_sde` (r = ½), `sample_dpmpp_2m_sde` (midpoint, or Heun
+/// for "DPM++ 2M SDE Heun") and `sample_dpmpp_3m_sde`, all with η = 1 and s_noise = 1.
+pub fn sample_sde(
+    sampler: Sampler,
+    model: &mut dyn Denoiser,
+    mut x: Tensor,
+    sigmas: &[f32],
+    brownian: &mut BrownianNoise,
+    callback: &mut StepCallback<'_>,
+) -> Result<Tensor, DiffusionError> {
+    let steps = sigmas.len().saturating_sub(1);
+    let mut old: Option<Tensor> = None;
+    let mut older: Option<Tensor> = None;
+    let (mut h_1, mut h_2): (Option<f32>, Option<f32>) = (None, None);
+    for i in 0..steps {
+        let (s, s_next) = (sigmas[i], sigmas[i + 1]);
+        let denoised = model.denoise(&x, s)?;
+        if s_next == 0.0 {
+            x = match sampler {
+                // DPM++ SDE ends with an Euler step, the multistep ones with the denoised latents.
+                Sampler::DpmPpSde => axpy(&x, &to_d(&x, s, &denoised)?, s_next - s)?,
+                _ => denoised.clone(),
+            };
+            callback(i, steps, &x, &denoised)?;
+            continue;
+        }
+        let (t, t_next) = (-s.ln(), -s_next.ln());
+        let h = t_next - t;
+        match sampler {
+            Sampler::DpmPpSde => {
+                let sigma_fn = |t: f32| (-t).exp();
+                let t_mid = t + h * 0.5;
+                let (down, up) = ancestral_step(sigma_fn(t), sigma_fn(t_mid));
+                let t_down = -down.ln();
+                let x2 = ((&x * f64::from(sigma_fn(t_down) / sigma_fn(t)))?
+                    - (&denoised * f64::from((t - t_down).exp_m1()))?)?;
+                let x2 = axpy(&x2, &brownian.sample(sigma_fn(t), sigma_fn(t_mid))?, up)?;
+                // (1 − fac)·denoised + fac·denoised_2 with fac = 1 is denoised_2.
+                let denoised2 = model.denoise(&x2, sigma_fn(t_mid))?;
+                let (down, up) = ancestral_step(sigma_fn(t), sigma_fn(t_next));
+                let t_down = -down.ln();
+                x = ((&x * f64::from(sigma_fn(t_down) / sigma_fn(t)))?
+                    - (&denoised2 * f64::from((t - t_down).exp_m1()))?)?;
+                x = axpy(&x, &brownian.sample(sigma_fn(t), sigma_fn(t_next))?, up)?;
+            }
+            Sampler::DpmPp2MSde | Sampler::DpmPp2MSdeHeun => {
+                let eta_h = h;
+                let c = -(-h - eta_h).exp_m1();
+                x = ((&x * f64::from(s_next / s * (-eta_h).exp()))? + (&denoised * f64::from(c))?)?;
+                if let (Some(prev), Some(h_last)) = (&old, h_1) {
+                    let r = h_last / h;
+                    let k = if sampler == Sampler::DpmPp2MSdeHeun {
+                        (c / (-h - eta_h) + 1.0) * (1.0 / r)
+                    } else {
+                        0.5 * c * (1.0 / r)
+                    };
+                    x = axpy(&x, &(&denoised - prev)?, k)?;
+                }
+                let noise = (brownian.sample(s, s_next)? * f64::from(s_next))?;
+                x = axpy(&x, &noise, (-(-2.0 * eta_h).exp_m1()).sqrt())?;
+            }
+            Sampler::DpmPp3MSde => {
+                let h_eta = h * 2.0;
+                x = ((&x * f64::from((-h_eta).exp()))? + (&denoised * f64::from(-(-h_eta).exp_m1()))?)?;
+                let phi_2 = (-h_eta).exp_m1() / h_eta + 1.0;
+                match (&old, &older, h_1, h_2) {
+                    (Some(d_1), Some(d_2), Some(h_1), Some(h_2)) => {
+                        let (r0, r1) = (h_1 / h, h_2 / h);
+                        let d1_0 = ((&denoised - d_1)? / f64::from(r0))?;
+                        let d1_1 = ((d_1 - d_2)? / f64::from(r1))?;
+                        let diff = (&d1_0 - &d1_1)?;
+                        let d1 = (&d1_0 + ((&diff * f64::from(r0))? / f64::from(r0 + r1))?)?;
+                        let d2 = (diff / f64::from(r0 + r1))?;
+                        let phi_3 = phi_2 / h_eta - 0.5;
+                        x = axpy(&x, &d1, phi_2)?;
+                        x = (&x - (d2 * f64::from(phi_3))?)?;
+                    }
+                    (Some(d_1), _, Some(h_1), _) => {
+                        let d = ((&denoised - d_1)? / f64::from(h_1 / h))?;
+                        x = axpy(&x, &d, phi_2)?;
+                    }
+                    _ => {}
+                }
+                let noise = (brownian.sample(s, s_next)? * f64::from(s_next))?;
+                x = axpy(&x, &noise, (-(-2.0 * h).exp_m1()).sqrt())?;
+            }
+            _ => {
+                return Err(DiffusionError::Input(format!(
+                    "{sampler} is not a Brownian-noise sampler"
+                )));
+            }
+        }
+        older = old.replace(denoised.clone());
+        h_2 = h_1.replace(h);
+        callback(i, steps, &x, &denoised)?;
+    }
+    Ok(x)
 }
 
 /// A1111's DDIM (η = 0) over `timesteps` from [`super::schedule::ddim_timesteps`]; `x` is the raw noise.
