@@ -75,9 +75,9 @@ impl SeedSequence {
             }
         }
         for &word in entropy.iter().skip(pool_size) {
-            for dst in 0..pool_size {
+            for slot in &mut pool {
                 let h = hashmix(word, &mut hash_const);
-                pool[dst] = mix(pool[dst], h);
+                *slot = mix(*slot, h);
             }
         }
         Self { pool }
@@ -198,27 +198,24 @@ impl BrownianTree {
             out.push(n);
             return;
         }
-        match (node.midway, node.children) {
-            (Some(mid), Some((left, right))) => {
-                if tb <= mid {
-                    self.locate(left, ta, tb, out);
-                } else if ta >= mid {
-                    self.locate(right, ta, tb, out);
-                } else {
-                    self.locate(left, ta, mid, out);
-                    self.locate(right, mid, tb, out);
-                }
+        if let (Some(mid), Some((left, right))) = (node.midway, node.children) {
+            if tb <= mid {
+                self.locate(left, ta, tb, out);
+            } else if ta >= mid {
+                self.locate(right, ta, tb, out);
+            } else {
+                self.locate(left, ta, mid, out);
+                self.locate(right, mid, tb, out);
             }
-            _ => {
-                let at = if ta == node.start { tb } else { ta };
-                self.split(n, at);
-                let Some((left, right)) = self.nodes[n].children else {
-                    return;
-                };
-                let next = if ta == self.nodes[n].start { left } else { right };
-                self.locate(next, ta, tb, out);
-            }
+            return;
         }
+        let at = if ta == node.start { tb } else { ta };
+        self.split(n, at);
+        let Some((left, right)) = self.nodes[n].children else {
+            return;
+        };
+        let next = if ta == self.nodes[n].start { left } else { right };
+        self.locate(next, ta, tb, out);
     }
 
     /// torchsde `_split` of the halfway tree: split at the rounded midpoint, then keep splitting

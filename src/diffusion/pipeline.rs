@@ -131,7 +131,7 @@ pub fn sample_batch(
     let b = seeds.len();
     let mut noise = BatchNoise::new(
         rng_kind(params.rng),
-        seeds.clone(),
+        seeds,
         params.eta_noise_seed_delta,
         shape,
         &model.device,
@@ -234,11 +234,14 @@ pub fn sample_batch(
             s if s.uses_brownian_noise() => {
                 // A1111's create_noise_sampler: one tree per image seed over the whole schedule's
                 // positive σ range, drawing with the job's RNG setting.
-                let positive = sigmas.iter().copied().filter(|&s| s > 0.0);
-                let lo = positive.clone().fold(f32::INFINITY, f32::min);
+                let lo = sigmas
+                    .iter()
+                    .copied()
+                    .filter(|&s| s > 0.0)
+                    .fold(f32::INFINITY, f32::min);
                 let hi = sigmas.iter().copied().fold(0.0f32, f32::max);
                 let mut brownian =
-                    BrownianNoise::new(rng_kind(params.rng), &seeds, lo, hi, shape, &model.device);
+                    BrownianNoise::new(rng_kind(params.rng), noise.seeds(), lo, hi, shape, &model.device);
                 sampler::sample_sde(s, &mut denoiser, x, sched, &mut brownian, &mut callback)?
             }
             _ => sampler::sample_k(params.sampler, &mut denoiser, x, sched, &mut noise, &mut callback)?,

@@ -622,11 +622,12 @@ mod tests {
 
     #[test]
     fn unknown_names_list_the_valid_ones() {
-        let err = Sampler::from_name("DPM++ SDE").expect_err("not supported");
+        let err = Sampler::from_name("UniPC").expect_err("not supported yet");
         assert_eq!(
             err.to_string(),
-            "unknown sampler 'DPM++ SDE': Easel supports DPM++ 2M, DPM++ 2S a, Euler a, Euler, LMS, \
-             Heun, DPM2, DPM2 a, DPM fast, DPM adaptive, Restart, DDIM, LCM"
+            "unknown sampler 'UniPC': Easel supports DPM++ 2M, DPM++ SDE, DPM++ 2M SDE, DPM++ 2M SDE \
+             Heun, DPM++ 2S a, DPM++ 3M SDE, Euler a, Euler, LMS, Heun, DPM2, DPM2 a, DPM fast, DPM \
+             adaptive, Restart, DDIM, LCM"
         );
         let err = Schedule::from_name("Karras Exponential").expect_err("not an A1111 v1.10 schedule");
         assert_eq!(
@@ -909,10 +910,25 @@ mod tests {
             Ok((Sampler::Euler, Schedule::Exponential))
         );
         assert_eq!(parse("DPM++ 2M"), Ok((Sampler::DpmPp2M, Schedule::Automatic)));
-        let err = parse("DPM++ 2M SDE Karras").expect_err("unsupported");
-        assert!(
-            matches!(&err, ParamsError::UnknownSampler { name, .. } if name == "DPM++ 2M SDE"),
-            "{err}"
+        assert_eq!(
+            parse("DPM++ 2M SDE Karras"),
+            Ok((Sampler::DpmPp2MSde, Schedule::Karras))
+        );
+        assert_eq!(
+            parse("DPM++ SDE Karras"),
+            Ok((Sampler::DpmPpSde, Schedule::Automatic))
+        );
+        assert_eq!(
+            parse("DPM++ 2M SDE Exponential"),
+            Ok((Sampler::DpmPp2MSde, Schedule::Automatic))
+        );
+        assert_eq!(
+            parse("DPM++ 2M SDE Heun Karras"),
+            Ok((Sampler::DpmPp2MSdeHeun, Schedule::Karras))
+        );
+        assert_eq!(
+            parse("DPM++ 3M SDE"),
+            Ok((Sampler::DpmPp3MSde, Schedule::Automatic))
         );
         assert_eq!(parse("Euler Beta"), Ok((Sampler::Euler, Schedule::Beta)));
         assert_eq!(parse("LMS Karras"), Ok((Sampler::Lms, Schedule::Karras)));
