@@ -105,11 +105,17 @@ pub enum Sampler {
     /// k-diffusion `sample_dpmpp_3m_sde` with Brownian-tree noise; Exponential, penultimate σ dropped.
     #[serde(rename = "DPM++ 3M SDE")]
     DpmPp3MSde,
+    /// A1111's timestep DDIM with CFG++ (CFG scale / 12.5, direction from the unconditional noise).
+    #[serde(rename = "DDIM CFG++")]
+    DdimCfgPp,
+    /// A1111's timestep PLMS.
+    #[serde(rename = "PLMS")]
+    Plms,
 }
 
 impl Sampler {
     /// Every sampler, in the order the UI lists them.
-    pub const ALL: [Sampler; 17] = [
+    pub const ALL: [Sampler; 19] = [
         Sampler::DpmPp2M,
         Sampler::DpmPpSde,
         Sampler::DpmPp2MSde,
@@ -126,6 +132,8 @@ impl Sampler {
         Sampler::DpmAdaptive,
         Sampler::Restart,
         Sampler::Ddim,
+        Sampler::DdimCfgPp,
+        Sampler::Plms,
         Sampler::Lcm,
     ];
 
@@ -150,6 +158,8 @@ impl Sampler {
             Sampler::DpmPp2MSde => "DPM++ 2M SDE",
             Sampler::DpmPp2MSdeHeun => "DPM++ 2M SDE Heun",
             Sampler::DpmPp3MSde => "DPM++ 3M SDE",
+            Sampler::DdimCfgPp => "DDIM CFG++",
+            Sampler::Plms => "PLMS",
         }
     }
 
@@ -173,6 +183,8 @@ impl Sampler {
             Sampler::DpmPp2MSde => &["k_dpmpp_2m_sde"],
             Sampler::DpmPp2MSdeHeun => &["k_dpmpp_2m_sde_heun"],
             Sampler::DpmPp3MSde => &["k_dpmpp_3m_sde"],
+            Sampler::DdimCfgPp => &["ddim_cfgpp"],
+            Sampler::Plms => &["plms"],
         }
     }
 
@@ -215,6 +227,8 @@ impl Sampler {
             | Sampler::DpmFast
             | Sampler::DpmAdaptive
             | Sampler::Ddim
+            | Sampler::DdimCfgPp
+            | Sampler::Plms
             | Sampler::Lcm => None,
         }
     }
@@ -240,7 +254,7 @@ impl Sampler {
     /// on a k-diffusion σ schedule; the schedule type does not apply to it.
     #[must_use]
     pub fn uses_timesteps(self) -> bool {
-        matches!(self, Sampler::Ddim)
+        matches!(self, Sampler::Ddim | Sampler::DdimCfgPp | Sampler::Plms)
     }
 
     /// The schedule this sampler runs with when `chosen` is picked: `Automatic` becomes the

@@ -209,13 +209,21 @@ fn added_schedules_and_samplers_match_a1111_reference() {
         let options = easel::diffusion::schedule::ScheduleOptions {
             beta: easel::infotext::read_beta_schedule(&p.extra),
         };
-        let sig = easel::diffusion::schedule::sigmas_with(
-            p.sampler,
-            p.schedule,
-            p.steps as usize,
-            &model.sigmas,
-            options,
-        );
+        // Timestep samplers store A1111's timestep grid instead of a σ schedule.
+        let sig: Vec<f32> = if p.sampler.uses_timesteps() {
+            easel::diffusion::schedule::ddim_timesteps(p.steps as usize, 1000)
+                .into_iter()
+                .map(|t| t as f32)
+                .collect()
+        } else {
+            easel::diffusion::schedule::sigmas_with(
+                p.sampler,
+                p.schedule,
+                p.steps as usize,
+                &model.sigmas,
+                options,
+            )
+        };
         let want = get("sigmas").to_vec1::<f32>().unwrap();
         assert_eq!(
             sig.len(),

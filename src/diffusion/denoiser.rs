@@ -63,6 +63,9 @@ pub(crate) struct CfgDenoiser<'a> {
     pub(crate) cfg: f64,
     /// Skip the unconditional pass (set at CFG scale 1, where it cannot change the result).
     pub(crate) skip_uncond: bool,
+    /// Keep the unconditional noise prediction of the last call (DDIM CFG++).
+    pub(crate) keep_uncond: bool,
+    pub(crate) last_uncond: Option<Tensor>,
     pub(crate) dtype: DType,
     pub(crate) evaluations: usize,
     /// Inpainting-model conditioning `[B, 5, h, w]` (mask + masked-image latents).
@@ -147,6 +150,13 @@ impl EpsModel for CfgDenoiser<'_> {
             self.image_cond.as_ref(),
         )?;
         self.evaluations += 1;
+        if self.keep_uncond {
+            self.last_uncond.clone_from(&e_u);
+        }
         combine(e_c, e_u, self.cfg)
+    }
+
+    fn last_uncond_eps(&self) -> Option<Tensor> {
+        self.last_uncond.clone()
     }
 }

@@ -153,6 +153,7 @@ pub fn sample_batch(
         }),
         _ => None,
     };
+    let cfgpp = params.sampler == Sampler::DdimCfgPp;
     let mut denoiser = CfgDenoiser {
         unet: &model.unet,
         table: &model.sigmas,
@@ -160,10 +161,18 @@ pub fn sample_batch(
             .then(|| ModelSigmas::lcm_grid(model.sigmas.alphas_cumprod())),
         cond: &cond,
         uncond: &uncond,
-        cfg: f64::from(params.cfg_scale),
+        // DDIM CFG++ maps CFG 0…12.5 to 0…1 (A1111's cond_scale_miltiplier).
+        cfg: if cfgpp {
+            f64::from(params.cfg_scale) * (1.0 / 12.5)
+        } else {
+            f64::from(params.cfg_scale)
+        },
         // A1111 v1.10 always runs the unconditional half; at CFG 1 it cannot change the result
         // (uncond + (cond − uncond)·1 = cond up to rounding), so Easel runs batch 1 instead of 2.
-        skip_uncond: params.cfg_scale == 1.0,
+        // DDIM CFG++ needs the unconditional prediction itself.
+        skip_uncond: params.cfg_scale == 1.0 && !cfgpp,
+        keep_uncond: cfgpp,
+        last_uncond: None,
         dtype: model.dtype,
         evaluations: 0,
         image_cond: start.image_cond.as_ref().map(batch).transpose()?,
@@ -171,32 +180,25 @@ pub fn sample_batch(
     };
     let steps = params.steps as usize;
     let mut callback = |i: usize, total: usize, _x: &Tensor, x0: &Tensor| on_step(i + 1, total, x0);
-    let mut latents = if params.sampler == Sampler::Ddim {
+    let mut latents = if params.sampler.uses_timesteps() {
         let timesteps = schedule::ddim_timesteps(steps, model.sigmas.alphas_cumprod().len());
         let alphas = model.sigmas.alphas_cumprod().to_vec();
-        match (&init, &start.image) {
+        // A1111's timestep img2img: noise to timesteps[t_enc], then run over timesteps[..t_enc].
+        let (x, timesteps) = match (&init, &start.image) {
             (Some(init), Some((_, strength))) => {
-                // A1111's timestep img2img: noise to timesteps[t_enc], then run DDIM over timesteps[..t_enc].
                 let t_enc = img2img_t_enc(*strength, steps).min(timesteps.len() - 1);
                 let a = alphas[timesteps[t_enc]];
                 let x = ((init * f64::from(a.sqrt()))? + (&first * f64::from((1.0 - a).sqrt()))?)?;
-                sampler::sample_ddim(
-                    &mut denoiser,
-                    x,
-                    &timesteps[..t_enc],
-                    &alphas,
-                    &mut noise,
-                    &mut callback,
-                )?
+                (x, &timesteps[..t_enc])
             }
-            _ => sampler::sample_ddim(
-                &mut denoiser,
-                first.clone(),
-                &timesteps,
-                &alphas,
-                &mut noise,
-                &mut callback,
-            )?,
+            _ => (first.clone(), &timesteps[..]),
+        };
+        match params.sampler {
+            Sampler::Plms => sampler::sample_plms(&mut denoiser, x, timesteps, &alphas, &mut callback)?,
+            Sampler::DdimCfgPp => {
+                sampler::sample_ddim_cfgpp(&mut denoiser, x, timesteps, &alphas, &mut noise, &mut callback)?
+            }
+            _ => sampler::sample_ddim(&mut denoiser, x, timesteps, &alphas, &mut noise, &mut callback)?,
         }
     } else {
         let options = ScheduleOptions {

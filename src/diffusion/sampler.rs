@@ -18,6 +18,12 @@ pub trait Denoiser {
 pub trait EpsModel {
     /// Predicts the noise in `x` at timestep `t`.
     fn eps(&mut self, x: &Tensor, t: usize) -> Result<Tensor, DiffusionError>;
+
+    /// The unconditional noise prediction of the last [`EpsModel::eps`] call, where the model
+    /// keeps it (A1111's `need_last_noise_uncond`, for DDIM CFG++).
+    fn last_uncond_eps(&self) -> Option<Tensor> {
+        None
+    }
 }
 
 /// Source of the ancestral noise: each call is the next `randn` draw (A1111's `rng.next()`).
@@ -249,10 +255,10 @@ pub fn sample_k(
                 }
                 denoised
             }
-            Sampler::Ddim => {
-                return Err(DiffusionError::Input(
-                    "DDIM runs on timesteps, not through the k-diffusion loop".into(),
-                ));
+            Sampler::Ddim | Sampler::DdimCfgPp | Sampler::Plms => {
+                return Err(DiffusionError::Input(format!(
+                    "{sampler} runs on timesteps, not through the k-diffusion loop"
+                )));
             }
             Sampler::Restart
             | Sampler::DpmFast
@@ -678,11 +684,53 @@ pub fn sample_sde(
 /// Makes `len − 1` model evaluations and ends at ᾱ[timesteps[0]].
 pub fn sample_ddim(
     model: &mut dyn EpsModel,
+    x: Tensor,
+    timesteps: &[usize],
+    alphas_cumprod: &[f32],
+    noise: &mut dyn NoiseSource,
+    callback: &mut StepCallback<'_>,
+) -> Result<Tensor, DiffusionError> {
+    ddim_loop(model, x, timesteps, alphas_cumprod, noise, callback, false)
+}
+
+/// A1111's "DDIM CFG++" (`sd_samplers_timesteps_impl.ddim_cfgpp`, η = 0): DDIM whose x0 comes from
+/// the guided noise prediction (the model's CFG scale divided by 12.5) and whose direction to x_t
+/// comes from the unconditional prediction ([`EpsModel::last_uncond_eps`]).
+pub fn sample_ddim_cfgpp(
+    model: &mut dyn EpsModel,
+    x: Tensor,
+    timesteps: &[usize],
+    alphas_cumprod: &[f32],
+    noise: &mut dyn NoiseSource,
+    callback: &mut StepCallback<'_>,
+) -> Result<Tensor, DiffusionError> {
+    ddim_loop(model, x, timesteps, alphas_cumprod, noise, callback, true)
+}
+
+/// x0 and the DDIM step to ᾱ_prev for a noise prediction `e_t` at ᾱ_t (`direction` is the noise
+/// that points to x_t: `e_t` itself, or the unconditional prediction for CFG++).
+fn ddim_step(
+    x: &Tensor,
+    e_t: &Tensor,
+    direction: &Tensor,
+    a_t: f32,
+    a_prev: f32,
+) -> Result<(Tensor, Tensor), DiffusionError> {
+    let sqrt_one_minus_at = (1.0 - a_t).sqrt();
+    let pred_x0 = ((x - (e_t * f64::from(sqrt_one_minus_at))?)? / f64::from(a_t.sqrt()))?;
+    let dir_xt = (direction * f64::from((1.0 - a_prev).sqrt()))?;
+    let x_prev = ((&pred_x0 * f64::from(a_prev.sqrt()))? + dir_xt)?;
+    Ok((x_prev, pred_x0))
+}
+
+fn ddim_loop(
+    model: &mut dyn EpsModel,
     mut x: Tensor,
     timesteps: &[usize],
     alphas_cumprod: &[f32],
     noise: &mut dyn NoiseSource,
     callback: &mut StepCallback<'_>,
+    cfgpp: bool,
 ) -> Result<Tensor, DiffusionError> {
     let n = timesteps.len();
     let steps = n.saturating_sub(1);
@@ -691,13 +739,60 @@ pub fn sample_ddim(
         let a_t = alphas_cumprod[timesteps[index]];
         let a_prev = alphas_cumprod[timesteps[index - 1]];
         let e_t = model.eps(&x, timesteps[index])?;
-        let sqrt_one_minus_at = (1.0 - a_t).sqrt();
-        let pred_x0 = ((&x - (&e_t * f64::from(sqrt_one_minus_at))?)? / f64::from(a_t.sqrt()))?;
-        let dir_xt = (&e_t * f64::from((1.0 - a_prev).sqrt()))?;
+        let direction = if cfgpp {
+            model.last_uncond_eps().ok_or_else(|| {
+                DiffusionError::Input("DDIM CFG++ needs the unconditional prediction".into())
+            })?
+        } else {
+            e_t.clone()
+        };
+        let (x_prev, pred_x0) = ddim_step(&x, &e_t, &direction, a_t, a_prev)?;
         // η = 0 makes σ_t = 0, but A1111 still draws (and multiplies by zero) one noise per step.
-        let sigma_t = 0.0f64;
         let drawn = noise.next_noise()?;
-        x = (((&pred_x0 * f64::from(a_prev.sqrt()))? + dir_xt)? + (drawn * sigma_t)?)?;
+        x = (x_prev + (drawn * 0.0)?)?;
+        callback(i, steps, &x, &pred_x0)?;
+    }
+    Ok(x)
+}
+
+/// A1111's PLMS (`sd_samplers_timesteps_impl.plms`): a pseudo improved Euler first step (two model
+/// evaluations), then Adams–Bashforth steps of order 2, 3 and 4 on the noise predictions. No noise.
+pub fn sample_plms(
+    model: &mut dyn EpsModel,
+    mut x: Tensor,
+    timesteps: &[usize],
+    alphas_cumprod: &[f32],
+    callback: &mut StepCallback<'_>,
+) -> Result<Tensor, DiffusionError> {
+    let n = timesteps.len();
+    let steps = n.saturating_sub(1);
+    let mut old_eps: Vec<Tensor> = Vec::new();
+    for i in 0..steps {
+        let index = n - 1 - i;
+        let a_t = alphas_cumprod[timesteps[index]];
+        let a_prev = alphas_cumprod[timesteps[index - 1]];
+        let e_t = model.eps(&x, timesteps[index])?;
+        let e_prime = match old_eps.len() {
+            0 => {
+                let (x_prev, _) = ddim_step(&x, &e_t, &e_t, a_t, a_prev)?;
+                let e_next = model.eps(&x_prev, timesteps[index.saturating_sub(1)])?;
+                ((&e_t + e_next)? / 2.0)?
+            }
+            1 => (((&e_t * 3.0)? - &old_eps[0])? / 2.0)?,
+            2 => ((((&e_t * 23.0)? - (&old_eps[1] * 16.0)?)? + (&old_eps[0] * 5.0)?)? / 12.0)?,
+            _ => {
+                let k = old_eps.len();
+                ((((((&e_t * 55.0)? - (&old_eps[k - 1] * 59.0)?)? + (&old_eps[k - 2] * 37.0)?)?
+                    - (&old_eps[k - 3] * 9.0)?)?)
+                    / 24.0)?
+            }
+        };
+        let (x_prev, pred_x0) = ddim_step(&x, &e_prime, &e_prime, a_t, a_prev)?;
+        old_eps.push(e_t);
+        if old_eps.len() >= 4 {
+            old_eps.remove(0);
+        }
+        x = x_prev;
         callback(i, steps, &x, &pred_x0)?;
     }
     Ok(x)

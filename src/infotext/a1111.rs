@@ -627,7 +627,7 @@ mod tests {
             err.to_string(),
             "unknown sampler 'UniPC': Easel supports DPM++ 2M, DPM++ SDE, DPM++ 2M SDE, DPM++ 2M SDE \
              Heun, DPM++ 2S a, DPM++ 3M SDE, Euler a, Euler, LMS, Heun, DPM2, DPM2 a, DPM fast, DPM \
-             adaptive, Restart, DDIM, LCM"
+             adaptive, Restart, DDIM, DDIM CFG++, PLMS, LCM"
         );
         let err = Schedule::from_name("Karras Exponential").expect_err("not an A1111 v1.10 schedule");
         assert_eq!(
