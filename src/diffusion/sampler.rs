@@ -481,7 +481,8 @@ pub fn sample_dpm_solver(
     if sampler == Sampler::DpmFast {
         let m = n / 3 + 1;
         let ts = super::schedule::linspace_f32(t_start, t_end, m + 1);
-        let mut orders = if n.is_multiple_of(3) {
+        // m steps of order 3 ending in (2, 1) or in n mod 3: exactly n evaluations.
+        let orders = if n.is_multiple_of(3) {
             let mut o = vec![3; m.saturating_sub(2)];
             o.extend([2, 1]);
             o
@@ -490,7 +491,6 @@ pub fn sample_dpm_solver(
             o.push(n % 3);
             o
         };
-        orders.truncate(m);
         let total = orders.len();
         for (i, &order) in orders.iter().enumerate() {
             let mut cache = EpsCache::default();
