@@ -83,10 +83,12 @@ struct GenerateArgs {
     /// CFG scale [default: 7].
     #[arg(long)]
     cfg: Option<f32>,
-    /// Sampler, A1111 name: "Euler", "Euler a", "Heun", "DPM++ 2M", "DDIM", "LCM" [default: Euler a].
+    /// Sampler, A1111 name: "Euler a", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ SDE", "LMS", "Restart", "DDIM",
+    /// "LCM", … (the README lists all) [default: Euler a].
     #[arg(long)]
     sampler: Option<String>,
-    /// Schedule type: Automatic, Uniform, Karras, Exponential [default: Automatic].
+    /// Schedule type: Automatic, Uniform, Karras, Exponential, Polyexponential, "SGM Uniform",
+    /// "KL Optimal", "Align Your Steps", Simple, Normal, DDIM, Beta [default: Automatic].
     #[arg(long)]
     schedule: Option<String>,
     /// Seed; -1 picks a random one [default: -1].

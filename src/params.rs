@@ -72,16 +72,68 @@ pub enum Sampler {
     /// A1111's LCM sampler.
     #[serde(rename = "LCM")]
     Lcm,
+    /// k-diffusion `sample_lms` (order 4, coefficients integrated in f64).
+    #[serde(rename = "LMS")]
+    Lms,
+    /// k-diffusion `sample_dpm_2`; Karras, one σ more with the penultimate one dropped.
+    #[serde(rename = "DPM2")]
+    Dpm2,
+    /// k-diffusion `sample_dpm_2_ancestral` (eta 1); Karras, penultimate σ dropped.
+    #[serde(rename = "DPM2 a")]
+    Dpm2A,
+    /// k-diffusion `sample_dpmpp_2s_ancestral` (eta 1); Karras.
+    #[serde(rename = "DPM++ 2S a")]
+    DpmPp2SA,
+    /// k-diffusion `sample_dpm_fast` with A1111's eta 1, between the model's σ range.
+    #[serde(rename = "DPM fast")]
+    DpmFast,
+    /// k-diffusion `sample_dpm_adaptive` with A1111's eta 1; the step count is its own.
+    #[serde(rename = "DPM adaptive")]
+    DpmAdaptive,
+    /// A1111's Restart sampler (Heun steps; restarts from 20 steps up); Karras.
+    #[serde(rename = "Restart")]
+    Restart,
+    /// k-diffusion `sample_dpmpp_sde` with A1111's Brownian-tree noise; Karras.
+    #[serde(rename = "DPM++ SDE")]
+    DpmPpSde,
+    /// k-diffusion `sample_dpmpp_2m_sde` (midpoint) with Brownian-tree noise; Exponential.
+    #[serde(rename = "DPM++ 2M SDE")]
+    DpmPp2MSde,
+    /// k-diffusion `sample_dpmpp_2m_sde` (Heun) with Brownian-tree noise; Exponential.
+    #[serde(rename = "DPM++ 2M SDE Heun")]
+    DpmPp2MSdeHeun,
+    /// k-diffusion `sample_dpmpp_3m_sde` with Brownian-tree noise; Exponential, penultimate σ dropped.
+    #[serde(rename = "DPM++ 3M SDE")]
+    DpmPp3MSde,
+    /// A1111's timestep DDIM with CFG++ (CFG scale / 12.5, direction from the unconditional noise).
+    #[serde(rename = "DDIM CFG++")]
+    DdimCfgPp,
+    /// A1111's timestep PLMS.
+    #[serde(rename = "PLMS")]
+    Plms,
 }
 
 impl Sampler {
     /// Every sampler, in the order the UI lists them.
-    pub const ALL: [Sampler; 6] = [
-        Sampler::Euler,
-        Sampler::EulerA,
-        Sampler::Heun,
+    pub const ALL: [Sampler; 19] = [
         Sampler::DpmPp2M,
+        Sampler::DpmPpSde,
+        Sampler::DpmPp2MSde,
+        Sampler::DpmPp2MSdeHeun,
+        Sampler::DpmPp2SA,
+        Sampler::DpmPp3MSde,
+        Sampler::EulerA,
+        Sampler::Euler,
+        Sampler::Lms,
+        Sampler::Heun,
+        Sampler::Dpm2,
+        Sampler::Dpm2A,
+        Sampler::DpmFast,
+        Sampler::DpmAdaptive,
+        Sampler::Restart,
         Sampler::Ddim,
+        Sampler::DdimCfgPp,
+        Sampler::Plms,
         Sampler::Lcm,
     ];
 
@@ -95,6 +147,19 @@ impl Sampler {
             Sampler::DpmPp2M => "DPM++ 2M",
             Sampler::Ddim => "DDIM",
             Sampler::Lcm => "LCM",
+            Sampler::Lms => "LMS",
+            Sampler::Dpm2 => "DPM2",
+            Sampler::Dpm2A => "DPM2 a",
+            Sampler::DpmPp2SA => "DPM++ 2S a",
+            Sampler::DpmFast => "DPM fast",
+            Sampler::DpmAdaptive => "DPM adaptive",
+            Sampler::Restart => "Restart",
+            Sampler::DpmPpSde => "DPM++ SDE",
+            Sampler::DpmPp2MSde => "DPM++ 2M SDE",
+            Sampler::DpmPp2MSdeHeun => "DPM++ 2M SDE Heun",
+            Sampler::DpmPp3MSde => "DPM++ 3M SDE",
+            Sampler::DdimCfgPp => "DDIM CFG++",
+            Sampler::Plms => "PLMS",
         }
     }
 
@@ -107,6 +172,19 @@ impl Sampler {
             Sampler::DpmPp2M => &["k_dpmpp_2m"],
             Sampler::Ddim => &["ddim"],
             Sampler::Lcm => &["k_lcm"],
+            Sampler::Lms => &["k_lms"],
+            Sampler::Dpm2 => &["k_dpm_2"],
+            Sampler::Dpm2A => &["k_dpm_2_a"],
+            Sampler::DpmPp2SA => &["k_dpmpp_2s_a"],
+            Sampler::DpmFast => &["k_dpm_fast"],
+            Sampler::DpmAdaptive => &["k_dpm_ad"],
+            Sampler::Restart => &["restart"],
+            Sampler::DpmPpSde => &["k_dpmpp_sde"],
+            Sampler::DpmPp2MSde => &["k_dpmpp_2m_sde"],
+            Sampler::DpmPp2MSdeHeun => &["k_dpmpp_2m_sde_heun"],
+            Sampler::DpmPp3MSde => &["k_dpmpp_3m_sde"],
+            Sampler::DdimCfgPp => &["ddim_cfgpp"],
+            Sampler::Plms => &["plms"],
         }
     }
 
@@ -133,9 +211,50 @@ impl Sampler {
     #[must_use]
     pub fn default_schedule(self) -> Option<Schedule> {
         match self {
-            Sampler::DpmPp2M => Some(Schedule::Karras),
-            Sampler::Euler | Sampler::EulerA | Sampler::Heun | Sampler::Ddim | Sampler::Lcm => None,
+            Sampler::DpmPp2M
+            | Sampler::DpmPp2SA
+            | Sampler::Dpm2
+            | Sampler::Dpm2A
+            | Sampler::Restart
+            | Sampler::DpmPpSde => Some(Schedule::Karras),
+            Sampler::DpmPp2MSde | Sampler::DpmPp2MSdeHeun | Sampler::DpmPp3MSde => {
+                Some(Schedule::Exponential)
+            }
+            Sampler::Euler
+            | Sampler::EulerA
+            | Sampler::Heun
+            | Sampler::Lms
+            | Sampler::DpmFast
+            | Sampler::DpmAdaptive
+            | Sampler::Ddim
+            | Sampler::DdimCfgPp
+            | Sampler::Plms
+            | Sampler::Lcm => None,
         }
+    }
+
+    /// A1111's `discard_next_to_last_sigma` option: the schedule is built for one step more and
+    /// its penultimate σ is dropped.
+    #[must_use]
+    pub fn discards_penultimate_sigma(self) -> bool {
+        matches!(self, Sampler::Dpm2 | Sampler::Dpm2A | Sampler::DpmPp3MSde)
+    }
+
+    /// A1111's `brownian_noise` option: the sampler's noise comes from Brownian trees seeded with
+    /// the image seeds, not from the image RNG's later draws.
+    #[must_use]
+    pub fn uses_brownian_noise(self) -> bool {
+        matches!(
+            self,
+            Sampler::DpmPpSde | Sampler::DpmPp2MSde | Sampler::DpmPp2MSdeHeun | Sampler::DpmPp3MSde
+        )
+    }
+
+    /// Whether the sampler runs on DDPM timesteps (A1111's `sd_samplers_timesteps`) rather than
+    /// on a k-diffusion σ schedule; the schedule type does not apply to it.
+    #[must_use]
+    pub fn uses_timesteps(self) -> bool {
+        matches!(self, Sampler::Ddim | Sampler::DdimCfgPp | Sampler::Plms)
     }
 
     /// The schedule this sampler runs with when `chosen` is picked: `Automatic` becomes the
@@ -147,12 +266,29 @@ impl Sampler {
         }
     }
 
+    /// Whether each step but a last one that ends at σ = 0 evaluates the model twice.
+    #[must_use]
+    pub fn is_second_order(self) -> bool {
+        matches!(
+            self,
+            Sampler::Heun
+                | Sampler::Dpm2
+                | Sampler::Dpm2A
+                | Sampler::DpmPp2SA
+                | Sampler::Restart
+                | Sampler::DpmPpSde
+        )
+    }
+
     /// Whether A1111 writes `ENSD` for this sampler: `sd_samplers_common.
-    /// is_sampler_using_eta_noise_seed_delta` needs the `uses_ensd` option and a non-zero eta,
-    /// which among these samplers only Euler a has (eta defaults to 1).
+    /// is_sampler_using_eta_noise_seed_delta` needs the `uses_ensd` option and a non-zero eta
+    /// (eta defaults to 1): Euler a, DPM2 a, DPM++ 2S a, DPM fast and DPM adaptive among these.
     #[must_use]
     pub fn writes_ensd(self) -> bool {
-        matches!(self, Sampler::EulerA)
+        matches!(
+            self,
+            Sampler::EulerA | Sampler::Dpm2A | Sampler::DpmPp2SA | Sampler::DpmFast | Sampler::DpmAdaptive
+        )
     }
 }
 
@@ -170,8 +306,7 @@ impl FromStr for Sampler {
     }
 }
 
-/// A sigma schedule ("Schedule type" in A1111, `modules/sd_schedulers.py`). Only the schedules
-/// Easel implements.
+/// A sigma schedule ("Schedule type" in A1111, `modules/sd_schedulers.py` of v1.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Schedule {
     /// The sampler's own default (see [`Sampler::default_schedule`]).
@@ -183,15 +318,43 @@ pub enum Schedule {
     Karras,
     /// Evenly spaced in log sigma.
     Exponential,
+    /// k-diffusion's polyexponential schedule with A1111's rho 1.
+    Polyexponential,
+    /// Evenly spaced timesteps without the last one (SGM / ComfyUI `sgm_uniform`).
+    #[serde(rename = "SGM Uniform")]
+    SgmUniform,
+    /// "KL Optimal": tan of evenly spaced arctan σ; ends at the model's smallest σ, not 0.
+    #[serde(rename = "KL Optimal")]
+    KlOptimal,
+    /// NVIDIA's Align Your Steps table for SD 1.5, log-linearly interpolated to the step count.
+    #[serde(rename = "Align Your Steps")]
+    AlignYourSteps,
+    /// Every (1000 / steps)-th entry of the model's σ table (ComfyUI `simple`).
+    Simple,
+    /// Evenly spaced timesteps including both ends (ComfyUI `normal`).
+    Normal,
+    /// The σ table at timesteps 1, 1 + 1000 // steps, … (ComfyUI `ddim_uniform`).
+    #[serde(rename = "DDIM")]
+    Ddim,
+    /// Quantiles of a Beta(α, β) distribution between the model's σ range (α = β = 0.6 by default).
+    Beta,
 }
 
 impl Schedule {
     /// Every schedule, in A1111's order.
-    pub const ALL: [Schedule; 4] = [
+    pub const ALL: [Schedule; 12] = [
         Schedule::Automatic,
         Schedule::Uniform,
         Schedule::Karras,
         Schedule::Exponential,
+        Schedule::Polyexponential,
+        Schedule::SgmUniform,
+        Schedule::KlOptimal,
+        Schedule::AlignYourSteps,
+        Schedule::Simple,
+        Schedule::Normal,
+        Schedule::Ddim,
+        Schedule::Beta,
     ];
 
     /// The label A1111 shows and writes in infotexts.
@@ -202,11 +365,37 @@ impl Schedule {
             Schedule::Uniform => "Uniform",
             Schedule::Karras => "Karras",
             Schedule::Exponential => "Exponential",
+            Schedule::Polyexponential => "Polyexponential",
+            Schedule::SgmUniform => "SGM Uniform",
+            Schedule::KlOptimal => "KL Optimal",
+            Schedule::AlignYourSteps => "Align Your Steps",
+            Schedule::Simple => "Simple",
+            Schedule::Normal => "Normal",
+            Schedule::Ddim => "DDIM",
+            Schedule::Beta => "Beta",
         }
     }
 
-    /// Looks a schedule up by its A1111 label or internal name (`karras`), ignoring ASCII case and
-    /// surrounding spaces.
+    /// A1111's internal scheduler name (`sd_schedulers.Scheduler.name`) and aliases.
+    fn internal_names(self) -> &'static [&'static str] {
+        match self {
+            Schedule::Automatic => &["automatic"],
+            Schedule::Uniform => &["uniform"],
+            Schedule::Karras => &["karras"],
+            Schedule::Exponential => &["exponential"],
+            Schedule::Polyexponential => &["polyexponential"],
+            Schedule::SgmUniform => &["sgm_uniform", "SGMUniform"],
+            Schedule::KlOptimal => &["kl_optimal"],
+            Schedule::AlignYourSteps => &["align_your_steps"],
+            Schedule::Simple => &["simple"],
+            Schedule::Normal => &["normal"],
+            Schedule::Ddim => &["ddim"],
+            Schedule::Beta => &["beta"],
+        }
+    }
+
+    /// Looks a schedule up by its A1111 label, internal name (`sgm_uniform`) or alias
+    /// (`SGMUniform`), ignoring ASCII case and surrounding spaces.
     ///
     /// # Errors
     /// [`ParamsError::UnknownSchedule`], listing the supported labels.
@@ -214,7 +403,10 @@ impl Schedule {
         let s = s.trim();
         Self::ALL
             .into_iter()
-            .find(|x| x.a1111_name().eq_ignore_ascii_case(s))
+            .find(|x| {
+                x.a1111_name().eq_ignore_ascii_case(s)
+                    || x.internal_names().iter().any(|a| a.eq_ignore_ascii_case(s))
+            })
             .ok_or_else(|| ParamsError::UnknownSchedule {
                 name: s.to_owned(),
                 valid: name_list(&Self::ALL, Self::a1111_name),

@@ -9,16 +9,17 @@ use super::sampler::{Denoiser, EpsModel};
 use super::schedule::{self, ModelSigmas};
 use super::unet::Unet;
 
-/// Runs the UNet on `[cond, uncond]` (one batch when the lengths match, two calls otherwise).
-/// `image_cond` (inpainting models) is concatenated to the input channels of both halves.
+/// Runs the UNet on `[cond, uncond]` (one batch when the lengths match, two calls otherwise), or
+/// on `cond` alone when `uncond` is `None` (CFG scale 1). `image_cond` (inpainting models) is
+/// concatenated to the input channels of every half.
 fn unet_cfg(
     unet: &Unet,
     x_in: &Tensor,
     t: f64,
     cond: &Tensor,
-    uncond: &Tensor,
+    uncond: Option<&Tensor>,
     image_cond: Option<&Tensor>,
-) -> Result<(Tensor, Tensor), DiffusionError> {
+) -> Result<(Tensor, Option<Tensor>), DiffusionError> {
     let b = x_in.dim(0)?;
     let with_cond;
     let x_in = match image_cond {
@@ -28,15 +29,27 @@ fn unet_cfg(
         }
         None => x_in,
     };
+    let Some(uncond) = uncond else {
+        return Ok((unet.forward(x_in, &[t], cond)?.to_dtype(DType::F32)?, None));
+    };
     if cond.dim(1)? == uncond.dim(1)? {
         let x2 = Tensor::cat(&[x_in, x_in], 0)?;
         let ctx = Tensor::cat(&[cond, uncond], 0)?;
         let eps = unet.forward(&x2, &[t], &ctx)?.to_dtype(DType::F32)?;
-        Ok((eps.narrow(0, 0, b)?, eps.narrow(0, b, b)?))
+        Ok((eps.narrow(0, 0, b)?, Some(eps.narrow(0, b, b)?)))
     } else {
         let c = unet.forward(x_in, &[t], cond)?.to_dtype(DType::F32)?;
         let u = unet.forward(x_in, &[t], uncond)?.to_dtype(DType::F32)?;
-        Ok((c, u))
+        Ok((c, Some(u)))
+    }
+}
+
+/// A1111's `uncond + (cond − uncond)·cfg`; at CFG 1 (no unconditional pass) the conditional
+/// output itself, which equals A1111's result up to the rounding of that expression.
+fn combine(cond: Tensor, uncond: Option<Tensor>, cfg: f64) -> Result<Tensor, DiffusionError> {
+    match uncond {
+        Some(u) => Ok((&u + ((cond - &u)? * cfg)?)?),
+        None => Ok(cond),
     }
 }
 
@@ -48,6 +61,11 @@ pub(crate) struct CfgDenoiser<'a> {
     pub(crate) cond: &'a Conditioning,
     pub(crate) uncond: &'a Conditioning,
     pub(crate) cfg: f64,
+    /// Skip the unconditional pass (set at CFG scale 1, where it cannot change the result).
+    pub(crate) skip_uncond: bool,
+    /// Keep the unconditional noise prediction of the last call (DDIM CFG++).
+    pub(crate) keep_uncond: bool,
+    pub(crate) last_uncond: Option<Tensor>,
     pub(crate) dtype: DType,
     pub(crate) evaluations: usize,
     /// Inpainting-model conditioning `[B, 5, h, w]` (mask + masked-image latents).
@@ -90,22 +108,26 @@ impl Denoiser for CfgDenoiser<'_> {
             &x_in,
             f64::from(t),
             self.cond.at(self.evaluations),
-            self.uncond.at(self.evaluations),
+            (!self.skip_uncond).then(|| self.uncond.at(self.evaluations)),
             self.image_cond.as_ref(),
         )?;
         self.evaluations += 1;
         let c_out = -f64::from(sigma);
-        let mut d_c = (x + (eps_c * c_out)?)?;
-        let mut d_u = (x + (eps_u * c_out)?)?;
-        if self.lcm_grid.is_some() {
+        let lcm = self.lcm_grid.is_some();
+        let x0 = |eps: Tensor| -> Result<Tensor, DiffusionError> {
+            let d = (x + (eps * c_out)?)?;
+            if !lcm {
+                return Ok(d);
+            }
             // LCM's consistency scalings with σ_data = 0.5 and the timestep ×10.
             let ts = f64::from(t) * 10.0;
             let c_skip = 0.25 / (ts * ts + 0.25);
             let c_out = ts / (ts * ts + 0.25).sqrt();
-            d_c = ((d_c * c_out)? + (x * c_skip)?)?;
-            d_u = ((d_u * c_out)? + (x * c_skip)?)?;
-        }
-        let denoised = (&d_u + ((d_c - &d_u)? * self.cfg)?)?;
+            Ok(((d * c_out)? + (x * c_skip)?)?)
+        };
+        let d_c = x0(eps_c)?;
+        let d_u = eps_u.map(x0).transpose()?;
+        let denoised = combine(d_c, d_u, self.cfg)?;
         match &self.blend {
             Some(blend) => blend.apply(&denoised),
             None => Ok(denoised),
@@ -124,10 +146,17 @@ impl EpsModel for CfgDenoiser<'_> {
             &x_in,
             t as f64,
             self.cond.at(self.evaluations),
-            self.uncond.at(self.evaluations),
+            (!self.skip_uncond).then(|| self.uncond.at(self.evaluations)),
             self.image_cond.as_ref(),
         )?;
         self.evaluations += 1;
-        Ok((&e_u + ((e_c - &e_u)? * self.cfg)?)?)
+        if self.keep_uncond {
+            self.last_uncond.clone_from(&e_u);
+        }
+        combine(e_c, e_u, self.cfg)
+    }
+
+    fn last_uncond_eps(&self) -> Option<Tensor> {
+        self.last_uncond.clone()
     }
 }

@@ -1,6 +1,7 @@
 //! Diffusion: the networks, text conditioning, torch-compatible noise, σ schedules, samplers, the
 //! CFG denoiser, LoRA merging and the one generation pipeline. Knows nothing of egui; the engine drives it.
 
+pub mod brownian;
 pub mod clip;
 pub mod conditioning;
 pub mod denoiser;
@@ -16,6 +17,7 @@ pub mod profile;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
+pub mod special;
 pub mod unet;
 pub mod vae;
 

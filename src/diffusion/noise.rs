@@ -57,6 +57,13 @@ impl BatchNoise {
     }
 }
 
+impl BatchNoise {
+    /// The image seeds, one per image of the batch.
+    pub(crate) fn seeds(&self) -> &[u64] {
+        &self.seeds
+    }
+}
+
 impl NoiseSource for BatchNoise {
     fn next_noise(&mut self) -> Result<Tensor, DiffusionError> {
         let numel = self.shape.0 * self.shape.1 * self.shape.2;

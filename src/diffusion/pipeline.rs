@@ -5,16 +5,17 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::DiffusionError;
+use super::brownian::BrownianNoise;
 use super::conditioning::{Conditioning, encode_scheduled};
 use super::denoiser::{CfgDenoiser, LatentBlend};
 use super::img2img::{self, Start, img2img_t_enc};
 use super::model::SdModel;
 use super::noise::{BatchNoise, batch_seeds, first_noise, latent_shape, rng_kind};
 use super::sampler::{self, NoiseSource};
-use super::schedule::{self, ModelSigmas, sigmas_for};
+use super::schedule::{self, ModelSigmas, ScheduleOptions, sigmas_with};
 use super::unet as unet_mod;
 use crate::infotext;
-use crate::params::{GenerationParams, Sampler};
+use crate::params::{GenerationParams, Sampler, Schedule};
 use crate::prompt::ClipTokenizer;
 use crate::request::{GeneratedImage, InitImage, StepInfo};
 
@@ -153,6 +154,7 @@ pub fn sample_batch(
         }),
         _ => None,
     };
+    let cfgpp = params.sampler == Sampler::DdimCfgPp;
     let mut denoiser = CfgDenoiser {
         unet: &model.unet,
         table: &model.sigmas,
@@ -160,7 +162,18 @@ pub fn sample_batch(
             .then(|| ModelSigmas::lcm_grid(model.sigmas.alphas_cumprod())),
         cond: &cond,
         uncond: &uncond,
-        cfg: f64::from(params.cfg_scale),
+        // DDIM CFG++ maps CFG 0…12.5 to 0…1 (A1111's cond_scale_miltiplier).
+        cfg: if cfgpp {
+            f64::from(params.cfg_scale) * (1.0 / 12.5)
+        } else {
+            f64::from(params.cfg_scale)
+        },
+        // A1111 v1.10 always runs the unconditional half; at CFG 1 it cannot change the result
+        // (uncond + (cond − uncond)·1 = cond up to rounding), so Easel runs batch 1 instead of 2.
+        // DDIM CFG++ needs the unconditional prediction itself.
+        skip_uncond: params.cfg_scale == 1.0 && !cfgpp,
+        keep_uncond: cfgpp,
+        last_uncond: None,
         dtype: model.dtype,
         evaluations: 0,
         image_cond: start.image_cond.as_ref().map(batch).transpose()?,
@@ -168,43 +181,74 @@ pub fn sample_batch(
     };
     let steps = params.steps as usize;
     let mut callback = |i: usize, total: usize, _x: &Tensor, x0: &Tensor| on_step(i + 1, total, x0);
-    let mut latents = if params.sampler == Sampler::Ddim {
+    let mut latents = if params.sampler.uses_timesteps() {
         let timesteps = schedule::ddim_timesteps(steps, model.sigmas.alphas_cumprod().len());
         let alphas = model.sigmas.alphas_cumprod().to_vec();
-        match (&init, &start.image) {
+        // A1111's timestep img2img: noise to timesteps[t_enc], then run over timesteps[..t_enc].
+        let (x, timesteps) = match (&init, &start.image) {
             (Some(init), Some((_, strength))) => {
-                // A1111's timestep img2img: noise to timesteps[t_enc], then run DDIM over timesteps[..t_enc].
                 let t_enc = img2img_t_enc(*strength, steps).min(timesteps.len() - 1);
                 let a = alphas[timesteps[t_enc]];
                 let x = ((init * f64::from(a.sqrt()))? + (&first * f64::from((1.0 - a).sqrt()))?)?;
-                sampler::sample_ddim(
-                    &mut denoiser,
-                    x,
-                    &timesteps[..t_enc],
-                    &alphas,
-                    &mut noise,
-                    &mut callback,
-                )?
+                (x, &timesteps[..t_enc])
             }
-            _ => sampler::sample_ddim(
-                &mut denoiser,
-                first.clone(),
-                &timesteps,
-                &alphas,
-                &mut noise,
-                &mut callback,
-            )?,
+            _ => (first.clone(), &timesteps[..]),
+        };
+        match params.sampler {
+            Sampler::Plms => sampler::sample_plms(&mut denoiser, x, timesteps, &alphas, &mut callback)?,
+            Sampler::DdimCfgPp => {
+                sampler::sample_ddim_cfgpp(&mut denoiser, x, timesteps, &alphas, &mut noise, &mut callback)?
+            }
+            _ => sampler::sample_ddim(&mut denoiser, x, timesteps, &alphas, &mut noise, &mut callback)?,
         }
     } else {
-        let sigmas = sigmas_for(params.sampler, params.schedule, steps, &model.sigmas);
+        let options = ScheduleOptions {
+            beta: infotext::read_beta_schedule(&params.extra),
+        };
+        let sigmas = sigmas_with(params.sampler, params.schedule, steps, &model.sigmas, options);
         // img2img: run the last t_enc + 1 steps of the full schedule from the noised image latents.
+        let img2img = matches!((&init, &start.image), (Some(_), Some(_)));
         let (x, sched) = if let (Some(init), Some((_, strength))) = (&init, &start.image) {
-            let sched = &sigmas[steps - img2img_t_enc(*strength, steps) - 1..];
+            let cut = (steps - img2img_t_enc(*strength, steps) - 1).min(sigmas.len() - 1);
+            let sched = &sigmas[cut..];
             ((init + (&first * f64::from(sched[0]))?)?, sched)
         } else {
             ((&first * f64::from(sigmas[0]))?, &sigmas[..])
         };
-        sampler::sample_k(params.sampler, &mut denoiser, x, sched, &mut noise, &mut callback)?
+        match params.sampler {
+            Sampler::DpmFast | Sampler::DpmAdaptive => {
+                // A1111 hands these the model's σ range (txt2img) or the img2img schedule's ends.
+                let range = if img2img && sched.len() >= 2 {
+                    (sched[sched.len() - 2], sched[0])
+                } else {
+                    (model.sigmas.sigma_min(), model.sigmas.sigma_max())
+                };
+                let n = if img2img { sched.len() - 1 } else { steps };
+                sampler::sample_dpm_solver(
+                    params.sampler,
+                    &mut denoiser,
+                    x,
+                    range,
+                    n,
+                    &mut noise,
+                    &mut callback,
+                )?
+            }
+            s if s.uses_brownian_noise() => {
+                // A1111's create_noise_sampler: one tree per image seed over the whole schedule's
+                // positive σ range, drawing with the job's RNG setting.
+                let lo = sigmas
+                    .iter()
+                    .copied()
+                    .filter(|&s| s > 0.0)
+                    .fold(f32::INFINITY, f32::min);
+                let hi = sigmas.iter().copied().fold(0.0f32, f32::max);
+                let mut brownian =
+                    BrownianNoise::new(rng_kind(params.rng), noise.seeds(), lo, hi, shape, &model.device);
+                sampler::sample_sde(s, &mut denoiser, x, sched, &mut brownian, &mut callback)?
+            }
+            _ => sampler::sample_k(params.sampler, &mut denoiser, x, sched, &mut noise, &mut callback)?,
+        }
     };
     if let Some(blend) = &blend {
         latents = blend.apply(&latents)?;
@@ -214,6 +258,16 @@ pub fn sample_batch(
         noise: first,
         evaluations: denoiser.evaluations,
     })
+}
+
+/// Sets the infotext keys that depend on the schedule: A1111 writes `Beta schedule alpha`/`beta`
+/// (its settings, A1111's defaults unless the parameters name others) when the Beta schedule is
+/// used, and nothing otherwise.
+pub fn write_schedule_keys(params: &mut GenerationParams) {
+    let beta = (!params.sampler.uses_timesteps()
+        && params.sampler.resolved_schedule(params.schedule) == Schedule::Beta)
+        .then(|| infotext::read_beta_schedule(&params.extra));
+    infotext::write_beta_schedule(&mut params.extra, beta);
 }
 
 /// Decodes latents `[B, C, h, w]` to RGB8 images, A1111's way (clamp, ×255, truncate).
@@ -289,14 +343,16 @@ pub fn generate(
             inpainting_model,
         );
     }
+    write_schedule_keys(&mut params);
     let params = &params;
     let clip_skip = params.clip_skip as usize;
     // `<lora:…>` tags are applied to the model by the engine; the text encoder never sees them.
     let (prompt, _, _) = crate::prompt::extra_networks::extract_tags(&params.prompt)?;
     // Prompt editing counts model calls: Heun makes two per step but one in its last step.
-    let calls = match params.sampler {
-        Sampler::Heun => 2 * params.steps as usize - 1,
-        _ => params.steps as usize,
+    let calls = if params.sampler.is_second_order() {
+        2 * params.steps as usize - 1
+    } else {
+        params.steps as usize
     };
     let (mut used, mut used_negative) = (Vec::new(), Vec::new());
     let cond = encode_scheduled(model, tokenizer, &prompt, clip_skip, calls, &mut used)?;

@@ -634,15 +634,19 @@ mod tests {
 
     #[test]
     fn unknown_names_list_the_valid_ones() {
-        let err = Sampler::from_name("DPM++ SDE").expect_err("not supported");
+        let err = Sampler::from_name("UniPC").expect_err("not supported yet");
         assert_eq!(
             err.to_string(),
-            "unknown sampler 'DPM++ SDE': Easel supports Euler, Euler a, Heun, DPM++ 2M, DDIM, LCM"
+            "unknown sampler 'UniPC': Easel supports DPM++ 2M, DPM++ SDE, DPM++ 2M SDE, DPM++ 2M SDE \
+             Heun, DPM++ 2S a, DPM++ 3M SDE, Euler a, Euler, LMS, Heun, DPM2, DPM2 a, DPM fast, DPM \
+             adaptive, Restart, DDIM, DDIM CFG++, PLMS, LCM"
         );
-        let err = Schedule::from_name("Beta").expect_err("not supported");
+        let err = Schedule::from_name("Karras Exponential").expect_err("not an A1111 v1.10 schedule");
         assert_eq!(
             err.to_string(),
-            "unknown schedule type 'Beta': Easel supports Automatic, Uniform, Karras, Exponential"
+            "unknown schedule type 'Karras Exponential': Easel supports Automatic, Uniform, Karras, \
+             Exponential, Polyexponential, SGM Uniform, KL Optimal, Align Your Steps, Simple, Normal, \
+             DDIM, Beta"
         );
         let err = RngSource::from_name("TPU").expect_err("not a source");
         assert_eq!(
@@ -918,15 +922,36 @@ mod tests {
             Ok((Sampler::Euler, Schedule::Exponential))
         );
         assert_eq!(parse("DPM++ 2M"), Ok((Sampler::DpmPp2M, Schedule::Automatic)));
-        let err = parse("DPM++ 2M SDE Karras").expect_err("unsupported");
-        assert!(
-            matches!(&err, ParamsError::UnknownSampler { name, .. } if name == "DPM++ 2M SDE"),
-            "{err}"
+        assert_eq!(
+            parse("DPM++ 2M SDE Karras"),
+            Ok((Sampler::DpmPp2MSde, Schedule::Karras))
         );
-        let err = parse("Euler Beta").expect_err("unsupported schedule");
-        assert!(
-            matches!(&err, ParamsError::UnknownSchedule { name, .. } if name == "Beta"),
-            "{err}"
+        assert_eq!(
+            parse("DPM++ SDE Karras"),
+            Ok((Sampler::DpmPpSde, Schedule::Automatic))
+        );
+        assert_eq!(
+            parse("DPM++ 2M SDE Exponential"),
+            Ok((Sampler::DpmPp2MSde, Schedule::Automatic))
+        );
+        assert_eq!(
+            parse("DPM++ 2M SDE Heun Karras"),
+            Ok((Sampler::DpmPp2MSdeHeun, Schedule::Karras))
+        );
+        assert_eq!(
+            parse("DPM++ 3M SDE"),
+            Ok((Sampler::DpmPp3MSde, Schedule::Automatic))
+        );
+        assert_eq!(parse("Euler Beta"), Ok((Sampler::Euler, Schedule::Beta)));
+        assert_eq!(parse("LMS Karras"), Ok((Sampler::Lms, Schedule::Karras)));
+        assert_eq!(parse("DPM2 a Karras"), Ok((Sampler::Dpm2A, Schedule::Automatic)));
+        assert_eq!(
+            parse("DPM++ 2S a Karras"),
+            Ok((Sampler::DpmPp2SA, Schedule::Automatic))
+        );
+        assert_eq!(
+            parse("DPM2 Align Your Steps"),
+            Ok((Sampler::Dpm2, Schedule::AlignYourSteps))
         );
         // A1111 tries "Uniform" before "SGM Uniform", leaving the sampler name "Euler SGM".
         let err = parse("Euler SGM Uniform").expect_err("unsupported");

@@ -41,6 +41,11 @@ pub const INPAINT_AREA: &str = "Inpaint area";
 /// `Masked area padding` in pixels, with "Only masked".
 pub const MASKED_AREA_PADDING: &str = "Masked area padding";
 
+/// `Beta schedule alpha` (A1111's `beta_dist_alpha` setting), written with the Beta schedule.
+pub const BETA_SCHEDULE_ALPHA: &str = "Beta schedule alpha";
+/// `Beta schedule beta` (A1111's `beta_dist_beta` setting), written with the Beta schedule.
+pub const BETA_SCHEDULE_BETA: &str = "Beta schedule beta";
+
 /// The img2img and inpainting keys Easel reads and writes.
 pub const IMG2IMG_KEYS: [&str; 6] = [
     CONDITIONAL_MASK_WEIGHT,
@@ -61,6 +66,39 @@ fn set(extra: &mut Vec<(String, String)>, key: &str, value: String) {
     match extra.iter_mut().find(|(k, _)| k == key) {
         Some(slot) => slot.1 = value,
         None => extra.push((key.to_owned(), value)),
+    }
+}
+
+/// The Beta schedule's (α, β) from the extra keys; A1111's defaults (0.6, 0.6) where a key is
+/// missing, not a positive number, or unreadable.
+pub fn read_beta_schedule(extra: &[(String, String)]) -> (f64, f64) {
+    let get = |key: &str, default: f64| {
+        extra
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .unwrap_or(default)
+    };
+    (get(BETA_SCHEDULE_ALPHA, 0.6), get(BETA_SCHEDULE_BETA, 0.6))
+}
+
+/// Writes the Beta schedule keys as A1111's `KDiffusionSampler.get_sigmas` does (Python float
+/// text) when `beta` is `Some`, and removes them otherwise.
+pub fn write_beta_schedule(extra: &mut Vec<(String, String)>, beta: Option<(f64, f64)>) {
+    let py_float = |v: f64| {
+        if v.fract() == 0.0 && v.abs() < 1e16 {
+            format!("{v:.1}")
+        } else {
+            format!("{v}")
+        }
+    };
+    match beta {
+        Some((alpha, beta)) => {
+            set(extra, BETA_SCHEDULE_ALPHA, py_float(alpha));
+            set(extra, BETA_SCHEDULE_BETA, py_float(beta));
+        }
+        None => extra.retain(|(k, _)| k != BETA_SCHEDULE_ALPHA && k != BETA_SCHEDULE_BETA),
     }
 }
 
