@@ -1383,7 +1383,7 @@ const INVOKEAI_SCHEDULERS: [(&str, &str, Option<&str>); 22] = [
 
 /// InvokeAI 2.x sampler names (`ldm/invoke/args.py` `SAMPLER_CHOICES`; 2.2's `generate.py` maps
 /// `k_dpmpp_2` to `dpmpp_2m` and `k_dpmpp_2_a` to `dpmpp_2s_ancestral`).
-const INVOKEAI_LEGACY_SAMPLERS: [(&str, &str); 11] = [
+pub(crate) const INVOKEAI_LEGACY_SAMPLERS: [(&str, &str); 11] = [
     ("ddim", "DDIM"),
     ("plms", "PLMS"),
     ("pndm", "PLMS"),

@@ -35,6 +35,17 @@ impl ConvShape {
     fn output_len(self) -> usize {
         self.batch * self.out_channels * self.height * self.width
     }
+
+    /// Panics unless the slices have this shape's lengths (`taps` weights per channel pair).
+    fn check(self, x: &[f32], weight: &[f32], taps: usize, bias: Option<&[f32]>, out: &[f32]) {
+        assert_eq!(x.len(), self.input_len(), "convolution input length");
+        let weights = self.out_channels * self.in_channels * taps;
+        assert_eq!(weight.len(), weights, "convolution weight length");
+        assert_eq!(out.len(), self.output_len(), "convolution output length");
+        if let Some(bias) = bias {
+            assert_eq!(bias.len(), self.out_channels, "convolution bias length");
+        }
+    }
 }
 
 /// Fills every row of `dst` (rows of `row_len`) with its channel's bias, or zeros.
@@ -73,12 +84,7 @@ pub fn conv3x3(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape
         width: w,
         ..
     } = shape;
-    assert_eq!(x.len(), shape.input_len(), "conv3x3 input length");
-    assert_eq!(weight.len(), cout * cin * 9, "conv3x3 weight length");
-    assert_eq!(out.len(), shape.output_len(), "conv3x3 output length");
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), cout, "conv3x3 bias length");
-    }
+    shape.check(x, weight, 9, bias, out);
     if out.is_empty() {
         return;
     }
@@ -214,12 +220,7 @@ pub fn conv1x1(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape
         width: w,
         ..
     } = shape;
-    assert_eq!(x.len(), shape.input_len(), "conv1x1 input length");
-    assert_eq!(weight.len(), cout * cin, "conv1x1 weight length");
-    assert_eq!(out.len(), shape.output_len(), "conv1x1 output length");
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), cout, "conv1x1 bias length");
-    }
+    shape.check(x, weight, 1, bias, out);
     let n = h * w;
     if out.is_empty() {
         return;
