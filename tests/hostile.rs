@@ -268,6 +268,43 @@ fn deeply_nested_prompts_never_overflow_the_stack() {
 }
 
 #[test]
+fn overflowing_weights_and_guidance_are_named_instead_of_saving_a_black_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.png");
+    // A1111's weight syntax takes only digits and dots, so overflow needs hundreds of digits.
+    let huge = format!("a (fox:{})", "9".repeat(400));
+    let o = generate_tiny(&model_path(), &out, &["--prompt", &huge]);
+    assert_refused(&o, "the prompt's text conditioning holds NaN or infinite values");
+    let o = generate_tiny(&model_path(), &out, &["--negative", &huge]);
+    assert_refused(&o, "the negative prompt's text conditioning");
+    assert_refused(
+        &generate_tiny(&model_path(), &out, &["--cfg", "1e30"]),
+        "CFG scale",
+    );
+    // A LoRA weight that overflows only in the UNet: the first step names it.
+    let loras = fixtures().join("models/loras");
+    let o = generate_tiny(
+        &model_path(),
+        &out,
+        &[
+            "--prompt",
+            "a fox <lora:tiny_style:0:1e30>",
+            "--lora-dir",
+            loras.to_str().unwrap(),
+        ],
+    );
+    assert_refused(
+        &o,
+        "the UNet's prediction at step 1/1 holds NaN or infinite values",
+    );
+    assert!(!out.exists(), "no output after a refusal");
+    // A large but representable weight is the user's choice: it runs.
+    let o = generate_tiny(&model_path(), &out, &["--prompt", "a (fox:60)", "--cfg", "30"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.exists());
+}
+
+#[test]
 fn impossible_batches_and_outputs_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.png");

@@ -110,6 +110,19 @@ impl Conditioning {
         self.entries.is_empty()
     }
 
+    /// True when every embedding in the schedule is finite (no NaN or infinity).
+    ///
+    /// # Errors
+    /// Tensor failures.
+    pub fn is_finite(&self) -> candle_core::Result<bool> {
+        for (_, t) in &self.entries {
+            if !super::all_finite(t)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     pub(crate) fn map(
         &self,
         f: impl Fn(&Tensor) -> candle_core::Result<Tensor>,

@@ -49,3 +49,15 @@ pub enum DiffusionError {
     #[error(transparent)]
     Lora(#[from] crate::models::lora_file::LoraError),
 }
+
+/// True when `t` holds no NaN or infinity (checked in f32).
+///
+/// # Errors
+/// Tensor failures.
+pub fn all_finite(t: &candle_core::Tensor) -> candle_core::Result<bool> {
+    Ok(t.to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .all(|v| v.is_finite()))
+}

@@ -29,6 +29,10 @@ pub trait Observer {
     fn on_warning(&mut self, message: &str);
 }
 
+/// Largest CFG scale magnitude a job accepts: beyond it the guidance only amplifies rounding noise
+/// into infinities.
+pub const MAX_CFG_SCALE: f32 = 100.0;
+
 /// Checks a request against the model before any work starts.
 pub fn validate(params: &GenerationParams, model: &SdModel) -> Result<(), DiffusionError> {
     let bad = |m: String| Err(DiffusionError::Input(m));
@@ -72,8 +76,11 @@ pub fn validate(params: &GenerationParams, model: &SdModel) -> Result<(), Diffus
             params.batch_size, params.batch_count
         ));
     }
-    if !params.cfg_scale.is_finite() {
-        return bad("CFG scale must be a finite number".into());
+    if !params.cfg_scale.is_finite() || params.cfg_scale.abs() > MAX_CFG_SCALE {
+        return bad(format!(
+            "CFG scale {} is outside -{MAX_CFG_SCALE}…{MAX_CFG_SCALE} (A1111's slider goes to 30; 4–12 is usual)",
+            params.cfg_scale
+        ));
     }
     let layers = model.clip.config().num_hidden_layers as u32;
     if params.clip_skip == 0 || params.clip_skip > layers {
@@ -139,6 +146,16 @@ pub fn sample_batch(
     );
     let first = noise.next_noise()?;
     let repeat = |t: &Tensor| t.repeat((b, 1, 1));
+    // Where NaN or infinity first appears names its cause: the text conditioning (an emphasis
+    // weight like `(word:1e400)`, or a broken text encoder / embedding) before any UNet call.
+    for (which, c) in [("prompt", cond), ("negative prompt", uncond)] {
+        if !c.is_finite()? {
+            return Err(DiffusionError::Input(format!(
+                "the {which}'s text conditioning holds NaN or infinite values: an emphasis weight `(word:N)` or a LoRA weight is \
+                 too large to represent, or the text encoder or an embedding in it is broken"
+            )));
+        }
+    }
     let cond = cond.map(repeat)?;
     let uncond = uncond.map(repeat)?;
     let batch = |t: &Tensor| -> Result<Tensor, DiffusionError> {
@@ -180,7 +197,17 @@ pub fn sample_batch(
         blend: blend.clone(),
     };
     let steps = params.steps as usize;
-    let mut callback = |i: usize, total: usize, _x: &Tensor, x0: &Tensor| on_step(i + 1, total, x0);
+    let mut callback = |i: usize, total: usize, _x: &Tensor, x0: &Tensor| {
+        if !super::all_finite(x0)? {
+            return Err(DiffusionError::Input(format!(
+                "the UNet's prediction at step {}/{total} holds NaN or infinite values (the \
+                 conditioning was finite): the checkpoint's weights are broken, or a LoRA's weight is \
+                 far too large; the job stopped instead of saving a black image",
+                i + 1
+            )));
+        }
+        on_step(i + 1, total, x0)
+    };
     let mut latents = if params.sampler.uses_timesteps() {
         let timesteps = schedule::ddim_timesteps(steps, model.sigmas.alphas_cumprod().len());
         let alphas = model.sigmas.alphas_cumprod().to_vec();
