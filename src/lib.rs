@@ -14,4 +14,5 @@ pub mod params;
 pub mod prompt;
 pub mod request;
 pub mod system;
+pub mod text;
 pub mod ui;

@@ -252,11 +252,18 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
+            let limit = easel::text::MESSAGE_LIMIT;
             if err.downcast_ref::<BadInput>().is_some() {
-                eprintln!("error: {err}");
+                eprintln!(
+                    "error: {}",
+                    printable(&easel::text::shorten(&err.to_string(), limit))
+                );
                 ExitCode::from(2)
             } else {
-                eprintln!("error: {err:#}");
+                eprintln!(
+                    "error: {}",
+                    printable(&easel::text::shorten(&format!("{err:#}"), limit))
+                );
                 ExitCode::from(1)
             }
         }
@@ -304,7 +311,11 @@ fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
         Some(image) => {
             let metadata = image_metadata(image)?;
             for warning in &metadata.warnings {
-                eprintln!("warning: {}: {warning}", image.display());
+                eprintln!(
+                    "warning: {}: {}",
+                    image.display(),
+                    printable(&easel::text::shorten(warning, easel::text::MESSAGE_LIMIT))
+                );
             }
             let (params, problems) = metadata.generation_params();
             for problem in problems {
@@ -745,7 +756,10 @@ fn png_info(image: &Path, json: bool) -> anyhow::Result<ExitCode> {
         let _ = writeln!(text, "lora:      {} ({weight}{hash})", printable(&lora.name));
     }
     for warning in &m.warnings {
-        eprintln!("warning: {}", printable(warning));
+        eprintln!(
+            "warning: {}",
+            printable(&easel::text::shorten(warning, easel::text::MESSAGE_LIMIT))
+        );
     }
     print_out(&text)?;
     Ok(ExitCode::SUCCESS)

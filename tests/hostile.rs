@@ -305,6 +305,29 @@ fn overflowing_weights_and_guidance_are_named_instead_of_saving_a_black_image() 
 }
 
 #[test]
+fn messages_echo_at_most_a_kilobyte_of_a_huge_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.png");
+    let huge = "x".repeat(100_000);
+    let tag = format!("<lora:{huge}>");
+    for extra in [
+        ["--sampler", huge.as_str()],
+        ["--schedule", huge.as_str()],
+        ["--prompt", tag.as_str()],
+    ] {
+        let o = generate_tiny(&model_path(), &out, &extra);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{}", &err[..err.len().min(300)]);
+        assert!(err.len() < 2000, "{} bytes of stderr for {}", err.len(), extra[0]);
+        assert!(
+            err.contains("characters left out"),
+            "{}",
+            &err[..err.len().min(300)]
+        );
+    }
+}
+
+#[test]
 fn impossible_batches_and_outputs_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.png");

@@ -227,7 +227,7 @@ pub(crate) fn run_job(
         Err(err) => emit(Event::Failed {
             job: job.id,
             kind: failure_kind(&err),
-            message: err.to_string(),
+            message: crate::text::shorten(&err.to_string(), crate::text::MESSAGE_LIMIT).into_owned(),
         }),
     }
 }
@@ -258,7 +258,7 @@ pub(super) fn worker_loop(
                 emit(Event::Failed {
                     job: job.id,
                     kind: FailureKind::Internal,
-                    message: err.to_string(),
+                    message: crate::text::shorten(&err.to_string(), crate::text::MESSAGE_LIMIT).into_owned(),
                 });
                 continue;
             }
