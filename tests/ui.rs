@@ -522,3 +522,20 @@ fn dropping_a_jpeg_names_its_tool_and_keeps_a_sampler_easel_lacks() {
             .is_some()
     );
 }
+
+#[test]
+fn open_folder_without_an_opener_names_the_folder_not_a_missing_file() {
+    let opener_exists = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("xdg-open").is_file()));
+    if !cfg!(target_os = "linux") || opener_exists {
+        return; // clicking would really open a file manager
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    h.get_by_label("Open folder").click();
+    h.run();
+    let messages = h.state().messages().join("\n");
+    assert!(messages.contains("no `xdg-open` program"), "{messages}");
+    assert!(messages.contains("outputs"), "{messages}");
+    assert!(!messages.contains("No such file"), "{messages}");
+}

@@ -377,9 +377,23 @@ impl EaselApp {
                 } else {
                     "xdg-open"
                 };
-                if let Err(err) = std::process::Command::new(opener).arg(dir).spawn() {
-                    self.messages
-                        .push(format!("could not open {}: {err}", dir.display()));
+                match std::process::Command::new(opener).arg(dir).spawn() {
+                    // Reap the opener off the UI thread so that it leaves no zombie behind.
+                    Ok(mut child) => {
+                        let reaper = std::thread::Builder::new().name("folder-opener".into());
+                        if reaper.spawn(move || child.wait()).is_err() {
+                            tracing::debug!("could not start a thread to wait for the folder opener");
+                        }
+                    }
+                    // "No such file or directory" here is about the opener, not the folder.
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.messages.push(format!(
+                        "could not show the folder: this system has no `{opener}` program; the outputs are in {}",
+                        dir.display()
+                    )),
+                    Err(err) => self.messages.push(format!(
+                        "could not show the folder with `{opener}` ({err}); the outputs are in {}",
+                        dir.display()
+                    )),
                 }
             }
             Command::DismissMessage(index) => {
