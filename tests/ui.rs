@@ -533,9 +533,49 @@ fn open_folder_without_an_opener_names_the_folder_not_a_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = app(dir.path(), small_settings());
     h.get_by_label("Open folder").click();
-    h.run();
+    h.run_steps(3);
     let messages = h.state().messages().join("\n");
     assert!(messages.contains("no `xdg-open` program"), "{messages}");
     assert!(messages.contains("outputs"), "{messages}");
     assert!(!messages.contains("No such file"), "{messages}");
+}
+
+#[test]
+fn a_model_folder_can_be_typed_when_no_file_dialog_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    let label = easel::ui::PATH_LABEL;
+    h.get_by_label("Add folder…").click();
+    h.run_steps(3);
+    let missing = dir.path().join("no-such-folder");
+    h.get_by_role_and_label(egui::Role::TextInput, label).focus();
+    h.step();
+    h.get_by_role_and_label(egui::Role::TextInput, label)
+        .type_text(&missing.display().to_string());
+    h.step();
+    h.get_by_label("Add").click();
+    h.run_steps(3);
+    let messages = h.state().messages().join("\n");
+    assert!(
+        messages.contains("does not exist; expected a folder"),
+        "{messages}"
+    );
+    assert!(!h.state().settings().model_folders.contains(&missing));
+    // A real folder, pasted with quotes: added, and the window closes.
+    let folder = dir.path().join("more models");
+    std::fs::create_dir(&folder).unwrap();
+    h.get_by_role_and_label(egui::Role::TextInput, label).focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_role_and_label(egui::Role::TextInput, label)
+        .type_text(&format!("\"{}\"", folder.display()));
+    h.step();
+    h.get_by_label("Add").click();
+    h.run_steps(3);
+    assert!(
+        h.state().settings().model_folders.contains(&folder),
+        "{:?}",
+        h.state().settings().model_folders
+    );
+    assert!(h.query_by_label(label).is_none(), "the window closed");
 }

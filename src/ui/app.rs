@@ -10,7 +10,7 @@ use eframe::egui::{self, Color32, Key, KeyboardShortcut, Modifiers, Vec2};
 use super::autosave::{Autosave, AutosaveStep};
 use super::canvas::{self, CanvasView};
 use super::canvas_gpu::CanvasResources;
-use super::command::Command;
+use super::command::{Command, PathKind};
 use super::io::{Io, IoTask, Reply};
 use super::jobs::{Effect, Jobs, Submit};
 use super::only_masked::OnlyMaskedBox;
@@ -301,7 +301,30 @@ impl EaselApp {
         }
     }
 
+    /// A typed path: used when it is the right kind of thing, otherwise a message says why.
+    fn use_path(&mut self, kind: PathKind, path: PathBuf) {
+        let (ok, wanted) = match kind {
+            PathKind::ModelFolder => (path.is_dir(), "a folder"),
+            PathKind::Image => (path.is_file(), "an image file"),
+        };
+        if !ok {
+            let why = if path.exists() {
+                "is not"
+            } else {
+                "does not exist; expected"
+            };
+            let shown = crate::text::shorten(&path.display().to_string(), 300).into_owned();
+            self.messages.push(format!("{shown} {why} {wanted}"));
+            return;
+        }
+        self.handle_pick(match kind {
+            PathKind::ModelFolder => Picked::ModelFolder(path),
+            PathKind::Image => Picked::Image(path),
+        });
+    }
+
     fn handle_pick(&mut self, picked: Picked) {
+        self.dialogs.close_path();
         match picked {
             Picked::Image(file) => self.io.send(IoTask::LoadImage(file)),
             Picked::ModelFolder(folder) => {
@@ -337,19 +360,24 @@ impl EaselApp {
                 prompt.push_str(&name);
                 prompt.push_str(":1>");
             }
-            Command::AddFolder => self.open_dialog("folder-dialog", "folder dialog", || {
-                rfd::FileDialog::new()
-                    .set_title("Add a model folder")
-                    .pick_folder()
-                    .map(Picked::ModelFolder)
-            }),
-            Command::OpenImage => self.open_dialog("image-dialog", "file dialog", || {
+            Command::AddFolder => self.dialogs.ask_path(PathKind::ModelFolder),
+            Command::OpenImage => self.dialogs.ask_path(PathKind::Image),
+            Command::Browse(PathKind::ModelFolder) => {
+                self.open_dialog("folder-dialog", "folder dialog", || {
+                    rfd::FileDialog::new()
+                        .set_title("Add a model folder")
+                        .pick_folder()
+                        .map(Picked::ModelFolder)
+                });
+            }
+            Command::Browse(PathKind::Image) => self.open_dialog("image-dialog", "file dialog", || {
                 rfd::FileDialog::new()
                     .set_title("Open an image")
                     .add_filter("Images", &["png", "jpg", "jpeg", "webp"])
                     .pick_file()
                     .map(Picked::Image)
             }),
+            Command::UsePath(kind, path) => self.use_path(kind, path),
             Command::PasteImage => self.io.send(IoTask::PasteImage),
             Command::Rescan => self.rescan(),
             Command::ShowGalleryItem(index) => {

@@ -18,8 +18,12 @@ pub enum Command {
     SelectModel(PathBuf),
     /// Append `<lora:name:1>` to the prompt.
     InsertLora(String),
-    /// Native dialog to add a model folder.
+    /// Ask for a model folder to add (a typed path, or the native dialog).
     AddFolder,
+    /// Run the native dialog for this kind of path.
+    Browse(PathKind),
+    /// Use a typed path: add it as a model folder, or open it on the canvas.
+    UsePath(PathKind, PathBuf),
     /// List the model and LoRA folders again.
     Rescan,
     /// Open a gallery image (by index, newest first) on the canvas.
@@ -40,10 +44,19 @@ pub enum Command {
     KeepSweepResult(usize),
     /// Close the strength sweep picker without keeping anything.
     CloseSweep,
-    /// Native dialog to open an image onto the canvas.
+    /// Ask for an image to open onto the canvas (a typed path, or the native dialog).
     OpenImage,
     /// Open the clipboard's image on the canvas.
     PasteImage,
     /// Remove a message (by index) from the message list.
     DismissMessage(usize),
+}
+
+/// What a path asked for in the window is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// A folder of checkpoints and LoRAs.
+    ModelFolder,
+    /// A picture to paint on.
+    Image,
 }

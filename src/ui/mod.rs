@@ -17,6 +17,7 @@ mod text;
 
 use crate::config::{AppPaths, Settings};
 pub use app::EaselApp;
+pub use panels::PATH_LABEL;
 
 /// Opens the window and runs until it is closed.
 pub fn run(started: std::time::Instant) -> anyhow::Result<()> {

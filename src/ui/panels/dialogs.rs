@@ -1,21 +1,32 @@
-//! The floating windows: Shortcuts and About (opened from the Help menu), and the strength sweep
-//! picker while a sweep is open.
+//! The floating windows: Shortcuts and About (opened from the Help menu), the strength sweep
+//! picker while a sweep is open, and the path window of "Add model folder…" and "Open image…".
 
 use eframe::egui::{self, Vec2};
 
 use crate::config::AppPaths;
 use crate::ui::canvas;
-use crate::ui::command::Command;
+use crate::ui::command::{Command, PathKind};
 use crate::ui::jobs::Sweep;
+
+/// The path window's prompt (also the accessible name of its text field).
+pub const PATH_LABEL: &str = "Type or paste a path, or browse for it:";
 
 /// Side of a sweep result in the picker, in points.
 const SWEEP_THUMB_PT: f32 = 128.0;
 
-/// Which of the Help windows are open.
+/// Which of the Help windows are open, and the path being typed, if that window is open.
 #[derive(Default)]
 pub struct Dialogs {
     show_shortcuts: bool,
     show_about: bool,
+    path: Option<(PathKind, String)>,
+}
+
+/// The path a user typed or pasted: surrounding whitespace and quotes and a `file://` prefix
+/// (what file managers put on the clipboard) removed.
+pub fn typed_path(text: &str) -> std::path::PathBuf {
+    let t = text.trim().trim_matches(|c| c == '"' || c == '\'');
+    std::path::PathBuf::from(t.strip_prefix("file://").unwrap_or(t))
 }
 
 impl Dialogs {
@@ -27,6 +38,16 @@ impl Dialogs {
         if ui.button("About").clicked() {
             self.show_about = true;
         }
+    }
+
+    /// Opens the window that asks for a path of `kind` (typed, pasted, or from the native dialog).
+    pub fn ask_path(&mut self, kind: PathKind) {
+        self.path = Some((kind, String::new()));
+    }
+
+    /// Closes the path window (its path was used).
+    pub fn close_path(&mut self) {
+        self.path = None;
     }
 
     /// Draws the open windows; `sweep` is the open strength sweep, if any.
@@ -63,6 +84,48 @@ impl Dialogs {
         if let Some(sweep) = sweep {
             sweep_ui(ctx, sweep, commands);
         }
+        self.path_ui(ctx, commands);
+    }
+
+    /// The path window: a field for a typed or pasted path, Browse… for the system's dialog (which
+    /// some systems lack), and the button that uses the path.
+    fn path_ui(&mut self, ctx: &egui::Context, commands: &mut Vec<Command>) {
+        let Some((kind, text)) = &mut self.path else {
+            return;
+        };
+        let (title, hint, action) = match kind {
+            PathKind::ModelFolder => ("Add a model folder", "/path/to/models", "Add"),
+            PathKind::Image => ("Open an image", "/path/to/picture.png", "Open"),
+        };
+        let mut open = true;
+        let mut cancel = false;
+        egui::Window::new(title)
+            .open(&mut open)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                let label = ui.label(PATH_LABEL);
+                let field = ui
+                    .add(
+                        egui::TextEdit::singleline(text)
+                            .hint_text(hint)
+                            .desired_width(360.0),
+                    )
+                    .labelled_by(label.id);
+                let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                ui.horizontal(|ui| {
+                    let typed = !text.trim().is_empty();
+                    if ui.add_enabled(typed, egui::Button::new(action)).clicked() || (entered && typed) {
+                        commands.push(Command::UsePath(*kind, typed_path(text)));
+                    }
+                    if ui.button("Browse…").clicked() {
+                        commands.push(Command::Browse(*kind));
+                    }
+                    cancel = ui.button("Cancel").clicked();
+                });
+            });
+        if !open || cancel {
+            self.path = None;
+        }
     }
 }
 
@@ -96,5 +159,23 @@ fn sweep_ui(ctx: &egui::Context, sweep: &Sweep, commands: &mut Vec<Command>) {
         });
     if !open {
         commands.push(Command::CloseSweep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::typed_path;
+
+    #[test]
+    fn typed_paths_lose_quotes_spaces_and_file_urls() {
+        assert_eq!(typed_path("  /a/b c/  "), PathBuf::from("/a/b c/"));
+        assert_eq!(
+            typed_path("\"/a/model folder\"\n"),
+            PathBuf::from("/a/model folder")
+        );
+        assert_eq!(typed_path("'/a/x.png'"), PathBuf::from("/a/x.png"));
+        assert_eq!(typed_path("file:///a/x.png"), PathBuf::from("/a/x.png"));
     }
 }

@@ -9,7 +9,7 @@ mod prompt;
 
 use eframe::egui::{self, ColorImage, TextureHandle, TextureOptions};
 
-pub use dialogs::Dialogs;
+pub use dialogs::{Dialogs, PATH_LABEL};
 pub use gallery::GalleryPanel;
 pub use models::ModelsPanel;
 pub use prompt::PromptPanel;
