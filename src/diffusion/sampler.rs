@@ -83,6 +83,22 @@ fn lms_coefficient(order: usize, t: &[f32], i: usize, j: usize) -> f64 {
         .sum()
 }
 
+/// DPM-Solver-2's step from σ `s` (where the derivative is `d`) to `target` > 0 through the
+/// log-space midpoint: one more model call.
+fn dpm2_midpoint(
+    model: &mut dyn Denoiser,
+    x: &Tensor,
+    d: &Tensor,
+    s: f32,
+    target: f32,
+) -> Result<Tensor, DiffusionError> {
+    let sigma_mid = lerp_half(s.ln(), target.ln()).exp();
+    let x2 = axpy(x, d, sigma_mid - s)?;
+    let denoised2 = model.denoise(&x2, sigma_mid)?;
+    let d2 = to_d(&x2, sigma_mid, &denoised2)?;
+    axpy(x, &d2, target - s)
+}
+
 /// Runs a k-diffusion sampler from `x` (already scaled by σ₀) over `sigmas` (ending in 0).
 pub fn sample_k(
     sampler: Sampler,
@@ -208,11 +224,7 @@ pub fn sample_k(
                 if s_next == 0.0 {
                     x = axpy(&x, &d, s_next - s)?;
                 } else {
-                    let sigma_mid = lerp_half(s.ln(), s_next.ln()).exp();
-                    let x2 = axpy(&x, &d, sigma_mid - s)?;
-                    let denoised2 = model.denoise(&x2, sigma_mid)?;
-                    let d2 = to_d(&x2, sigma_mid, &denoised2)?;
-                    x = axpy(&x, &d2, s_next - s)?;
+                    x = dpm2_midpoint(model, &x, &d, s, s_next)?;
                 }
                 denoised
             }
@@ -223,11 +235,7 @@ pub fn sample_k(
                 if down == 0.0 {
                     x = axpy(&x, &d, down - s)?;
                 } else {
-                    let sigma_mid = lerp_half(s.ln(), down.ln()).exp();
-                    let x2 = axpy(&x, &d, sigma_mid - s)?;
-                    let denoised2 = model.denoise(&x2, sigma_mid)?;
-                    let d2 = to_d(&x2, sigma_mid, &denoised2)?;
-                    x = axpy(&x, &d2, down - s)?;
+                    x = dpm2_midpoint(model, &x, &d, s, down)?;
                     // k-diffusion@ab527a9 adds the noise only after a DPM-Solver-2 step.
                     x = axpy(&x, &noise.next_noise()?, up)?;
                 }
