@@ -5,6 +5,7 @@ use candle_core::{DType, Tensor};
 
 use super::DiffusionError;
 use super::conditioning::Conditioning;
+use super::controlnet::{ActiveControl, guidance_active};
 use super::sampler::{Denoiser, EpsModel};
 use super::schedule::{self, ModelSigmas};
 use super::unet::Unet;
@@ -12,6 +13,7 @@ use super::unet::Unet;
 /// Runs the UNet on `[cond, uncond]` (one batch when the lengths match, two calls otherwise), or
 /// on `cond` alone when `uncond` is `None` (CFG scale 1). `image_cond` (inpainting models) is
 /// concatenated to the input channels of every half.
+#[allow(clippy::too_many_arguments)]
 fn unet_cfg(
     unet: &Unet,
     x_in: &Tensor,
@@ -19,27 +21,40 @@ fn unet_cfg(
     cond: &Tensor,
     uncond: Option<&Tensor>,
     image_cond: Option<&Tensor>,
+    controls: &[&ActiveControl],
 ) -> Result<(Tensor, Option<Tensor>), DiffusionError> {
     let b = x_in.dim(0)?;
-    let with_cond;
-    let x_in = match image_cond {
-        Some(c) => {
-            with_cond = Tensor::cat(&[x_in, &c.to_dtype(x_in.dtype())?], 1)?;
-            &with_cond
-        }
-        None => x_in,
+    // One UNet call on `x` (latents only) with `ctx`, whose first `cond_rows` rows are conditional;
+    // the ControlNets see the latents without the inpainting channels.
+    let call = |x: &Tensor, ctx: &Tensor, cond_rows: usize| -> Result<Tensor, DiffusionError> {
+        let residuals = ActiveControl::residuals(controls, x, t, ctx, cond_rows)?;
+        let x_full = match image_cond {
+            Some(c) => {
+                let c = c.to_dtype(x.dtype())?;
+                let c = if c.dim(0)? == x.dim(0)? {
+                    c
+                } else {
+                    c.repeat((x.dim(0)? / c.dim(0)?, 1, 1, 1))?
+                };
+                Tensor::cat(&[x, &c], 1)?
+            }
+            None => x.clone(),
+        };
+        Ok(unet
+            .forward_with(&x_full, &[t], ctx, residuals.as_deref())?
+            .to_dtype(DType::F32)?)
     };
     let Some(uncond) = uncond else {
-        return Ok((unet.forward(x_in, &[t], cond)?.to_dtype(DType::F32)?, None));
+        return Ok((call(x_in, cond, b)?, None));
     };
     if cond.dim(1)? == uncond.dim(1)? {
         let x2 = Tensor::cat(&[x_in, x_in], 0)?;
         let ctx = Tensor::cat(&[cond, uncond], 0)?;
-        let eps = unet.forward(&x2, &[t], &ctx)?.to_dtype(DType::F32)?;
+        let eps = call(&x2, &ctx, b)?;
         Ok((eps.narrow(0, 0, b)?, Some(eps.narrow(0, b, b)?)))
     } else {
-        let c = unet.forward(x_in, &[t], cond)?.to_dtype(DType::F32)?;
-        let u = unet.forward(x_in, &[t], uncond)?.to_dtype(DType::F32)?;
+        let c = call(x_in, cond, b)?;
+        let u = call(x_in, uncond, 0)?;
         Ok((c, Some(u)))
     }
 }
@@ -72,6 +87,23 @@ pub(crate) struct CfgDenoiser<'a> {
     pub(crate) image_cond: Option<Tensor>,
     /// Inpainting on a normal model: the original latents and the repaint mask (1 = repaint).
     pub(crate) blend: Option<LatentBlend>,
+    /// ControlNet units.
+    pub(crate) controls: &'a [ActiveControl],
+    /// A1111's `state.sampling_steps` (steps; t_enc + 1 in img2img), for guidance start/end.
+    pub(crate) sampling_steps: usize,
+    /// A1111's `state.sampling_step` (see [`crate::diffusion::sampler::Denoiser::set_sampling_step`]).
+    pub(crate) sampling_step: usize,
+}
+
+impl CfgDenoiser<'_> {
+    /// The units whose guidance window holds the current sampling percentage.
+    fn active_controls(&self) -> Vec<&ActiveControl> {
+        let p = self.sampling_step as f64 / self.sampling_steps.max(1) as f64;
+        self.controls
+            .iter()
+            .filter(|c| guidance_active(p, c.start, c.end))
+            .collect()
+    }
 }
 
 /// A1111's per-step inpainting blend: `init·(1 − m) + x·m` with the latent repaint mask `m`.
@@ -110,6 +142,7 @@ impl Denoiser for CfgDenoiser<'_> {
             self.cond.at(self.evaluations),
             (!self.skip_uncond).then(|| self.uncond.at(self.evaluations)),
             self.image_cond.as_ref(),
+            &self.active_controls(),
         )?;
         self.evaluations += 1;
         let c_out = -f64::from(sigma);
@@ -133,6 +166,10 @@ impl Denoiser for CfgDenoiser<'_> {
             None => Ok(denoised),
         }
     }
+
+    fn set_sampling_step(&mut self, step: usize) {
+        self.sampling_step = step;
+    }
 }
 
 impl EpsModel for CfgDenoiser<'_> {
@@ -148,6 +185,7 @@ impl EpsModel for CfgDenoiser<'_> {
             self.cond.at(self.evaluations),
             (!self.skip_uncond).then(|| self.uncond.at(self.evaluations)),
             self.image_cond.as_ref(),
+            &self.active_controls(),
         )?;
         self.evaluations += 1;
         if self.keep_uncond {
@@ -158,5 +196,9 @@ impl EpsModel for CfgDenoiser<'_> {
 
     fn last_uncond_eps(&self) -> Option<Tensor> {
         self.last_uncond.clone()
+    }
+
+    fn set_sampling_step(&mut self, step: usize) {
+        self.sampling_step = step;
     }
 }

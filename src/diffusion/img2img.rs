@@ -278,6 +278,7 @@ pub fn latent_start(
         // An inpainting model repaints through its conditioning; A1111 still blends with the latent mask.
         repaint,
         image_cond,
+        controls: Vec::new(),
     })
 }
 
@@ -291,6 +292,8 @@ pub struct Start {
     pub repaint: Option<Tensor>,
     /// Inpainting models: mask + masked-image latents `[1, 5, h, w]`.
     pub image_cond: Option<Tensor>,
+    /// ControlNet units, each with its hint.
+    pub controls: Vec<super::controlnet::ActiveControl>,
 }
 
 /// img2img step selection (A1111 `setup_img2img_steps` without "fix steps"): how many steps of the

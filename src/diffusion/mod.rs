@@ -4,6 +4,7 @@
 pub mod brownian;
 pub mod clip;
 pub mod conditioning;
+pub mod controlnet;
 pub mod denoiser;
 pub mod embeddings;
 pub mod img2img;

@@ -195,6 +195,13 @@ pub fn sample_batch(
         evaluations: 0,
         image_cond: start.image_cond.as_ref().map(batch).transpose()?,
         blend: blend.clone(),
+        controls: &start.controls,
+        // A1111's launch_sampling(steps), or (t_enc + 1) in img2img.
+        sampling_steps: match &start.image {
+            Some((_, strength)) => img2img_t_enc(*strength, params.steps as usize) + 1,
+            None => params.steps as usize,
+        },
+        sampling_step: 0,
     };
     let steps = params.steps as usize;
     let mut callback = |i: usize, total: usize, _x: &Tensor, x0: &Tensor| {

@@ -12,6 +12,11 @@ use crate::params::Sampler;
 pub trait Denoiser {
     /// Predicts x0 from `x` at noise level `sigma`.
     fn denoise(&mut self, x: &Tensor, sigma: f32) -> Result<Tensor, DiffusionError>;
+
+    /// A1111's `state.sampling_step`: 0 at launch, then the index the sampler passes to its
+    /// callback, which k-diffusion calls after a step's first model evaluation. ControlNet's
+    /// guidance start/end is measured on it.
+    fn set_sampling_step(&mut self, _step: usize) {}
 }
 
 /// An eps-prediction model at an integer DDPM timestep (what A1111's DDIM drives).
@@ -24,6 +29,10 @@ pub trait EpsModel {
     fn last_uncond_eps(&self) -> Option<Tensor> {
         None
     }
+
+    /// As [`Denoiser::set_sampling_step`]; A1111's timestep samplers call back after a step's model
+    /// evaluations.
+    fn set_sampling_step(&mut self, _step: usize) {}
 }
 
 /// Source of the ancestral noise: each call is the next `randn` draw (A1111's `rng.next()`).
@@ -133,12 +142,14 @@ pub fn sample_k(
                 // k-diffusion draws the churn noise before testing s_churn; it is unused at s_churn = 0.
                 noise.next_noise()?;
                 let denoised = model.denoise(&x, s)?;
+                model.set_sampling_step(i);
                 let d = to_d(&x, s, &denoised)?;
                 x = axpy(&x, &d, s_next - s)?;
                 denoised
             }
             Sampler::EulerA => {
                 let denoised = model.denoise(&x, s)?;
+                model.set_sampling_step(i);
                 let (down, up) = ancestral_step(s, s_next);
                 let d = to_d(&x, s, &denoised)?;
                 x = axpy(&x, &d, down - s)?;
@@ -150,6 +161,7 @@ pub fn sample_k(
             Sampler::Heun => {
                 noise.next_noise()?;
                 let denoised = model.denoise(&x, s)?;
+                model.set_sampling_step(i);
                 let d = to_d(&x, s, &denoised)?;
                 let dt = s_next - s;
                 if s_next == 0.0 {
@@ -165,6 +177,7 @@ pub fn sample_k(
             }
             Sampler::DpmPp2M => {
                 let denoised = model.denoise(&x, s)?;
+                model.set_sampling_step(i);
                 let t_fn = |sigma: f32| -sigma.ln();
                 let sigma_fn = |t: f32| (-t).exp();
                 let (t, t_next) = (t_fn(s), t_fn(s_next));
@@ -187,6 +200,7 @@ pub fn sample_k(
             }
             Sampler::Lcm => {
                 let denoised = model.denoise(&x, s)?;
+                model.set_sampling_step(i);
                 x = denoised.clone();
                 if s_next > 0.0 {
                     x = axpy(&x, &noise.next_noise()?, s_next)?;
@@ -196,6 +210,7 @@ pub fn sample_k(
             Sampler::Lms => {
                 const ORDER: usize = 4;
                 let denoised = model.denoise(&x, s)?;
+                model.set_sampling_step(i);
                 ds.push(to_d(&x, s, &denoised)?);
                 if ds.len() > ORDER {
                     ds.remove(0);
@@ -220,6 +235,7 @@ pub fn sample_k(
                 // As Euler: the churn noise is drawn every step and unused at s_churn = 0.
                 noise.next_noise()?;
                 let denoised = model.denoise(&x, s)?;
+                model.set_sampling_step(i);
                 let d = to_d(&x, s, &denoised)?;
                 if s_next == 0.0 {
                     x = axpy(&x, &d, s_next - s)?;
@@ -230,6 +246,7 @@ pub fn sample_k(
             }
             Sampler::Dpm2A => {
                 let denoised = model.denoise(&x, s)?;
+                model.set_sampling_step(i);
                 let (down, up) = ancestral_step(s, s_next);
                 let d = to_d(&x, s, &denoised)?;
                 if down == 0.0 {
@@ -243,6 +260,7 @@ pub fn sample_k(
             }
             Sampler::DpmPp2SA => {
                 let denoised = model.denoise(&x, s)?;
+                model.set_sampling_step(i);
                 let (down, up) = ancestral_step(s, s_next);
                 if down == 0.0 {
                     let d = to_d(&x, s, &denoised)?;
@@ -345,6 +363,7 @@ pub fn sample_restart(
         }
         // A Heun step (Euler when it ends at 0).
         let denoised = model.denoise(&x, old)?;
+        model.set_sampling_step(step);
         let d = to_d(&x, old, &denoised)?;
         let dt = new - old;
         if new == 0.0 {
@@ -505,6 +524,7 @@ pub fn sample_dpm_solver(
             let (t, t_next) = (ts[i], ts[i + 1]);
             let (t_down, su) = DpmSolver::ancestral(t, t_next, t_end);
             let eps = solver.eps_at(&mut cache.eps, &x, t)?;
+            solver.model.set_sampling_step(i);
             let denoised = DpmSolver::minus(&x, sigma_of_t(t), &eps)?;
             x = match order {
                 1 => solver.step1(&x, t, t_down, &mut cache)?,
@@ -523,6 +543,7 @@ pub fn sample_dpm_solver(
     let mut x_prev = x.clone();
     let numel_sqrt = (x.elem_count() as f64).sqrt() as f32;
     let mut step = 0;
+    let mut accepted = 0;
     while s < t_end - 1e-5 {
         let mut cache = EpsCache::default();
         let t = t_end.min(s + pid.h as f32);
@@ -539,6 +560,9 @@ pub fn sample_dpm_solver(
             x_prev = x_low;
             x = axpy(&x_high, &noise.next_noise()?, su)?;
             s = t;
+            // k-diffusion calls back with i = accepted steps − 1.
+            solver.model.set_sampling_step(accepted);
+            accepted += 1;
         }
         // Progress: the fraction of the t range covered, on a scale of 100.
         let done = ((s - t_start) / (t_end - t_start) * 100.0).clamp(0.0, 99.0) as usize;
@@ -606,6 +630,7 @@ pub fn sample_sde(
     for i in 0..steps {
         let (s, s_next) = (sigmas[i], sigmas[i + 1]);
         let denoised = model.denoise(&x, s)?;
+        model.set_sampling_step(i);
         if s_next == 0.0 {
             x = match sampler {
                 // DPM++ SDE ends with an Euler step, the multistep ones with the denoised latents.
@@ -758,6 +783,7 @@ fn ddim_loop(
         // η = 0 makes σ_t = 0, but A1111 still draws (and multiplies by zero) one noise per step.
         let drawn = noise.next_noise()?;
         x = (x_prev + (drawn * 0.0)?)?;
+        model.set_sampling_step(i);
         callback(i, steps, &x, &pred_x0)?;
     }
     Ok(x)
@@ -801,6 +827,7 @@ pub fn sample_plms(
             old_eps.remove(0);
         }
         x = x_prev;
+        model.set_sampling_step(i);
         callback(i, steps, &x, &pred_x0)?;
     }
     Ok(x)

@@ -17,7 +17,7 @@ const TRANSFORMER_NORM_EPS: f64 = 1e-6;
 /// Epsilon of the LayerNorms inside transformer blocks.
 const LAYER_NORM_EPS: f64 = 1e-5;
 
-fn conv(vb: VarBuilder<'_>, i: usize, o: usize, k: usize, stride: usize) -> Result<Conv2d> {
+pub(crate) fn conv(vb: VarBuilder<'_>, i: usize, o: usize, k: usize, stride: usize) -> Result<Conv2d> {
     let cfg = Conv2dConfig {
         padding: k / 2,
         stride,
@@ -207,8 +207,9 @@ struct Level {
     resample: Option<Conv2d>,
 }
 
-/// The SD UNet: (noisy latents, timesteps, text context) → predicted noise.
-pub struct Unet {
+/// The UNet's first half, shared with ControlNet: time embedding, input convolution, the down
+/// levels and the middle block.
+pub(crate) struct Encoder {
     time_linear_1: Linear,
     time_linear_2: Linear,
     conv_in: Conv2d,
@@ -216,15 +217,13 @@ pub struct Unet {
     mid_res1: ResBlock,
     mid_attn: SpatialTransformer,
     mid_res2: ResBlock,
-    up: Vec<Level>,
-    norm_out: GroupNorm,
-    conv_out: Conv2d,
     model_channels: usize,
 }
 
-impl Unet {
-    /// Builds the UNet from a `VarBuilder` in diffusers names.
-    pub fn new(vb: &VarBuilder<'_>, g: &UnetGeometry) -> Result<Self> {
+impl Encoder {
+    /// Builds the encoder from diffusers names; also returns the channels of each skip connection
+    /// (input convolution, every resnet, every downsampler), in order.
+    pub(crate) fn new(vb: &VarBuilder<'_>, g: &UnetGeometry) -> Result<(Self, Vec<usize>)> {
         let mc = g.model_channels;
         let temb = mc * 4;
         let chans: Vec<usize> = g.channel_mult.iter().map(|m| mc * m).collect();
@@ -272,9 +271,93 @@ impl Unet {
         }
 
         let mvb = vb.pp("mid_block");
-        let mid_res1 = ResBlock::new(&mvb.pp("resnets").pp("0"), last, last, temb)?;
-        let mid_attn = SpatialTransformer::new(&mvb.pp("attentions").pp("0"), last, g, g.heads[levels - 1])?;
-        let mid_res2 = ResBlock::new(&mvb.pp("resnets").pp("1"), last, last, temb)?;
+        let encoder = Self {
+            time_linear_1: candle_nn::linear(mc, temb, vb.pp("time_embedding").pp("linear_1"))?,
+            time_linear_2: candle_nn::linear(temb, temb, vb.pp("time_embedding").pp("linear_2"))?,
+            conv_in: conv(vb.pp("conv_in"), g.in_channels, mc, 3, 1)?,
+            down,
+            mid_res1: ResBlock::new(&mvb.pp("resnets").pp("0"), last, last, temb)?,
+            mid_attn: SpatialTransformer::new(&mvb.pp("attentions").pp("0"), last, g, g.heads[levels - 1])?,
+            mid_res2: ResBlock::new(&mvb.pp("resnets").pp("1"), last, last, temb)?,
+            model_channels: mc,
+        };
+        Ok((encoder, skips))
+    }
+
+    /// The time embedding after the SiLU every resnet applies first, for a batch of `b`.
+    pub(crate) fn time_embedding(&self, timesteps: &[f64], b: usize, x: &Tensor) -> Result<Tensor> {
+        let t: Vec<f64> = match timesteps.len() {
+            1 => vec![timesteps[0]; b],
+            n if n == b => timesteps.to_vec(),
+            n => {
+                return Err(candle_core::Error::Msg(format!(
+                    "{n} timesteps for a batch of {b}"
+                )));
+            }
+        };
+        let temb = timestep_features(&t, self.model_channels, x.device())?.to_dtype(x.dtype())?;
+        let temb = ops::linear(
+            &self.time_linear_2,
+            &ops::silu(&ops::linear(&self.time_linear_1, &temb)?)?,
+        )?;
+        ops::silu(&temb)
+    }
+
+    /// Runs the down levels and the middle block; `added` (ControlNet's embedded hint) is added to
+    /// the input convolution's output. Returns the middle block's output and the skips.
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        temb: &Tensor,
+        context: &Tensor,
+        added: Option<&Tensor>,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut h = ops::conv2d(&self.conv_in, x)?;
+        if let Some(a) = added {
+            h = ops::add(&h, a)?;
+        }
+        let mut skips = vec![h.clone()];
+        for level in &self.down {
+            for (j, res) in level.resnets.iter().enumerate() {
+                h = res.forward(&h, temb)?;
+                if let Some(attn) = level.attentions.get(j) {
+                    h = attn.forward(&h, context)?;
+                }
+                skips.push(h.clone());
+            }
+            if let Some(down) = &level.resample {
+                h = ops::conv2d(down, &h)?;
+                skips.push(h.clone());
+            }
+        }
+        h = self.mid_res1.forward(&h, temb)?;
+        h = self.mid_attn.forward(&h, context)?;
+        h = self.mid_res2.forward(&h, temb)?;
+        Ok((h, skips))
+    }
+}
+
+/// Residuals added to a UNet call (ControlNet): one per skip connection, then one for the middle
+/// block's output. Skips without one (a shorter list) are left alone.
+pub type Residuals = [Tensor];
+
+/// The SD UNet: (noisy latents, timesteps, text context) → predicted noise.
+pub struct Unet {
+    encoder: Encoder,
+    up: Vec<Level>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+}
+
+impl Unet {
+    /// Builds the UNet from a `VarBuilder` in diffusers names.
+    pub fn new(vb: &VarBuilder<'_>, g: &UnetGeometry) -> Result<Self> {
+        let (encoder, mut skips) = Encoder::new(vb, g)?;
+        let mc = g.model_channels;
+        let temb = mc * 4;
+        let chans: Vec<usize> = g.channel_mult.iter().map(|m| mc * m).collect();
+        let levels = chans.len();
+        let mut ch = chans[levels - 1];
 
         let mut up = Vec::with_capacity(levels);
         for i in 0..levels {
@@ -316,17 +399,10 @@ impl Unet {
         }
 
         Ok(Self {
-            time_linear_1: candle_nn::linear(mc, temb, vb.pp("time_embedding").pp("linear_1"))?,
-            time_linear_2: candle_nn::linear(temb, temb, vb.pp("time_embedding").pp("linear_2"))?,
-            conv_in: conv(vb.pp("conv_in"), g.in_channels, mc, 3, 1)?,
-            down,
-            mid_res1,
-            mid_attn,
-            mid_res2,
+            encoder,
             up,
             norm_out: GroupNorm::new(&vb.pp("conv_norm_out"), GROUPS, chans[0], RESNET_EPS)?,
             conv_out: conv(vb.pp("conv_out"), chans[0], g.out_channels, 3, 1)?,
-            model_channels: mc,
         })
     }
 
@@ -335,48 +411,43 @@ impl Unet {
     /// When a level's size is odd, the upsampler resizes to the skip connection's size (diffusers'
     /// behaviour; A1111 upsamples ×2 and then crops by nearest resize).
     pub fn forward(&self, x: &Tensor, timesteps: &[f64], context: &Tensor) -> Result<Tensor> {
-        let b = x.dim(0)?;
-        let t: Vec<f64> = match timesteps.len() {
-            1 => vec![timesteps[0]; b],
-            n if n == b => timesteps.to_vec(),
-            n => {
+        self.forward_with(x, timesteps, context, None)
+    }
+
+    /// [`Self::forward`] with ControlNet residuals added to the skips and the middle block's
+    /// output, as sd-webui-controlnet's hook does.
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        timesteps: &[f64],
+        context: &Tensor,
+        residuals: Option<&Residuals>,
+    ) -> Result<Tensor> {
+        let temb = self.encoder.time_embedding(timesteps, x.dim(0)?, x)?;
+        let (mut h, mut skips) = self.encoder.forward(x, &temb, context, None)?;
+        if let Some(res) = residuals {
+            let Some((mid, per_skip)) = res.split_last() else {
+                return Err(candle_core::Error::Msg("empty ControlNet residuals".into()));
+            };
+            if per_skip.len() != skips.len() {
                 return Err(candle_core::Error::Msg(format!(
-                    "{n} timesteps for a batch of {b}"
+                    "the ControlNet gives {} skip residuals, the UNet has {} skips",
+                    per_skip.len(),
+                    skips.len()
                 )));
             }
-        };
-        let temb = timestep_features(&t, self.model_channels, x.device())?.to_dtype(x.dtype())?;
-        let temb = ops::linear(
-            &self.time_linear_2,
-            &ops::silu(&ops::linear(&self.time_linear_1, &temb)?)?,
-        )?;
-        // Every resnet applies SiLU to the embedding first; do it once.
-        let temb = ops::silu(&temb)?;
-
-        let mut h = ops::conv2d(&self.conv_in, x)?;
-        let mut skips = vec![h.clone()];
-        for level in &self.down {
-            for (j, res) in level.resnets.iter().enumerate() {
-                h = res.forward(&h, &temb)?;
-                if let Some(attn) = level.attentions.get(j) {
-                    h = attn.forward(&h, context)?;
-                }
-                skips.push(h.clone());
-            }
-            if let Some(down) = &level.resample {
-                h = ops::conv2d(down, &h)?;
-                skips.push(h.clone());
+            h = ops::add(&h, mid)?;
+            for (s, r) in skips.iter_mut().zip(per_skip) {
+                *s = ops::add(s, r)?;
             }
         }
-        h = self.mid_res1.forward(&h, &temb)?;
-        h = self.mid_attn.forward(&h, context)?;
-        h = self.mid_res2.forward(&h, &temb)?;
+        let temb = &temb;
         for level in &self.up {
             for (j, res) in level.resnets.iter().enumerate() {
                 let skip = skips
                     .pop()
                     .ok_or_else(|| candle_core::Error::Msg("UNet skip bookkeeping".into()))?;
-                h = res.forward(&ops::layout(|| Tensor::cat(&[&h, &skip], 1))?, &temb)?;
+                h = res.forward(&ops::layout(|| Tensor::cat(&[&h, &skip], 1))?, temb)?;
                 if let Some(attn) = level.attentions.get(j) {
                     h = attn.forward(&h, context)?;
                 }

@@ -751,7 +751,7 @@ impl yaml_rust2::parser::EventReceiver for YamlBudget {
 
 /// Refuses a `.yaml` text that is too large, too deep or expands to too many values before the
 /// loader builds it (a "billion laughs" file of a few hundred bytes expands to gigabytes).
-fn check_yaml_size(text: &str) -> Result<(), String> {
+pub(crate) fn check_yaml_size(text: &str) -> Result<(), String> {
     if text.len() > MAX_YAML_BYTES {
         return Err(format!(
             "the file is {} KiB; an LDM config is a few KiB (the limit is {} KiB)",

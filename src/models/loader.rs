@@ -24,7 +24,7 @@ pub enum Component {
     TextEncoder,
 }
 
-type KeyFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+pub(crate) type KeyFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Records the first loading problem as a [`ModelError`] so that the message names the file's own key.
 #[derive(Clone, Default)]
@@ -132,6 +132,22 @@ impl SimpleBackend for MappedBackend {
     fn contains_tensor(&self, name: &str) -> bool {
         (self.key)(name).is_some_and(|k| self.file.entry(&k).is_some())
     }
+}
+
+/// A `VarBuilder` over one file whose parameters are found through `key` (diffusers name → file key).
+pub(crate) fn mapped_var_builder(
+    file: Arc<SafetensorsFile>,
+    key: KeyFn,
+    dtype: DType,
+    device: &Device,
+) -> (VarBuilder<'static>, ErrorSlot) {
+    let errors = ErrorSlot::default();
+    let backend: Box<dyn SimpleBackend> = Box::new(MappedBackend {
+        file,
+        key,
+        errors: errors.clone(),
+    });
+    (VarBuilder::from_backend(backend, dtype, device.clone()), errors)
 }
 
 enum Source {

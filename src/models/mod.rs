@@ -2,6 +2,7 @@
 //! Nothing here runs a network; it turns files on disk into validated weights and geometry.
 
 pub mod config;
+pub mod controlnet;
 pub mod diffusers;
 pub mod family;
 pub mod hash;
