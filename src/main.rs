@@ -7,11 +7,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use easel::config::{AppPaths, Settings};
 use easel::engine::{Engine, Event, FailureKind};
 use easel::infotext::{self, OutputFormat};
 use easel::params::{GenerationParams, Overrides, RngSource, Sampler, Schedule};
+mod cli_control;
+
 use easel::request::{DeviceChoice, InitImage, InpaintArea, MaskedContent, Request, ResizeMode};
 
 #[derive(Parser)]
@@ -167,6 +169,8 @@ struct GenerateArgs {
     /// [default: from --out's extension, else png].
     #[arg(long)]
     format: Option<String>,
+    #[command(flatten)]
+    control: cli_control::ControlArgs,
 }
 
 /// An error the user can fix (exit code 2) as opposed to an internal failure (exit code 1).
@@ -231,13 +235,17 @@ fn leave_a_core_for_the_ui() {
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if cli.command.is_none() {
         leave_a_core_for_the_ui();
     }
     init_logging(cli.command.is_none());
     let result = match cli.command {
-        Some(Command::Generate(args)) => generate(&args),
+        Some(Command::Generate(args)) => match matches.subcommand_matches("generate") {
+            Some(m) => generate(&args, m),
+            None => Err(anyhow::anyhow!("internal error: no generate arguments")),
+        },
         Some(Command::Info { path, no_hash }) => info(&path, no_hash),
         Some(Command::PngInfo { image, json }) => png_info(&image, json),
         Some(Command::Bench {
@@ -555,8 +563,9 @@ fn output_format(args: &GenerateArgs) -> anyhow::Result<OutputFormat> {
     }
 }
 
-fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
+fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     let params = build_params(args)?;
+    let controls = cli_control::units(matches).map_err(bad)?;
     let format = output_format(args)?;
     let device = DeviceChoice::from_name(&args.device).ok_or_else(|| {
         bad(format!(
@@ -592,6 +601,7 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         lora_dirs,
         embedding_dirs,
         previews: false,
+        controls,
     };
     let engine = Engine::spawn(None).context("could not start the inference thread")?;
     let (job, cancel) = engine.submit(request);

@@ -198,6 +198,82 @@ pub struct InitImage {
     pub settings: Img2ImgSettings,
 }
 
+/// One ControlNet unit of a job (sd-webui-controlnet's `ControlNetUnit`, the fields Easel runs).
+#[derive(Debug, Clone)]
+pub struct ControlUnit {
+    /// The ControlNet file or diffusers folder.
+    pub model: PathBuf,
+    /// The control image; `None` uses the img2img input image (the canvas picture).
+    pub image: Option<RgbImage>,
+    /// The mask an inpaint hint carries; `None` uses the img2img mask.
+    pub mask: Option<GrayImage>,
+    /// The preprocessor ("module").
+    pub preprocessor: crate::imaging::ops::HintPreprocessor,
+    /// Weight, 0…2.
+    pub weight: f64,
+    /// Guidance start, a fraction of the steps.
+    pub start: f64,
+    /// Guidance end.
+    pub end: f64,
+    /// Control mode.
+    pub mode: crate::diffusion::controlnet::ControlMode,
+    /// How the control image is fitted to the generation size.
+    pub resize: crate::imaging::ops::HintResize,
+    /// Pick the preprocessor resolution from the image and generation sizes.
+    pub pixel_perfect: bool,
+    /// The preprocessor resolution, 64…2048.
+    pub processor_res: u32,
+}
+
+impl ControlUnit {
+    /// A unit with the extension's defaults for `model`.
+    pub fn new(model: impl Into<PathBuf>) -> Self {
+        Self {
+            model: model.into(),
+            image: None,
+            mask: None,
+            preprocessor: crate::imaging::ops::HintPreprocessor::None,
+            weight: 1.0,
+            start: 0.0,
+            end: 1.0,
+            mode: crate::diffusion::controlnet::ControlMode::Balanced,
+            resize: crate::imaging::ops::HintResize::CropAndResize,
+            pixel_perfect: false,
+            processor_res: 512,
+        }
+    }
+
+    /// Checks the ranges the extension enforces.
+    ///
+    /// # Errors
+    /// A value out of range, with what to change.
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
+        let bad = |m: String| Err(InvalidRequest(m));
+        if !(0.0..=2.0).contains(&self.weight) {
+            return bad(format!("ControlNet weight {} is outside 0…2", self.weight));
+        }
+        if !(0.0..=1.0).contains(&self.start) || !(0.0..=1.0).contains(&self.end) {
+            return bad(format!(
+                "ControlNet guidance start {} and end {} must lie in 0…1",
+                self.start, self.end
+            ));
+        }
+        if self.start > self.end {
+            return bad(format!(
+                "ControlNet guidance start {} is after its end {}",
+                self.start, self.end
+            ));
+        }
+        if !(64..=2048).contains(&self.processor_res) {
+            return bad(format!(
+                "ControlNet preprocessor resolution {} is outside 64…2048",
+                self.processor_res
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One generation job as the GUI, the CLI and the tests describe it.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -216,6 +292,8 @@ pub struct Request {
     pub embedding_dirs: Vec<PathBuf>,
     /// Send a live preview after every step.
     pub previews: bool,
+    /// ControlNet units, applied together.
+    pub controls: Vec<ControlUnit>,
 }
 
 impl Request {

@@ -620,3 +620,115 @@ fn jpeg_and_webp_outputs_carry_a1111_exif_and_replay() {
     let o = generate(&model_path(), &dir.path().join("x.gif"), &["--format", "gif"]);
     assert_bad_input(&o, "unknown --format 'gif'; use png, jpeg or webp");
 }
+
+#[test]
+fn controlnet_units_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = fixtures().join("models/controlnet/tiny-control.safetensors");
+    let control = control.to_str().unwrap();
+    let hint = fixtures().join("ref/controlnet/hint_a.png");
+    let hint = hint.to_str().unwrap();
+    let out = dir.path().join("controlled.png");
+    let o = generate(
+        &model_path(),
+        &out,
+        &[
+            "--control",
+            control,
+            "--control-image",
+            hint,
+            "--control-weight",
+            "0.8",
+            "--control-mode",
+            "control",
+            "--control-end",
+            "0.5",
+            "--control-resize",
+            "just-resize",
+            "--control",
+            control,
+            "--control-image",
+            hint,
+            "--control-preprocessor",
+            "canny",
+            "--canny-low",
+            "50",
+            "--canny-high",
+            "150",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = parameters_of(&out);
+    let units = easel::infotext::controlnet::read(&easel::infotext::parse(&text).unwrap().extra);
+    assert_eq!(units.len(), 2, "{text}");
+    assert!(units[0].model.starts_with("tiny-control ["), "{text}");
+    assert_eq!(
+        (
+            units[0].weight,
+            units[0].guidance_end,
+            units[0].control_mode.as_str(),
+            units[0].resize_mode.as_str()
+        ),
+        (0.8, 0.5, "ControlNet is more important", "Just Resize")
+    );
+    assert_eq!(
+        (
+            units[1].module.as_str(),
+            units[1].threshold_a,
+            units[1].threshold_b
+        ),
+        ("canny", 50.0, 150.0)
+    );
+    // The control changes the picture.
+    let plain = dir.path().join("plain.png");
+    let o = generate(&model_path(), &plain, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(
+        image::open(&out).unwrap().to_rgb8().into_raw(),
+        image::open(&plain).unwrap().to_rgb8().into_raw()
+    );
+    // Mistakes are one clear line.
+    let bad = dir.path().join("bad.png");
+    assert_bad_input(
+        &generate(
+            &model_path(),
+            &bad,
+            &["--control-weight", "0.5", "--control", control],
+        ),
+        "must come after the --control",
+    );
+    assert_bad_input(
+        &generate(&model_path(), &bad, &["--control", control]),
+        "has no control image",
+    );
+    assert_bad_input(
+        &generate(
+            &model_path(),
+            &bad,
+            &[
+                "--control",
+                control,
+                "--control-image",
+                hint,
+                "--control-start",
+                "0.9",
+                "--control-end",
+                "0.2",
+            ],
+        ),
+        "after its end",
+    );
+    assert_bad_input(
+        &generate(
+            &model_path(),
+            &bad,
+            &[
+                "--control",
+                model_path().to_str().unwrap(),
+                "--control-image",
+                hint,
+            ],
+        ),
+        "not a ControlNet",
+    );
+}

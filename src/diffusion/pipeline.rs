@@ -2,11 +2,14 @@
 //! prompts, sample every batch iteration, decode, composite over the original, render the infotext.
 //! The CLI, the GUI (through the engine) and the tests all run this; observers see every step.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 
 use super::DiffusionError;
 use super::brownian::BrownianNoise;
 use super::conditioning::{Conditioning, encode_scheduled};
+use super::controlnet::{ActiveControl, ControlNet};
 use super::denoiser::{CfgDenoiser, LatentBlend};
 use super::img2img::{self, Start, img2img_t_enc};
 use super::model::SdModel;
@@ -14,10 +17,12 @@ use super::noise::{BatchNoise, batch_seeds, first_noise, latent_shape, rng_kind}
 use super::sampler::{self, NoiseSource};
 use super::schedule::{self, ModelSigmas, ScheduleOptions, sigmas_with};
 use super::unet as unet_mod;
+use crate::imaging::ops::HintResize;
 use crate::infotext;
+use crate::infotext::controlnet::ControlInfo;
 use crate::params::{GenerationParams, Sampler, Schedule};
 use crate::prompt::ClipTokenizer;
-use crate::request::{GeneratedImage, InitImage, StepInfo};
+use crate::request::{ControlUnit, GeneratedImage, InitImage, StepInfo};
 
 /// Receives what the pipeline produces. Returning an error from `on_step` stops the job.
 pub trait Observer {
@@ -348,6 +353,121 @@ pub fn decode_rgb(
         .collect())
 }
 
+/// A ControlNet unit with its network loaded.
+pub struct JobControl {
+    /// The loaded network.
+    pub net: Arc<ControlNet>,
+    /// The unit as requested.
+    pub unit: ControlUnit,
+    /// `name [hash]` for the infotext.
+    pub label: String,
+}
+
+/// The extension's resize mode for a control image taken from the img2img input: the img2img
+/// resize mode's counterpart.
+fn hint_resize_of(mode: crate::request::ResizeMode) -> HintResize {
+    use crate::request::ResizeMode as R;
+    match mode {
+        R::JustResize => HintResize::JustResize,
+        R::CropAndResize => HintResize::CropAndResize,
+        R::ResizeAndFill => HintResize::ResizeAndFill,
+    }
+}
+
+/// Computes each unit's hint for a `params.width`×`params.height` job and checks the network fits
+/// the model. Returns the sampler-side units and their infotext entries.
+fn prepare_controls(
+    model: &SdModel,
+    params: &GenerationParams,
+    init: Option<&InitImage>,
+    controls: &[JobControl],
+) -> Result<(Vec<ActiveControl>, Vec<ControlInfo>), DiffusionError> {
+    let mut active = Vec::new();
+    let mut infos = Vec::new();
+    for (i, c) in controls.iter().enumerate() {
+        let unit = &c.unit;
+        unit.validate()?;
+        let g = c.net.geometry();
+        let f = model.vae.downscale_factor();
+        if g.hint_scale() != f {
+            return Err(DiffusionError::Input(format!(
+                "ControlNet unit {i} ({}) embeds its control image at 1/{} size but this model's latents are 1/{f}; it belongs to another model family",
+                c.label,
+                g.hint_scale()
+            )));
+        }
+        if g.unet.context_dim != model.geometry().unet.context_dim {
+            return Err(DiffusionError::Input(format!(
+                "ControlNet unit {i} ({}) reads {}-wide text features but the checkpoint gives {}; it belongs to another model family",
+                c.label,
+                g.unet.context_dim,
+                model.geometry().unet.context_dim
+            )));
+        }
+        let (image, resize) = match (&unit.image, init) {
+            (Some(image), _) => (image, unit.resize),
+            (None, Some(init)) => (&init.image, hint_resize_of(init.settings.resize_mode)),
+            (None, None) => {
+                return Err(DiffusionError::Input(format!(
+                    "ControlNet unit {i} ({}) has no control image: give it one (--control-image), or start from an image",
+                    c.label
+                )));
+            }
+        };
+        let mask = unit.mask.as_ref().or(init.and_then(|i| i.mask.as_ref()));
+        let hint = crate::imaging::ops::prepare_hint(
+            image,
+            mask,
+            &unit.preprocessor,
+            unit.processor_res,
+            unit.pixel_perfect,
+            resize,
+            params.width,
+            params.height,
+        )
+        .map_err(|e| DiffusionError::Input(format!("ControlNet unit {i}: {e}")))?;
+        let t = Tensor::from_vec(
+            hint.data,
+            (1, hint.channels, hint.height, hint.width),
+            &Device::Cpu,
+        )?;
+        let t = ActiveControl::inpaint_protocol(&t)?.to_device(&model.device)?;
+        if t.dim(1)? != g.hint_channels {
+            return Err(DiffusionError::Input(format!(
+                "ControlNet unit {i} ({}) expects {} hint channels, the preprocessor gives {}",
+                c.label,
+                g.hint_channels,
+                t.dim(1)?
+            )));
+        }
+        active.push(ActiveControl {
+            net: c.net.clone(),
+            hint: t,
+            weight: unit.weight,
+            start: unit.start,
+            end: unit.end,
+            mode: unit.mode,
+        });
+        let (a, b) = unit.preprocessor.thresholds();
+        // Through the shortest decimal form, so a slider's 0.5 stays Python's 0.5.
+        let wide = |v: f32| v.to_string().parse::<f64>().unwrap_or(f64::from(v));
+        infos.push(ControlInfo {
+            module: unit.preprocessor.name().to_owned(),
+            model: c.label.clone(),
+            weight: unit.weight,
+            resize_mode: resize.label().to_owned(),
+            processor_res: unit.processor_res,
+            threshold_a: wide(a),
+            threshold_b: wide(b),
+            guidance_start: unit.start,
+            guidance_end: unit.end,
+            pixel_perfect: unit.pixel_perfect,
+            control_mode: unit.mode.label().to_owned(),
+        });
+    }
+    Ok((active, infos))
+}
+
 /// Runs a whole job, txt2img or (with `init`) img2img/inpainting: every batch iteration, decoded,
 /// composited over the original when masked, and handed to `observer`.
 pub fn generate(
@@ -357,8 +477,22 @@ pub fn generate(
     init: Option<&InitImage>,
     observer: &mut dyn Observer,
 ) -> Result<Vec<GeneratedImage>, DiffusionError> {
+    generate_with(model, tokenizer, params, init, &[], observer)
+}
+
+/// [`generate`] with ControlNet units.
+pub fn generate_with(
+    model: &SdModel,
+    tokenizer: &ClipTokenizer,
+    params: &GenerationParams,
+    init: Option<&InitImage>,
+    controls: &[JobControl],
+    observer: &mut dyn Observer,
+) -> Result<Vec<GeneratedImage>, DiffusionError> {
     validate(params, model)?;
+    let (active_controls, control_infos) = prepare_controls(model, params, init, controls)?;
     let mut params = params.clone();
+    infotext::controlnet::write(&mut params.extra, &control_infos);
     let inpainting_model = model.geometry().unet.in_channels == 9;
     infotext::strip_img2img(&mut params.extra);
     let strength = init.map(|_| {
@@ -442,6 +576,10 @@ pub fn generate(
                 .transpose()?,
             ..Start::default()
         },
+    };
+    let start = Start {
+        controls: active_controls,
+        ..start
     };
     let version = infotext::version();
     let batch_count = params.batch_count as usize;

@@ -60,6 +60,82 @@ pub struct Caches {
     pub loras: LoraCache,
     /// The last embeddings load.
     pub embeddings: EmbeddingCache,
+    /// The ControlNets of the last job.
+    pub controlnets: ControlNetCache,
+}
+
+/// Keeps the ControlNets the last job used (by path, device and precision), so that repeating a
+/// job does not reload them; the others are dropped.
+#[derive(Default)]
+pub struct ControlNetCache {
+    loaded: Vec<(
+        std::path::PathBuf,
+        String,
+        candle_core::DType,
+        std::sync::Arc<crate::diffusion::controlnet::ControlNet>,
+        String,
+    )>,
+}
+
+impl ControlNetCache {
+    /// The networks and `name [hash]` labels for `paths`, loading those not cached on `device`.
+    ///
+    /// # Errors
+    /// A file cannot be loaded; the message names it.
+    pub fn get(
+        &mut self,
+        paths: &[std::path::PathBuf],
+        device: &candle_core::Device,
+        dtype: candle_core::DType,
+    ) -> Result<
+        Vec<(std::sync::Arc<crate::diffusion::controlnet::ControlNet>, String)>,
+        crate::diffusion::DiffusionError,
+    > {
+        let dev = format!("{:?}", device.location());
+        let mut kept = Vec::new();
+        let mut out = Vec::new();
+        for path in paths {
+            let found = self
+                .loaded
+                .iter()
+                .chain(kept.iter())
+                .find(|(p, d, t, _, _)| p == path && *d == dev && *t == dtype)
+                .map(|(_, _, _, net, label)| (net.clone(), label.clone()));
+            let (net, label) = match found {
+                Some(hit) => hit,
+                None => {
+                    let net = std::sync::Arc::new(crate::diffusion::controlnet::ControlNet::load(
+                        path, device, dtype,
+                    )?);
+                    (net, control_label(path))
+                }
+            };
+            if !kept
+                .iter()
+                .any(|(p, d, t, _, _)| p == path && *d == dev && *t == dtype)
+            {
+                kept.push((path.clone(), dev.clone(), dtype, net.clone(), label.clone()));
+            }
+            out.push((net, label));
+        }
+        self.loaded = kept;
+        Ok(out)
+    }
+}
+
+/// The extension's model list entry: the file stem (a folder's name) and A1111's old short hash.
+pub fn control_label(path: &std::path::Path) -> String {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let weights = if path.is_dir() {
+        path.join("diffusion_pytorch_model.safetensors")
+    } else {
+        path.to_path_buf()
+    };
+    let hash = crate::models::hash::old_model_hash(&weights).unwrap_or_else(|_| "NOFILE".into());
+    format!("{name} [{hash}]")
 }
 
 /// Keeps the last loaded checkpoint so consecutive jobs do not reload it.

@@ -190,6 +190,7 @@ pub(crate) fn run_job(
             models,
             loras,
             embeddings,
+            controlnets,
         } = caches;
         let (model, identity, loaded) = {
             let emit_ref = &mut *emit;
@@ -219,7 +220,25 @@ pub(crate) fn run_job(
         model.embeddings = embeddings.get(&request.embedding_dirs, tokenizer, hidden, |why| {
             observer.on_warning(why);
         });
-        pipeline::generate(model, tokenizer, &params, request.init.as_ref(), &mut observer)
+        let paths: Vec<_> = request.controls.iter().map(|c| c.model.clone()).collect();
+        let nets = controlnets.get(&paths, &model.device, model.dtype)?;
+        let controls: Vec<pipeline::JobControl> = nets
+            .into_iter()
+            .zip(&request.controls)
+            .map(|((net, label), unit)| pipeline::JobControl {
+                net,
+                unit: unit.clone(),
+                label,
+            })
+            .collect();
+        pipeline::generate_with(
+            model,
+            tokenizer,
+            &params,
+            request.init.as_ref(),
+            &controls,
+            &mut observer,
+        )
     })();
     match result {
         Ok(_) => emit(Event::Finished { job: job.id }),

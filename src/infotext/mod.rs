@@ -4,6 +4,7 @@
 
 mod a1111;
 pub mod containers;
+pub mod controlnet;
 pub mod exif;
 pub mod foreign;
 mod generators;

@@ -33,6 +33,21 @@ pub fn autov2(sha256_hex: &str) -> String {
     sha256_hex.chars().take(10).collect()
 }
 
+/// A1111's old model hash (`sd_models.model_hash`), which sd-webui-controlnet shows after each
+/// ControlNet's name: the first 8 hex digits of the SHA-256 of the 64 KiB at offset 1 MiB (of
+/// whatever part of the file is there).
+///
+/// # Errors
+/// The file cannot be read.
+pub fn old_model_hash(path: &Path) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(0x10_0000))?;
+    let mut buf = Vec::with_capacity(0x1_0000);
+    f.take(0x1_0000).read_to_end(&mut buf)?;
+    Ok(sha256_bytes(&buf)[..8].to_owned())
+}
+
 /// SHA-256 of bytes as lowercase hex.
 pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))

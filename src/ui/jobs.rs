@@ -409,6 +409,7 @@ pub fn request(
         lora_dirs: paths.lora_dirs(&settings.model_folders),
         embedding_dirs: paths.embedding_dirs(&settings.model_folders),
         previews: true,
+        controls: Vec::new(),
     })
 }
 
