@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -118,9 +119,9 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Seen>>, port: u16
     let mut out = stream;
     let mut head = format!("HTTP/1.1 {} X\r\nConnection: close\r\n", answer.status);
     for (k, v) in &answer.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(head, "{k}: {v}\r\n");
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", answer.body.len()));
+    let _ = write!(head, "Content-Length: {}\r\n\r\n", answer.body.len());
     if out.write_all(head.as_bytes()).is_err() {
         return;
     }
@@ -152,7 +153,10 @@ fn safetensors(size: usize) -> Vec<u8> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes).iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// The file (or the part from a `Range: bytes=N-` header), as a CDN serves it.
@@ -437,9 +441,7 @@ fn a_civitai_page_resolves_to_its_version_file_kind_and_hash() {
     let server = Server::start(move |seen, port| {
         let sha = sha256(&served);
         match seen.path.as_str() {
-            "/api/v1/models/123" => {
-                Answer::new(200, format!(r#"{{"id": 123, "modelVersions": [{{"id": 456}}]}}"#))
-            }
+            "/api/v1/models/123" => Answer::new(200, r#"{"id": 123, "modelVersions": [{"id": 456}]}"#),
             "/api/v1/model-versions/456" => {
                 Answer::new(200, civitai_version(port, 456, "detail.safetensors", &sha))
                     .header("Content-Type", "application/json")

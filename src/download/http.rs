@@ -72,7 +72,7 @@ impl Http {
             .timeout_resolve(Some(Duration::from_secs(20)))
             .timeout_connect(Some(Duration::from_secs(20)))
             // A stalled transfer ends after a minute without a byte (and can be resumed).
-            .timeout_per_read(Some(Duration::from_secs(60)))
+            .timeout_per_read(Some(Duration::from_mins(1)))
             .user_agent(concat!("easel/", env!("CARGO_PKG_VERSION")))
             .build();
         Self {

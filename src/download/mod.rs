@@ -392,15 +392,11 @@ pub fn spawn(
 /// channel is full (the next one carries the same information), other events wait.
 fn send_event(sender: &SyncSender<DownloadUpdate>, event: DownloadEvent, wake: &dyn Fn()) {
     let update = DownloadUpdate::Event(event);
-    match sender.try_send(update) {
-        Ok(()) => {}
-        Err(
-            TrySendError::Full(DownloadUpdate::Event(DownloadEvent::Progress(_)))
-            | TrySendError::Disconnected(_),
-        ) => {}
-        Err(TrySendError::Full(update)) => {
-            let _ = sender.send(update);
-        }
+    // A full channel drops progress (the next one says the same); other events wait.
+    if let Err(TrySendError::Full(update)) = sender.try_send(update)
+        && !matches!(update, DownloadUpdate::Event(DownloadEvent::Progress(_)))
+    {
+        let _ = sender.send(update);
     }
     wake();
 }

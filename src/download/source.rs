@@ -1,6 +1,8 @@
 //! Where a file comes from: what the user typed (`org/repo/file`, a hub or Civitai page, an id, a
 //! URL) as a [`Source`], and the service's API turning it into an address, a name and a hash.
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 
 use super::http::{Auth, Http, Service, authority_of};
@@ -361,7 +363,7 @@ fn encode_path(path: &str) -> String {
         if b.is_ascii_alphanumeric() || b"/-_.~+@".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out

@@ -135,15 +135,17 @@ impl Downloads {
 
 /// One line on a running transfer: "12.3 MB of 40.0 MB, 3.2 MB/s, 9 s left".
 pub fn progress_text(progress: &Progress) -> String {
+    use std::fmt::Write as _;
+
     use crate::ui::text::human_size;
     let mut text = human_size(progress.bytes);
     if let Some(total) = progress.total_bytes {
         text.push_str(" of ");
         text.push_str(&human_size(total));
     }
-    text.push_str(&format!(", {:.1} MB/s", progress.bytes_per_sec / 1e6));
+    let _ = write!(text, ", {:.1} MB/s", progress.bytes_per_sec / 1e6);
     if let Some(eta) = progress.eta_secs {
-        text.push_str(&format!(", {eta:.0} s left"));
+        let _ = write!(text, ", {eta:.0} s left");
     }
     text
 }
