@@ -5,6 +5,7 @@ pub mod bench;
 pub mod config;
 pub mod diffusion;
 pub mod document;
+pub mod download;
 pub mod engine;
 pub mod imaging;
 pub mod infotext;

@@ -579,3 +579,68 @@ fn a_model_folder_can_be_typed_when_no_file_dialog_exists() {
     );
     assert!(h.query_by_label(label).is_none(), "the window closed");
 }
+
+/// Serves `body` to every request on 127.0.0.1 (plain http is allowed only to this computer).
+fn serve_forever(body: Vec<u8>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::Builder::new()
+        .name("test-http".into())
+        .spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line.trim() != "" {
+                    line.clear();
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        })
+        .unwrap();
+    port
+}
+
+#[test]
+fn get_models_lists_the_catalogue_and_downloads_a_typed_source_into_the_lora_browser() {
+    let lora = common::fixtures().join("models/loras/tiny_locon.safetensors");
+    let port = serve_forever(std::fs::read(&lora).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    h.get_by_label("Get models…").click();
+    h.run_steps(3);
+    // The starter catalogue, with sizes and licences.
+    h.get_by_label("Stable Diffusion 1.5 (pruned, EMA only)");
+    h.get_by_label("4.27 GB");
+    h.get_by_label("CreativeML Open RAIL-M");
+    assert!(h.query_all_by_label("Download").count() >= 8);
+    // A typed source, as a LoRA.
+    let label = easel::ui::SOURCE_LABEL;
+    h.get_by_role_and_label(egui::Role::TextInput, label).focus();
+    h.step();
+    h.get_by_role_and_label(egui::Role::TextInput, label)
+        .type_text(&format!("http://127.0.0.1:{port}/files/tiny_locon.safetensors"));
+    h.step();
+    h.get_by_role_and_label(egui::Role::ComboBox, "Kind").click();
+    h.run_steps(2);
+    // The popup's entry (the catalogue's kind column says "lora" too); the popup is drawn last.
+    h.query_all_by_label("lora").last().unwrap().click();
+    h.run_steps(2);
+    h.get_by_label("Download source").click();
+    step_until(&mut h, 30, "the downloaded LoRA in the browser", |h| {
+        h.state().lora_names().contains(&"tiny_locon".to_owned())
+    });
+    let messages = h.state().messages().join("\n");
+    assert!(
+        messages.contains("downloaded tiny_locon.safetensors (lora)"),
+        "{messages}"
+    );
+    assert!(dir.path().join("loras/tiny_locon.safetensors").is_file());
+    h.run_steps(2);
+    h.get_by_label_contains("saved to");
+}

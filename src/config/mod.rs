@@ -1,5 +1,5 @@
-//! Where Easel keeps things and what it remembers: the data, model, LoRA, embeddings and output
-//! folders, and `settings.json`. Shared by the CLI and the GUI; knows nothing of egui.
+//! Where Easel keeps things and what it remembers: the data, model, LoRA, embeddings, ControlNet,
+//! VAE and output folders, and `settings.json`. Shared by the CLI and the GUI; knows nothing of egui.
 
 mod settings;
 
@@ -68,6 +68,21 @@ impl AppPaths {
             }
         }
         dirs
+    }
+
+    /// The default ControlNet folder.
+    pub fn default_controlnet_dir(&self) -> PathBuf {
+        self.data_dir.join("controlnet")
+    }
+
+    /// The default VAE folder.
+    pub fn default_vae_dir(&self) -> PathBuf {
+        self.data_dir.join("vae")
+    }
+
+    /// The default folder of tiny preview decoders (TAESD), A1111's `models/VAE-approx`.
+    pub fn default_vae_approx_dir(&self) -> PathBuf {
+        self.data_dir.join("vae-approx")
     }
 
     /// The settings file.

@@ -11,10 +11,11 @@ use super::autosave::{Autosave, AutosaveStep};
 use super::canvas::{self, CanvasView};
 use super::canvas_gpu::CanvasResources;
 use super::command::{Command, PathKind};
+use super::downloads::Downloads;
 use super::io::{Io, IoTask, Reply};
 use super::jobs::{Effect, Jobs, Submit};
 use super::only_masked::OnlyMaskedBox;
-use super::panels::{Dialogs, GalleryPanel, ModelsPanel, PromptPanel};
+use super::panels::{Dialogs, GalleryPanel, GetModelsDialog, ModelsPanel, PromptPanel};
 use super::text::short;
 use crate::config::{AppPaths, Mode, Settings};
 use crate::document::Document;
@@ -66,6 +67,10 @@ pub struct EaselApp {
     models: ModelsPanel,
     gallery: GalleryPanel,
     dialogs: Dialogs,
+    /// The Get models window.
+    get_models: GetModelsDialog,
+    /// Model downloads (each on its own thread).
+    downloads: Downloads,
     /// Parameters of the picture shown, when it came from a file that has them.
     shown_infotext: Option<String>,
     /// The tool that wrote those parameters, and what could not be read, for the line above them.
@@ -118,6 +123,8 @@ impl EaselApp {
             models: ModelsPanel::default(),
             gallery: GalleryPanel::default(),
             dialogs: Dialogs::default(),
+            get_models: GetModelsDialog::default(),
+            downloads: Downloads::default(),
             shown_infotext: None,
             shown_note: None,
             messages: Vec::new(),
@@ -429,6 +436,19 @@ impl EaselApp {
                     self.messages.remove(index);
                 }
             }
+            Command::GetModels => self.get_models.open(),
+            Command::StartDownload { key, label, request } => {
+                let ctx = self.ctx.clone();
+                self.downloads.start(
+                    key,
+                    label,
+                    *request,
+                    &self.paths,
+                    Box::new(move || ctx.request_repaint()),
+                );
+            }
+            Command::CancelDownload(key) => self.downloads.cancel(&key),
+            Command::DismissDownload(key) => self.downloads.dismiss(&key),
         }
     }
 
@@ -577,6 +597,7 @@ impl EaselApp {
                     ("Open image…", None, Command::OpenImage),
                     ("Paste image", Some("Ctrl+V"), Command::PasteImage),
                     ("Add model folder…", None, Command::AddFolder),
+                    ("Get models…", None, Command::GetModels),
                     ("Open outputs folder", None, Command::OpenOutputs),
                 ];
                 for (label, hint, command) in items {
@@ -650,6 +671,24 @@ impl eframe::App for EaselApp {
         while let Ok(picked) = self.picks.receiver.try_recv() {
             self.handle_pick(picked);
         }
+        let downloaded = self.downloads.poll();
+        for done in &downloaded {
+            self.messages.push(format!(
+                "downloaded {} ({}) to {}",
+                done.path
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                done.kind.name(),
+                done.path
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ));
+        }
+        if !downloaded.is_empty() {
+            self.rescan();
+        }
         self.autosave_tick(ctx);
         self.read_input(ctx);
         for command in std::mem::take(&mut self.commands) {
@@ -708,6 +747,7 @@ impl eframe::App for EaselApp {
         egui::CentralPanel::default().show(ui, |ui| self.central_ui(ui));
         self.dialogs
             .ui(ui, &self.paths, self.jobs.sweep(), &mut self.commands);
+        self.get_models.ui(ui.ctx(), &self.downloads, &mut self.commands);
         // What this frame queued or changed is applied in `logic`: make sure a next frame comes.
         if !self.commands.is_empty()
             || self

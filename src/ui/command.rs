@@ -50,6 +50,21 @@ pub enum Command {
     PasteImage,
     /// Remove a message (by index) from the message list.
     DismissMessage(usize),
+    /// Open the Get models window.
+    GetModels,
+    /// Start a download on its own thread.
+    StartDownload {
+        /// Identifies the download in the window (a catalogue id or the typed source).
+        key: String,
+        /// What the window shows for it.
+        label: String,
+        /// What to download.
+        request: Box<crate::download::DownloadRequest>,
+    },
+    /// Stop a running download (its `.part` file is kept for resuming).
+    CancelDownload(String),
+    /// Remove a finished download from the window's list.
+    DismissDownload(String),
 }
 
 /// What a path asked for in the window is for.

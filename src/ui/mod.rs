@@ -1,14 +1,15 @@
 //! The desktop app (eframe/egui, wgpu renderer): prompt panel, canvas, model browser, gallery.
 //! Knows nothing of tensors: it sends `Request`s to the engine and draws the events that come back.
 //!
-//! `app` is the shell (event and command handling, layout); `jobs` holds the job state; `panels`
-//! draw and queue `Command`s; `canvas` shows and edits the document; `io` is the disk thread.
+//! `app` is the shell (event and command handling, layout); `jobs` holds the job state and
+//! `downloads` the model downloads; `panels` draw and queue `Command`s; `canvas` shows and edits the document; `io` is the disk thread.
 
 mod app;
 mod autosave;
 mod canvas;
 mod canvas_gpu;
 mod command;
+mod downloads;
 mod io;
 mod jobs;
 mod only_masked;
@@ -17,7 +18,7 @@ mod text;
 
 use crate::config::{AppPaths, Settings};
 pub use app::EaselApp;
-pub use panels::PATH_LABEL;
+pub use panels::{PATH_LABEL, SOURCE_LABEL};
 
 /// Opens the window and runs until it is closed.
 pub fn run(started: std::time::Instant) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 
 mod dialogs;
 mod gallery;
+mod get_models;
 mod img2img;
 mod models;
 mod prompt;
@@ -11,6 +12,7 @@ use eframe::egui::{self, ColorImage, TextureHandle, TextureOptions};
 
 pub use dialogs::{Dialogs, PATH_LABEL};
 pub use gallery::GalleryPanel;
+pub use get_models::{GetModelsDialog, SOURCE_LABEL};
 pub use models::ModelsPanel;
 pub use prompt::PromptPanel;
 

@@ -162,6 +162,9 @@ impl ModelsPanel {
             if ui.button("Rescan").clicked() {
                 commands.push(Command::Rescan);
             }
+            if ui.button("Get models…").clicked() {
+                commands.push(Command::GetModels);
+            }
             if self.scanning {
                 ui.spinner();
             }
@@ -169,9 +172,15 @@ impl ModelsPanel {
         ui.separator();
         if self.models.is_empty() && !self.scanning {
             ui.label(format!(
-                "No models found. Put .safetensors checkpoints in\n{}\nor add your A1111 / ComfyUI folder.",
+                "No models found. Put .safetensors checkpoints in\n{}\nor add your A1111 / ComfyUI folder, or download one:",
                 paths.default_models_dir.display()
             ));
+            if ui
+                .button("Get models: SD 1.5, VAE, TAESD, LCM-LoRA, ControlNets…")
+                .clicked()
+            {
+                commands.push(Command::GetModels);
+            }
             return;
         }
         egui::ScrollArea::vertical().show(ui, |ui| {
