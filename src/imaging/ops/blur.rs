@@ -118,7 +118,7 @@ fn cv_exp(x: f64) -> f64 {
 
 /// OpenCV `getGaussianKernelBitExact(n, sigma)` for `sigma > 0`: the `softdouble` kernel that
 /// `cv2.getGaussianKernel(n, sigma, CV_64F)` returns (verified equal for sigma 0.1..200).
-fn cv_gaussian_kernel_f64(n: usize, sigma: f64) -> Vec<f64> {
+pub(super) fn cv_gaussian_kernel_f64(n: usize, sigma: f64) -> Vec<f64> {
     let scale2x = -0.125 / (sigma * sigma);
     let n2 = (n - 1) / 2;
     let mut values = Vec::with_capacity(n2);
@@ -172,7 +172,7 @@ fn cv_gaussian_kernel_fixed(n: usize, sigma: f64) -> Vec<u32> {
 }
 
 /// OpenCV `borderInterpolate(p, len, BORDER_REFLECT_101)`, reflecting as often as needed.
-fn reflect101(mut p: i64, len: i64) -> usize {
+pub(super) fn reflect101(mut p: i64, len: i64) -> usize {
     if len == 1 {
         return 0;
     }

@@ -13,6 +13,7 @@
 
 mod blur;
 mod composite;
+mod control_hint;
 mod mask;
 mod resample;
 
@@ -23,6 +24,9 @@ use image::{GrayImage, RgbImage};
 pub use blur::{gaussian_blur_x, gaussian_blur_y, mask_blur};
 pub use composite::{
     apply_overlay, masking_fill, overlay_composite, overlay_image, overlay_mask_whole, paste_back,
+};
+pub use control_hint::{
+    Hint, HintError, HintPreprocessor, HintResize, hint_preview, pixel_perfect_resolution, prepare_hint,
 };
 pub use mask::{binary_mask, crop_region, crop_region_v2, expand_crop_region, invert};
 pub use resample::{
