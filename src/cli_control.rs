@@ -53,6 +53,17 @@ pub struct ControlArgs {
     pub canny_high: Vec<u8>,
 }
 
+/// (command-line position, value) pairs of one flag.
+fn each<'a, T: Clone + Send + Sync + 'static>(
+    m: &'a ArgMatches,
+    id: &'a str,
+) -> impl Iterator<Item = (usize, T)> + 'a {
+    m.indices_of(id)
+        .into_iter()
+        .flatten()
+        .zip(m.get_many::<T>(id).into_iter().flatten().cloned())
+}
+
 /// The units the flags describe, in order.
 ///
 /// # Errors
@@ -70,16 +81,6 @@ pub fn units(m: &ArgMatches) -> Result<Vec<ControlUnit>, String> {
             .rposition(|&s| s < index)
             .ok_or_else(|| format!("--{flag} must come after the --control it sets"))
     };
-    // (unit, value) pairs of one flag.
-    fn each<'a, T: Clone + Send + Sync + 'static>(
-        m: &'a ArgMatches,
-        id: &'a str,
-    ) -> impl Iterator<Item = (usize, T)> + 'a {
-        m.indices_of(id)
-            .into_iter()
-            .flatten()
-            .zip(m.get_many::<T>(id).into_iter().flatten().cloned())
-    }
     for (i, name) in each::<String>(m, "control_preprocessor") {
         let u = owner("control-preprocessor", i)?;
         units[u].preprocessor = HintPreprocessor::from_name(&name).ok_or_else(|| {

@@ -64,18 +64,24 @@ pub struct Caches {
     pub controlnets: ControlNetCache,
 }
 
+/// A loaded ControlNet and what it was loaded for.
+struct LoadedControl {
+    path: std::path::PathBuf,
+    device: String,
+    dtype: candle_core::DType,
+    net: std::sync::Arc<crate::diffusion::controlnet::ControlNet>,
+    label: String,
+}
+
 /// Keeps the ControlNets the last job used (by path, device and precision), so that repeating a
 /// job does not reload them; the others are dropped.
 #[derive(Default)]
 pub struct ControlNetCache {
-    loaded: Vec<(
-        std::path::PathBuf,
-        String,
-        candle_core::DType,
-        std::sync::Arc<crate::diffusion::controlnet::ControlNet>,
-        String,
-    )>,
+    loaded: Vec<LoadedControl>,
 }
+
+/// A loaded network and its `name [hash]` label.
+pub type ControlEntry = (std::sync::Arc<crate::diffusion::controlnet::ControlNet>, String);
 
 impl ControlNetCache {
     /// The networks and `name [hash]` labels for `paths`, loading those not cached on `device`.
@@ -87,34 +93,32 @@ impl ControlNetCache {
         paths: &[std::path::PathBuf],
         device: &candle_core::Device,
         dtype: candle_core::DType,
-    ) -> Result<
-        Vec<(std::sync::Arc<crate::diffusion::controlnet::ControlNet>, String)>,
-        crate::diffusion::DiffusionError,
-    > {
+    ) -> Result<Vec<ControlEntry>, crate::diffusion::DiffusionError> {
         let dev = format!("{:?}", device.location());
-        let mut kept = Vec::new();
+        let mut kept: Vec<LoadedControl> = Vec::new();
         let mut out = Vec::new();
         for path in paths {
+            let same = |l: &&LoadedControl| &l.path == path && l.device == dev && l.dtype == dtype;
             let found = self
                 .loaded
                 .iter()
                 .chain(kept.iter())
-                .find(|(p, d, t, _, _)| p == path && *d == dev && *t == dtype)
-                .map(|(_, _, _, net, label)| (net.clone(), label.clone()));
-            let (net, label) = match found {
-                Some(hit) => hit,
-                None => {
-                    let net = std::sync::Arc::new(crate::diffusion::controlnet::ControlNet::load(
-                        path, device, dtype,
-                    )?);
-                    (net, control_label(path))
-                }
+                .find(same)
+                .map(|l| (l.net.clone(), l.label.clone()));
+            let (net, label) = if let Some(hit) = found {
+                hit
+            } else {
+                let net = crate::diffusion::controlnet::ControlNet::load(path, device, dtype)?;
+                (std::sync::Arc::new(net), control_label(path))
             };
-            if !kept
-                .iter()
-                .any(|(p, d, t, _, _)| p == path && *d == dev && *t == dtype)
-            {
-                kept.push((path.clone(), dev.clone(), dtype, net.clone(), label.clone()));
+            if !kept.iter().any(|l| same(&l)) {
+                kept.push(LoadedControl {
+                    path: path.clone(),
+                    device: dev.clone(),
+                    dtype,
+                    net: net.clone(),
+                    label: label.clone(),
+                });
             }
             out.push((net, label));
         }

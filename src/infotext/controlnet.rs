@@ -112,8 +112,8 @@ pub fn write(extra: &mut Vec<(String, String)>, units: &[ControlInfo]) {
 /// Removes every `ControlNet N` key.
 pub fn strip(extra: &mut Vec<(String, String)>) {
     extra.retain(|(k, _)| {
-        !k.strip_prefix("ControlNet ")
-            .is_some_and(|n| n.parse::<usize>().is_ok())
+        k.strip_prefix("ControlNet ")
+            .is_none_or(|n| n.parse::<usize>().is_err())
     });
 }
 
