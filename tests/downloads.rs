@@ -566,3 +566,58 @@ fn cancel_keeps_the_part_file_for_the_next_download() {
     assert_eq!(std::fs::read(&done.path).unwrap(), *file);
     assert!(!Path::new(&part).exists());
 }
+
+#[test]
+fn civitai_lookup_by_hash_is_cached_with_its_preview_and_unknown_files_too() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let server = Server::start(move |seen, port| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        match seen.path.as_str() {
+            "/api/v1/model-versions/by-hash/6ce0161689" => Answer::new(
+                200,
+                format!(
+                    r#"{{"id": 456, "modelId": 123, "name": "v1.0", "baseModel": "SD 1.5",
+                        "trainedWords": ["detailed", "sharp"], "model": {{"name": "Detail Tweaker", "type": "LORA"}},
+                        "images": [{{"url": "http://127.0.0.1:{port}/img/abc.png?w=450"}}]}}"#
+                ),
+            ),
+            "/img/abc.png?w=450" => Answer::new(200, b"\x89PNG fake".to_vec()),
+            _ => Answer::new(404, r#"{"error": "Model not found"}"#),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let info = easel::download::lookup_by_hash("6CE0161689", &endpoints(&server), &cache)
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.model_name, "Detail Tweaker");
+    assert_eq!(info.version_name, "v1.0");
+    assert_eq!(info.base_model, "SD 1.5");
+    assert_eq!(info.trained_words, ["detailed", "sharp"]);
+    assert_eq!(info.version_id, Some(456));
+    let preview = easel::download::cached_preview(&info, "6ce0161689", &cache)
+        .unwrap()
+        .unwrap();
+    assert_eq!(std::fs::read(&preview).unwrap(), b"\x89PNG fake");
+    assert!(preview.to_string_lossy().ends_with(".png"));
+    let unknown = easel::download::lookup_by_hash("0123456789", &endpoints(&server), &cache).unwrap();
+    assert!(unknown.is_none());
+    // Asked again: all from the cache, no request.
+    let before = calls.load(Ordering::SeqCst);
+    assert_eq!(
+        easel::download::lookup_by_hash("6ce0161689", &endpoints(&server), &cache).unwrap(),
+        Some(info.clone())
+    );
+    assert!(
+        easel::download::lookup_by_hash("0123456789", &endpoints(&server), &cache)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        easel::download::cached_preview(&info, "6ce0161689", &cache).unwrap(),
+        Some(preview)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), before);
+    assert!(easel::download::lookup_by_hash("../x", &endpoints(&server), &cache).is_err());
+}

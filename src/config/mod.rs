@@ -85,6 +85,11 @@ impl AppPaths {
         self.data_dir.join("vae-approx")
     }
 
+    /// Where Civitai lookups by hash and their preview pictures are cached.
+    pub fn civitai_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache").join("civitai")
+    }
+
     /// The settings file.
     pub fn settings_file(&self) -> PathBuf {
         self.data_dir.join("settings.json")

@@ -44,6 +44,9 @@ pub struct Settings {
     pub tools: ToolSettings,
     /// File format of generated images (PNG by default; JPEG and WebP carry A1111's EXIF).
     pub output_format: OutputFormat,
+    /// Look model files up on Civitai by their hash (name, trigger words, preview). Off by default:
+    /// Easel makes no network request unless the user asks for one.
+    pub civitai_lookup: bool,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             img2img: Img2ImgSettings::default(),
             tools: ToolSettings::default(),
             output_format: OutputFormat::Png,
+            civitai_lookup: false,
         }
     }
 }
@@ -141,6 +145,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Settings>(&text).unwrap(), s);
         let partial: Settings = serde_json::from_str(r#"{"random_seed": false}"#).unwrap();
         assert!(!partial.random_seed);
+        assert!(!partial.civitai_lookup, "no network request unless asked");
         assert_eq!(partial.params, GenerationParams::default());
     }
 }

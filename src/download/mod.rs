@@ -12,6 +12,7 @@
 
 mod catalogue;
 mod http;
+mod lookup;
 mod source;
 mod transfer;
 
@@ -21,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 pub use catalogue::{Catalogue, CatalogueEntry};
+pub use lookup::{CivitaiInfo, cached_preview, lookup_by_hash};
 pub use source::{Endpoints, Source};
 pub use transfer::download;
 

@@ -10,6 +10,7 @@ use eframe::egui::{self, Color32, Key, KeyboardShortcut, Modifiers, Vec2};
 use super::autosave::{Autosave, AutosaveStep};
 use super::canvas::{self, CanvasView};
 use super::canvas_gpu::CanvasResources;
+use super::civitai::CivitaiLookup;
 use super::command::{Command, PathKind};
 use super::downloads::Downloads;
 use super::io::{Io, IoTask, Reply};
@@ -71,6 +72,8 @@ pub struct EaselApp {
     get_models: GetModelsDialog,
     /// Model downloads (each on its own thread).
     downloads: Downloads,
+    /// The Civitai lookup thread, started the first time the (opt-in) lookup is needed.
+    civitai: Option<CivitaiLookup>,
     /// Parameters of the picture shown, when it came from a file that has them.
     shown_infotext: Option<String>,
     /// The tool that wrote those parameters, and what could not be read, for the line above them.
@@ -125,6 +128,7 @@ impl EaselApp {
             dialogs: Dialogs::default(),
             get_models: GetModelsDialog::default(),
             downloads: Downloads::default(),
+            civitai: None,
             shown_infotext: None,
             shown_note: None,
             messages: Vec::new(),
@@ -292,7 +296,12 @@ impl EaselApp {
                 });
                 self.shown_infotext = metadata.map(|m| m.infotext());
             }
-            Reply::Hashed(path, hash) => self.models.set_hash(path, hash),
+            Reply::Hashed(path, hash) => {
+                if let Ok(hash) = &hash {
+                    self.look_up(vec![(path.clone(), hash.clone())]);
+                }
+                self.models.set_hash(path, hash);
+            }
             Reply::Thumbnail(path, rgba) => self.models.set_thumbnail(&self.ctx, path, &rgba),
             Reply::Document(layers) => {
                 if self.canvas.doc.is_none() {
@@ -305,6 +314,29 @@ impl EaselApp {
             }
             Reply::Done => {}
             Reply::Failed(message) => self.messages.push(message),
+        }
+    }
+
+    /// Asks Civitai about these hashed files when the user turned the lookup on (never otherwise).
+    fn look_up(&mut self, files: Vec<(PathBuf, String)>) {
+        if !self.settings.civitai_lookup || files.is_empty() {
+            return;
+        }
+        if self.civitai.is_none() {
+            let ctx = self.ctx.clone();
+            match CivitaiLookup::spawn(&self.paths, Box::new(move || ctx.request_repaint())) {
+                Ok(lookup) => self.civitai = Some(lookup),
+                Err(err) => {
+                    self.messages
+                        .push(format!("could not start the Civitai lookup: {err}"));
+                    return;
+                }
+            }
+        }
+        if let Some(lookup) = &self.civitai {
+            for (path, hash) in files {
+                lookup.ask(path, hash);
+            }
         }
     }
 
@@ -437,6 +469,11 @@ impl EaselApp {
                 }
             }
             Command::GetModels => self.get_models.open(),
+            Command::SetCivitaiLookup(on) => {
+                self.settings.civitai_lookup = on;
+                let hashed = self.models.hashed();
+                self.look_up(hashed);
+            }
             Command::StartDownload { key, label, request } => {
                 let ctx = self.ctx.clone();
                 self.downloads.start(
@@ -622,6 +659,15 @@ impl EaselApp {
                         self.commands.push(Command::SetOutputFormat(format));
                     }
                 }
+                ui.separator();
+                let mut on = self.settings.civitai_lookup;
+                if ui
+                    .checkbox(&mut on, "Look models up on Civitai by hash")
+                    .on_hover_text("Sends each model file's AutoV2 hash to civitai.com to show its name, trigger words and preview; off by default")
+                    .changed()
+                {
+                    self.commands.push(Command::SetCivitaiLookup(on));
+                }
             });
             ui.menu_button("Help", |ui| self.dialogs.help_menu_ui(ui));
         });
@@ -688,6 +734,20 @@ impl eframe::App for EaselApp {
         }
         if !downloaded.is_empty() {
             self.rescan();
+        }
+        for found in self
+            .civitai
+            .as_ref()
+            .map(CivitaiLookup::drain)
+            .unwrap_or_default()
+        {
+            if let Some(preview) = found.preview
+                && !self.models.has_picture(&found.path)
+            {
+                self.io
+                    .send(IoTask::Thumbnails(vec![(found.path.clone(), preview)]));
+            }
+            self.models.set_civitai(found.path, found.info);
         }
         self.autosave_tick(ctx);
         self.read_input(ctx);

@@ -50,6 +50,8 @@ pub enum Command {
     PasteImage,
     /// Remove a message (by index) from the message list.
     DismissMessage(usize),
+    /// Turn the Civitai lookup by hash on or off.
+    SetCivitaiLookup(bool),
     /// Open the Get models window.
     GetModels,
     /// Start a download on its own thread.

@@ -8,6 +8,7 @@ mod app;
 mod autosave;
 mod canvas;
 mod canvas_gpu;
+mod civitai;
 mod command;
 mod downloads;
 mod io;

@@ -8,6 +8,7 @@ use eframe::egui::{self, TextureHandle, Vec2};
 
 use super::texture;
 use crate::config::AppPaths;
+use crate::download::CivitaiInfo;
 use crate::models::registry::{LoraEntry, ModelEntry};
 use crate::ui::command::Command;
 use crate::ui::io::{IoTask, Rgba};
@@ -71,6 +72,8 @@ pub struct ModelsPanel {
     hashes: HashMap<PathBuf, Result<String, String>>,
     /// Preview pictures by file path.
     thumbs: HashMap<PathBuf, TextureHandle>,
+    /// What Civitai said about a file (opt-in lookup by hash).
+    civitai: HashMap<PathBuf, CivitaiInfo>,
 }
 
 impl ModelsPanel {
@@ -102,6 +105,44 @@ impl ModelsPanel {
     /// Records a file's hash, or why there is none.
     pub fn set_hash(&mut self, path: PathBuf, hash: Result<String, String>) {
         self.hashes.insert(path, hash);
+    }
+
+    /// Files hashed so far, with their hash.
+    pub fn hashed(&self) -> Vec<(PathBuf, String)> {
+        self.hashes
+            .iter()
+            .filter_map(|(p, h)| Some((p.clone(), h.as_ref().ok()?.clone())))
+            .collect()
+    }
+
+    /// Whether a file has a preview picture (its own, or one from Civitai).
+    pub fn has_picture(&self, path: &Path) -> bool {
+        self.thumbs.contains_key(path)
+            || self
+                .models
+                .iter()
+                .any(|m| m.path == path && m.thumbnail.is_some())
+            || self.loras.iter().any(|l| l.path == path && l.thumbnail.is_some())
+    }
+
+    /// Records what Civitai says about a file.
+    pub fn set_civitai(&mut self, path: PathBuf, info: CivitaiInfo) {
+        self.civitai.insert(path, info);
+    }
+
+    /// The Civitai line of a file's hover text, when the lookup found it.
+    fn civitai_text(&self, path: &Path) -> String {
+        self.civitai.get(path).map_or_else(String::new, |i| {
+            let mut text = format!(
+                "\nCivitai: {} — {} ({})",
+                i.model_name, i.version_name, i.base_model
+            );
+            if !i.trained_words.is_empty() {
+                text.push_str("\ntrigger words: ");
+                text.push_str(&i.trained_words.join(", "));
+            }
+            text
+        })
     }
 
     /// Records a file's preview picture.
@@ -197,7 +238,9 @@ impl ModelsPanel {
                 let response = self.row_ui(ui, m, MODEL_THUMB_PT, m.problem.is_none(), button);
                 let response = match &m.problem {
                     Some(problem) => response.on_disabled_hover_text(problem),
-                    None => response.on_hover_text(m.path.display().to_string()),
+                    None => {
+                        response.on_hover_text(format!("{}{}", m.path.display(), self.civitai_text(&m.path)))
+                    }
                 };
                 if response.clicked() {
                     commands.push(Command::SelectModel(m.path.clone()));
@@ -229,7 +272,11 @@ impl ModelsPanel {
                     );
                     let response = self.row_ui(ui, l, LORA_THUMB_PT, true, egui::Button::new(text));
                     if response
-                        .on_hover_text(format!("insert <lora:{}:1> into the prompt", l.name))
+                        .on_hover_text(format!(
+                            "insert <lora:{}:1> into the prompt{}",
+                            l.name,
+                            self.civitai_text(&l.path)
+                        ))
                         .clicked()
                     {
                         commands.push(Command::InsertLora(l.name.clone()));
