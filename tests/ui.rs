@@ -644,3 +644,63 @@ fn get_models_lists_the_catalogue_and_downloads_a_typed_source_into_the_lora_bro
     h.run_steps(2);
     h.get_by_label_contains("saved to");
 }
+
+#[test]
+fn controlnet_section_lists_the_folder_and_generates_with_the_canvas_as_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = AppPaths::under(dir.path().to_path_buf());
+    let control_dir = paths.default_controlnet_dir();
+    std::fs::create_dir_all(&control_dir).unwrap();
+    let src = common::fixtures().join("models").join("controlnet");
+    for f in ["tiny-control.safetensors", "tiny-control.yaml"] {
+        std::fs::copy(src.join(f), control_dir.join(f)).unwrap();
+    }
+    let mut settings = small_settings();
+    settings.controlnet.enabled = true;
+    settings.controlnet.preprocessor = "canny".into();
+    let mut h = app(dir.path(), settings);
+    pick_model_and_prompt(&mut h, "a house");
+    // The section lists the file as the extension does: name [short hash].
+    // The section is open when ControlNet is on.
+    h.get_by_label_contains("ControlNet (on)");
+    h.get_by_label("ControlNet model").click();
+    step_until(&mut h, 30, "the ControlNet list", |h| {
+        h.query_by_label_contains("tiny-control [").is_some()
+    });
+    h.get_by_label_contains("tiny-control [").click();
+    h.step();
+    assert_eq!(
+        h.state().settings().controlnet.model.as_deref(),
+        Some(control_dir.join("tiny-control.safetensors").as_path())
+    );
+    h.step();
+    // Without a picture the job says what is missing and nothing is lost.
+    // Generate stays in reach below the open section.
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 10, "a message", |h| !h.state().messages().is_empty());
+    assert!(
+        h.state()
+            .messages()
+            .iter()
+            .any(|m| m.contains("ControlNet needs a control image")),
+        "{:?}",
+        h.state().messages()
+    );
+    drop_picture(
+        &mut h,
+        common::fixtures()
+            .join("ref")
+            .join("controlnet")
+            .join("hint_a.png"),
+    );
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the image in the gallery", |h| {
+        h.state().gallery_len() == 1
+    });
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(
+        text.contains("ControlNet 0: \"Module: canny, Model: tiny-control ["),
+        "{text}"
+    );
+    assert!(text.contains("Threshold A: 100.0, Threshold B: 200.0"), "{text}");
+}

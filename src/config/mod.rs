@@ -5,7 +5,7 @@ mod settings;
 
 use std::path::PathBuf;
 
-pub use settings::{Mode, Settings};
+pub use settings::{ControlSettings, Mode, Settings};
 
 /// Folders the app reads and writes.
 #[derive(Debug, Clone)]
@@ -73,6 +73,16 @@ impl AppPaths {
     /// The default ControlNet folder.
     pub fn default_controlnet_dir(&self) -> PathBuf {
         self.data_dir.join("controlnet")
+    }
+
+    /// Every ControlNet folder: the default one plus A1111's `models/ControlNet` and ComfyUI's
+    /// `models/controlnet` below `model_folders`.
+    pub fn controlnet_dirs(&self, model_folders: &[PathBuf]) -> Vec<PathBuf> {
+        let mut dirs = vec![self.default_controlnet_dir()];
+        for root in model_folders {
+            dirs.extend(crate::models::registry::controlnet_dirs(root));
+        }
+        dirs
     }
 
     /// The default VAE folder.

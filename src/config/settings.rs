@@ -21,6 +21,98 @@ pub enum Mode {
     ImageToImage,
 }
 
+/// The ControlNet section (one unit), kept by name so that a settings file stays readable.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ControlSettings {
+    /// Apply the unit to generations.
+    pub enabled: bool,
+    /// The ControlNet file or folder.
+    pub model: Option<PathBuf>,
+    /// Use this image file as the control image instead of the canvas picture.
+    pub image_file: Option<PathBuf>,
+    /// Preprocessor module name (`none`, `canny`, `inpaint_only`, `tile_resample`, `lineart_standard`, `scribble_xdog`).
+    pub preprocessor: String,
+    /// Canny thresholds.
+    pub canny_low: u8,
+    /// Canny high threshold.
+    pub canny_high: u8,
+    /// tile_resample's down-sampling rate.
+    pub tile_rate: f32,
+    /// scribble_xdog's threshold.
+    pub xdog_threshold: u8,
+    /// Weight, 0…2.
+    pub weight: f64,
+    /// Guidance start.
+    pub start: f64,
+    /// Guidance end.
+    pub end: f64,
+    /// Control mode label.
+    pub mode: String,
+    /// Resize mode label.
+    pub resize: String,
+    /// Pixel perfect.
+    pub pixel_perfect: bool,
+    /// Preprocessor resolution.
+    pub processor_res: u32,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            model: None,
+            image_file: None,
+            preprocessor: "none".into(),
+            canny_low: 100,
+            canny_high: 200,
+            tile_rate: 1.0,
+            xdog_threshold: 32,
+            weight: 1.0,
+            start: 0.0,
+            end: 1.0,
+            mode: "Balanced".into(),
+            resize: "Crop and Resize".into(),
+            pixel_perfect: false,
+            processor_res: 512,
+        }
+    }
+}
+
+impl ControlSettings {
+    /// The preprocessor with this section's thresholds.
+    pub fn preprocessor(&self) -> crate::imaging::ops::HintPreprocessor {
+        use crate::imaging::ops::HintPreprocessor as P;
+        match P::from_name(&self.preprocessor).unwrap_or(P::None) {
+            P::Canny { .. } => P::Canny {
+                low: self.canny_low,
+                high: self.canny_high,
+            },
+            P::TileResample { .. } => P::TileResample {
+                down_sampling_rate: self.tile_rate,
+            },
+            P::ScribbleXdog { .. } => P::ScribbleXdog {
+                threshold: self.xdog_threshold,
+            },
+            other => other,
+        }
+    }
+
+    /// The unit for `model` (the image and mask are the caller's).
+    pub fn unit(&self, model: PathBuf) -> crate::request::ControlUnit {
+        let mut unit = crate::request::ControlUnit::new(model);
+        unit.preprocessor = self.preprocessor();
+        unit.weight = self.weight;
+        unit.start = self.start;
+        unit.end = self.end;
+        unit.mode = crate::diffusion::controlnet::ControlMode::from_name(&self.mode).unwrap_or_default();
+        unit.resize = crate::imaging::ops::HintResize::from_name(&self.resize).unwrap_or_default();
+        unit.pixel_perfect = self.pixel_perfect;
+        unit.processor_res = self.processor_res;
+        unit
+    }
+}
+
 /// Persisted state (`settings.json`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -47,6 +139,8 @@ pub struct Settings {
     /// Look model files up on Civitai by their hash (name, trigger words, preview). Off by default:
     /// Easel makes no network request unless the user asks for one.
     pub civitai_lookup: bool,
+    /// The ControlNet section.
+    pub controlnet: ControlSettings,
 }
 
 impl Default for Settings {
@@ -62,6 +156,7 @@ impl Default for Settings {
             tools: ToolSettings::default(),
             output_format: OutputFormat::Png,
             civitai_lookup: false,
+            controlnet: ControlSettings::default(),
         }
     }
 }

@@ -109,7 +109,10 @@ impl ControlNetCache {
                 hit
             } else {
                 let net = crate::diffusion::controlnet::ControlNet::load(path, device, dtype)?;
-                (std::sync::Arc::new(net), control_label(path))
+                (
+                    std::sync::Arc::new(net),
+                    crate::models::controlnet::list_label(path),
+                )
             };
             if !kept.iter().any(|l| same(&l)) {
                 kept.push(LoadedControl {
@@ -125,21 +128,6 @@ impl ControlNetCache {
         self.loaded = kept;
         Ok(out)
     }
-}
-
-/// The extension's model list entry: the file stem (a folder's name) and A1111's old short hash.
-pub fn control_label(path: &std::path::Path) -> String {
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let weights = if path.is_dir() {
-        path.join("diffusion_pytorch_model.safetensors")
-    } else {
-        path.to_path_buf()
-    };
-    let hash = crate::models::hash::old_model_hash(&weights).unwrap_or_else(|_| "NOFILE".into());
-    format!("{name} [{hash}]")
 }
 
 /// Keeps the last loaded checkpoint so consecutive jobs do not reload it.

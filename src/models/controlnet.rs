@@ -86,6 +86,21 @@ fn unsupported(path: &Path, what: &str) -> ModelError {
     }
 }
 
+/// The extension's model list entry: the file stem (a folder's name) and A1111's old short hash.
+pub fn list_label(path: &Path) -> String {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let weights = if path.is_dir() {
+        path.join("diffusion_pytorch_model.safetensors")
+    } else {
+        path.to_path_buf()
+    };
+    let hash = super::hash::old_model_hash(&weights).unwrap_or_else(|_| "NOFILE".into());
+    format!("{name} [{hash}]")
+}
+
 /// Whether a single file's tensor names are a ControlNet's (either layout).
 pub fn looks_like_controlnet(file: &SafetensorsFile) -> bool {
     let t = file.tensors();

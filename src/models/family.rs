@@ -31,6 +31,8 @@ pub enum Family {
     Vae,
     /// An SD 1.x UNet with another input layout (e.g. instruct-pix2pix, 8 channels).
     Sd1Other,
+    /// A ControlNet (used beside a checkpoint, not as one).
+    ControlNet,
     /// Nothing Easel recognises.
     Unknown,
 }
@@ -49,6 +51,7 @@ impl Family {
             Self::Lora => "LoRA",
             Self::Vae => "VAE",
             Self::Sd1Other => "SD 1.x (unusual UNet input)",
+            Self::ControlNet => "ControlNet",
             Self::Unknown => "unknown",
         }
     }
@@ -79,6 +82,10 @@ impl Family {
                     .into(),
             ),
             Self::Vae => Some("this is a standalone VAE, not a full checkpoint".into()),
+            Self::ControlNet => Some(
+                "this is a ControlNet, not a checkpoint: put it in a ControlNet folder and use it in the ControlNet section (or with --control)"
+                    .into(),
+            ),
             Self::Sd1Other => Some(
                 "this SD 1.x checkpoint has an unusual UNet input (e.g. instruct-pix2pix), which Easel does not run yet".into(),
             ),
@@ -176,6 +183,9 @@ pub fn detect_single_file(file: &SafetensorsFile) -> Family {
     }
     if has_prefix("encoder.conv_in.") && has_prefix("decoder.conv_in.") {
         return Family::Vae;
+    }
+    if super::controlnet::looks_like_controlnet(file) {
+        return Family::ControlNet;
     }
     Family::Unknown
 }

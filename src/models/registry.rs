@@ -53,6 +53,95 @@ pub fn lora_dirs(root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Where ControlNets live below a folder the user added: A1111's `models/ControlNet` (and the
+/// extension's own `extensions/sd-webui-controlnet/models`), ComfyUI's `models/controlnet`.
+pub fn controlnet_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for k in [
+        "models/ControlNet",
+        "models/controlnet",
+        "extensions/sd-webui-controlnet/models",
+        "ControlNet",
+        "controlnet",
+    ] {
+        let p = root.join(k);
+        // Case-insensitive file systems list the same folder twice.
+        let canonical = p.canonicalize().unwrap_or_else(|_| p.clone());
+        if p.is_dir()
+            && !seen
+                .iter()
+                .any(|s| s.canonicalize().unwrap_or_else(|_| s.clone()) == canonical)
+        {
+            seen.push(p);
+        }
+    }
+    seen
+}
+
+/// One ControlNet for the ControlNet section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlNetEntry {
+    /// File stem or folder name.
+    pub name: String,
+    /// The file or diffusers folder.
+    pub path: PathBuf,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// `name [hash]`, as sd-webui-controlnet lists it.
+    pub label: String,
+    /// What it is ("SD 1.x ControlNet, 3 hint channels"), or why Easel cannot run it.
+    pub family: Result<String, String>,
+}
+
+/// Every ControlNet file (`.safetensors`) and diffusers ControlNet folder directly in `folders`,
+/// sorted by name. Headers only.
+pub fn scan_controlnets(folders: &[PathBuf]) -> Vec<ControlNetEntry> {
+    let mut out: Vec<ControlNetEntry> = Vec::new();
+    for dir in folders {
+        let Ok(read) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            let is_folder = path.is_dir() && path.join("config.json").is_file();
+            let is_file = path.is_file()
+                && path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("safetensors") || e.eq_ignore_ascii_case("pth"));
+            if !(is_folder || is_file) || out.iter().any(|e| e.path == path) {
+                continue;
+            }
+            let name = if is_folder {
+                path.file_name()
+            } else {
+                path.file_stem()
+            }
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+            let family = super::controlnet::ControlNetFile::open(&path)
+                .map(|f| format!("SD 1.x ControlNet, {} hint channels", f.geometry.hint_channels))
+                .map_err(|e| e.to_string());
+            let size_bytes = if is_folder {
+                std::fs::read_dir(&path).map_or(0, |r| {
+                    r.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()
+                })
+            } else {
+                std::fs::metadata(&path).map_or(0, |m| m.len())
+            };
+            out.push(ControlNetEntry {
+                label: super::controlnet::list_label(&path),
+                name,
+                path,
+                size_bytes,
+                family,
+            });
+        }
+    }
+    out.sort_by_key(|e| (e.name.to_lowercase(), e.path.clone()));
+    out
+}
+
 /// One LoRA file for the browser.
 #[derive(Debug, Clone)]
 pub struct LoraEntry {

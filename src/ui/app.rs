@@ -37,6 +37,8 @@ enum Picked {
     ModelFolder(PathBuf),
     /// An image to open on the canvas.
     Image(PathBuf),
+    /// The ControlNet section's control image.
+    ControlImage(PathBuf),
 }
 
 /// Where the dialog threads send what the user picked.
@@ -144,6 +146,9 @@ impl EaselApp {
         app.rescan();
         app.io.send(IoTask::LoadGallery(app.paths.outputs_dir.clone()));
         app.io.send(IoTask::LoadDocument(app.paths.document_dir()));
+        if let Some(file) = app.settings.controlnet.image_file.clone() {
+            app.io.send(IoTask::LoadControlImage(file));
+        }
         Ok(app)
     }
 
@@ -226,6 +231,8 @@ impl EaselApp {
         self.io.send(IoTask::Scan(folders));
         let lora_dirs = self.paths.lora_dirs(&self.settings.model_folders);
         self.io.send(IoTask::ScanLoras(lora_dirs));
+        let control_dirs = self.paths.controlnet_dirs(&self.settings.model_folders);
+        self.io.send(IoTask::ScanControlNets(control_dirs));
     }
 
     /// Starts jobs with `start` (one of `Jobs`' submit methods); shows why not when it fails.
@@ -235,6 +242,11 @@ impl EaselApp {
             settings: &mut self.settings,
             paths: &self.paths,
             doc: self.canvas.doc.as_ref(),
+            control_image: None,
+        };
+        let to = Submit {
+            control_image: self.prompt.controlnet().file_image(&to.settings.controlnet),
+            ..to
         };
         if let Err(message) = start(&mut self.jobs, to) {
             self.messages.push(message);
@@ -312,6 +324,9 @@ impl EaselApp {
                     self.canvas.doc = Some(doc);
                 }
             }
+            Reply::ControlNets(entries) => self.prompt.controlnet_mut().set_entries(entries),
+            Reply::ControlImage(path, image) => self.prompt.controlnet_mut().set_file_image(path, image),
+            Reply::Hint(serial, result) => self.prompt.controlnet_mut().set_hint(&self.ctx, serial, result),
             Reply::Done => {}
             Reply::Failed(message) => self.messages.push(message),
         }
@@ -344,7 +359,7 @@ impl EaselApp {
     fn use_path(&mut self, kind: PathKind, path: PathBuf) {
         let (ok, wanted) = match kind {
             PathKind::ModelFolder => (path.is_dir(), "a folder"),
-            PathKind::Image => (path.is_file(), "an image file"),
+            PathKind::Image | PathKind::ControlImage => (path.is_file(), "an image file"),
         };
         if !ok {
             let why = if path.exists() {
@@ -359,6 +374,7 @@ impl EaselApp {
         self.handle_pick(match kind {
             PathKind::ModelFolder => Picked::ModelFolder(path),
             PathKind::Image => Picked::Image(path),
+            PathKind::ControlImage => Picked::ControlImage(path),
         });
     }
 
@@ -366,6 +382,10 @@ impl EaselApp {
         self.dialogs.close_path();
         match picked {
             Picked::Image(file) => self.io.send(IoTask::LoadImage(file)),
+            Picked::ControlImage(file) => {
+                self.settings.controlnet.image_file = Some(file.clone());
+                self.io.send(IoTask::LoadControlImage(file));
+            }
             Picked::ModelFolder(folder) => {
                 if !self.settings.model_folders.contains(&folder) {
                     self.settings.model_folders.push(folder);
@@ -401,6 +421,16 @@ impl EaselApp {
             }
             Command::AddFolder => self.dialogs.ask_path(PathKind::ModelFolder),
             Command::OpenImage => self.dialogs.ask_path(PathKind::Image),
+            Command::AskPath(kind) => self.dialogs.ask_path(kind),
+            Command::Browse(PathKind::ControlImage) => {
+                self.open_dialog("control-image-dialog", "file dialog", || {
+                    rfd::FileDialog::new()
+                        .set_title("Choose a control image")
+                        .add_filter("Images", &["png", "jpg", "jpeg", "webp"])
+                        .pick_file()
+                        .map(Picked::ControlImage)
+                });
+            }
             Command::Browse(PathKind::ModelFolder) => {
                 self.open_dialog("folder-dialog", "folder dialog", || {
                     rfd::FileDialog::new()
@@ -754,6 +784,9 @@ impl eframe::App for EaselApp {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command);
         }
+        for task in self.prompt.controlnet_mut().take_tasks() {
+            self.io.send(task);
+        }
         self.canvas.context_box = self.only_masked.update(self.canvas.doc.as_ref(), &self.settings);
     }
 
@@ -782,6 +815,10 @@ impl eframe::App for EaselApp {
             .resizable(true)
             .default_size(300.0)
             .show(ui, |ui| {
+                egui::Panel::bottom("prompt-actions").show(ui, |ui| {
+                    ui.add_space(4.0);
+                    PromptPanel::actions_ui(ui, &self.settings, &self.jobs, &mut self.commands);
+                });
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     self.prompt.ui(
                         ui,

@@ -20,6 +20,8 @@ pub enum Command {
     InsertLora(String),
     /// Ask for a model folder to add (a typed path, or the native dialog).
     AddFolder,
+    /// Ask for a path of this kind (a typed path, or the native dialog).
+    AskPath(PathKind),
     /// Run the native dialog for this kind of path.
     Browse(PathKind),
     /// Use a typed path: add it as a model folder, or open it on the canvas.
@@ -76,4 +78,6 @@ pub enum PathKind {
     ModelFolder,
     /// A picture to paint on.
     Image,
+    /// The ControlNet section's control image.
+    ControlImage,
 }

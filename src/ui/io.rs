@@ -57,6 +57,28 @@ pub enum IoTask {
     SaveDocument(PathBuf, Box<(image::RgbImage, image::GrayImage)>),
     /// Read the autosaved document from this folder.
     LoadDocument(PathBuf),
+    /// List the ControlNets in these folders.
+    ScanControlNets(Vec<PathBuf>),
+    /// Read a ControlNet control image.
+    LoadControlImage(PathBuf),
+    /// Run a ControlNet preprocessor for the section's preview.
+    Hint(Box<HintTask>),
+}
+
+/// One hint preview: the unit's preprocessor on `image` at the generation size.
+pub struct HintTask {
+    /// The control image.
+    pub image: std::sync::Arc<image::RgbImage>,
+    /// The inpaint mask, if any.
+    pub mask: Option<std::sync::Arc<image::GrayImage>>,
+    /// The unit (its model is not used).
+    pub unit: crate::request::ControlUnit,
+    /// Generation width.
+    pub width: u32,
+    /// Generation height.
+    pub height: u32,
+    /// Which request this answers (the section shows only the newest).
+    pub serial: u64,
 }
 
 /// What the disk thread reports.
@@ -77,6 +99,12 @@ pub enum Reply {
     Thumbnail(PathBuf, Rgba),
     /// The autosaved document.
     Document(Box<(image::RgbImage, image::GrayImage)>),
+    /// ControlNets found.
+    ControlNets(Vec<registry::ControlNetEntry>),
+    /// A control image, read.
+    ControlImage(PathBuf, std::sync::Arc<image::RgbImage>),
+    /// A hint preview (request serial, picture) or why it could not be made.
+    Hint(u64, Result<Rgba, String>),
     /// Nothing to show (a save finished, or there was nothing to do); never sent to the UI.
     Done,
     /// Something failed; the text is for the user.
@@ -181,6 +209,38 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
             Some(doc) => Reply::Document(Box::new(doc)),
             None => Reply::Done,
         },
+        IoTask::ScanControlNets(folders) => Reply::ControlNets(registry::scan_controlnets(&folders)),
+        IoTask::LoadControlImage(path) => match crate::imaging::load_rgb(&path) {
+            Ok(img) => Reply::ControlImage(path, std::sync::Arc::new(img)),
+            Err(e) => Reply::Failed(e.to_string()),
+        },
+        IoTask::Hint(task) => {
+            let u = &task.unit;
+            let hint = crate::imaging::ops::prepare_hint(
+                &task.image,
+                task.mask.as_deref(),
+                &u.preprocessor,
+                u.processor_res,
+                u.pixel_perfect,
+                u.resize,
+                task.width,
+                task.height,
+            );
+            Reply::Hint(
+                task.serial,
+                hint.map(|h| {
+                    let rgb = crate::imaging::ops::hint_preview(&h);
+                    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
+                    let rgba = image::DynamicImage::ImageRgb8(rgb).to_rgba8();
+                    Rgba {
+                        width,
+                        height,
+                        pixels: rgba.into_raw(),
+                    }
+                })
+                .map_err(|e| e.to_string()),
+            )
+        }
     };
     reply(single);
 }

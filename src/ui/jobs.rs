@@ -11,7 +11,9 @@ use super::text::short;
 use crate::config::{AppPaths, Mode, Settings};
 use crate::document::Document;
 use crate::engine::{Engine, Event, GeneratedImage, JobId, PreviewImage, StepInfo};
-use crate::request::{DeviceChoice, Img2ImgSettings, InitImage, InpaintArea, MaskedContent, Request};
+use crate::request::{
+    ControlUnit, DeviceChoice, Img2ImgSettings, InitImage, InpaintArea, MaskedContent, Request,
+};
 
 /// Strengths of the strength sweep.
 const SWEEP_STRENGTHS: [f32; 6] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
@@ -132,12 +134,45 @@ pub struct Submit<'a> {
     pub paths: &'a AppPaths,
     /// The canvas document, for image to image.
     pub doc: Option<&'a Document>,
+    /// The ControlNet section's control image file, loaded (`None`: the canvas picture).
+    pub control_image: Option<&'a image::RgbImage>,
 }
 
 impl Submit<'_> {
-    /// The request for the prompt panel's parameters with `init`; see [`request`].
+    /// The request for the prompt panel's parameters with `init`; see [`request`]. The ControlNet
+    /// section adds its unit when it is on.
     fn request(&mut self, init: Option<InitImage>, strength: f32) -> Result<Request, String> {
-        request(self.settings, self.paths, init, strength)
+        let mut request = request(self.settings, self.paths, init, strength)?;
+        request.controls = self.controls(request.init.is_some())?;
+        Ok(request)
+    }
+
+    /// The ControlNet unit of the section, when it is on. Its control image is the chosen file,
+    /// or the canvas picture: through the img2img input when there is one, given explicitly otherwise.
+    fn controls(&self, has_init: bool) -> Result<Vec<ControlUnit>, String> {
+        let c = &self.settings.controlnet;
+        if !c.enabled {
+            return Ok(Vec::new());
+        }
+        let model = c
+            .model
+            .clone()
+            .ok_or("choose a ControlNet model in the ControlNet section, or turn ControlNet off")?;
+        let mut unit = c.unit(model);
+        if c.image_file.is_some() {
+            let image = self
+                .control_image
+                .ok_or("the ControlNet control image is still loading (or could not be read); try again")?;
+            unit.image = Some(image.clone());
+        } else if !has_init {
+            let doc = self
+                .doc
+                .ok_or("ControlNet needs a control image: open a picture on the canvas, or choose a file in the ControlNet section")?;
+            unit.image = Some(doc.image().clone());
+            unit.mask = doc.has_mask().then(|| doc.mask().clone());
+        }
+        unit.validate().map_err(|e| e.to_string())?;
+        Ok(vec![unit])
     }
 }
 

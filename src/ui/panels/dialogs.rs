@@ -96,6 +96,7 @@ impl Dialogs {
         let (title, hint, action) = match kind {
             PathKind::ModelFolder => ("Add a model folder", "/path/to/models", "Add"),
             PathKind::Image => ("Open an image", "/path/to/picture.png", "Open"),
+            PathKind::ControlImage => ("Choose a control image", "/path/to/control.png", "Use"),
         };
         let mut open = true;
         let mut cancel = false;

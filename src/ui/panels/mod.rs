@@ -1,6 +1,7 @@
 //! The window's panels, each a struct that keeps its own state and has a `ui` method that draws
 //! and pushes [`Command`](super::command::Command)s; plus the few widgets they share.
 
+mod controlnet;
 mod dialogs;
 mod gallery;
 mod get_models;

@@ -3,6 +3,7 @@
 
 use eframe::egui::{self, Color32};
 
+use super::controlnet::ControlNetPanel;
 use super::img2img::Img2ImgPanel;
 use super::{combo_row_ui, row_ui};
 use crate::config::Settings;
@@ -19,9 +20,20 @@ const LORA_SUGGESTIONS: usize = 8;
 #[derive(Default)]
 pub struct PromptPanel {
     img2img: Img2ImgPanel,
+    controlnet: ControlNetPanel,
 }
 
 impl PromptPanel {
+    /// The ControlNet section.
+    pub fn controlnet(&self) -> &ControlNetPanel {
+        &self.controlnet
+    }
+
+    /// The ControlNet section, for replies from the disk thread.
+    pub fn controlnet_mut(&mut self) -> &mut ControlNetPanel {
+        &mut self.controlnet
+    }
+
     /// Draws the panel; edits go straight into `settings`, actions into `commands`.
     pub fn ui(
         &mut self,
@@ -43,7 +55,12 @@ impl PromptPanel {
         p.height = p.height / 8 * 8;
         ui.separator();
         self.img2img.ui(ui, settings, doc, commands);
-        ui.separator();
+        self.controlnet.ui(ui, settings, doc, commands);
+    }
+
+    /// Generate / Cancel and the queue: drawn below the scrolling part of the panel, so they stay
+    /// in reach however long the sections above grow.
+    pub fn actions_ui(ui: &mut egui::Ui, settings: &Settings, jobs: &Jobs, commands: &mut Vec<Command>) {
         ui.horizontal(|ui| {
             let generate = ui.add_enabled(settings.selected_model.is_some(), egui::Button::new("Generate"));
             if generate.on_hover_text("Ctrl+Enter").clicked() {
