@@ -79,8 +79,15 @@ fn run(net: &Arc<ControlNet>, case: &serde_json::Value) -> (pipeline::SampledBat
         .collect();
     let enc =
         |text: &str| Conditioning::fixed(encode_prompt(&model.clip, &tok, text, 1, &Device::Cpu).unwrap());
+    let refs = candle_core::safetensors::load(ref_dir().join("ref.safetensors"), &Device::Cpu).unwrap();
+    let name = case["name"].as_str().unwrap();
+    // img2img cases start from the committed latents at their strength.
+    let image = case["strength"]
+        .as_f64()
+        .map(|s| (refs[&format!("{name}/init_latent")].clone(), s as f32));
     let start = Start {
         controls,
+        image,
         ..Start::default()
     };
     let sampled = pipeline::sample_batch(
@@ -211,4 +218,86 @@ fn wrong_files_say_what_they_are() {
         .unwrap()
         .to_string();
     assert!(err.contains(".yaml"), "{err}");
+}
+
+struct Quietly;
+
+impl pipeline::Observer for Quietly {
+    fn on_step(
+        &mut self,
+        _: easel::request::StepInfo,
+        _: &Tensor,
+    ) -> Result<(), easel::diffusion::DiffusionError> {
+        Ok(())
+    }
+    fn on_image(&mut self, _: &easel::request::GeneratedImage) {}
+    fn on_warning(&mut self, _: &str) {}
+}
+
+#[test]
+fn inpaint_only_keeps_the_control_image_outside_the_grown_mask() {
+    // sd-webui-controlnet's inpaint_only: the picture is blended back over the control image with the
+    // mask dilated and blurred by 7 px, so pixels 7+ px from the mask are the control image's.
+    let model = tiny_model();
+    let tok = ClipTokenizer::bundled().unwrap();
+    let net = Arc::new(
+        ControlNet::load(
+            &control_dir().join("tiny-control.safetensors"),
+            &Device::Cpu,
+            DType::F32,
+        )
+        .unwrap(),
+    );
+    let control = image::open(ref_dir().join("hint_b.png")).unwrap().to_rgb8();
+    let mask = image::open(ref_dir().join("mask.png")).unwrap().to_luma8();
+    let mut unit = easel::request::ControlUnit::new(control_dir().join("tiny-control.safetensors"));
+    unit.preprocessor = easel::imaging::ops::HintPreprocessor::InpaintOnly;
+    unit.image = Some(control.clone());
+    unit.mask = Some(mask.clone());
+    let p = GenerationParams {
+        prompt: "a house".into(),
+        steps: 3,
+        width: 64,
+        height: 64,
+        seed: 5,
+        ..GenerationParams::default()
+    };
+    let job = pipeline::JobControl {
+        net,
+        unit,
+        label: "tiny-control [00000000]".into(),
+    };
+    let images = pipeline::generate_with(model, &tok, &p, None, &[job], &mut Quietly).unwrap();
+    let out = &images[0].rgb;
+    let (mut inside, mut far) = (0usize, 0usize);
+    for y in 0..64u32 {
+        for x in 0..64u32 {
+            let near = (y.saturating_sub(7)..=(y + 7).min(63))
+                .any(|yy| (x.saturating_sub(7)..=(x + 7).min(63)).any(|xx| mask.get_pixel(xx, yy)[0] > 127));
+            let i = ((y * 64 + x) * 3) as usize;
+            let want = control.get_pixel(x, y);
+            let diff = (0..3)
+                .map(|c| (i32::from(out[i + c]) - i32::from(want[c])).abs())
+                .max()
+                .unwrap();
+            if !near {
+                far += 1;
+                assert!(diff <= 1, "({x}, {y}) is {diff} levels from the control image");
+            } else if mask.get_pixel(x, y)[0] > 127 && diff > 8 {
+                inside += 1;
+            }
+        }
+    }
+    assert!(far > 500, "{far} pixels far from the mask");
+    assert!(
+        inside > 100,
+        "the masked area is repainted ({inside} pixels differ)"
+    );
+    assert!(
+        images[0]
+            .infotext
+            .contains("ControlNet 0: \"Module: inpaint_only, Model: tiny-control [00000000]"),
+        "{}",
+        images[0].infotext
+    );
 }

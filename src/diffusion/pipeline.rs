@@ -316,6 +316,30 @@ pub fn decode_rgb(
     latents: &Tensor,
     observer: &mut dyn Observer,
 ) -> Result<Vec<Vec<u8>>, DiffusionError> {
+    quantize(&decode_unit(model, latents, observer)?)
+}
+
+/// A1111's `255·x` truncated to u8, HWC, per image of `[B, 3, H, W]` values in [0, 1].
+fn quantize(pixels: &Tensor) -> Result<Vec<Vec<u8>>, DiffusionError> {
+    let pixels = (pixels * 255.0)?;
+    let (b, _, h, w) = pixels.dims4()?;
+    let hwc = pixels
+        .permute((0, 2, 3, 1))?
+        .contiguous()?
+        .to_device(&Device::Cpu)?;
+    let flat = hwc.flatten_all()?.to_vec1::<f32>()?;
+    let per = h * w * 3;
+    Ok((0..b)
+        .map(|i| flat[i * per..(i + 1) * per].iter().map(|v| *v as u8).collect())
+        .collect())
+}
+
+/// Decodes latents to `[B, 3, H, W]` f32 in [0, 1] (A1111's clamp((x + 1) / 2)).
+fn decode_unit(
+    model: &SdModel,
+    latents: &Tensor,
+    observer: &mut dyn Observer,
+) -> Result<Tensor, DiffusionError> {
     let scale = 1.0 / model.geometry().schedule.scale_factor;
     let z = (latents * scale)?;
     let mut pixels = model
@@ -340,17 +364,25 @@ pub fn decode_rgb(
         let vae = SdModel::load_vae(&model.checkpoint, &model.device, DType::F32)?;
         pixels = vae.decode(&z.to_dtype(DType::F32)?)?;
     }
-    let pixels = (((pixels + 1.0)? / 2.0)?.clamp(0f32, 1f32)? * 255.0)?;
-    let (b, _, h, w) = pixels.dims4()?;
-    let hwc = pixels
-        .permute((0, 2, 3, 1))?
-        .contiguous()?
-        .to_device(&Device::Cpu)?;
-    let flat = hwc.flatten_all()?.to_vec1::<f32>()?;
-    let per = h * w * 3;
-    Ok((0..b)
-        .map(|i| flat[i * per..(i + 1) * per].iter().map(|v| *v as u8).collect())
-        .collect())
+    Ok(((pixels + 1.0)? / 2.0)?.clamp(0f32, 1f32)?)
+}
+
+/// sd-webui-controlnet's inpaint_only post-processing of one unit: the decoded picture becomes
+/// `m·x + (1 − m)·control image` (clipped to [0, 1]), `m` the unit's mask dilated and blurred.
+struct InpaintOnlyBlend {
+    /// `[1, 1, H, W]` weight of the generated picture.
+    weight: Tensor,
+    /// `[1, 3, H, W]` the control image as the network got it (before the −1 of masked pixels).
+    raw: Tensor,
+}
+
+impl InpaintOnlyBlend {
+    fn apply(&self, x: &Tensor) -> Result<Tensor, DiffusionError> {
+        let w = self.weight.to_device(x.device())?;
+        let raw = self.raw.to_device(x.device())?;
+        let y = (x.broadcast_mul(&w)? + raw.broadcast_mul(&(1.0 - &w)?)?)?;
+        Ok(y.clamp(0f32, 1f32)?)
+    }
 }
 
 /// A ControlNet unit with its network loaded.
@@ -381,9 +413,10 @@ fn prepare_controls(
     params: &GenerationParams,
     init: Option<&InitImage>,
     controls: &[JobControl],
-) -> Result<(Vec<ActiveControl>, Vec<ControlInfo>), DiffusionError> {
+) -> Result<(Vec<ActiveControl>, Vec<ControlInfo>, Vec<InpaintOnlyBlend>), DiffusionError> {
     let mut active = Vec::new();
     let mut infos = Vec::new();
+    let mut blends = Vec::new();
     for (i, c) in controls.iter().enumerate() {
         let unit = &c.unit;
         unit.validate()?;
@@ -431,6 +464,22 @@ fn prepare_controls(
             (1, hint.channels, hint.height, hint.width),
             &Device::Cpu,
         )?;
+        // inpaint_only blends the result back over the control image, except in A1111's own
+        // masked img2img, where the extension falls back to plain `inpaint` (and A1111 composites).
+        let masked_img2img = init.is_some_and(|i| i.mask.is_some());
+        if unit.preprocessor == crate::imaging::ops::HintPreprocessor::InpaintOnly
+            && !masked_img2img
+            && hint.channels == 4
+        {
+            let (h, w) = (hint.height, hint.width);
+            let mask = t.narrow(1, 3, 1)?.flatten_all()?.to_vec1::<f32>()?;
+            let weight =
+                crate::imaging::ops::inpaint_only_weight(&mask, w, h, crate::imaging::ops::INPAINT_ONLY_BLUR);
+            blends.push(InpaintOnlyBlend {
+                weight: Tensor::from_vec(weight, (1, 1, h, w), &Device::Cpu)?,
+                raw: t.narrow(1, 0, 3)?,
+            });
+        }
         let t = ActiveControl::inpaint_protocol(&t)?.to_device(&model.device)?;
         if t.dim(1)? != g.hint_channels {
             return Err(DiffusionError::Input(format!(
@@ -465,7 +514,7 @@ fn prepare_controls(
             control_mode: unit.mode.label().to_owned(),
         });
     }
-    Ok((active, infos))
+    Ok((active, infos, blends))
 }
 
 /// Runs a whole job, txt2img or (with `init`) img2img/inpainting: every batch iteration, decoded,
@@ -490,7 +539,7 @@ pub fn generate_with(
     observer: &mut dyn Observer,
 ) -> Result<Vec<GeneratedImage>, DiffusionError> {
     validate(params, model)?;
-    let (active_controls, control_infos) = prepare_controls(model, params, init, controls)?;
+    let (active_controls, control_infos, blends) = prepare_controls(model, params, init, controls)?;
     let mut params = params.clone();
     infotext::controlnet::write(&mut params.extra, &control_infos);
     let inpainting_model = model.geometry().unet.in_channels == 9;
@@ -605,7 +654,11 @@ pub fn generate_with(
                 )
             },
         )?;
-        let rgb = decode_rgb(model, &sampled.latents, observer)?;
+        let mut pixels = decode_unit(model, &sampled.latents, observer)?;
+        for blend in &blends {
+            pixels = blend.apply(&pixels)?;
+        }
+        let rgb = quantize(&pixels)?;
         for (i, (seed, rgb)) in seeds.iter().zip(rgb).enumerate() {
             let mut p = params.clone();
             p.seed = *seed;

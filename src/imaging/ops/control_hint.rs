@@ -1758,3 +1758,93 @@ mod tests {
         assert_eq!(k[2], [[3, 6, 9], [2, 5, 8], [1, 4, 7]]);
     }
 }
+
+/// The extension's `control_net_inpaint_blur_sigma` default: the kernel of the inpaint_only blend.
+pub const INPAINT_ONLY_BLUR: usize = 7;
+
+/// The weight of the generated picture in sd-webui-controlnet's inpaint_only post-processing:
+/// the 0/1 mask (`w`×`h`, row-major) dilated by a `k`×`k` square (`cv2.dilate`), then box-blurred
+/// with the same size (`cv2.blur`, reflect-101 border). The picture is then
+/// `m·generated + (1 − m)·control image`.
+pub fn inpaint_only_weight(mask: &[f32], w: usize, h: usize, k: usize) -> Vec<f32> {
+    let r = (k / 2) as i64;
+    let (wi, hi) = (w as i64, h as i64);
+    // Dilation: the window's maximum, clipped to the image (the border never wins a maximum).
+    let mut rows = vec![0f32; w * h];
+    for y in 0..h {
+        for x in 0..w as i64 {
+            let (a, b) = ((x - r).max(0), (x + r).min(wi - 1));
+            rows[y * w + x as usize] = (a..=b)
+                .map(|xx| mask[y * w + xx as usize])
+                .fold(f32::MIN, f32::max);
+        }
+    }
+    let mut dilated = vec![0f32; w * h];
+    for y in 0..hi {
+        for x in 0..w {
+            let (a, b) = ((y - r).max(0), (y + r).min(hi - 1));
+            dilated[y as usize * w + x] = (a..=b)
+                .map(|yy| rows[yy as usize * w + x])
+                .fold(f32::MIN, f32::max);
+        }
+    }
+    // Normalised box filter, reflect-101 border, rows then columns (as cv2's separable filter).
+    let inv = 1.0 / k as f32;
+    let mut tmp = vec![0f32; w * h];
+    for y in 0..h {
+        for x in 0..wi {
+            let s: f32 = (x - r..=x + r)
+                .map(|xx| dilated[y * w + super::blur::reflect101(xx, wi)])
+                .sum();
+            tmp[y * w + x as usize] = s;
+        }
+    }
+    let mut out = vec![0f32; w * h];
+    for y in 0..hi {
+        for x in 0..w {
+            let s: f32 = (y - r..=y + r)
+                .map(|yy| tmp[super::blur::reflect101(yy, hi) * w + x])
+                .sum();
+            out[y as usize * w + x] = s * inv * inv;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod inpaint_only_tests {
+    use super::inpaint_only_weight;
+
+    #[test]
+    fn matches_cv2_dilate_then_blur() {
+        // Reference: cv2 5.0.0.93, cv2.blur(cv2.dilate(m, np.ones((7, 7), np.uint8)), (7, 7)).
+        let (w, h) = (20, 16);
+        let mut m = vec![0f32; w * h];
+        for y in 6..9 {
+            for x in 8..11 {
+                m[y * w + x] = 1.0;
+            }
+        }
+        m[0] = 1.0;
+        let b = inpaint_only_weight(&m, w, h, 7);
+        let sum: f64 = b.iter().map(|&v| f64::from(v)).sum();
+        assert!((sum - 98.285_715_635_865_93).abs() < 1e-4, "{sum}");
+        for ((y, x), want) in [
+            ((0, 0), 1.0),
+            ((0, 5), 0.448_979_586_362_838_75),
+            ((3, 3), 0.489_795_923_233_032_2),
+            ((7, 9), 1.0),
+            ((1, 14), 0.122_448_980_808_258_06),
+            ((15, 19), 0.0),
+            ((10, 3), 0.204_081_639_647_483_83),
+            ((12, 12), 0.306_122_452_020_645_14),
+            ((5, 6), 0.653_061_211_109_161_4),
+        ] {
+            assert!(
+                (f64::from(b[y * w + x]) - want).abs() < 1e-6,
+                "({y}, {x}): {} vs {want}",
+                b[y * w + x]
+            );
+        }
+    }
+}

@@ -26,7 +26,8 @@ pub use composite::{
     apply_overlay, masking_fill, overlay_composite, overlay_image, overlay_mask_whole, paste_back,
 };
 pub use control_hint::{
-    Hint, HintError, HintPreprocessor, HintResize, hint_preview, pixel_perfect_resolution, prepare_hint,
+    Hint, HintError, HintPreprocessor, HintResize, INPAINT_ONLY_BLUR, hint_preview, inpaint_only_weight,
+    pixel_perfect_resolution, prepare_hint,
 };
 pub use mask::{binary_mask, crop_region, crop_region_v2, expand_crop_region, invert};
 pub use resample::{
