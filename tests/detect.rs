@@ -138,3 +138,41 @@ fn faces_match_mediapipe_on_photos() {
     eprintln!("{boxes} faces: worst IoU {worst_iou:.5}, worst score |diff| {worst_score:.2e}");
     assert!(worst_score < 1e-3, "score diff {worst_score}");
 }
+
+#[test]
+fn the_cli_prints_the_contract_json_and_writes_a_mask() {
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let mask = out_dir.path().join("mask.png");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_easel"))
+        .args(["detect", "faces"])
+        .arg(dir().join("pair.png"))
+        .args([
+            "--model",
+            "full",
+            "--confidence",
+            "0.5",
+            "--json",
+            "--dilate",
+            "4",
+            "--mask",
+        ])
+        .arg(&mask)
+        .output()
+        .expect("easel runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(300), Some(150))
+    );
+    let dets = v["detections"].as_array().expect("detections");
+    assert_eq!(dets.len(), 2);
+    for key in ["x", "y", "width", "height", "score"] {
+        assert!(dets[0][key].is_f64(), "{key}");
+    }
+    let m = image::open(&mask).expect("mask written").to_luma8();
+    assert_eq!(m.dimensions(), (300, 150));
+    let (x, y) = (f(&dets[0]["x"]) as u32, f(&dets[0]["y"]) as u32);
+    assert_eq!(m.get_pixel(x + 2, y + 2)[0], 255);
+    assert_eq!(m.get_pixel(0, 149)[0], 0);
+}

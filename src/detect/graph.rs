@@ -13,7 +13,7 @@ use super::DetectError;
 
 /// One operator of the converted graph (see `assets/detect/graphs.txt` for the lists).
 #[derive(Debug, Deserialize)]
-struct Op {
+struct Node {
     op: String,
     #[serde(rename = "in")]
     inputs: Vec<i64>,
@@ -46,7 +46,7 @@ struct GraphJson {
     input: i64,
     input_shape: Vec<usize>,
     outputs: Vec<i64>,
-    ops: Vec<Op>,
+    ops: Vec<Node>,
 }
 
 /// A converted MediaPipe network with its weights, ready to run.
@@ -142,7 +142,7 @@ impl Graph {
         nchw_operand(t, self.get(values, other)?)
     }
 
-    fn step(&self, op: &Op, values: &HashMap<i64, Tensor>) -> candle_core::Result<Tensor> {
+    fn step(&self, op: &Node, values: &HashMap<i64, Tensor>) -> candle_core::Result<Tensor> {
         let x = self.get(values, op.inputs[0])?;
         let y = match op.op.as_str() {
             "CONV_2D" | "DEPTHWISE_CONV_2D" => {
@@ -262,7 +262,7 @@ impl Graph {
     }
 }
 
-fn single_stride(op: &Op) -> candle_core::Result<usize> {
+fn single_stride(op: &Node) -> candle_core::Result<usize> {
     match op.stride.as_slice() {
         [h, w] if h == w => Ok(*h),
         s => candle_core::bail!("unsupported strides {s:?}"),
@@ -270,7 +270,7 @@ fn single_stride(op: &Op) -> candle_core::Result<usize> {
 }
 
 /// TFLite's SAME padding (extra pixel at the bottom/right) or none for VALID; `value` fills.
-fn pad_same(x: &Tensor, op: &Op, kh: usize, kw: usize, value: f32) -> candle_core::Result<Tensor> {
+fn pad_same(x: &Tensor, op: &Node, kh: usize, kw: usize, value: f32) -> candle_core::Result<Tensor> {
     if op.padding != "SAME" {
         return Ok(x.clone());
     }
