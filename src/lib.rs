@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod detect;
 pub mod diffusion;
 pub mod document;
 pub mod download;

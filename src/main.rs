@@ -1,6 +1,7 @@
 //! The `easel` binary: `generate`, `info`, `png-info`, `download` and `bench` on the command line.
 //! Thin: it parses arguments, drives the engine and prints; all work lives in the library.
 
+mod cli_detect;
 mod cli_download;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,9 @@ enum Command {
     /// Download a model file (Hugging Face, Civitai, an https URL or a catalogue entry) into the
     /// folder for its kind; resumable, checked against the published SHA-256.
     Download(cli_download::DownloadArgs),
+    /// Find faces in an image with the built-in MediaPipe detector (weights ship with Easel);
+    /// print the boxes (--json for machines) and optionally write a mask of them.
+    Detect(cli_detect::DetectArgs),
     /// Time CLIP, a UNet step and VAE decode at full SD 1.5 size with random weights, and checkpoint loading.
     Bench {
         /// Image size in pixels (square).
@@ -254,6 +258,7 @@ fn main() -> ExitCode {
         Some(Command::Info { path, no_hash }) => info(&path, no_hash),
         Some(Command::PngInfo { image, json }) => png_info(&image, json),
         Some(Command::Download(args)) => cli_download::run(&args),
+        Some(Command::Detect(args)) => cli_detect::run(&args),
         Some(Command::Bench {
             size,
             repeats,

@@ -1,0 +1,99 @@
+//! MediaPipe's input step: one bilinear warp from the image straight to the model's size, as its
+//! ImageToTensorCalculator does on CPU (OpenCV `warpPerspective`, INTER_LINEAR, constant border).
+//!
+//! OpenCV's 8-bit bilinear is fixed point: coordinates in 1/32 pixel, weights in 1/32768, the
+//! result rounded back to 8 bits before the float conversion. This file reproduces that.
+
+use image::RgbImage;
+
+/// OpenCV's `INTER_BITS`: sub-pixel positions are multiples of 1/32.
+const INTER_BITS: i32 = 5;
+const INTER_TAB_SIZE: i64 = 1 << INTER_BITS;
+/// OpenCV's `INTER_REMAP_COEF_BITS`.
+const COEF_BITS: i32 = 15;
+
+/// A square region of the image (in pixels) that maps onto the whole model input; the parts of it
+/// outside the image are black (MediaPipe's `keep_aspect_ratio` + `BORDER_ZERO`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Letterbox {
+    /// Left edge of the square in image pixels (≤ 0 when padded left and right).
+    pub left_px: f64,
+    /// Top edge of the square in image pixels.
+    pub top_px: f64,
+    /// Side of the square in image pixels: the longer side of the image.
+    pub side_px: f64,
+}
+
+impl Letterbox {
+    /// The square around the whole `width`×`height` image, centred (MediaPipe's `PadRoi`).
+    pub fn around(width: u32, height: u32) -> Self {
+        let side = f64::from(width.max(height));
+        Self {
+            left_px: (f64::from(width) - side) / 2.0,
+            top_px: (f64::from(height) - side) / 2.0,
+            side_px: side,
+        }
+    }
+
+    /// Image pixel x of a position in [0, 1] across the model input.
+    pub fn image_x(&self, rel: f64) -> f64 {
+        self.left_px + rel * self.side_px
+    }
+
+    /// Image pixel y of a position in [0, 1] down the model input.
+    pub fn image_y(&self, rel: f64) -> f64 {
+        self.top_px + rel * self.side_px
+    }
+}
+
+/// Warps `image` into a `size`×`size` RGB tensor (HWC, f32) through `letterbox`, with values
+/// mapped from [0, 255] to [`lo`, `hi`] as OpenCV's `convertTo(CV_32F, (hi-lo)/255, lo)` does.
+pub fn warp_to_tensor(image: &RgbImage, letterbox: Letterbox, size: usize, lo: f32, hi: f32) -> Vec<f32> {
+    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
+    let scale = letterbox.side_px / size as f64;
+    let raw = image.as_raw();
+    let alpha = (hi - lo) / 255.0;
+    let mut out = vec![0f32; size * size * 3];
+    // Fixed-point source position of destination pixel i along one axis (OpenCV: the inverse
+    // transform times 32, rounded half to even).
+    let fixed = |i: usize, origin: f64| -> i64 {
+        let v = (i as f64 * scale + origin) * INTER_TAB_SIZE as f64;
+        v.round_ties_even() as i64
+    };
+    let xs: Vec<i64> = (0..size).map(|x| fixed(x, letterbox.left_px)).collect();
+    for y in 0..size {
+        let fy = fixed(y, letterbox.top_px);
+        let (sy, ay) = (fy >> INTER_BITS, fy & (INTER_TAB_SIZE - 1));
+        for (x, &fx) in xs.iter().enumerate() {
+            let (sx, ax) = (fx >> INTER_BITS, fx & (INTER_TAB_SIZE - 1));
+            let o = (y * size + x) * 3;
+            if sx >= w || sx + 1 < 0 || sy >= h || sy + 1 < 0 {
+                for c in 0..3 {
+                    out[o + c] = f32::from(0u8) * alpha + lo;
+                }
+                continue;
+            }
+            // Weights (32-a)(32-b)·32 etc. sum to 32768 exactly (OpenCV's BilinearTab_i).
+            let wts = [
+                (INTER_TAB_SIZE - ay) * (INTER_TAB_SIZE - ax),
+                (INTER_TAB_SIZE - ay) * ax,
+                ay * (INTER_TAB_SIZE - ax),
+                ay * ax,
+            ]
+            .map(|v| v * (1 << (COEF_BITS - 2 * INTER_BITS)));
+            let taps = [(sy, sx), (sy, sx + 1), (sy + 1, sx), (sy + 1, sx + 1)];
+            for c in 0..3 {
+                let mut acc = 0i64;
+                for (k, &(ty, tx)) in taps.iter().enumerate() {
+                    if ty >= 0 && ty < h && tx >= 0 && tx < w {
+                        let v = raw[((ty * w + tx) * 3) as usize + c];
+                        acc += i64::from(v) * wts[k];
+                    }
+                }
+                let v = ((acc + (1 << (COEF_BITS - 1))) >> COEF_BITS).clamp(0, 255) as u8;
+                out[o + c] = f32::from(v).mul_add(alpha, lo);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,178 @@
+//! Face detection parity with MediaPipe 0.10.14 (references: tests/fixtures/make_detect_fixtures.py,
+//! committed in tests/fixtures/ref/detect/): the input warp, the raw network outputs against the
+//! TFLite interpreter, and the final boxes and scores on real photos.
+
+use std::path::PathBuf;
+
+use easel::detect::{self, FaceModel};
+use serde_json::Value;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ref/detect")
+}
+
+fn refs() -> Value {
+    let text = std::fs::read_to_string(dir().join("faces.json")).expect("faces.json");
+    serde_json::from_str(&text).expect("faces.json parses")
+}
+
+fn rgb(name: &str) -> image::RgbImage {
+    image::open(dir().join(name)).expect("fixture image").to_rgb8()
+}
+
+fn model(name: &str) -> FaceModel {
+    if name == "full" {
+        FaceModel::Full
+    } else {
+        FaceModel::Short
+    }
+}
+
+fn f(v: &Value) -> f32 {
+    v.as_f64().expect("number") as f32
+}
+
+#[test]
+fn the_input_warp_matches_opencv() {
+    for m in ["short", "full"] {
+        let expected = rgb(&format!("pair_input_{m}.png"));
+        let (input, _) = detect::face_input(&rgb("pair.png"), model(m));
+        let mut worst = 0i32;
+        let mut differing = 0usize;
+        for (v, &e) in input.iter().zip(expected.as_raw()) {
+            let got = ((v + 1.0) * 127.5).round() as i32;
+            let d = (got - i32::from(e)).abs();
+            worst = worst.max(d);
+            differing += usize::from(d != 0);
+        }
+        eprintln!("{m}: input warp differs from OpenCV in {differing} values, by at most {worst}");
+        // The reference is pip's OpenCV 5.1, not the OpenCV MediaPipe links in; both are
+        // fixed-point bilinear, a few values round the other way.
+        assert!(
+            worst <= 1 && differing * 100 <= input.len(),
+            "{m}: {differing} values, worst {worst}"
+        );
+    }
+}
+
+#[test]
+fn the_network_matches_the_tflite_interpreter() {
+    let r = refs();
+    for m in ["short", "full"] {
+        let raw = &r["raw"][m];
+        let png = rgb(raw["input"].as_str().expect("input name"));
+        let input: Vec<f32> = png
+            .as_raw()
+            .iter()
+            .map(|&v| f32::from(v).mul_add(2.0 / 255.0, -1.0))
+            .collect();
+        let graph = model(m).load().expect("model loads");
+        let (boxes, scores) = detect::face_raw_outputs(&graph, &input).expect("network runs");
+        let want: Vec<f32> = raw["scores"].as_array().expect("scores").iter().map(f).collect();
+        assert_eq!(scores.len(), want.len());
+        let mut worst_score = 0f32;
+        let mut largest = 0f32;
+        for (a, b) in scores.iter().zip(&want) {
+            worst_score = worst_score.max((a - b).abs());
+            largest = largest.max(b.abs());
+        }
+        let mut worst_box = 0f32;
+        let tops = raw["top"].as_array().expect("top");
+        for (i, row) in tops.iter().zip(raw["top_boxes"].as_array().expect("boxes")) {
+            let i = i.as_u64().expect("index") as usize;
+            for (k, v) in row.as_array().expect("row").iter().enumerate() {
+                worst_box = worst_box.max((boxes[i * 16 + k] - f(v)).abs());
+            }
+        }
+        eprintln!(
+            "{m}: raw logits (|logit| up to {largest:.1}) max |diff| {worst_score:.2e}, raw box regressors (top 64) max |diff| {worst_box:.2e}"
+        );
+        assert!(
+            worst_score < 1e-2 && worst_box < 1e-2,
+            "{m}: {worst_score} {worst_box}"
+        );
+    }
+}
+
+fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let x0 = a[0].max(b[0]);
+    let y0 = a[1].max(b[1]);
+    let x1 = (a[0] + a[2]).min(b[0] + b[2]);
+    let y1 = (a[1] + a[3]).min(b[1] + b[3]);
+    let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+    inter / (a[2] * a[3] + b[2] * b[3] - inter)
+}
+
+#[test]
+fn faces_match_mediapipe_on_photos() {
+    let r = refs();
+    let mut worst_iou = 1f32;
+    let mut worst_score = 0f32;
+    let mut boxes = 0;
+    for case in r["cases"].as_array().expect("cases") {
+        let name = case["image"].as_str().expect("image");
+        let m = model(case["model"].as_str().expect("model"));
+        let confidence = f(&case["confidence"]);
+        let img = rgb(name);
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        let got = detect::detect_faces(&img, m, confidence).expect("detection runs");
+        let want = case["detections"].as_array().expect("detections");
+        assert_eq!(got.len(), want.len(), "{name} {m:?} @{confidence}: count");
+        for (g, e) in got.iter().zip(want) {
+            let e_box = [
+                f(&e["xmin"]) * w,
+                f(&e["ymin"]) * h,
+                f(&e["width"]) * w,
+                f(&e["height"]) * h,
+            ];
+            let o = iou([g.x, g.y, g.width, g.height], e_box);
+            worst_iou = worst_iou.min(o);
+            worst_score = worst_score.max((g.score - f(&e["score"])).abs());
+            boxes += 1;
+            assert!(
+                o >= 0.95,
+                "{name} {m:?} @{confidence}: IoU {o} ({g:?} vs {e_box:?})"
+            );
+        }
+    }
+    eprintln!("{boxes} faces: worst IoU {worst_iou:.5}, worst score |diff| {worst_score:.2e}");
+    assert!(worst_score < 1e-3, "score diff {worst_score}");
+}
+
+#[test]
+fn the_cli_prints_the_contract_json_and_writes_a_mask() {
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let mask = out_dir.path().join("mask.png");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_easel"))
+        .args(["detect", "faces"])
+        .arg(dir().join("pair.png"))
+        .args([
+            "--model",
+            "full",
+            "--confidence",
+            "0.5",
+            "--json",
+            "--dilate",
+            "4",
+            "--mask",
+        ])
+        .arg(&mask)
+        .output()
+        .expect("easel runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(300), Some(150))
+    );
+    let dets = v["detections"].as_array().expect("detections");
+    assert_eq!(dets.len(), 2);
+    for key in ["x", "y", "width", "height", "score"] {
+        assert!(dets[0][key].is_f64(), "{key}");
+    }
+    let m = image::open(&mask).expect("mask written").to_luma8();
+    assert_eq!(m.dimensions(), (300, 150));
+    let (x, y) = (f(&dets[0]["x"]) as u32, f(&dets[0]["y"]) as u32);
+    assert_eq!(m.get_pixel(x + 2, y + 2)[0], 255);
+    assert_eq!(m.get_pixel(0, 149)[0], 0);
+}
