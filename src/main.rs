@@ -576,7 +576,16 @@ fn output_format(args: &GenerateArgs) -> anyhow::Result<OutputFormat> {
 
 fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     let params = build_params(args)?;
-    let controls = cli_control::units(matches).map_err(bad)?;
+    let mut controls = cli_control::units(matches).map_err(bad)?;
+    if controls.is_empty() {
+        let (paths, folders) = {
+            let paths = AppPaths::platform();
+            let (settings, _) = Settings::load(&paths.settings_file());
+            (paths, settings.model_folders)
+        };
+        controls = cli_control::replay_units(&params.extra, matches, &paths.controlnet_dirs(&folders))
+            .map_err(bad)?;
+    }
     let format = output_format(args)?;
     let device = DeviceChoice::from_name(&args.device).ok_or_else(|| {
         bad(format!(

@@ -704,3 +704,66 @@ fn controlnet_section_lists_the_folder_and_generates_with_the_canvas_as_control(
     );
     assert!(text.contains("Threshold A: 100.0, Threshold B: 200.0"), "{text}");
 }
+
+#[test]
+fn use_parameters_takes_over_a_controlnet_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = AppPaths::under(dir.path().to_path_buf());
+    std::fs::create_dir_all(paths.default_controlnet_dir()).unwrap();
+    let src = common::fixtures().join("models").join("controlnet");
+    for f in ["tiny-control.safetensors", "tiny-control.yaml"] {
+        std::fs::copy(src.join(f), paths.default_controlnet_dir().join(f)).unwrap();
+    }
+    let label = easel::models::controlnet::list_label(
+        &paths.default_controlnet_dir().join("tiny-control.safetensors"),
+    );
+    let png = dir.path().join("controlled.png");
+    let infotext = format!(
+        "a house\nSteps: 3, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: 5, Size: 64x64, \
+         ControlNet 0: \"Module: canny, Model: {label}, Weight: 0.7, Resize Mode: Just Resize, Processor Res: 256, \
+         Threshold A: 60.0, Threshold B: 120.0, Guidance Start: 0.1, Guidance End: 0.9, Pixel Perfect: False, \
+         Control Mode: My prompt is more important\", Version: v1.10.1"
+    );
+    easel::infotext::png_chunks::write_png_with_parameters(&png, 8, 8, &[128u8; 8 * 8 * 3], &infotext)
+        .unwrap();
+    let mut h = app(dir.path(), small_settings());
+    // The ControlNet list must be there before the parameters can name a model in it.
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.input_mut().dropped_files.push(Arc::new(Dropped(png)));
+    step_until(&mut h, 30, "the dropped image", |h| {
+        h.query_by_label("Use parameters").is_some()
+    });
+    h.get_by_label("Use parameters").click();
+    h.step();
+    h.step();
+    let c = &h.state().settings().controlnet;
+    assert!(c.enabled, "{:?}", h.state().messages());
+    assert_eq!(
+        c.model.as_deref(),
+        Some(
+            paths
+                .default_controlnet_dir()
+                .join("tiny-control.safetensors")
+                .as_path()
+        )
+    );
+    assert_eq!(
+        (c.preprocessor.as_str(), c.canny_low, c.canny_high),
+        ("canny", 60, 120)
+    );
+    assert_eq!((c.weight, c.start, c.end, c.processor_res), (0.7, 0.1, 0.9, 256));
+    assert_eq!(
+        (c.mode.as_str(), c.resize.as_str()),
+        ("My prompt is more important", "Just Resize")
+    );
+    assert!(
+        h.state()
+            .settings()
+            .params
+            .extra
+            .iter()
+            .all(|(k, _)| !k.starts_with("ControlNet"))
+    );
+}
