@@ -406,6 +406,9 @@ fn hint_resize_of(mode: crate::request::ResizeMode) -> HintResize {
     }
 }
 
+/// The sampler-side units, their infotext entries and their inpaint_only blends.
+type PreparedControls = (Vec<ActiveControl>, Vec<ControlInfo>, Vec<InpaintOnlyBlend>);
+
 /// Computes each unit's hint for a `params.width`×`params.height` job and checks the network fits
 /// the model. Returns the sampler-side units and their infotext entries.
 fn prepare_controls(
@@ -413,7 +416,7 @@ fn prepare_controls(
     params: &GenerationParams,
     init: Option<&InitImage>,
     controls: &[JobControl],
-) -> Result<(Vec<ActiveControl>, Vec<ControlInfo>, Vec<InpaintOnlyBlend>), DiffusionError> {
+) -> Result<PreparedControls, DiffusionError> {
     let mut active = Vec::new();
     let mut infos = Vec::new();
     let mut blends = Vec::new();

@@ -576,18 +576,15 @@ impl EaselApp {
         let named: Vec<_> = entries.iter().filter(|e| e.name == info.model_name()).collect();
         let found = named.iter().find(|e| e.label == info.model).or(named.first());
         let c = &mut self.settings.controlnet;
-        match found {
-            Some(entry) => {
-                c.model = Some(entry.path.clone());
-                c.enabled = true;
-            }
-            None => {
-                c.enabled = false;
-                self.messages.push(format!(
-                    "these parameters use ControlNet '{}', which is not in your ControlNet folders; ControlNet is off",
-                    info.model
-                ));
-            }
+        if let Some(entry) = found {
+            c.model = Some(entry.path.clone());
+            c.enabled = true;
+        } else {
+            c.enabled = false;
+            self.messages.push(format!(
+                "these parameters use ControlNet '{}', which is not in your ControlNet folders; ControlNet is off",
+                info.model
+            ));
         }
         c.preprocessor.clone_from(&info.module);
         let threshold = |v: f64| v.round().clamp(0.0, 255.0) as u8;
