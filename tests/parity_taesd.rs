@@ -109,3 +109,102 @@ fn wrong_files_get_a_message() {
         "{msg}"
     );
 }
+
+/// Runs `request` on a fresh engine and returns the preview sizes and the finished images.
+fn run_job(
+    request: easel::request::Request,
+) -> (
+    Vec<(usize, usize)>,
+    Vec<easel::request::GeneratedImage>,
+    Option<String>,
+) {
+    use easel::engine::{Engine, Event};
+    let engine = Engine::spawn(None).unwrap();
+    let (job, _cancel) = engine.submit(request);
+    let (mut previews, mut images) = (Vec::new(), Vec::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the job did not finish");
+        let Ok(event) = engine
+            .events()
+            .recv_timeout(std::time::Duration::from_millis(200))
+        else {
+            continue;
+        };
+        match event {
+            Event::Preview { job: j, image } if j == job => previews.push((image.width, image.height)),
+            Event::Image { job: j, image } if j == job => images.push(*image),
+            Event::Finished { job: j } if j == job => return (previews, images, None),
+            Event::Failed { job: j, message, .. } if j == job => return (previews, images, Some(message)),
+            _ => {}
+        }
+    }
+}
+
+fn tiny_request(
+    decoder: easel::request::VaeDecoder,
+    dirs: Vec<std::path::PathBuf>,
+) -> easel::request::Request {
+    let params = easel::params::GenerationParams {
+        prompt: "a red barn".into(),
+        steps: 3,
+        width: 64,
+        height: 64,
+        seed: 5,
+        ..Default::default()
+    };
+    easel::request::Request {
+        device: easel::request::DeviceChoice::Cpu,
+        previews: true,
+        vae_decoder: decoder,
+        vae_approx_dirs: dirs,
+        ..easel::request::Request::new(common::model_path(), params)
+    }
+}
+
+#[test]
+fn the_engine_previews_and_decodes_with_taesd() {
+    use easel::request::VaeDecoder;
+    // No decoder anywhere: latent-resolution previews, full decode, no VAE Decoder key.
+    let (previews, images, failed) = run_job(tiny_request(VaeDecoder::Full, Vec::new()));
+    assert_eq!(failed, None);
+    // Previews are dropped when the channel is full, so check the ones that came.
+    assert!(
+        !previews.is_empty() && previews.iter().all(|&p| p == (32, 32)),
+        "{previews:?}"
+    );
+    assert!(
+        !images[0].infotext.contains("VAE Decoder"),
+        "{}",
+        images[0].infotext
+    );
+    let full = images[0].rgb.clone();
+    // A decoder present: full-resolution previews; the final decode is still the VAE's.
+    let (previews, images, failed) = run_job(tiny_request(VaeDecoder::Full, vec![approx_dir()]));
+    assert_eq!(failed, None);
+    assert!(
+        !previews.is_empty() && previews.iter().all(|&p| p == (64, 64)),
+        "{previews:?}"
+    );
+    assert_eq!(images[0].rgb, full);
+    // TAESD decode: A1111's infotext key and other pixels.
+    let (_, images, failed) = run_job(tiny_request(VaeDecoder::Taesd, vec![approx_dir()]));
+    assert_eq!(failed, None);
+    let image = &images[0];
+    assert_eq!((image.width, image.height), (64, 64));
+    assert!(
+        image.infotext.contains("VAE Decoder: TAESD"),
+        "{}",
+        image.infotext
+    );
+    assert_ne!(image.rgb, full);
+    // Asked for TAESD without one: a message saying where to put it.
+    let empty = tempfile::tempdir().unwrap();
+    let (_, images, failed) = run_job(tiny_request(VaeDecoder::Taesd, vec![empty.path().to_path_buf()]));
+    assert!(images.is_empty());
+    let failed = failed.unwrap();
+    assert!(
+        failed.contains("no TAESD decoder found") && failed.contains("taesd_decoder.safetensors"),
+        "{failed}"
+    );
+}

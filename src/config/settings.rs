@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::document::ToolSettings;
 use crate::infotext::OutputFormat;
 use crate::params::GenerationParams;
-use crate::request::{DEFAULT_STRENGTH, Img2ImgSettings};
+use crate::request::{DEFAULT_STRENGTH, Img2ImgSettings, VaeDecoder};
 
 /// What Generate does with the canvas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -47,6 +47,8 @@ pub struct Settings {
     /// Look model files up on Civitai by their hash (name, trigger words, preview). Off by default:
     /// Easel makes no network request unless the user asks for one.
     pub civitai_lookup: bool,
+    /// The final decode: the checkpoint's VAE, or TAESD ("Decode with TAESD" in the prompt panel).
+    pub vae_decoder: VaeDecoder,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             tools: ToolSettings::default(),
             output_format: OutputFormat::Png,
             civitai_lookup: false,
+            vae_decoder: VaeDecoder::Full,
         }
     }
 }

@@ -309,13 +309,17 @@ pub fn write_schedule_keys(params: &mut GenerationParams) {
     infotext::write_beta_schedule(&mut params.extra, beta);
 }
 
-/// Decodes latents `[B, C, h, w]` to RGB8 images, A1111's way (clamp, ×255, truncate).
-/// Falls back to an f32 VAE when a half-precision decode produces NaN.
+/// Decodes latents `[B, C, h, w]` to RGB8 images, A1111's way (clamp, ×255, truncate), with
+/// the model's TAESD decoder when one is set. Falls back to an f32 VAE when a half-precision decode produces NaN.
 pub fn decode_rgb(
     model: &SdModel,
     latents: &Tensor,
     observer: &mut dyn Observer,
 ) -> Result<Vec<Vec<u8>>, DiffusionError> {
+    if let Some(tiny) = &model.tiny_decoder {
+        // TAESD reads the diffusion latents as they are (its scale factor is 1).
+        return super::taesd::to_rgb8(&tiny.decode(latents)?);
+    }
     let scale = 1.0 / model.geometry().schedule.scale_factor;
     let z = (latents * scale)?;
     let mut pixels = model
@@ -512,6 +516,7 @@ pub fn generate_with(
         );
     }
     write_schedule_keys(&mut params);
+    infotext::write_vae_decoder(&mut params.extra, model.tiny_decoder.is_some());
     let params = &params;
     let clip_skip = params.clip_skip as usize;
     // `<lora:…>` tags are applied to the model by the engine; the text encoder never sees them.
