@@ -527,3 +527,17 @@ pub fn preview(
         rgba,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_random_full_size_decoder_upscales_by_eight() {
+        let dec = TinyDecoder::random_sd(&Device::Cpu, DType::F32).unwrap();
+        assert_eq!((dec.upscale_factor(), dec.latent_channels()), (8, 4));
+        let z = Tensor::zeros((1, 4, 2, 3), DType::F32, &Device::Cpu).unwrap();
+        let p = preview(&dec, &z).unwrap();
+        assert_eq!((p.width, p.height, p.rgba.len()), (24, 16, 24 * 16 * 4));
+    }
+}

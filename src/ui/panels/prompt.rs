@@ -58,7 +58,7 @@ pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_fou
                 notes.push(format!("added <lora:{}:1> to the prompt", lora.name));
             }
             None => notes.push(
-                "needs an LCM-LoRA: put lcm-lora-sdv1-5.safetensors into a LoRA folder (File → Get models… → \
+                "needs an LCM-LoRA: put lcm-lora-sdv1-5.safetensors into a LoRA folder (File > Get models… > \
                  LCM-LoRA for SD 1.5) and add <lora:lcm-lora-sdv1-5:1> to the prompt; without it 6 LCM steps \
                  give a blurry picture"
                     .to_owned(),
@@ -72,7 +72,7 @@ pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_fou
         settings.vae_decoder = VaeDecoder::Full;
         notes.push(
             "no TAESD decoder, so the full VAE decodes (slower): put taesd_decoder.safetensors into the \
-             vae-approx folder (File → Get models… → TAESD decoder)"
+             vae-approx folder (File > Get models… > TAESD decoder)"
                 .to_owned(),
         );
     }
