@@ -212,10 +212,9 @@ pub fn missing_taesd_decoder_message(dirs: &[PathBuf]) -> String {
          `easel download taesd`) into one of {folders}"
     );
     if let Some(p) = pickle {
-        msg.push_str(&format!(
-            "; {} is a Python pickle, which Easel never loads: use the .safetensors file",
-            p.display()
-        ));
+        msg.push_str("; ");
+        msg.push_str(&p.display().to_string());
+        msg.push_str(" is a Python pickle, which Easel never loads: use the .safetensors file");
     }
     msg
 }

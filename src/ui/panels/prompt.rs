@@ -54,7 +54,9 @@ pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_fou
                 if !p.prompt.is_empty() && !p.prompt.ends_with([' ', '\n']) {
                     p.prompt.push(' ');
                 }
-                p.prompt.push_str(&format!("<lora:{}:1>", lora.name));
+                p.prompt.push_str("<lora:");
+                p.prompt.push_str(&lora.name);
+                p.prompt.push_str(":1>");
                 notes.push(format!("added <lora:{}:1> to the prompt", lora.name));
             }
             None => notes.push(
