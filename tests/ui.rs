@@ -767,3 +767,60 @@ fn use_parameters_takes_over_a_controlnet_unit() {
             .all(|(k, _)| !k.starts_with("ControlNet"))
     );
 }
+
+#[test]
+fn the_fast_preset_says_what_is_missing_then_uses_the_lcm_lora_and_taesd() {
+    use easel::params::Sampler;
+    use easel::request::VaeDecoder;
+    // Nothing installed: the preset sets LCM and says what it lacks.
+    let bare = tempfile::tempdir().unwrap();
+    let mut h = app(bare.path(), small_settings());
+    h.step();
+    h.get_by_label("Fast").click();
+    h.step();
+    h.step();
+    let p = &h.state().settings().params;
+    assert_eq!((p.sampler, p.steps, p.cfg_scale), (Sampler::Lcm, 6, 1.5));
+    assert_eq!(h.state().settings().vae_decoder, VaeDecoder::Full);
+    assert!(h.query_by_label_contains("needs an LCM-LoRA").is_some());
+    assert!(h.query_by_label_contains("no TAESD decoder").is_some());
+    drop(h);
+
+    // An LCM-LoRA in the LoRA folder and a TAESD decoder in vae-approx: the preset adds the tag and
+    // decodes with TAESD; the image says so.
+    let dir = tempfile::tempdir().unwrap();
+    let loras = dir.path().join("loras");
+    std::fs::create_dir_all(&loras).unwrap();
+    let lora = common::fixtures().join("models/loras/tiny_style.safetensors");
+    std::fs::copy(&lora, loras.join("lcm-lora-sdv1-5.safetensors")).unwrap();
+    let approx = dir.path().join("vae-approx");
+    std::fs::create_dir_all(&approx).unwrap();
+    std::fs::copy(
+        common::fixtures().join("models/vae-approx/taesd_decoder.safetensors"),
+        approx.join("taesd_decoder.safetensors"),
+    )
+    .unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the LoRA list", |h| {
+        h.state().lora_names() == ["lcm-lora-sdv1-5"]
+    });
+    pick_model_and_prompt(&mut h, "a red barn");
+    h.get_by_label("Fast").click();
+    h.step();
+    h.step();
+    assert_eq!(
+        h.state().settings().params.prompt,
+        "a red barn <lora:lcm-lora-sdv1-5:1>"
+    );
+    assert_eq!(h.state().settings().vae_decoder, VaeDecoder::Taesd);
+    assert!(h.query_by_label_contains("decoding with TAESD").is_some());
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the fast image", |h| {
+        assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+        h.state().gallery_len() == 1
+    });
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(text.contains("Steps: 6, Sampler: LCM"), "{text}");
+    assert!(text.contains("CFG scale: 1.5"), "{text}");
+    assert!(text.contains("VAE Decoder: TAESD"), "{text}");
+}

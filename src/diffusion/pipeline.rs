@@ -309,8 +309,8 @@ pub fn write_schedule_keys(params: &mut GenerationParams) {
     infotext::write_beta_schedule(&mut params.extra, beta);
 }
 
-/// Decodes latents `[B, C, h, w]` to RGB8 images, A1111's way (clamp, ×255, truncate).
-/// Falls back to an f32 VAE when a half-precision decode produces NaN.
+/// Decodes latents `[B, C, h, w]` to RGB8 images, A1111's way (clamp, ×255, truncate), with
+/// the model's TAESD decoder when one is set. Falls back to an f32 VAE when a half-precision decode produces NaN.
 pub fn decode_rgb(
     model: &SdModel,
     latents: &Tensor,
@@ -340,6 +340,12 @@ fn decode_unit(
     latents: &Tensor,
     observer: &mut dyn Observer,
 ) -> Result<Tensor, DiffusionError> {
+    if let Some(tiny) = &model.tiny_decoder {
+        // TAESD reads the diffusion latents as they are (its scale factor is 1); its output is
+        // converted as `taesd::to_rgb8` does.
+        let pixels = tiny.decode(latents)?.to_dtype(DType::F32)?;
+        return Ok(((pixels + 1.0)? / 2.0)?.clamp(0f32, 1f32)?);
+    }
     let scale = 1.0 / model.geometry().schedule.scale_factor;
     let z = (latents * scale)?;
     let mut pixels = model
@@ -564,6 +570,7 @@ pub fn generate_with(
         );
     }
     write_schedule_keys(&mut params);
+    infotext::write_vae_decoder(&mut params.extra, model.tiny_decoder.is_some());
     let params = &params;
     let clip_skip = params.clip_skip as usize;
     // `<lora:…>` tags are applied to the model by the engine; the text encoder never sees them.

@@ -42,6 +42,11 @@ pub const INPAINT_AREA: &str = "Inpaint area";
 /// `Masked area padding` in pixels, with "Only masked".
 pub const MASKED_AREA_PADDING: &str = "Masked area padding";
 
+/// A1111's key for a decode method other than the full VAE (`VAE Decoder: TAESD`); absent for a full decode.
+pub const VAE_DECODER: &str = "VAE Decoder";
+/// A1111's value of [`VAE_DECODER`] for a TAESD decode.
+pub const VAE_DECODER_TAESD: &str = "TAESD";
+
 /// `Beta schedule alpha` (A1111's `beta_dist_alpha` setting), written with the Beta schedule.
 pub const BETA_SCHEDULE_ALPHA: &str = "Beta schedule alpha";
 /// `Beta schedule beta` (A1111's `beta_dist_beta` setting), written with the Beta schedule.
@@ -82,6 +87,23 @@ pub fn read_beta_schedule(extra: &[(String, String)]) -> (f64, f64) {
             .unwrap_or(default)
     };
     (get(BETA_SCHEDULE_ALPHA, 0.6), get(BETA_SCHEDULE_BETA, 0.6))
+}
+
+/// Writes `VAE Decoder: TAESD` for a TAESD decode, as A1111's `process_images_inner` does for a
+/// decode method other than "Full", and removes the key for a full decode.
+pub fn write_vae_decoder(extra: &mut Vec<(String, String)>, taesd: bool) {
+    if taesd {
+        set(extra, VAE_DECODER, VAE_DECODER_TAESD.to_owned());
+    } else {
+        extra.retain(|(k, _)| k != VAE_DECODER);
+    }
+}
+
+/// Whether an infotext's extra keys say the image was decoded with TAESD (`VAE Decoder: TAESD`).
+pub fn reads_taesd_decoder(extra: &[(String, String)]) -> bool {
+    extra
+        .iter()
+        .any(|(k, v)| k == VAE_DECODER && v.trim().eq_ignore_ascii_case(VAE_DECODER_TAESD))
 }
 
 /// Writes the Beta schedule keys as A1111's `KDiffusionSampler.get_sigmas` does (Python float

@@ -499,6 +499,15 @@ impl EaselApp {
                 }
             }
             Command::GetModels => self.get_models.open(),
+            Command::FastPreset => {
+                // A handful of file checks, on a click only.
+                let taesd = crate::models::registry::find_taesd_decoder(
+                    &self.paths.vae_approx_dirs(&self.settings.model_folders),
+                )
+                .is_some();
+                let note = super::panels::apply_fast_preset(&mut self.settings, self.models.loras(), taesd);
+                self.prompt.set_fast_note(note);
+            }
             Command::SetCivitaiLookup(on) => {
                 self.settings.civitai_lookup = on;
                 let hashed = self.models.hashed();
