@@ -172,6 +172,29 @@ pub fn ddim_timesteps(steps: usize, train_steps: usize) -> Vec<usize> {
         .collect()
 }
 
+/// TCD's distillation grid size (diffusers `TCDScheduler`'s `original_inference_steps`).
+pub const TCD_ORIGINAL_STEPS: usize = 50;
+
+/// diffusers' `TCDScheduler.set_timesteps(steps)`: the grid k·i − 1 (i = 1…50, k = T/50) from the
+/// top, at the indices ⌊j·50/steps⌋ (`np.linspace(0, 50, steps, endpoint=False)`); `None` for more
+/// than 50 steps or none, which diffusers refuses.
+pub fn tcd_timesteps(steps: usize, train_steps: usize) -> Option<Vec<usize>> {
+    let original = TCD_ORIGINAL_STEPS;
+    if steps == 0 || steps > original || train_steps < original {
+        return None;
+    }
+    let k = train_steps / original;
+    let spacing = original as f64 / steps as f64;
+    Some(
+        (0..steps)
+            .map(|j| {
+                let index = (j as f64 * spacing).floor() as usize;
+                (original - index) * k - 1
+            })
+            .collect(),
+    )
+}
+
 /// What A1111's scheduler functions see as `inner_model`: the model's σ table, or the 50-entry
 /// LCM grid with `LCMCompVisDenoiser`'s integer timesteps.
 struct InnerModel<'a> {
