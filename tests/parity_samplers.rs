@@ -472,8 +472,16 @@ fn unipc_and_tcd_match_references() {
             },
         )
         .unwrap();
-        let noise_key = format!("noise_{}_{}", case["rng"].as_str().unwrap().to_lowercase(), p.seed);
-        assert_eq!(max_abs_diff(&sampled.noise, &refs[&noise_key]), 0.0, "{name}: noise");
+        let noise_key = format!(
+            "noise_{}_{}",
+            case["rng"].as_str().unwrap().to_lowercase(),
+            p.seed
+        );
+        assert_eq!(
+            max_abs_diff(&sampled.noise, &refs[&noise_key]),
+            0.0,
+            "{name}: noise"
+        );
         assert_eq!(
             sampled.evaluations as u64,
             case["unet_evals"].as_u64().unwrap(),
@@ -507,13 +515,20 @@ fn unipc_and_tcd_match_references() {
             "{name}: infotext"
         );
         let back = easel::infotext::parse(text).unwrap();
-        assert_eq!((back.sampler, back.schedule), (p.sampler, p.schedule), "{name}: parsed names");
+        assert_eq!(
+            (back.sampler, back.schedule),
+            (p.sampler, p.schedule),
+            "{name}: parsed names"
+        );
         assert_eq!(
             easel::infotext::render(&back, back.a1111_schedule_label(), "v1.10.1"),
             text,
             "{name}: infotext round trip"
         );
     }
-    println!("worst latent relative diff {:e}, worst pixel diff {}", worst.0, worst.1);
+    println!(
+        "worst latent relative diff {:e}, worst pixel diff {}",
+        worst.0, worst.1
+    );
     assert!(failures.is_empty(), "{failures:#?}");
 }

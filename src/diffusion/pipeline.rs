@@ -276,7 +276,11 @@ pub fn sample_batch(
                 // timesteps[t_enc − 1]/1000 + 1/1000 (A1111's own comment calls it "likely off by a
                 // bit": the latents were noised to timesteps[t_enc]).
                 let t_start = (init.is_some() && start.image.is_some())
-                    .then(|| timesteps.last().map(|&t| t as f32 / 1000.0 + (1.0f64 / 1000.0) as f32))
+                    .then(|| {
+                        timesteps
+                            .last()
+                            .map(|&t| t as f32 / 1000.0 + (1.0f64 / 1000.0) as f32)
+                    })
                     .flatten();
                 sampler::sample_unipc(
                     &mut denoiser,

@@ -961,12 +961,12 @@ pub fn sample_unipc(
 
     // One `multistep_uni_pc_bh_update` from the newest (time, x0) pair to time `t`.
     let update = |model: &mut dyn EpsModel,
-                      x: &Tensor,
-                      models: &[Tensor],
-                      ts: &[f32],
-                      t: f32,
-                      order: usize,
-                      use_corrector: bool|
+                  x: &Tensor,
+                  models: &[Tensor],
+                  ts: &[f32],
+                  t: f32,
+                  order: usize,
+                  use_corrector: bool|
      -> Result<(Tensor, Option<Tensor>), DiffusionError> {
         let last = ts.len() - 1;
         let lambda_prev_0 = vp.lambda(ts[last]);
@@ -993,7 +993,11 @@ pub fn sample_unipc(
         let mut r = Vec::with_capacity(order);
         let mut b = Vec::with_capacity(order);
         for i in 1..=order {
-            r.push(rks.iter().map(|&rk| f64::from(rk.powi(i as i32 - 1))).collect::<Vec<_>>());
+            r.push(
+                rks.iter()
+                    .map(|&rk| f64::from(rk.powi(i as i32 - 1)))
+                    .collect::<Vec<_>>(),
+            );
             b.push(f64::from(h_phi_k * factorial as f32 / b_h));
             factorial *= i as u64 + 1;
             h_phi_k = h_phi_k / hh - (1.0 / factorial as f64) as f32;
@@ -1006,7 +1010,10 @@ pub fn sample_unipc(
             let rhos_p = if order == 2 {
                 vec![0.5]
             } else {
-                let sub = r[..order - 1].iter().map(|row| row[..order - 1].to_vec()).collect();
+                let sub = r[..order - 1]
+                    .iter()
+                    .map(|row| row[..order - 1].to_vec())
+                    .collect();
                 solve(sub, b[..order - 1].to_vec())?
             };
             match weighted_sum(&rhos_p, &d1s)? {
@@ -1202,6 +1209,105 @@ mod tests {
             )
             .unwrap();
             assert_eq!(model.0, n, "n = {n}");
+        }
+    }
+
+    /// An eps model that counts its calls and records the model times it saw.
+    struct CountingEps(Vec<f64>);
+    impl EpsModel for CountingEps {
+        fn eps_at(&mut self, x: &Tensor, t: f64) -> Result<Tensor, DiffusionError> {
+            self.0.push(t);
+            Ok((x * 0.1)?)
+        }
+    }
+
+    fn sd15_alphas() -> Vec<f32> {
+        // LDM's linear-beta schedule (β from 0.00085 to 0.012 in sqrt space).
+        let n = 1000;
+        let (a, b) = (0.00085f64.sqrt(), 0.012f64.sqrt());
+        let mut prod = 1.0f64;
+        (0..n)
+            .map(|i| {
+                let beta = (a + (b - a) * i as f64 / (n - 1) as f64).powi(2);
+                prod *= 1.0 - beta;
+                prod as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unipc_evaluates_once_per_step_and_refuses_too_few_steps() {
+        let alphas = sd15_alphas();
+        for steps in 3..=8 {
+            let mut model = CountingEps(Vec::new());
+            let mut callbacks = 0;
+            let x = Tensor::ones((1, 4, 2, 2), DType::F32, &Device::Cpu).unwrap();
+            let out = sample_unipc(
+                &mut model,
+                x,
+                &alphas,
+                steps,
+                None,
+                UniPcOptions::default(),
+                &mut |i, total, _, _| {
+                    assert_eq!((i, total), (callbacks, steps));
+                    callbacks += 1;
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(model.0.len(), steps, "steps {steps}");
+            assert_eq!(callbacks, steps);
+            // The first evaluation is at model time (1 − 1/1000)·1000 = 999.
+            assert!((model.0[0] - 999.0).abs() < 1e-3, "{:?}", model.0);
+            assert!(
+                out.abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    .is_finite()
+            );
+        }
+        let x = Tensor::ones((1, 4, 2, 2), DType::F32, &Device::Cpu).unwrap();
+        let err = sample_unipc(
+            &mut CountingEps(Vec::new()),
+            x,
+            &alphas,
+            2,
+            None,
+            UniPcOptions::default(),
+            &mut |_, _, _, _| Ok(()),
+        )
+        .expect_err("fewer steps than the order");
+        assert!(err.to_string().contains("at least 3 steps"), "{err}");
+    }
+
+    #[test]
+    fn tcd_draws_noise_on_every_step_but_the_last() {
+        let alphas = sd15_alphas();
+        let timesteps = [999, 759, 499, 259];
+        for (gamma, start, draws) in [(0.3, 0, 3), (0.0, 0, 0), (0.3, 2, 1)] {
+            let mut noise = Counting(0);
+            let mut model = CountingEps(Vec::new());
+            let x = Tensor::ones((1, 4, 2, 2), DType::F32, &Device::Cpu).unwrap();
+            sample_tcd(
+                &mut model,
+                x,
+                &timesteps,
+                start,
+                &alphas,
+                gamma,
+                &mut noise,
+                &mut |_, _, _, _| Ok(()),
+            )
+            .unwrap();
+            assert_eq!(noise.0, draws, "gamma {gamma}, start {start}");
+            assert_eq!(
+                model.0,
+                timesteps[start..].iter().map(|&t| t as f64).collect::<Vec<_>>()
+            );
         }
     }
 

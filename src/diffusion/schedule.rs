@@ -467,6 +467,20 @@ mod tests {
     }
 
     #[test]
+    fn tcd_timesteps_follow_diffusers() {
+        assert_eq!(tcd_timesteps(4, 1000), Some(vec![999, 759, 499, 259]));
+        assert_eq!(
+            tcd_timesteps(8, 1000),
+            Some(vec![999, 879, 759, 639, 499, 379, 259, 139])
+        );
+        assert_eq!(tcd_timesteps(1, 1000), Some(vec![999]));
+        let all = tcd_timesteps(50, 1000).unwrap();
+        assert_eq!((all[0], all[49], all.len()), (999, 19, 50));
+        assert_eq!(tcd_timesteps(51, 1000), None);
+        assert_eq!(tcd_timesteps(0, 1000), None);
+    }
+
+    #[test]
     fn lcm_grid_endpoints() {
         let ac = NoiseSchedule::sd15().alphas_cumprod();
         let grid = ModelSigmas::lcm_grid(&ac);

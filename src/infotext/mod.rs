@@ -101,18 +101,17 @@ pub fn read_beta_schedule(extra: &[(String, String)]) -> (f64, f64) {
 /// A sentence naming a value Easel does not run (`vary_coeff`, a skip type other than
 /// `time_uniform`, an order outside 1…10) or cannot read.
 pub fn read_unipc_options(extra: &[(String, String)]) -> Result<UniPcOptions, String> {
-    let get = |key: &str| {
-        extra
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.trim())
-    };
+    let get = |key: &str| extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim());
     let mut options = UniPcOptions::default();
     if let Some(v) = get(UNI_PC_VARIANT) {
         options.variant = match v {
             "bh1" => UniPcVariant::Bh1,
             "bh2" => UniPcVariant::Bh2,
-            _ => return Err(format!("{UNI_PC_VARIANT} '{v}' is not run by Easel (bh1 and bh2 are)")),
+            _ => {
+                return Err(format!(
+                    "{UNI_PC_VARIANT} '{v}' is not run by Easel (bh1 and bh2 are)"
+                ));
+            }
         };
     }
     if let Some(v) = get(UNI_PC_SKIP_TYPE)
@@ -247,6 +246,40 @@ pub fn read_img2img(extra: &[(String, String)]) -> Img2ImgSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unipc_options_and_tcd_gamma_from_extra_keys() {
+        let kv = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        };
+        assert_eq!(read_unipc_options(&[]), Ok(UniPcOptions::default()));
+        let o = read_unipc_options(&kv(&[
+            (UNI_PC_VARIANT, "bh2"),
+            (UNI_PC_ORDER, "2.0"),
+            (UNI_PC_LOWER_ORDER_FINAL, "False"),
+            (UNI_PC_SKIP_TYPE, "time_uniform"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            o,
+            UniPcOptions {
+                variant: UniPcVariant::Bh2,
+                order: 2,
+                lower_order_final: false
+            }
+        );
+        for bad in [
+            (UNI_PC_VARIANT, "vary_coeff"),
+            (UNI_PC_SKIP_TYPE, "logSNR"),
+            (UNI_PC_ORDER, "0"),
+            (UNI_PC_ORDER, "2.5"),
+        ] {
+            assert!(read_unipc_options(&kv(&[bad])).is_err(), "{bad:?}");
+        }
+        assert_eq!(read_tcd_gamma(&[]), Ok(0.3));
+        assert_eq!(read_tcd_gamma(&kv(&[(TCD_GAMMA, "0.5")])), Ok(0.5));
+        assert!(read_tcd_gamma(&kv(&[(TCD_GAMMA, "1.5")])).is_err());
+    }
 
     #[test]
     fn img2img_keys_round_trip() {
