@@ -248,8 +248,7 @@ pub fn sample_batch(
         sampler::sample_tcd(
             &mut denoiser,
             x,
-            &timesteps,
-            start,
+            &timesteps[start..],
             &alphas,
             gamma,
             &mut noise,

@@ -892,9 +892,11 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Result<Vec<f32>, DiffusionErr
         a.swap(col, pivot);
         b.swap(col, pivot);
         for row in col + 1..n {
-            let f = a[row][col] / a[col][col];
-            for k in col..n {
-                a[row][k] -= f * a[col][k];
+            let (upper, lower) = a.split_at_mut(row);
+            let (pivot_row, target) = (&upper[col], &mut lower[0]);
+            let f = target[col] / pivot_row[col];
+            for (t, p) in target[col..].iter_mut().zip(&pivot_row[col..]) {
+                *t -= f * p;
             }
             b[row] -= f * b[col];
         }
@@ -924,7 +926,6 @@ fn weighted_sum(weights: &[f32], terms: &[Tensor]) -> Result<Option<Tensor>, Dif
 /// runs it): data prediction, multistep, `time_uniform` times from `t_start` (1 in txt2img) to
 /// 1/N, `steps` updates, each but the last with a corrector evaluation; `steps` UNet evaluations
 /// in all. `x` is the raw noise (txt2img) or the noised image latents.
-#[allow(clippy::too_many_arguments)]
 pub fn sample_unipc(
     model: &mut dyn EpsModel,
     mut x: Tensor,
@@ -1057,8 +1058,7 @@ pub fn sample_unipc(
         models.push(model_x);
         ts.push(t);
     }
-    for step in order..=steps {
-        let t = times[step];
+    for (step, &t) in times.iter().enumerate().skip(order) {
         let step_order = if options.lower_order_final {
             order.min(steps + 1 - step)
         } else {
@@ -1082,27 +1082,24 @@ pub fn sample_unipc(
 }
 
 /// diffusers' `TCDScheduler` (Trajectory Consistency Distillation) over `timesteps` (from
-/// [`super::schedule::tcd_timesteps`]), starting at `timesteps[start]` (img2img) with `x` at that
-/// noise level. Each step predicts x0, moves it to the earlier timestep ⌊(1 − γ)·t_prev⌋ and, but on
+/// [`super::schedule::tcd_timesteps`]; img2img passes the tail it runs), with `x` at the noise
+/// level of `timesteps[0]`. Each step predicts x0, moves it to the earlier timestep ⌊(1 − γ)·t_prev⌋ and, but on
 /// the last step and for γ > 0, adds fresh noise up to t_prev (the image RNG's next draw). The last
 /// step ends at ᾱ[0], like diffusers.
 pub fn sample_tcd(
     model: &mut dyn EpsModel,
     mut x: Tensor,
     timesteps: &[usize],
-    start: usize,
     alphas_cumprod: &[f32],
     gamma: f64,
     noise: &mut dyn NoiseSource,
     callback: &mut StepCallback<'_>,
 ) -> Result<Tensor, DiffusionError> {
     let n = timesteps.len();
-    let total = n.saturating_sub(start);
     // Python's (1 − eta) times a long tensor: f32 arithmetic.
     let keep = (1.0 - gamma) as f32;
-    for (i, idx) in (start..n).enumerate() {
-        let t = timesteps[idx];
-        let t_prev = timesteps.get(idx + 1).copied().unwrap_or(0);
+    for (i, &t) in timesteps.iter().enumerate() {
+        let t_prev = timesteps.get(i + 1).copied().unwrap_or(0);
         let t_s = (keep * t_prev as f32).floor() as usize;
         let a_t = alphas_cumprod[t];
         let a_prev = alphas_cumprod[t_prev];
@@ -1110,7 +1107,7 @@ pub fn sample_tcd(
         let eps = model.eps(&x, t)?;
         let x0 = ((&x - (&eps * f64::from((1.0 - a_t).sqrt()))?)? / f64::from(a_t.sqrt()))?;
         let noised = ((&x0 * f64::from(a_s.sqrt()))? + (&eps * f64::from((1.0 - a_s).sqrt()))?)?;
-        x = if gamma > 0.0 && idx != n - 1 {
+        x = if gamma > 0.0 && i != n - 1 {
             let ratio = a_prev / a_s;
             let z = noise.next_noise()?;
             ((noised * f64::from(ratio.sqrt()))? + (z * f64::from((1.0 - ratio).sqrt()))?)?
@@ -1118,7 +1115,7 @@ pub fn sample_tcd(
             noised
         };
         model.set_sampling_step(i);
-        callback(i, total, &x, &x0)?;
+        callback(i, n, &x, &x0)?;
     }
     Ok(x)
 }
@@ -1222,17 +1219,7 @@ mod tests {
     }
 
     fn sd15_alphas() -> Vec<f32> {
-        // LDM's linear-beta schedule (β from 0.00085 to 0.012 in sqrt space).
-        let n = 1000;
-        let (a, b) = (0.00085f64.sqrt(), 0.012f64.sqrt());
-        let mut prod = 1.0f64;
-        (0..n)
-            .map(|i| {
-                let beta = (a + (b - a) * i as f64 / (n - 1) as f64).powi(2);
-                prod *= 1.0 - beta;
-                prod as f32
-            })
-            .collect()
+        crate::models::config::NoiseSchedule::sd15().alphas_cumprod()
     }
 
     #[test]
@@ -1295,8 +1282,7 @@ mod tests {
             sample_tcd(
                 &mut model,
                 x,
-                &timesteps,
-                start,
+                &timesteps[start..],
                 &alphas,
                 gamma,
                 &mut noise,
