@@ -99,7 +99,7 @@ struct GenerateArgs {
     #[arg(long)]
     cfg: Option<f32>,
     /// Sampler, A1111 name: "Euler a", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ SDE", "LMS", "Restart", "DDIM",
-    /// "LCM", … (the README lists all) [default: Euler a].
+    /// "UniPC", "LCM", "TCD", … (the README lists all) [default: Euler a].
     #[arg(long)]
     sampler: Option<String>,
     /// Schedule type: Automatic, Uniform, Karras, Exponential, Polyexponential, "SGM Uniform",

@@ -488,7 +488,7 @@ fn dropping_a_comfyui_png_offers_its_parameters() {
 fn dropping_a_jpeg_names_its_tool_and_keeps_a_sampler_easel_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let jpg = dir.path().join("forge.jpg");
-    let infotext = "a fox in the snow\nSteps: 31, Sampler: UniPC, Schedule type: Karras, CFG scale: 5, Seed: 4242, Size: 640x448, Version: f2.0.1v1.10.1";
+    let infotext = "a fox in the snow\nSteps: 31, Sampler: Euler a CFG++, Schedule type: Karras, CFG scale: 5, Seed: 4242, Size: 640x448, Version: f2.0.1v1.10.1";
     easel::infotext::write_image_with_parameters(
         &jpg,
         easel::infotext::OutputFormat::Jpeg,
@@ -515,10 +515,10 @@ fn dropping_a_jpeg_names_its_tool_and_keeps_a_sampler_easel_lacks() {
     assert_eq!((p.steps, p.seed, p.width, p.height), (31, 4242, 640, 448));
     assert_eq!(
         p.sampler, sampler_before,
-        "UniPC is not run by Easel: the panel keeps its sampler"
+        "Euler a CFG++ is not run by Easel: the panel keeps its sampler"
     );
     assert!(
-        h.query_by_label_contains("'UniPC' is not one Easel runs yet")
+        h.query_by_label_contains("'Euler a CFG++' is not one Easel runs yet")
             .is_some()
     );
 }
