@@ -32,7 +32,7 @@ def main():
     args = ap.parse_args()
 
     import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.set_num_threads(args.threads)
@@ -90,6 +90,12 @@ def main():
         print(f"UNet step, {args.size}x{args.size}, CFG batch 2: {unet_s:.2f} s")
         vae_s = best_of(args.repeats, lambda: vae.decode(z))
         print(f"VAE decode, {args.size}x{args.size}: {vae_s:.2f} s")
+        # One ControlNet call per model call (SD 1.5's ControlNet: the UNet's encoder + hint block).
+        controlnet = ControlNetModel.from_unet(unet).eval()
+        hint = torch.rand(2, 3, args.size, args.size)
+        cn_s = best_of(args.repeats, lambda: controlnet(x, t, encoder_hidden_states=ctx, controlnet_cond=hint,
+                                                        return_dict=False))
+        print(f"ControlNet, {args.size}x{args.size}, CFG batch 2: {cn_s:.2f} s ({cn_s / unet_s * 100:.0f} % of a UNet step)")
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"peak RSS: {rss_kib / (1 << 20):.2f} GiB")
 

@@ -20,7 +20,7 @@ echo "== pytorch"
 "$python" "$root/benches/torch_reference.py" --size "$size" --repeats "$repeats" --threads "$threads" | tee "$torch_out"
 pick() { grep -m1 "^$2" "$1" | sed -E 's/.*: ([0-9.]+) (s|GiB).*/\1/'; }
 echo "== Easel / PyTorch (same machine, one run, $threads threads, ${size}x${size})"
-for what in "CLIP encode" "UNet step" "VAE decode" "peak RSS"; do
+for what in "CLIP encode" "UNet step" "VAE decode" "ControlNet" "peak RSS"; do
     e=$(pick "$easel_out" "$what") t=$(pick "$torch_out" "$what")
     awk -v w="$what" -v e="$e" -v t="$t" 'BEGIN { printf "%-12s easel %8.2f  torch %8.2f  ratio %.2f\n", w, e, t, e / t }'
 done

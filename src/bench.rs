@@ -92,6 +92,8 @@ pub struct BenchReport {
     pub unet_step_secs: f64,
     /// Seconds per VAE decode of one image.
     pub vae_decode_secs: f64,
+    /// Seconds per ControlNet evaluation with CFG batch 2 (what one unit adds to a step).
+    pub controlnet_secs: f64,
     /// Seconds per live preview (latent → RGB projection) of one image.
     pub preview_secs: f64,
     /// Peak RSS in bytes after the run.
@@ -322,6 +324,24 @@ pub fn run_networks(
         }
     }
     report.vae_profile = decode.ops;
+    drop(vae);
+    drop(clip);
+    // One ControlNet unit: SD 1.5's ControlNet (the UNet's encoder, the 16-32-96-256 hint block).
+    let control = crate::diffusion::controlnet::ControlNet::new(
+        &random_vb(dtype, device, None),
+        &crate::models::controlnet::ControlGeometry {
+            unet: g.unet.clone(),
+            hint_channels: 3,
+            hint_levels: vec![16, 32, 96, 256],
+        },
+    )?;
+    let hint = Tensor::rand(0f32, 1.0, (2, 3, size, size), device)?.to_dtype(dtype)?;
+    report.controlnet_secs = time(&mut || control.forward(&x, &[500.0], &ctx, &hint).map(|_| ()))?;
+    log(&format!(
+        "ControlNet, {size}x{size}, CFG batch 2: {:.2} s ({:.0} % of a UNet step)",
+        report.controlnet_secs,
+        report.controlnet_secs / report.unet_step_secs * 100.0
+    ));
     report.peak_rss_bytes = crate::system::peak_rss_bytes();
     Ok(report)
 }
