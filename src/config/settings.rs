@@ -141,6 +141,8 @@ pub struct Settings {
     pub civitai_lookup: bool,
     /// The ControlNet section.
     pub controlnet: ControlSettings,
+    /// Refine adds a ControlNet inpaint (or tile) unit, so the repainted area keeps its structure.
+    pub keep_structure: bool,
     /// The final decode: the checkpoint's VAE, or TAESD ("Decode with TAESD" in the prompt panel).
     pub vae_decoder: VaeDecoder,
 }
@@ -159,6 +161,7 @@ impl Default for Settings {
             output_format: OutputFormat::Png,
             civitai_lookup: false,
             controlnet: ControlSettings::default(),
+            keep_structure: false,
             vae_decoder: VaeDecoder::Full,
         }
     }

@@ -475,6 +475,43 @@ fn hint_resize_of(mode: crate::request::ResizeMode) -> HintResize {
     }
 }
 
+/// sd-webui-controlnet's crop of a control image (and its mask) for A1111's "only masked"
+/// inpainting: fitted to the picture's size with the unit's resize mode, cut to the region A1111
+/// generates (`get_crop_region` of the blurred mask, padded, expanded to the output's aspect), then
+/// scaled into the output size with Resize and Fill. `None` without an A1111 mask or with an empty one.
+fn crop_for_only_masked(
+    image: &image::RgbImage,
+    mask: Option<&image::GrayImage>,
+    init: &InitImage,
+    resize: HintResize,
+    width: u32,
+    height: u32,
+) -> Option<(image::RgbImage, Option<image::GrayImage>)> {
+    use crate::imaging::ops;
+    use crate::request::ResizeMode;
+    let a1111_mask = init.mask.as_ref()?;
+    let s = &init.settings;
+    let blurred = crate::imaging::processed_mask(a1111_mask, s.invert_mask, s.mask_blur);
+    let (mw, mh) = blurred.dimensions();
+    let (x1, y1, x2, y2) =
+        ops::expand_crop_region(ops::crop_region(&blurred, s.padding), width, height, mw, mh)
+            .filter(|(x1, y1, x2, y2)| x2 > x1 && y2 > y1)?;
+    let mode = match resize {
+        HintResize::JustResize => ResizeMode::JustResize,
+        HintResize::CropAndResize => ResizeMode::CropAndResize,
+        HintResize::ResizeAndFill => ResizeMode::ResizeAndFill,
+    };
+    let full = ops::resize_image(mode, image, mw, mh);
+    let crop = image::imageops::crop_imm(&full, x1, y1, x2 - x1, y2 - y1).to_image();
+    let out = ops::resize_image(ResizeMode::ResizeAndFill, &crop, width, height);
+    let out_mask = mask.map(|m| {
+        let full = ops::resize_image_gray(mode, m, mw, mh);
+        let crop = image::imageops::crop_imm(&full, x1, y1, x2 - x1, y2 - y1).to_image();
+        ops::resize_image_gray(ResizeMode::ResizeAndFill, &crop, width, height)
+    });
+    Some((out, out_mask))
+}
+
 /// The sampler-side units, their infotext entries and their inpaint_only blends.
 type PreparedControls = (Vec<ActiveControl>, Vec<ControlInfo>, Vec<InpaintOnlyBlend>);
 
@@ -520,6 +557,14 @@ fn prepare_controls(
             }
         };
         let mask = unit.mask.as_ref().or(init.and_then(|i| i.mask.as_ref()));
+        // "Only masked" generates a crop of the picture: the control image is cropped the same way.
+        let cropped = init
+            .filter(|i| i.settings.inpaint_area == crate::request::InpaintArea::OnlyMasked)
+            .and_then(|i| crop_for_only_masked(image, mask, i, resize, params.width, params.height));
+        let (image, mask) = match &cropped {
+            Some((img, m)) => (img, m.as_ref()),
+            None => (image, mask),
+        };
         let hint = crate::imaging::ops::prepare_hint(
             image,
             mask,

@@ -243,6 +243,7 @@ impl EaselApp {
             paths: &self.paths,
             doc: self.canvas.doc.as_ref(),
             control_image: None,
+            control_models: self.prompt.controlnet().entries(),
         };
         let to = Submit {
             control_image: self.prompt.controlnet().file_image(&to.settings.controlnet),

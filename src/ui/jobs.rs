@@ -136,6 +136,32 @@ pub struct Submit<'a> {
     pub doc: Option<&'a Document>,
     /// The ControlNet section's control image file, loaded (`None`: the canvas picture).
     pub control_image: Option<&'a image::RgbImage>,
+    /// The ControlNets in the ControlNet folders (for Refine's "Keep structure").
+    pub control_models: &'a [crate::models::registry::ControlNetEntry],
+}
+
+/// Refine's "Keep structure" unit: an SD 1.5 inpaint ControlNet on the picture and its mask, or a
+/// tile ControlNet on the picture, whichever the folders have (inpaint first).
+fn keep_structure_unit(models: &[crate::models::registry::ControlNetEntry]) -> Result<ControlUnit, String> {
+    use crate::imaging::ops::HintPreprocessor;
+    let usable = |word: &str| {
+        models
+            .iter()
+            .find(|e| e.family.is_ok() && e.name.to_ascii_lowercase().contains(word))
+    };
+    if let Some(inpaint) = usable("inpaint") {
+        let mut unit = ControlUnit::new(inpaint.path.clone());
+        unit.preprocessor = HintPreprocessor::InpaintOnly;
+        return Ok(unit);
+    }
+    if let Some(tile) = usable("tile") {
+        let mut unit = ControlUnit::new(tile.path.clone());
+        unit.preprocessor = HintPreprocessor::TileResample {
+            down_sampling_rate: 1.0,
+        };
+        return Ok(unit);
+    }
+    Err("Keep structure needs an inpaint or tile ControlNet (control_v11p_sd15_inpaint or control_v11f1e_sd15_tile) in a ControlNet folder: File > Get models…, or turn Keep structure off".into())
 }
 
 impl Submit<'_> {
@@ -252,7 +278,11 @@ impl Jobs {
                 ..to.settings.img2img.clone()
             },
         };
-        self.submit(to.engine, to.request(Some(init), REFINE_STRENGTH)?);
+        let mut request = to.request(Some(init), REFINE_STRENGTH)?;
+        if to.settings.keep_structure {
+            request.controls.push(keep_structure_unit(to.control_models)?);
+        }
+        self.submit(to.engine, request);
         Ok(())
     }
 

@@ -97,6 +97,9 @@ impl Img2ImgPanel {
             {
                 commands.push(Command::Refine);
             }
+            ui.checkbox(&mut settings.keep_structure, "Keep structure").on_hover_text(
+                "Refine adds a ControlNet inpaint unit (or tile, when that is the one you have), so the repainted area keeps its shapes; needs control_v11p_sd15_inpaint or control_v11f1e_sd15_tile in a ControlNet folder",
+            );
             if ui
                 .add_enabled(has_doc, egui::Button::new("Strength sweep"))
                 .on_hover_text("one image per strength 0.3 … 0.8 with the same seed")
