@@ -10,6 +10,7 @@
 //! packaging (packaging/easel.desktop, `cargo install`) ships one executable and no data folder.
 
 pub mod graph;
+pub mod segment;
 pub mod ssd;
 pub mod warp;
 
