@@ -326,6 +326,121 @@ pub fn run_networks(
     Ok(report)
 }
 
+/// `easel bench --fast` figures: the fast path against the default path, per finished image.
+#[derive(Debug, Clone, Default)]
+pub struct FastReport {
+    /// Seconds per CLIP encode of one 77-token chunk (each path encodes the prompt and the negative prompt).
+    pub clip_secs: f64,
+    /// Seconds per UNet evaluation at batch 1 (CFG 1 skips the unconditional half).
+    pub unet_batch1_secs: f64,
+    /// Seconds per UNet evaluation at CFG batch 2.
+    pub unet_batch2_secs: f64,
+    /// Seconds per TAESD decode of one image.
+    pub taesd_decode_secs: f64,
+    /// Seconds per full VAE decode of one image.
+    pub vae_decode_secs: f64,
+    /// Fast path: LCM, 6 steps, CFG 1, TAESD decode.
+    pub fast_secs: f64,
+    /// Default path: 20 steps at CFG batch 2, full VAE decode.
+    pub default_secs: f64,
+}
+
+/// Steps of the fast path (LCM with an LCM-LoRA; the prompt panel's Fast preset).
+pub const FAST_STEPS: usize = 6;
+/// Steps of A1111's default path.
+pub const DEFAULT_STEPS: usize = 20;
+
+/// Times the pieces of one `size`² image at full SD 1.5 size with random weights (a random
+/// full-size TAESD too) and adds them up: the fast path (6 UNet evaluations at batch 1, TAESD
+/// decode) against the default (20 evaluations at CFG batch 2, full VAE decode). Sampler
+/// arithmetic is negligible next to a UNet evaluation, so per-step timings stand for whole runs.
+///
+/// # Errors
+/// Tensor failures.
+pub fn run_fast(
+    size: usize,
+    repeats: usize,
+    device: &Device,
+    log: &mut dyn FnMut(&str),
+) -> Result<FastReport, crate::diffusion::DiffusionError> {
+    let g = Geometry::sd15();
+    let dtype = crate::diffusion::model::compute_dtype(device);
+    let clip = ClipTextModel::new(&random_vb(dtype, device, None), &g.clip)?;
+    let unet = Unet::new(&random_vb(dtype, device, None), &g.unet)?;
+    let vae = Vae::new(&random_vb(dtype, device, None), &g.vae)?;
+    let taesd = crate::diffusion::taesd::TinyDecoder::random_sd(device, dtype)?;
+    log(&format!(
+        "built SD 1.5 networks and a full-size TAESD decoder with random weights ({dtype:?}, {} threads)",
+        rayon::current_num_threads()
+    ));
+    let time = |f: &mut dyn FnMut() -> Result<(), crate::diffusion::DiffusionError>| {
+        let mut best = f64::INFINITY;
+        for _ in 0..repeats.max(1) {
+            let t = Instant::now();
+            f()?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Ok::<f64, crate::diffusion::DiffusionError>(best)
+    };
+    let ids = Tensor::from_vec(
+        (0..77u32).map(|i| 49406 + (i % 2)).collect::<Vec<_>>(),
+        (1, 77),
+        device,
+    )?;
+    let mut r = FastReport {
+        clip_secs: time(&mut || Ok(clip.forward(&ids, 1).map(|_| ())?))?,
+        ..FastReport::default()
+    };
+    let lat = size / 8;
+    let step = |batch: usize| -> Result<f64, crate::diffusion::DiffusionError> {
+        let x = Tensor::randn(0f32, 1.0, (batch, 4, lat, lat), device)?.to_dtype(dtype)?;
+        let ctx = Tensor::randn(0f32, 1.0, (batch, 77, 768), device)?.to_dtype(dtype)?;
+        time(&mut || Ok(unet.forward(&x, &[500.0], &ctx).map(|_| ())?))
+    };
+    r.unet_batch1_secs = step(1)?;
+    log(&format!(
+        "UNet step, {size}x{size}, batch 1 (CFG 1): {:.2} s",
+        r.unet_batch1_secs
+    ));
+    r.unet_batch2_secs = step(2)?;
+    log(&format!(
+        "UNet step, {size}x{size}, CFG batch 2: {:.2} s",
+        r.unet_batch2_secs
+    ));
+    let z = Tensor::randn(0f32, 1.0, (1, 4, lat, lat), device)?.to_dtype(dtype)?;
+    r.taesd_decode_secs = time(&mut || taesd.decode(&z).map(|_| ()))?;
+    log(&format!(
+        "TAESD decode, {size}x{size}: {:.2} s",
+        r.taesd_decode_secs
+    ));
+    r.vae_decode_secs = time(&mut || Ok(vae.decode(&z).map(|_| ())?))?;
+    log(&format!("VAE decode, {size}x{size}: {:.2} s", r.vae_decode_secs));
+    r.fast_secs = 2.0 * r.clip_secs + FAST_STEPS as f64 * r.unet_batch1_secs + r.taesd_decode_secs;
+    r.default_secs = 2.0 * r.clip_secs + DEFAULT_STEPS as f64 * r.unet_batch2_secs + r.vae_decode_secs;
+    log(&format!(
+        "fast path (LCM {FAST_STEPS} steps, CFG 1 = UNet batch 1, TAESD decode): {:.1} s to a finished {size}x{size} image",
+        r.fast_secs
+    ));
+    log(&format!(
+        "default path ({DEFAULT_STEPS} steps, CFG batch 2, full VAE decode): {:.1} s (from the per-step and decode timings)",
+        r.default_secs
+    ));
+    log(&format!(
+        "the fast path is {:.1}x faster",
+        r.default_secs / r.fast_secs
+    ));
+    Ok(r)
+}
+
+/// [`run_fast`] on the CPU, for `easel bench --fast`.
+///
+/// # Errors
+/// Tensor failures.
+pub fn run_fast_cpu(size: usize, repeats: usize, out: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    run_fast(size, repeats, &Device::Cpu, out)?;
+    Ok(())
+}
+
 /// Writes a full-size SD 1.5 checkpoint with random f16 weights in the LDM layout to `path`
 /// (≈ 2 GB), using the same name mapping the loader uses in reverse.
 pub fn write_random_sd15_checkpoint(path: &Path) -> anyhow::Result<()> {

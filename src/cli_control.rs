@@ -70,6 +70,10 @@ fn each<'a, T: Clone + Send + Sync + 'static>(
 /// A flag before any `--control`, an unknown name, or an unreadable control image.
 pub fn units(m: &ArgMatches) -> Result<Vec<ControlUnit>, String> {
     let starts: Vec<usize> = m.indices_of("control").map(Iterator::collect).unwrap_or_default();
+    if starts.is_empty() && m.get_many::<PathBuf>("control_image").is_some() {
+        // Replaying an image's ControlNet units: `replay_units` takes the images in order.
+        return Ok(Vec::new());
+    }
     let mut units: Vec<ControlUnit> = m
         .get_many::<PathBuf>("control")
         .map(|v| v.map(ControlUnit::new).collect())
@@ -141,6 +145,85 @@ pub fn units(m: &ArgMatches) -> Result<Vec<ControlUnit>, String> {
     }
     for (u, unit) in units.iter().enumerate() {
         unit.validate().map_err(|e| format!("ControlNet unit {u}: {e}"))?;
+    }
+    Ok(units)
+}
+
+/// The ControlNet units of a replayed infotext (`ControlNet N` keys), their models found by name in
+/// `dirs` (the `[hash]` decides between files of the same name), their control images the
+/// `--control-image` flags in order (none: the init image). Empty when the infotext has none or
+/// `--control` flags were given.
+///
+/// # Errors
+/// A model that is not there, a preprocessor Easel does not have, an unreadable image.
+pub fn replay_units(
+    extra: &[(String, String)],
+    m: &ArgMatches,
+    dirs: &[PathBuf],
+) -> Result<Vec<ControlUnit>, String> {
+    if m.get_many::<PathBuf>("control").is_some() {
+        return Ok(Vec::new());
+    }
+    let infos = easel::infotext::controlnet::read(extra);
+    let mut images = m.get_many::<PathBuf>("control_image").into_iter().flatten();
+    if infos.is_empty() {
+        return match images.next() {
+            Some(_) => Err("--control-image needs a --control before it (or an image to replay whose infotext names ControlNet units)".into()),
+            None => Ok(Vec::new()),
+        };
+    }
+    let candidates = easel::models::registry::scan_controlnets(dirs);
+    let mut units = Vec::new();
+    for (i, info) in infos.iter().enumerate() {
+        let named: Vec<_> = candidates
+            .iter()
+            .filter(|c| c.name == info.model_name())
+            .collect();
+        let found = named
+            .iter()
+            .find(|c| c.label == info.model)
+            .or_else(|| named.first())
+            .ok_or_else(|| {
+                format!(
+                    "the image used ControlNet {i} '{}', which is not in {}; put it there or choose one with --control",
+                    info.model,
+                    dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+        let mut unit = ControlUnit::new(found.path.clone());
+        let threshold = |v: f64| -> u8 { v.round().clamp(0.0, 255.0) as u8 };
+        unit.preprocessor = match HintPreprocessor::from_name(&info.module) {
+            Some(HintPreprocessor::Canny { .. }) => HintPreprocessor::Canny {
+                low: threshold(info.threshold_a),
+                high: threshold(info.threshold_b),
+            },
+            Some(HintPreprocessor::TileResample { .. }) => HintPreprocessor::TileResample {
+                down_sampling_rate: info.threshold_a as f32,
+            },
+            Some(HintPreprocessor::ScribbleXdog { .. }) => HintPreprocessor::ScribbleXdog {
+                threshold: threshold(info.threshold_a),
+            },
+            Some(other) => other,
+            None => {
+                return Err(format!(
+                    "ControlNet {i} used the preprocessor '{}', which Easel does not have; give a ready-made control image with --control {} --control-image IMG",
+                    info.module,
+                    found.path.display()
+                ));
+            }
+        };
+        unit.weight = info.weight;
+        unit.start = info.guidance_start;
+        unit.end = info.guidance_end;
+        unit.mode = ControlMode::from_name(&info.control_mode).unwrap_or_default();
+        unit.resize = HintResize::from_name(&info.resize_mode).unwrap_or_default();
+        unit.pixel_perfect = info.pixel_perfect;
+        unit.processor_res = info.processor_res;
+        if let Some(path) = images.next() {
+            unit.image = Some(easel::imaging::load_rgb(path).map_err(|e| e.to_string())?);
+        }
+        unit.validate().map_err(|e| format!("ControlNet {i}: {e}"))?;
+        units.push(unit);
     }
     Ok(units)
 }

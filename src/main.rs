@@ -17,7 +17,7 @@ use easel::infotext::{self, OutputFormat};
 use easel::params::{GenerationParams, Overrides, RngSource, Sampler, Schedule};
 mod cli_control;
 
-use easel::request::{DeviceChoice, InitImage, InpaintArea, MaskedContent, Request, ResizeMode};
+use easel::request::{DeviceChoice, InitImage, InpaintArea, MaskedContent, Request, ResizeMode, VaeDecoder};
 
 #[derive(Parser)]
 #[command(
@@ -74,6 +74,10 @@ enum Command {
         /// Also print the time per kind of op (convolutions, attention, norms, …) in the UNet step and VAE decode.
         #[arg(long)]
         profile: bool,
+        /// Instead: seconds to a finished image with the fast path (LCM 6 steps, CFG 1, TAESD decode)
+        /// against the default 20-step path, and the ratio.
+        #[arg(long)]
+        fast: bool,
     },
 }
 
@@ -95,7 +99,7 @@ struct GenerateArgs {
     #[arg(long)]
     cfg: Option<f32>,
     /// Sampler, A1111 name: "Euler a", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ SDE", "LMS", "Restart", "DDIM",
-    /// "LCM", … (the README lists all) [default: Euler a].
+    /// "UniPC", "LCM", "TCD", … (the README lists all) [default: Euler a].
     #[arg(long)]
     sampler: Option<String>,
     /// Schedule type: Automatic, Uniform, Karras, Exponential, Polyexponential, "SGM Uniform",
@@ -171,6 +175,14 @@ struct GenerateArgs {
     /// [default: the desktop app's embeddings folders].
     #[arg(long)]
     embeddings_dir: Vec<PathBuf>,
+    /// Final decode: full (the checkpoint's VAE) or taesd (the tiny autoencoder: much faster; needs
+    /// taesd_decoder.safetensors in a vae-approx folder) [default: full, or what --params-from says].
+    #[arg(long)]
+    vae_decoder: Option<String>,
+    /// Folder searched for taesd_decoder.safetensors (repeatable) [default: the app's vae-approx
+    /// folder, A1111's models/VAE-taesd and models/VAE-approx, ComfyUI's models/vae_approx].
+    #[arg(long)]
+    vae_approx_dir: Vec<PathBuf>,
     /// Output file path.
     #[arg(long)]
     out: PathBuf,
@@ -265,7 +277,14 @@ fn main() -> ExitCode {
             load_dir,
             load_only,
             profile,
-        }) => bench(size, repeats, profile, load_dir.as_deref(), load_only),
+            fast,
+        }) => {
+            if fast {
+                bench_fast(size, repeats)
+            } else {
+                bench(size, repeats, profile, load_dir.as_deref(), load_only)
+            }
+        }
         None => easel::ui::run(started).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -576,7 +595,16 @@ fn output_format(args: &GenerateArgs) -> anyhow::Result<OutputFormat> {
 
 fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     let params = build_params(args)?;
-    let controls = cli_control::units(matches).map_err(bad)?;
+    let mut controls = cli_control::units(matches).map_err(bad)?;
+    if controls.is_empty() {
+        let (paths, folders) = {
+            let paths = AppPaths::platform();
+            let (settings, _) = Settings::load(&paths.settings_file());
+            (paths, settings.model_folders)
+        };
+        controls = cli_control::replay_units(&params.extra, matches, &paths.controlnet_dirs(&folders))
+            .map_err(bad)?;
+    }
     let format = output_format(args)?;
     let device = DeviceChoice::from_name(&args.device).ok_or_else(|| {
         bad(format!(
@@ -604,6 +632,19 @@ fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<E
     } else {
         args.embeddings_dir.clone()
     };
+    let vae_decoder = match &args.vae_decoder {
+        Some(name) => VaeDecoder::from_name(name)
+            .ok_or_else(|| bad(format!("unknown --vae-decoder '{name}'; use full or taesd")))?,
+        // A replayed `VAE Decoder: TAESD` asks for TAESD, as A1111's setting override does.
+        None if infotext::reads_taesd_decoder(&params.extra) => VaeDecoder::Taesd,
+        None => VaeDecoder::Full,
+    };
+    let vae_approx_dirs = if args.vae_approx_dir.is_empty() {
+        let (paths, folders) = app_folders();
+        paths.vae_approx_dirs(&folders)
+    } else {
+        args.vae_approx_dir.clone()
+    };
     let request = Request {
         model: args.model.clone(),
         device,
@@ -613,6 +654,8 @@ fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<E
         embedding_dirs,
         previews: false,
         controls,
+        vae_decoder,
+        vae_approx_dirs,
     };
     let engine = Engine::spawn(None).context("could not start the inference thread")?;
     let (job, cancel) = engine.submit(request);
@@ -799,5 +842,13 @@ fn bench(
     easel::bench::run(size, repeats, profile, load_dir, load_only, &mut |line| {
         println!("{line}");
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_fast(size: usize, repeats: usize) -> anyhow::Result<ExitCode> {
+    if !size.is_multiple_of(8) || size < 64 {
+        return Err(bad("--size must be a multiple of 8 and at least 64"));
+    }
+    easel::bench::run_fast_cpu(size, repeats, &mut |line| println!("{line}"))?;
     Ok(ExitCode::SUCCESS)
 }

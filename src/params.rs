@@ -111,11 +111,19 @@ pub enum Sampler {
     /// A1111's timestep PLMS.
     #[serde(rename = "PLMS")]
     Plms,
+    /// A1111's timestep UniPC (`modules/models/diffusion/uni_pc`): bh1, order 3, lower order at the
+    /// end; runs as many steps as A1111's DDIM grid has timesteps (12 requested run 13).
+    #[serde(rename = "UniPC")]
+    UniPc,
+    /// TCD (Trajectory Consistency Distillation), as diffusers' `TCDScheduler` with gamma 0.3; named
+    /// as Forge and ComfyUI name it (A1111 v1.10 has no TCD).
+    #[serde(rename = "TCD")]
+    Tcd,
 }
 
 impl Sampler {
     /// Every sampler, in the order the UI lists them.
-    pub const ALL: [Sampler; 19] = [
+    pub const ALL: [Sampler; 21] = [
         Sampler::DpmPp2M,
         Sampler::DpmPpSde,
         Sampler::DpmPp2MSde,
@@ -134,7 +142,9 @@ impl Sampler {
         Sampler::Ddim,
         Sampler::DdimCfgPp,
         Sampler::Plms,
+        Sampler::UniPc,
         Sampler::Lcm,
+        Sampler::Tcd,
     ];
 
     /// The name A1111 shows and writes in infotexts.
@@ -160,6 +170,8 @@ impl Sampler {
             Sampler::DpmPp3MSde => "DPM++ 3M SDE",
             Sampler::DdimCfgPp => "DDIM CFG++",
             Sampler::Plms => "PLMS",
+            Sampler::UniPc => "UniPC",
+            Sampler::Tcd => "TCD",
         }
     }
 
@@ -185,6 +197,8 @@ impl Sampler {
             Sampler::DpmPp3MSde => &["k_dpmpp_3m_sde"],
             Sampler::DdimCfgPp => &["ddim_cfgpp"],
             Sampler::Plms => &["plms"],
+            Sampler::UniPc => &["unipc"],
+            Sampler::Tcd => &["tcd"],
         }
     }
 
@@ -229,6 +243,8 @@ impl Sampler {
             | Sampler::Ddim
             | Sampler::DdimCfgPp
             | Sampler::Plms
+            | Sampler::UniPc
+            | Sampler::Tcd
             | Sampler::Lcm => None,
         }
     }
@@ -250,11 +266,14 @@ impl Sampler {
         )
     }
 
-    /// Whether the sampler runs on DDPM timesteps (A1111's `sd_samplers_timesteps`) rather than
-    /// on a k-diffusion σ schedule; the schedule type does not apply to it.
+    /// Whether the sampler runs on DDPM timesteps (A1111's `sd_samplers_timesteps`, or TCD's own
+    /// timestep grid) rather than on a k-diffusion σ schedule; the schedule type does not apply to it.
     #[must_use]
     pub fn uses_timesteps(self) -> bool {
-        matches!(self, Sampler::Ddim | Sampler::DdimCfgPp | Sampler::Plms)
+        matches!(
+            self,
+            Sampler::Ddim | Sampler::DdimCfgPp | Sampler::Plms | Sampler::UniPc | Sampler::Tcd
+        )
     }
 
     /// The schedule this sampler runs with when `chosen` is picked: `Automatic` becomes the
@@ -305,6 +324,41 @@ impl FromStr for Sampler {
         Self::from_name(s)
     }
 }
+
+/// UniPC's B(h) (A1111's `uni_pc_variant` setting; its third choice, `vary_coeff`, is not run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UniPcVariant {
+    /// B(h) = h (A1111's default).
+    #[default]
+    Bh1,
+    /// B(h) = eʰ − 1.
+    Bh2,
+}
+
+/// A1111's UniPC settings (`uni_pc_*` in `modules/shared_options.py` of v1.10; the skip type is
+/// always `time_uniform`, A1111's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UniPcOptions {
+    /// `uni_pc_variant` (bh1).
+    pub variant: UniPcVariant,
+    /// `uni_pc_order` (3); A1111 refuses fewer steps than this.
+    pub order: usize,
+    /// `uni_pc_lower_order_final` (true): the last steps drop to the orders they can support.
+    pub lower_order_final: bool,
+}
+
+impl Default for UniPcOptions {
+    fn default() -> Self {
+        Self {
+            variant: UniPcVariant::Bh1,
+            order: 3,
+            lower_order_final: true,
+        }
+    }
+}
+
+/// TCD's gamma (diffusers' `eta` in `TCDScheduler.step`) when nothing else is set.
+pub const TCD_DEFAULT_GAMMA: f64 = 0.3;
 
 /// A sigma schedule ("Schedule type" in A1111, `modules/sd_schedulers.py` of v1.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -274,6 +274,28 @@ impl ControlUnit {
     }
 }
 
+/// Which network turns the final latents into pixels (A1111's "VAE type for decode").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum VaeDecoder {
+    /// The checkpoint's own VAE.
+    #[default]
+    Full,
+    /// TAESD, the tiny autoencoder: much faster, slightly softer; needs a `taesd_decoder` file in a
+    /// `vae-approx` folder. The infotext gets A1111's `VAE Decoder: TAESD`.
+    Taesd,
+}
+
+impl VaeDecoder {
+    /// Parses `full|taesd` (any case).
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "full" => Some(Self::Full),
+            "taesd" => Some(Self::Taesd),
+            _ => None,
+        }
+    }
+}
+
 /// One generation job as the GUI, the CLI and the tests describe it.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -294,6 +316,11 @@ pub struct Request {
     pub previews: bool,
     /// ControlNet units, applied together.
     pub controls: Vec<ControlUnit>,
+    /// The final decode: the checkpoint's VAE or TAESD.
+    pub vae_decoder: VaeDecoder,
+    /// Folders searched for TAESD files (`taesd_decoder.safetensors`, …): the final decode with
+    /// [`VaeDecoder::Taesd`], and full-resolution live previews whenever a decoder is there.
+    pub vae_approx_dirs: Vec<PathBuf>,
 }
 
 impl Request {

@@ -732,3 +732,159 @@ fn controlnet_units_from_the_command_line() {
         "not a ControlNet",
     );
 }
+
+#[test]
+fn controlnet_units_replay_from_an_infotext() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cn_dir = data.join("controlnet");
+    std::fs::create_dir_all(&cn_dir).unwrap();
+    for f in ["tiny-control.safetensors", "tiny-control.yaml"] {
+        std::fs::copy(fixtures().join("models/controlnet").join(f), cn_dir.join(f)).unwrap();
+    }
+    let hint = fixtures().join("ref/controlnet/hint_a.png");
+    let hint = hint.to_str().unwrap();
+    let model = model_path();
+    let run = |args: &[&str]| {
+        let mut full = vec![
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "3",
+        ];
+        full.extend_from_slice(args);
+        Command::new(env!("CARGO_BIN_EXE_easel"))
+            .args(&full)
+            .env("EASEL_DATA_DIR", &data)
+            .env("EASEL_CACHE_DIR", std::env::temp_dir().join("easel-test-cache"))
+            .output()
+            .unwrap()
+    };
+    let first = dir.path().join("first.png");
+    let control = cn_dir.join("tiny-control.safetensors");
+    let o = run(&[
+        "--prompt",
+        "a house",
+        "--seed",
+        "9",
+        "--out",
+        first.to_str().unwrap(),
+        "--control",
+        control.to_str().unwrap(),
+        "--control-image",
+        hint,
+        "--control-preprocessor",
+        "canny",
+        "--canny-low",
+        "60",
+        "--control-weight",
+        "0.7",
+        "--control-mode",
+        "prompt",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Replaying with the same control image gives the same picture and the same unit.
+    let again = dir.path().join("again.png");
+    let o = run(&[
+        "--params-from",
+        first.to_str().unwrap(),
+        "--control-image",
+        hint,
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        image::open(&first).unwrap().to_rgb8().into_raw(),
+        image::open(&again).unwrap().to_rgb8().into_raw()
+    );
+    let unit = |p: &Path| {
+        easel::infotext::controlnet::read(&easel::infotext::parse(&parameters_of(p)).unwrap().extra)
+    };
+    assert_eq!(unit(&first), unit(&again));
+    // Without the control image the replay says so; without the model, where it looked.
+    assert_bad_input(
+        &run(&[
+            "--params-from",
+            first.to_str().unwrap(),
+            "--out",
+            dir.path().join("x.png").to_str().unwrap(),
+        ]),
+        "has no control image",
+    );
+    std::fs::remove_file(&control).unwrap();
+    assert_bad_input(
+        &run(&[
+            "--params-from",
+            first.to_str().unwrap(),
+            "--control-image",
+            hint,
+            "--out",
+            dir.path().join("y.png").to_str().unwrap(),
+        ]),
+        "which is not in",
+    );
+}
+
+#[test]
+fn taesd_decode_from_the_command_line_writes_a1111s_key_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let approx = fixtures().join("models").join("vae-approx");
+    let out = dir.path().join("fast.png");
+    let o = generate(
+        &model_path(),
+        &out,
+        &[
+            "--vae-decoder",
+            "taesd",
+            "--vae-approx-dir",
+            approx.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = parameters_of(&out);
+    assert!(text.contains("VAE Decoder: TAESD"), "{text}");
+    // Replaying the infotext decodes with TAESD again: the same pixels.
+    let again = dir.path().join("again.png");
+    let o = easel(&[
+        "generate",
+        "--model",
+        model_path().to_str().unwrap(),
+        "--params-from",
+        out.to_str().unwrap(),
+        "--vae-approx-dir",
+        approx.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        image::open(&out).unwrap().to_rgb8().into_raw(),
+        image::open(&again).unwrap().to_rgb8().into_raw()
+    );
+    // No decoder where Easel looks, and an unknown name: one clear line each.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = generate(
+        &model_path(),
+        &dir.path().join("x.png"),
+        &[
+            "--vae-decoder",
+            "taesd",
+            "--vae-approx-dir",
+            empty.to_str().unwrap(),
+        ],
+    );
+    assert_bad_input(&o, "no TAESD decoder found");
+    let o = generate(
+        &model_path(),
+        &dir.path().join("y.png"),
+        &["--vae-decoder", "tiny"],
+    );
+    assert_bad_input(&o, "unknown --vae-decoder 'tiny'");
+}

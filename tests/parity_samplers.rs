@@ -409,3 +409,126 @@ fn brownian_batch_of_two_equals_two_single_runs() {
         assert!(rel < 1e-4, "image {i} vs A1111 reference: {rel}");
     }
 }
+
+/// UniPC (A1111 v1.10's timestep sampler with its default options) and TCD (diffusers'
+/// `TCDScheduler`), from `make_sampler3_fixtures.py`: txt2img and img2img, both RNG sources,
+/// UNet evaluations, final latents, decoded pixels and the infotext with its round trip.
+#[test]
+fn unipc_and_tcd_match_references() {
+    let model = tiny_model();
+    let tok = ClipTokenizer::bundled().unwrap();
+    let dir = common::fixtures().join("ref").join("samplers3");
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let refs = candle_core::safetensors::load(dir.join("ref.safetensors"), &Device::Cpu).unwrap();
+    let mut failures = Vec::new();
+    let mut worst = (0f32, 0i32);
+    for case in all["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let get = |k: &str| refs[&format!("{name}/{k}")].clone();
+        let mut p = params_of(case);
+        p.model_hash = Some(all["model_hash"].as_str().unwrap().into());
+        for (k, v) in case["extra_generation_params"].as_object().unwrap() {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            p.extra.push((k.clone(), v));
+        }
+        let start = match case.get("strength").and_then(serde_json::Value::as_f64) {
+            Some(strength) => {
+                p.denoising_strength = Some(strength as f32);
+                Start {
+                    image: Some((refs["init_latent"].clone(), strength as f32)),
+                    ..Start::default()
+                }
+            }
+            None => Start::default(),
+        };
+        // The timestep grid the sampler runs on.
+        let want_t: Vec<usize> = get("timesteps")
+            .to_vec1::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(|t| t as usize)
+            .collect();
+        let grid = if p.sampler == Sampler::Tcd {
+            easel::diffusion::schedule::tcd_timesteps(p.steps as usize, 1000).unwrap()
+        } else {
+            easel::diffusion::schedule::ddim_timesteps(p.steps as usize, 1000)
+        };
+        assert_eq!(grid, want_t, "{name}: timesteps");
+
+        let cond = encode_prompt(&model.clip, &tok, &p.prompt, 1, &Device::Cpu).unwrap();
+        let uncond = encode_prompt(&model.clip, &tok, &p.negative_prompt, 1, &Device::Cpu).unwrap();
+        let mut callbacks = 0;
+        let sampled = pipeline::sample_batch(
+            model,
+            &Conditioning::fixed(cond),
+            &Conditioning::fixed(uncond),
+            &p,
+            vec![p.seed],
+            &start,
+            |_, _, _| {
+                callbacks += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        let noise_key = format!(
+            "noise_{}_{}",
+            case["rng"].as_str().unwrap().to_lowercase(),
+            p.seed
+        );
+        assert_eq!(
+            max_abs_diff(&sampled.noise, &refs[&noise_key]),
+            0.0,
+            "{name}: noise"
+        );
+        assert_eq!(
+            sampled.evaluations as u64,
+            case["unet_evals"].as_u64().unwrap(),
+            "{name}: UNet evaluations"
+        );
+        if let Some(n) = case.get("callbacks").and_then(serde_json::Value::as_u64) {
+            assert_eq!(callbacks as u64, n, "{name}: callbacks");
+        }
+        let want = get("latent");
+        let rel = max_abs_diff(&sampled.latents, &want) / max_abs(&want).max(1.0);
+        let rgb = pipeline::decode_rgb(model, &sampled.latents, &mut Quiet)
+            .unwrap()
+            .remove(0);
+        let want_rgb = get("image").flatten_all().unwrap().to_vec1::<u8>().unwrap();
+        let px = rgb
+            .iter()
+            .zip(&want_rgb)
+            .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+            .max()
+            .unwrap();
+        println!("{name:20} latent rel diff {rel:.2e}, max pixel diff {px}");
+        worst = (worst.0.max(rel), worst.1.max(px));
+        if rel > 1e-4 || px > 1 {
+            failures.push(format!("{name}: latent rel {rel:e}, pixel {px}"));
+        }
+
+        let text = case["infotext"].as_str().unwrap();
+        assert_eq!(
+            easel::infotext::render(&p, p.a1111_schedule_label(), "v1.10.1"),
+            text,
+            "{name}: infotext"
+        );
+        let back = easel::infotext::parse(text).unwrap();
+        assert_eq!(
+            (back.sampler, back.schedule),
+            (p.sampler, p.schedule),
+            "{name}: parsed names"
+        );
+        assert_eq!(
+            easel::infotext::render(&back, back.a1111_schedule_label(), "v1.10.1"),
+            text,
+            "{name}: infotext round trip"
+        );
+    }
+    println!(
+        "worst latent relative diff {:e}, worst pixel diff {}",
+        worst.0, worst.1
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -488,7 +488,7 @@ fn dropping_a_comfyui_png_offers_its_parameters() {
 fn dropping_a_jpeg_names_its_tool_and_keeps_a_sampler_easel_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let jpg = dir.path().join("forge.jpg");
-    let infotext = "a fox in the snow\nSteps: 31, Sampler: UniPC, Schedule type: Karras, CFG scale: 5, Seed: 4242, Size: 640x448, Version: f2.0.1v1.10.1";
+    let infotext = "a fox in the snow\nSteps: 31, Sampler: Euler a CFG++, Schedule type: Karras, CFG scale: 5, Seed: 4242, Size: 640x448, Version: f2.0.1v1.10.1";
     easel::infotext::write_image_with_parameters(
         &jpg,
         easel::infotext::OutputFormat::Jpeg,
@@ -515,10 +515,10 @@ fn dropping_a_jpeg_names_its_tool_and_keeps_a_sampler_easel_lacks() {
     assert_eq!((p.steps, p.seed, p.width, p.height), (31, 4242, 640, 448));
     assert_eq!(
         p.sampler, sampler_before,
-        "UniPC is not run by Easel: the panel keeps its sampler"
+        "Euler a CFG++ is not run by Easel: the panel keeps its sampler"
     );
     assert!(
-        h.query_by_label_contains("'UniPC' is not one Easel runs yet")
+        h.query_by_label_contains("'Euler a CFG++' is not one Easel runs yet")
             .is_some()
     );
 }
@@ -703,4 +703,124 @@ fn controlnet_section_lists_the_folder_and_generates_with_the_canvas_as_control(
         "{text}"
     );
     assert!(text.contains("Threshold A: 100.0, Threshold B: 200.0"), "{text}");
+}
+
+#[test]
+fn use_parameters_takes_over_a_controlnet_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = AppPaths::under(dir.path().to_path_buf());
+    std::fs::create_dir_all(paths.default_controlnet_dir()).unwrap();
+    let src = common::fixtures().join("models").join("controlnet");
+    for f in ["tiny-control.safetensors", "tiny-control.yaml"] {
+        std::fs::copy(src.join(f), paths.default_controlnet_dir().join(f)).unwrap();
+    }
+    let label = easel::models::controlnet::list_label(
+        &paths.default_controlnet_dir().join("tiny-control.safetensors"),
+    );
+    let png = dir.path().join("controlled.png");
+    let infotext = format!(
+        "a house\nSteps: 3, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: 5, Size: 64x64, \
+         ControlNet 0: \"Module: canny, Model: {label}, Weight: 0.7, Resize Mode: Just Resize, Processor Res: 256, \
+         Threshold A: 60.0, Threshold B: 120.0, Guidance Start: 0.1, Guidance End: 0.9, Pixel Perfect: False, \
+         Control Mode: My prompt is more important\", Version: v1.10.1"
+    );
+    easel::infotext::png_chunks::write_png_with_parameters(&png, 8, 8, &[128u8; 8 * 8 * 3], &infotext)
+        .unwrap();
+    let mut h = app(dir.path(), small_settings());
+    // The ControlNet list must be there before the parameters can name a model in it.
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.input_mut().dropped_files.push(Arc::new(Dropped(png)));
+    step_until(&mut h, 30, "the dropped image", |h| {
+        h.query_by_label("Use parameters").is_some()
+    });
+    h.get_by_label("Use parameters").click();
+    h.step();
+    h.step();
+    let c = &h.state().settings().controlnet;
+    assert!(c.enabled, "{:?}", h.state().messages());
+    assert_eq!(
+        c.model.as_deref(),
+        Some(
+            paths
+                .default_controlnet_dir()
+                .join("tiny-control.safetensors")
+                .as_path()
+        )
+    );
+    assert_eq!(
+        (c.preprocessor.as_str(), c.canny_low, c.canny_high),
+        ("canny", 60, 120)
+    );
+    assert_eq!((c.weight, c.start, c.end, c.processor_res), (0.7, 0.1, 0.9, 256));
+    assert_eq!(
+        (c.mode.as_str(), c.resize.as_str()),
+        ("My prompt is more important", "Just Resize")
+    );
+    assert!(
+        h.state()
+            .settings()
+            .params
+            .extra
+            .iter()
+            .all(|(k, _)| !k.starts_with("ControlNet"))
+    );
+}
+
+#[test]
+fn the_fast_preset_says_what_is_missing_then_uses_the_lcm_lora_and_taesd() {
+    use easel::params::Sampler;
+    use easel::request::VaeDecoder;
+    // Nothing installed: the preset sets LCM and says what it lacks.
+    let bare = tempfile::tempdir().unwrap();
+    let mut h = app(bare.path(), small_settings());
+    h.step();
+    h.get_by_label("Fast").click();
+    h.step();
+    h.step();
+    let p = &h.state().settings().params;
+    assert_eq!((p.sampler, p.steps, p.cfg_scale), (Sampler::Lcm, 6, 1.5));
+    assert_eq!(h.state().settings().vae_decoder, VaeDecoder::Full);
+    assert!(h.query_by_label_contains("needs an LCM-LoRA").is_some());
+    assert!(h.query_by_label_contains("no TAESD decoder").is_some());
+    drop(h);
+
+    // An LCM-LoRA in the LoRA folder and a TAESD decoder in vae-approx: the preset adds the tag and
+    // decodes with TAESD; the image says so.
+    let dir = tempfile::tempdir().unwrap();
+    let loras = dir.path().join("loras");
+    std::fs::create_dir_all(&loras).unwrap();
+    let lora = common::fixtures().join("models/loras/tiny_style.safetensors");
+    std::fs::copy(&lora, loras.join("lcm-lora-sdv1-5.safetensors")).unwrap();
+    let approx = dir.path().join("vae-approx");
+    std::fs::create_dir_all(&approx).unwrap();
+    std::fs::copy(
+        common::fixtures().join("models/vae-approx/taesd_decoder.safetensors"),
+        approx.join("taesd_decoder.safetensors"),
+    )
+    .unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the LoRA list", |h| {
+        h.state().lora_names() == ["lcm-lora-sdv1-5"]
+    });
+    pick_model_and_prompt(&mut h, "a red barn");
+    h.get_by_label("Fast").click();
+    h.step();
+    h.step();
+    assert_eq!(
+        h.state().settings().params.prompt,
+        "a red barn <lora:lcm-lora-sdv1-5:1>"
+    );
+    assert_eq!(h.state().settings().vae_decoder, VaeDecoder::Taesd);
+    assert!(h.query_by_label_contains("decoding with TAESD").is_some());
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the fast image", |h| {
+        assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+        h.state().gallery_len() == 1
+    });
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(text.contains("Steps: 6, Sampler: LCM"), "{text}");
+    assert!(text.contains("CFG scale: 1.5"), "{text}");
+    assert!(text.contains("VAE Decoder: TAESD"), "{text}");
 }

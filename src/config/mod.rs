@@ -95,6 +95,28 @@ impl AppPaths {
         self.data_dir.join("vae-approx")
     }
 
+    /// Every TAESD folder: the default one plus A1111's `models/VAE-taesd` (where v1.10 keeps
+    /// `taesd_decoder`) and `models/VAE-approx`, and ComfyUI's `models/vae_approx`, below `model_folders`.
+    pub fn vae_approx_dirs(&self, model_folders: &[PathBuf]) -> Vec<PathBuf> {
+        let mut dirs = vec![self.default_vae_approx_dir()];
+        for root in model_folders {
+            for sub in [
+                "models/VAE-taesd",
+                "models/VAE-approx",
+                "models/vae_approx",
+                "VAE-taesd",
+                "VAE-approx",
+                "vae_approx",
+            ] {
+                let d = root.join(sub);
+                if d.is_dir() {
+                    dirs.push(d);
+                }
+            }
+        }
+        dirs
+    }
+
     /// Where Civitai lookups by hash and their preview pictures are cached.
     pub fn civitai_cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache").join("civitai")

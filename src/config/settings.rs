@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::document::ToolSettings;
 use crate::infotext::OutputFormat;
 use crate::params::GenerationParams;
-use crate::request::{DEFAULT_STRENGTH, Img2ImgSettings};
+use crate::request::{DEFAULT_STRENGTH, Img2ImgSettings, VaeDecoder};
 
 /// What Generate does with the canvas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -141,6 +141,8 @@ pub struct Settings {
     pub civitai_lookup: bool,
     /// The ControlNet section.
     pub controlnet: ControlSettings,
+    /// The final decode: the checkpoint's VAE, or TAESD ("Decode with TAESD" in the prompt panel).
+    pub vae_decoder: VaeDecoder,
 }
 
 impl Default for Settings {
@@ -157,6 +159,7 @@ impl Default for Settings {
             output_format: OutputFormat::Png,
             civitai_lookup: false,
             controlnet: ControlSettings::default(),
+            vae_decoder: VaeDecoder::Full,
         }
     }
 }

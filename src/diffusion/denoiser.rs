@@ -173,7 +173,7 @@ impl Denoiser for CfgDenoiser<'_> {
 }
 
 impl EpsModel for CfgDenoiser<'_> {
-    fn eps(&mut self, x: &Tensor, t: usize) -> Result<Tensor, DiffusionError> {
+    fn eps_at(&mut self, x: &Tensor, t: f64) -> Result<Tensor, DiffusionError> {
         // A1111's timestep samplers blend before the model call (`mask_before_denoising`): the model
         // sees the clean original latents outside the mask; the sampler's own x is not changed.
         let blended = self.blend.as_ref().map(|b| b.apply(x)).transpose()?;
@@ -181,7 +181,7 @@ impl EpsModel for CfgDenoiser<'_> {
         let (e_c, e_u) = unet_cfg(
             self.unet,
             &x_in,
-            t as f64,
+            t,
             self.cond.at(self.evaluations),
             (!self.skip_uncond).then(|| self.uncond.at(self.evaluations)),
             self.image_cond.as_ref(),

@@ -19,6 +19,7 @@ pub mod rng;
 pub mod sampler;
 pub mod schedule;
 pub mod special;
+pub mod taesd;
 pub mod unet;
 pub mod vae;
 

@@ -82,6 +82,8 @@ pub struct SdModel {
     loras: Vec<(PathBuf, String, f32, f32)>,
     /// Textual-inversion embeddings prompts may use (set by the engine from its folders).
     pub embeddings: Arc<EmbeddingDb>,
+    /// When set, the final decode runs TAESD instead of the VAE (set by the engine per job).
+    pub tiny_decoder: Option<Arc<super::taesd::TinyDecoder>>,
 }
 
 impl SdModel {
@@ -170,6 +172,7 @@ impl SdModel {
             unet_weights,
             loras: Vec::new(),
             embeddings: Arc::new(EmbeddingDb::default()),
+            tiny_decoder: None,
         })
     }
 

@@ -220,7 +220,41 @@ pub fn sample_batch(
         }
         on_step(i + 1, total, x0)
     };
-    let mut latents = if params.sampler.uses_timesteps() {
+    let mut latents = if params.sampler == Sampler::Tcd {
+        let gamma = infotext::read_tcd_gamma(&params.extra).map_err(DiffusionError::Input)?;
+        let alphas = model.sigmas.alphas_cumprod().to_vec();
+        let timesteps = schedule::tcd_timesteps(steps, alphas.len()).ok_or_else(|| {
+            DiffusionError::Input(format!(
+                "TCD runs 1 to {} steps (its distillation grid), not {steps}",
+                schedule::TCD_ORIGINAL_STEPS
+            ))
+        })?;
+        // diffusers' img2img (StableDiffusionImg2ImgPipeline.get_timesteps): skip the first
+        // steps − ⌊steps·strength⌋ timesteps and noise the image latents to the next one.
+        let (x, start) = match (&init, &start.image) {
+            (Some(init), Some((_, strength))) => {
+                let skip = steps - tcd_init_steps(*strength, steps);
+                if skip >= steps {
+                    return Err(DiffusionError::Input(format!(
+                        "a denoising strength of {strength} leaves TCD no step of {steps}: raise it"
+                    )));
+                }
+                let a = alphas[timesteps[skip]];
+                let x = ((init * f64::from(a.sqrt()))? + (&first * f64::from((1.0 - a).sqrt()))?)?;
+                (x, skip)
+            }
+            _ => (first.clone(), 0),
+        };
+        sampler::sample_tcd(
+            &mut denoiser,
+            x,
+            &timesteps[start..],
+            &alphas,
+            gamma,
+            &mut noise,
+            &mut callback,
+        )?
+    } else if params.sampler.uses_timesteps() {
         let timesteps = schedule::ddim_timesteps(steps, model.sigmas.alphas_cumprod().len());
         let alphas = model.sigmas.alphas_cumprod().to_vec();
         // A1111's timestep img2img: noise to timesteps[t_enc], then run over timesteps[..t_enc].
@@ -235,6 +269,28 @@ pub fn sample_batch(
         };
         match params.sampler {
             Sampler::Plms => sampler::sample_plms(&mut denoiser, x, timesteps, &alphas, &mut callback)?,
+            Sampler::UniPc => {
+                let options = infotext::read_unipc_options(&params.extra).map_err(DiffusionError::Input)?;
+                // sd_samplers_timesteps_impl.unipc: as many steps as timesteps; img2img starts at
+                // timesteps[t_enc − 1]/1000 + 1/1000 (A1111's own comment calls it "likely off by a
+                // bit": the latents were noised to timesteps[t_enc]).
+                let t_start = (init.is_some() && start.image.is_some())
+                    .then(|| {
+                        timesteps
+                            .last()
+                            .map(|&t| t as f32 / 1000.0 + (1.0f64 / 1000.0) as f32)
+                    })
+                    .flatten();
+                sampler::sample_unipc(
+                    &mut denoiser,
+                    x,
+                    &alphas,
+                    timesteps.len(),
+                    t_start,
+                    options,
+                    &mut callback,
+                )?
+            }
             Sampler::DdimCfgPp => {
                 sampler::sample_ddim_cfgpp(&mut denoiser, x, timesteps, &alphas, &mut noise, &mut callback)?
             }
@@ -299,6 +355,13 @@ pub fn sample_batch(
     })
 }
 
+/// diffusers' img2img step count `int(steps · strength)` (at most `steps`), with the strength read
+/// through its shortest decimal form as Python holds it.
+fn tcd_init_steps(strength: f32, steps: usize) -> usize {
+    let strength: f64 = strength.to_string().parse().unwrap_or(0.0);
+    ((steps as f64 * strength) as usize).min(steps)
+}
+
 /// Sets the infotext keys that depend on the schedule: A1111 writes `Beta schedule alpha`/`beta`
 /// (its settings, A1111's defaults unless the parameters name others) when the Beta schedule is
 /// used, and nothing otherwise.
@@ -309,8 +372,8 @@ pub fn write_schedule_keys(params: &mut GenerationParams) {
     infotext::write_beta_schedule(&mut params.extra, beta);
 }
 
-/// Decodes latents `[B, C, h, w]` to RGB8 images, A1111's way (clamp, ×255, truncate).
-/// Falls back to an f32 VAE when a half-precision decode produces NaN.
+/// Decodes latents `[B, C, h, w]` to RGB8 images, A1111's way (clamp, ×255, truncate), with
+/// the model's TAESD decoder when one is set. Falls back to an f32 VAE when a half-precision decode produces NaN.
 pub fn decode_rgb(
     model: &SdModel,
     latents: &Tensor,
@@ -340,6 +403,12 @@ fn decode_unit(
     latents: &Tensor,
     observer: &mut dyn Observer,
 ) -> Result<Tensor, DiffusionError> {
+    if let Some(tiny) = &model.tiny_decoder {
+        // TAESD reads the diffusion latents as they are (its scale factor is 1); its output is
+        // converted as `taesd::to_rgb8` does.
+        let pixels = tiny.decode(latents)?.to_dtype(DType::F32)?;
+        return Ok(((pixels + 1.0)? / 2.0)?.clamp(0f32, 1f32)?);
+    }
     let scale = 1.0 / model.geometry().schedule.scale_factor;
     let z = (latents * scale)?;
     let mut pixels = model
@@ -406,6 +475,9 @@ fn hint_resize_of(mode: crate::request::ResizeMode) -> HintResize {
     }
 }
 
+/// The sampler-side units, their infotext entries and their inpaint_only blends.
+type PreparedControls = (Vec<ActiveControl>, Vec<ControlInfo>, Vec<InpaintOnlyBlend>);
+
 /// Computes each unit's hint for a `params.width`×`params.height` job and checks the network fits
 /// the model. Returns the sampler-side units and their infotext entries.
 fn prepare_controls(
@@ -413,7 +485,7 @@ fn prepare_controls(
     params: &GenerationParams,
     init: Option<&InitImage>,
     controls: &[JobControl],
-) -> Result<(Vec<ActiveControl>, Vec<ControlInfo>, Vec<InpaintOnlyBlend>), DiffusionError> {
+) -> Result<PreparedControls, DiffusionError> {
     let mut active = Vec::new();
     let mut infos = Vec::new();
     let mut blends = Vec::new();
@@ -561,6 +633,7 @@ pub fn generate_with(
         );
     }
     write_schedule_keys(&mut params);
+    infotext::write_vae_decoder(&mut params.extra, model.tiny_decoder.is_some());
     let params = &params;
     let clip_skip = params.clip_skip as usize;
     // `<lora:…>` tags are applied to the model by the engine; the text encoder never sees them.

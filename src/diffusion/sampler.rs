@@ -5,8 +5,8 @@ use candle_core::Tensor;
 
 use super::DiffusionError;
 use super::brownian::BrownianNoise;
-use super::schedule::karras;
-use crate::params::Sampler;
+use super::schedule::{karras, linspace_f32};
+use crate::params::{Sampler, UniPcOptions, UniPcVariant};
 
 /// A k-diffusion denoiser: latents at noise level σ → predicted clean latents (x0).
 pub trait Denoiser {
@@ -19,10 +19,16 @@ pub trait Denoiser {
     fn set_sampling_step(&mut self, _step: usize) {}
 }
 
-/// An eps-prediction model at an integer DDPM timestep (what A1111's DDIM drives).
+/// An eps-prediction model at a DDPM timestep (what A1111's timestep samplers drive).
 pub trait EpsModel {
-    /// Predicts the noise in `x` at timestep `t`.
-    fn eps(&mut self, x: &Tensor, t: usize) -> Result<Tensor, DiffusionError>;
+    /// Predicts the noise in `x` at model time `t`, which may lie between the integer timesteps
+    /// (UniPC evaluates the UNet at continuous times).
+    fn eps_at(&mut self, x: &Tensor, t: f64) -> Result<Tensor, DiffusionError>;
+
+    /// Predicts the noise in `x` at the integer timestep `t`.
+    fn eps(&mut self, x: &Tensor, t: usize) -> Result<Tensor, DiffusionError> {
+        self.eps_at(x, t as f64)
+    }
 
     /// The unconditional noise prediction of the last [`EpsModel::eps`] call, where the model
     /// keeps it (A1111's `need_last_noise_uncond`, for DDIM CFG++).
@@ -281,7 +287,7 @@ pub fn sample_k(
                 }
                 denoised
             }
-            Sampler::Ddim | Sampler::DdimCfgPp | Sampler::Plms => {
+            Sampler::Ddim | Sampler::DdimCfgPp | Sampler::Plms | Sampler::UniPc | Sampler::Tcd => {
                 return Err(DiffusionError::Input(format!(
                     "{sampler} runs on timesteps, not through the k-diffusion loop"
                 )));
@@ -833,6 +839,287 @@ pub fn sample_plms(
     Ok(x)
 }
 
+/// A1111's `NoiseScheduleVP('discrete')` (UniPC's noise schedule): log α(t) = ½·log ᾱ, piecewise
+/// linear in t on the grid t_n = (n + 1)/N, extended by its outermost segments; f32 like torch.
+struct DiscreteVp {
+    t: Vec<f32>,
+    log_alpha: Vec<f32>,
+}
+
+impl DiscreteVp {
+    fn new(alphas_cumprod: &[f32]) -> Self {
+        let n = alphas_cumprod.len();
+        Self {
+            t: linspace_f32(0.0, 1.0, n + 1).split_off(1),
+            log_alpha: alphas_cumprod.iter().map(|a| 0.5 * a.ln()).collect(),
+        }
+    }
+
+    /// log α(t) (`marginal_log_mean_coeff`): a point on a grid time uses the segment ending there.
+    fn log_alpha(&self, t: f32) -> f32 {
+        let below = self.t.partition_point(|&x| x < t);
+        let j = below.saturating_sub(1).min(self.t.len() - 2);
+        let (x0, x1) = (self.t[j], self.t[j + 1]);
+        let (y0, y1) = (self.log_alpha[j], self.log_alpha[j + 1]);
+        y0 + (t - x0) * (y1 - y0) / (x1 - x0)
+    }
+
+    /// σ(t) = sqrt(1 − α(t)²) (`marginal_std`).
+    fn std(&self, t: f32) -> f32 {
+        (1.0 - (2.0 * self.log_alpha(t)).exp()).sqrt()
+    }
+
+    /// λ(t) = log α − log σ (`marginal_lambda`).
+    fn lambda(&self, t: f32) -> f32 {
+        let l = self.log_alpha(t);
+        l - 0.5 * (1.0 - (2.0 * l).exp()).ln()
+    }
+}
+
+/// Solves `a·x = b` (n ≤ 10) by Gaussian elimination with partial pivoting in f64; torch's
+/// `linalg.solve` does the same in f32.
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Result<Vec<f32>, DiffusionError> {
+    let n = b.len();
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap_or(col);
+        if a[pivot][col] == 0.0 || !a[pivot][col].is_finite() {
+            return Err(DiffusionError::Input(
+                "UniPC: its coefficient system is singular (two steps at the same noise level)".into(),
+            ));
+        }
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        for row in col + 1..n {
+            let (upper, lower) = a.split_at_mut(row);
+            let (pivot_row, target) = (&upper[col], &mut lower[0]);
+            let f = target[col] / pivot_row[col];
+            for (t, p) in target[col..].iter_mut().zip(&pivot_row[col..]) {
+                *t -= f * p;
+            }
+            b[row] -= f * b[col];
+        }
+    }
+    let mut x = vec![0.0f64; n];
+    for row in (0..n).rev() {
+        let s: f64 = (row + 1..n).map(|k| a[row][k] * x[k]).sum();
+        x[row] = (b[row] - s) / a[row][row];
+    }
+    Ok(x.into_iter().map(|v| v as f32).collect())
+}
+
+/// Σ_k w_k·t_k (torch's `einsum('k,bkchw->bchw')`), or `None` for no terms.
+fn weighted_sum(weights: &[f32], terms: &[Tensor]) -> Result<Option<Tensor>, DiffusionError> {
+    let mut sum: Option<Tensor> = None;
+    for (w, t) in weights.iter().zip(terms) {
+        let term = (t * f64::from(*w))?;
+        sum = Some(match sum {
+            None => term,
+            Some(acc) => (acc + term)?,
+        });
+    }
+    Ok(sum)
+}
+
+/// A1111's UniPC (`modules/models/diffusion/uni_pc/uni_pc.py` as `sd_samplers_timesteps_impl.unipc`
+/// runs it): data prediction, multistep, `time_uniform` times from `t_start` (1 in txt2img) to
+/// 1/N, `steps` updates, each but the last with a corrector evaluation; `steps` UNet evaluations
+/// in all. `x` is the raw noise (txt2img) or the noised image latents.
+pub fn sample_unipc(
+    model: &mut dyn EpsModel,
+    mut x: Tensor,
+    alphas_cumprod: &[f32],
+    steps: usize,
+    t_start: Option<f32>,
+    options: UniPcOptions,
+    callback: &mut StepCallback<'_>,
+) -> Result<Tensor, DiffusionError> {
+    let order = options.order;
+    if order == 0 || steps < order {
+        return Err(DiffusionError::Input(format!(
+            "UniPC of order {order} needs at least {order} steps, and this job gives it {steps}: \
+             raise the steps (or the denoising strength)"
+        )));
+    }
+    if alphas_cumprod.len() < 2 {
+        return Err(DiffusionError::Input("UniPC needs the model's ᾱ table".into()));
+    }
+    let vp = DiscreteVp::new(alphas_cumprod);
+    let n_train = alphas_cumprod.len();
+    // Python's 1. / total_N, rounded to f32 where torch meets it.
+    let t_0 = (1.0 / n_train as f64) as f32;
+    let times = linspace_f32(t_start.unwrap_or(1.0), t_0, steps + 1);
+
+    // UniPCCFG.model at (t − 1/N)·1000, then x0 = (x − σ_t·ε)/α_t.
+    let data_prediction = |model: &mut dyn EpsModel, x: &Tensor, t: f32| {
+        let t_input = (t - t_0) * 1000.0;
+        let eps = model.eps_at(x, f64::from(t_input))?;
+        let l = vp.log_alpha(t);
+        let (alpha, sigma) = (l.exp(), (1.0 - (2.0 * l).exp()).sqrt());
+        Ok::<_, DiffusionError>(((x - (eps * f64::from(sigma))?)? / f64::from(alpha))?)
+    };
+
+    // One `multistep_uni_pc_bh_update` from the newest (time, x0) pair to time `t`.
+    let update = |model: &mut dyn EpsModel,
+                  x: &Tensor,
+                  models: &[Tensor],
+                  ts: &[f32],
+                  t: f32,
+                  order: usize,
+                  use_corrector: bool|
+     -> Result<(Tensor, Option<Tensor>), DiffusionError> {
+        let last = ts.len() - 1;
+        let lambda_prev_0 = vp.lambda(ts[last]);
+        let h = vp.lambda(t) - lambda_prev_0;
+        let m0 = &models[last];
+        let (sigma_prev_0, sigma_t) = (vp.std(ts[last]), vp.std(t));
+        let alpha_t = vp.log_alpha(t).exp();
+        let mut rks = Vec::with_capacity(order);
+        let mut d1s = Vec::with_capacity(order);
+        for i in 1..order {
+            let rk = (vp.lambda(ts[last - i]) - lambda_prev_0) / h;
+            rks.push(rk);
+            d1s.push(((&models[last - i] - m0)? / f64::from(rk))?);
+        }
+        rks.push(1.0);
+        let hh = -h;
+        let h_phi_1 = hh.exp_m1();
+        let mut h_phi_k = h_phi_1 / hh - 1.0;
+        let b_h = match options.variant {
+            UniPcVariant::Bh1 => hh,
+            UniPcVariant::Bh2 => hh.exp_m1(),
+        };
+        let mut factorial: u64 = 1;
+        let mut r = Vec::with_capacity(order);
+        let mut b = Vec::with_capacity(order);
+        for i in 1..=order {
+            r.push(
+                rks.iter()
+                    .map(|&rk| f64::from(rk.powi(i as i32 - 1)))
+                    .collect::<Vec<_>>(),
+            );
+            b.push(f64::from(h_phi_k * factorial as f32 / b_h));
+            factorial *= i as u64 + 1;
+            h_phi_k = h_phi_k / hh - (1.0 / factorial as f64) as f32;
+        }
+        let x_t_ = ((x * f64::from(sigma_t / sigma_prev_0))? - (m0 * f64::from(alpha_t * h_phi_1))?)?;
+        let scale = f64::from(alpha_t * b_h);
+        let x_t = if d1s.is_empty() {
+            x_t_.clone()
+        } else {
+            let rhos_p = if order == 2 {
+                vec![0.5]
+            } else {
+                let sub = r[..order - 1]
+                    .iter()
+                    .map(|row| row[..order - 1].to_vec())
+                    .collect();
+                solve(sub, b[..order - 1].to_vec())?
+            };
+            match weighted_sum(&rhos_p, &d1s)? {
+                Some(pred_res) => (&x_t_ - (pred_res * scale)?)?,
+                None => x_t_.clone(),
+            }
+        };
+        if !use_corrector {
+            return Ok((x_t, None));
+        }
+        let rhos_c = if order == 1 { vec![0.5] } else { solve(r, b)? };
+        let model_t = data_prediction(model, &x_t, t)?;
+        let d1_t = (&model_t - m0)?;
+        let last_rho = f64::from(rhos_c[order - 1]);
+        let corr = match weighted_sum(&rhos_c[..order - 1], &d1s)? {
+            Some(corr_res) => (corr_res + (d1_t * last_rho)?)?,
+            None => (d1_t * last_rho)?,
+        };
+        Ok(((&x_t_ - (corr * scale)?)?, Some(model_t)))
+    };
+
+    let mut ts = vec![times[0]];
+    let mut models = vec![data_prediction(model, &x, times[0])?];
+    let mut index = 0;
+    let mut report = |model: &mut dyn EpsModel, x: &Tensor, x0: Option<&Tensor>, index: &mut usize| {
+        // UniPCCFG.after_update: the callback with i = index, then index + 1.
+        model.set_sampling_step(*index);
+        callback(*index, steps, x, x0.unwrap_or(x))?;
+        *index += 1;
+        Ok::<_, DiffusionError>(())
+    };
+    // The first `order − 1` updates warm up with the orders the history allows.
+    for (init_order, &t) in times.iter().enumerate().take(order).skip(1) {
+        let (next, model_x) = update(model, &x, &models, &ts, t, init_order, true)?;
+        x = next;
+        let model_x = match model_x {
+            Some(m) => m,
+            None => data_prediction(model, &x, t)?,
+        };
+        report(model, &x, Some(&model_x), &mut index)?;
+        models.push(model_x);
+        ts.push(t);
+    }
+    for (step, &t) in times.iter().enumerate().skip(order) {
+        let step_order = if options.lower_order_final {
+            order.min(steps + 1 - step)
+        } else {
+            order
+        };
+        let (next, model_x) = update(model, &x, &models, &ts, t, step_order, step != steps)?;
+        x = next;
+        report(model, &x, model_x.as_ref(), &mut index)?;
+        if step < steps {
+            let model_x = match model_x {
+                Some(m) => m,
+                None => data_prediction(model, &x, t)?,
+            };
+            ts.remove(0);
+            ts.push(t);
+            models.remove(0);
+            models.push(model_x);
+        }
+    }
+    Ok(x)
+}
+
+/// diffusers' `TCDScheduler` (Trajectory Consistency Distillation) over `timesteps` (from
+/// [`super::schedule::tcd_timesteps`]; img2img passes the tail it runs), with `x` at the noise
+/// level of `timesteps[0]`. Each step predicts x0, moves it to the earlier timestep ⌊(1 − γ)·t_prev⌋ and, but on
+/// the last step and for γ > 0, adds fresh noise up to t_prev (the image RNG's next draw). The last
+/// step ends at ᾱ[0], like diffusers.
+pub fn sample_tcd(
+    model: &mut dyn EpsModel,
+    mut x: Tensor,
+    timesteps: &[usize],
+    alphas_cumprod: &[f32],
+    gamma: f64,
+    noise: &mut dyn NoiseSource,
+    callback: &mut StepCallback<'_>,
+) -> Result<Tensor, DiffusionError> {
+    let n = timesteps.len();
+    // Python's (1 − eta) times a long tensor: f32 arithmetic.
+    let keep = (1.0 - gamma) as f32;
+    for (i, &t) in timesteps.iter().enumerate() {
+        let t_prev = timesteps.get(i + 1).copied().unwrap_or(0);
+        let t_s = (keep * t_prev as f32).floor() as usize;
+        let a_t = alphas_cumprod[t];
+        let a_prev = alphas_cumprod[t_prev];
+        let a_s = alphas_cumprod[t_s];
+        let eps = model.eps(&x, t)?;
+        let x0 = ((&x - (&eps * f64::from((1.0 - a_t).sqrt()))?)? / f64::from(a_t.sqrt()))?;
+        let noised = ((&x0 * f64::from(a_s.sqrt()))? + (&eps * f64::from((1.0 - a_s).sqrt()))?)?;
+        x = if gamma > 0.0 && i != n - 1 {
+            let ratio = a_prev / a_s;
+            let z = noise.next_noise()?;
+            ((noised * f64::from(ratio.sqrt()))? + (z * f64::from((1.0 - ratio).sqrt()))?)?
+        } else {
+            noised
+        };
+        model.set_sampling_step(i);
+        callback(i, n, &x, &x0)?;
+    }
+    Ok(x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -919,6 +1206,94 @@ mod tests {
             )
             .unwrap();
             assert_eq!(model.0, n, "n = {n}");
+        }
+    }
+
+    /// An eps model that counts its calls and records the model times it saw.
+    struct CountingEps(Vec<f64>);
+    impl EpsModel for CountingEps {
+        fn eps_at(&mut self, x: &Tensor, t: f64) -> Result<Tensor, DiffusionError> {
+            self.0.push(t);
+            Ok((x * 0.1)?)
+        }
+    }
+
+    fn sd15_alphas() -> Vec<f32> {
+        crate::models::config::NoiseSchedule::sd15().alphas_cumprod()
+    }
+
+    #[test]
+    fn unipc_evaluates_once_per_step_and_refuses_too_few_steps() {
+        let alphas = sd15_alphas();
+        for steps in 3..=8 {
+            let mut model = CountingEps(Vec::new());
+            let mut callbacks = 0;
+            let x = Tensor::ones((1, 4, 2, 2), DType::F32, &Device::Cpu).unwrap();
+            let out = sample_unipc(
+                &mut model,
+                x,
+                &alphas,
+                steps,
+                None,
+                UniPcOptions::default(),
+                &mut |i, total, _, _| {
+                    assert_eq!((i, total), (callbacks, steps));
+                    callbacks += 1;
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(model.0.len(), steps, "steps {steps}");
+            assert_eq!(callbacks, steps);
+            // The first evaluation is at model time (1 − 1/1000)·1000 = 999.
+            assert!((model.0[0] - 999.0).abs() < 1e-3, "{:?}", model.0);
+            assert!(
+                out.abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    .is_finite()
+            );
+        }
+        let x = Tensor::ones((1, 4, 2, 2), DType::F32, &Device::Cpu).unwrap();
+        let err = sample_unipc(
+            &mut CountingEps(Vec::new()),
+            x,
+            &alphas,
+            2,
+            None,
+            UniPcOptions::default(),
+            &mut |_, _, _, _| Ok(()),
+        )
+        .expect_err("fewer steps than the order");
+        assert!(err.to_string().contains("at least 3 steps"), "{err}");
+    }
+
+    #[test]
+    fn tcd_draws_noise_on_every_step_but_the_last() {
+        let alphas = sd15_alphas();
+        let timesteps = [999, 759, 499, 259];
+        for (gamma, start, draws) in [(0.3, 0, 3), (0.0, 0, 0), (0.3, 2, 1)] {
+            let mut noise = Counting(0);
+            let mut model = CountingEps(Vec::new());
+            let x = Tensor::ones((1, 4, 2, 2), DType::F32, &Device::Cpu).unwrap();
+            sample_tcd(
+                &mut model,
+                x,
+                &timesteps[start..],
+                &alphas,
+                gamma,
+                &mut noise,
+                &mut |_, _, _, _| Ok(()),
+            )
+            .unwrap();
+            assert_eq!(noise.0, draws, "gamma {gamma}, start {start}");
+            assert_eq!(
+                model.0,
+                timesteps[start..].iter().map(|&t| t as f64).collect::<Vec<_>>()
+            );
         }
     }
 

@@ -172,6 +172,29 @@ pub fn ddim_timesteps(steps: usize, train_steps: usize) -> Vec<usize> {
         .collect()
 }
 
+/// TCD's distillation grid size (diffusers `TCDScheduler`'s `original_inference_steps`).
+pub const TCD_ORIGINAL_STEPS: usize = 50;
+
+/// diffusers' `TCDScheduler.set_timesteps(steps)`: the grid k·i − 1 (i = 1…50, k = T/50) from the
+/// top, at the indices ⌊j·50/steps⌋ (`np.linspace(0, 50, steps, endpoint=False)`); `None` for more
+/// than 50 steps or none, which diffusers refuses.
+pub fn tcd_timesteps(steps: usize, train_steps: usize) -> Option<Vec<usize>> {
+    let original = TCD_ORIGINAL_STEPS;
+    if steps == 0 || steps > original || train_steps < original {
+        return None;
+    }
+    let k = train_steps / original;
+    let spacing = original as f64 / steps as f64;
+    Some(
+        (0..steps)
+            .map(|j| {
+                let index = (j as f64 * spacing).floor() as usize;
+                (original - index) * k - 1
+            })
+            .collect(),
+    )
+}
+
 /// What A1111's scheduler functions see as `inner_model`: the model's σ table, or the 50-entry
 /// LCM grid with `LCMCompVisDenoiser`'s integer timesteps.
 struct InnerModel<'a> {
@@ -441,6 +464,20 @@ mod tests {
         assert_eq!(ddim_timesteps(10, 1000)[..2], [1, 101]);
         assert_eq!(ddim_timesteps(13, 1000).len(), 14);
         assert_eq!(*ddim_timesteps(13, 1000).last().unwrap_or(&0), 989);
+    }
+
+    #[test]
+    fn tcd_timesteps_follow_diffusers() {
+        assert_eq!(tcd_timesteps(4, 1000), Some(vec![999, 759, 499, 259]));
+        assert_eq!(
+            tcd_timesteps(8, 1000),
+            Some(vec![999, 879, 759, 639, 499, 379, 259, 139])
+        );
+        assert_eq!(tcd_timesteps(1, 1000), Some(vec![999]));
+        let all = tcd_timesteps(50, 1000).unwrap();
+        assert_eq!((all[0], all[49], all.len()), (999, 19, 50));
+        assert_eq!(tcd_timesteps(51, 1000), None);
+        assert_eq!(tcd_timesteps(0, 1000), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use crate::diffusion::DiffusionError;
 use crate::diffusion::embeddings::EmbeddingDb;
 use crate::diffusion::model::{SdModel, compute_dtype, open_device};
+use crate::diffusion::taesd::TinyDecoder;
 use crate::models::ModelError;
 use crate::models::lora_file::{LoraError, LoraFile};
 use crate::prompt::ClipTokenizer;
@@ -62,6 +63,44 @@ pub struct Caches {
     pub embeddings: EmbeddingCache,
     /// The ControlNets of the last job.
     pub controlnets: ControlNetCache,
+    /// The last TAESD decoder loaded.
+    pub taesd: TaesdCache,
+}
+
+/// The TAESD decoder of the last job, kept while its file, device and precision stay the same.
+#[derive(Default)]
+pub struct TaesdCache {
+    loaded: Option<(TaesdKey, Arc<TinyDecoder>)>,
+}
+
+/// What a loaded TAESD decoder depends on: file, mtime, device and dtype.
+type TaesdKey = (PathBuf, Option<SystemTime>, String, candle_core::DType);
+
+impl TaesdCache {
+    /// The TAESD decoder found first in `dirs`, loaded on `device` in `dtype`; `None` when no folder has one.
+    ///
+    /// # Errors
+    /// The file exists but is not a usable TAESD decoder.
+    pub fn get(
+        &mut self,
+        dirs: &[PathBuf],
+        device: &candle_core::Device,
+        dtype: candle_core::DType,
+    ) -> Result<Option<Arc<TinyDecoder>>, DiffusionError> {
+        let Some(path) = crate::diffusion::taesd::find_decoder(dirs) else {
+            return Ok(None);
+        };
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let key = (path.clone(), mtime, format!("{:?}", device.location()), dtype);
+        if let Some((k, dec)) = &self.loaded
+            && *k == key
+        {
+            return Ok(Some(dec.clone()));
+        }
+        let dec = Arc::new(TinyDecoder::open(&path, device, dtype)?);
+        self.loaded = Some((key, dec.clone()));
+        Ok(Some(dec))
+    }
 }
 
 /// A loaded ControlNet and what it was loaded for.

@@ -16,16 +16,19 @@ use crate::diffusion::lora_merge::Applied;
 use crate::diffusion::model::SdModel;
 use crate::diffusion::pipeline::{self, Observer};
 use crate::diffusion::preview::latent_preview;
+use crate::diffusion::taesd::{self, TinyDecoder};
 use crate::infotext;
 use crate::models::ModelError;
 use crate::models::lora_file::{LoraError, find, find_pickle};
 use crate::params::GenerationParams;
 use crate::prompt::ClipTokenizer;
 use crate::prompt::extra_networks::extract_tags;
-use crate::request::{GeneratedImage, StepInfo};
+use crate::request::{GeneratedImage, StepInfo, VaeDecoder};
 
 struct JobObserver<'a> {
     job: &'a Job,
+    /// Full-resolution previews through TAESD when a decoder was found; the latent projection otherwise.
+    preview_decoder: Option<std::sync::Arc<TinyDecoder>>,
     shutdown: Option<&'a AtomicBool>,
     emit: &'a mut dyn FnMut(Event),
     started: Instant,
@@ -36,7 +39,11 @@ struct JobObserver<'a> {
 impl Observer for JobObserver<'_> {
     fn on_step(&mut self, info: StepInfo, x0: &Tensor) -> Result<(), DiffusionError> {
         if self.job.request.previews {
-            match latent_preview(x0) {
+            let preview = match &self.preview_decoder {
+                Some(dec) => taesd::preview(dec, x0),
+                None => latent_preview(x0),
+            };
+            match preview {
                 Ok(image) => (self.emit)(Event::Preview {
                     job: self.job.id,
                     image,
@@ -151,6 +158,67 @@ fn apply_loras(
     Ok(())
 }
 
+/// The TAESD decoders a job uses: for live previews whenever one is found, for the final decode
+/// when the request asks for it.
+struct JobTaesd {
+    preview: Option<std::sync::Arc<TinyDecoder>>,
+    decode: Option<std::sync::Arc<TinyDecoder>>,
+}
+
+/// Finds and loads the TAESD decoder for `request`. A decoder that is missing, unreadable or made
+/// for other latents is an error when the final decode needs it, and only drops the previews back
+/// to the latent projection otherwise.
+fn select_taesd(
+    model: &SdModel,
+    cache: &mut super::cache::TaesdCache,
+    request: &crate::request::Request,
+) -> Result<JobTaesd, DiffusionError> {
+    let wanted = request.vae_decoder == VaeDecoder::Taesd;
+    if !wanted && !request.previews {
+        return Ok(JobTaesd {
+            preview: None,
+            decode: None,
+        });
+    }
+    let found = cache
+        .get(&request.vae_approx_dirs, &model.device, model.dtype)
+        .and_then(|dec| match dec {
+            Some(dec) if dec.upscale_factor() != model.vae.downscale_factor()
+                || dec.latent_channels() != model.geometry().vae.z_channels =>
+            {
+                Err(DiffusionError::Input(format!(
+                    "the TAESD decoder turns {} latent channels into pixels {}× larger, but this model's VAE uses {} channels and {}×; it belongs to another model family",
+                    dec.latent_channels(),
+                    dec.upscale_factor(),
+                    model.geometry().vae.z_channels,
+                    model.vae.downscale_factor()
+                )))
+            }
+            other => Ok(other),
+        });
+    match (found, wanted) {
+        (Ok(Some(dec)), _) => Ok(JobTaesd {
+            preview: request.previews.then(|| dec.clone()),
+            decode: wanted.then_some(dec),
+        }),
+        (Ok(None), true) => Err(DiffusionError::Input(taesd::missing_decoder_message(
+            &request.vae_approx_dirs,
+        ))),
+        (Err(err), true) => Err(err),
+        (Ok(None), false) => Ok(JobTaesd {
+            preview: None,
+            decode: None,
+        }),
+        (Err(err), false) => {
+            tracing::warn!("TAESD previews are off: {err}");
+            Ok(JobTaesd {
+                preview: None,
+                decode: None,
+            })
+        }
+    }
+}
+
 /// Classifies an error for the user: their input, or an internal failure.
 pub fn failure_kind(err: &DiffusionError) -> FailureKind {
     match err {
@@ -191,6 +259,7 @@ pub(crate) fn run_job(
             loras,
             embeddings,
             controlnets,
+            taesd: taesd_cache,
         } = caches;
         let (model, identity, loaded) = {
             let emit_ref = &mut *emit;
@@ -204,8 +273,10 @@ pub(crate) fn run_job(
         if let Some(secs) = loaded {
             emit(Event::ModelLoaded { job: id, secs });
         }
+        let tiny = select_taesd(model, taesd_cache, request)?;
         let mut observer = JobObserver {
             job,
+            preview_decoder: tiny.preview.clone(),
             shutdown,
             emit: &mut *emit,
             started: Instant::now(),
@@ -231,6 +302,7 @@ pub(crate) fn run_job(
                 label,
             })
             .collect();
+        model.tiny_decoder = tiny.decode;
         pipeline::generate_with(
             model,
             tokenizer,

@@ -634,12 +634,12 @@ mod tests {
 
     #[test]
     fn unknown_names_list_the_valid_ones() {
-        let err = Sampler::from_name("UniPC").expect_err("not supported yet");
+        let err = Sampler::from_name("Euler a CFG++").expect_err("not supported yet");
         assert_eq!(
             err.to_string(),
-            "unknown sampler 'UniPC': Easel supports DPM++ 2M, DPM++ SDE, DPM++ 2M SDE, DPM++ 2M SDE \
-             Heun, DPM++ 2S a, DPM++ 3M SDE, Euler a, Euler, LMS, Heun, DPM2, DPM2 a, DPM fast, DPM \
-             adaptive, Restart, DDIM, DDIM CFG++, PLMS, LCM"
+            "unknown sampler 'Euler a CFG++': Easel supports DPM++ 2M, DPM++ SDE, DPM++ 2M SDE, DPM++ \
+             2M SDE Heun, DPM++ 2S a, DPM++ 3M SDE, Euler a, Euler, LMS, Heun, DPM2, DPM2 a, DPM fast, \
+             DPM adaptive, Restart, DDIM, DDIM CFG++, PLMS, UniPC, LCM, TCD"
         );
         let err = Schedule::from_name("Karras Exponential").expect_err("not an A1111 v1.10 schedule");
         assert_eq!(

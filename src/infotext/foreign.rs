@@ -340,8 +340,10 @@ pub(crate) fn file_stem(name: &str) -> String {
 
 /// ComfyUI sampler names (`comfy/samplers.py` `KSAMPLER_NAMES`, `SAMPLER_NAMES`) that have an
 /// A1111 sampler. `_gpu` variants only move the noise sampler to the GPU. ComfyUI's `ddim` runs
-/// Euler on the model's discrete schedule, which is A1111's DDIM with eta 0.
-pub(crate) const COMFY_SAMPLERS: [(&str, &str); 21] = [
+/// Euler on the model's discrete schedule, which is A1111's DDIM with eta 0. ComfyUI's `uni_pc`
+/// and `uni_pc_bh2` (its own σ-schedule UniPC, bh1 and bh2) map to A1111's UniPC, whose variant is
+/// bh1 unless the infotext says `UniPC variant: bh2`; `tcd` is ComfyUI's TCD (gamma 0.3).
+pub(crate) const COMFY_SAMPLERS: [(&str, &str); 23] = [
     ("euler", "Euler"),
     ("euler_ancestral", "Euler a"),
     ("heun", "Heun"),
@@ -363,6 +365,8 @@ pub(crate) const COMFY_SAMPLERS: [(&str, &str); 21] = [
     ("lcm", "LCM"),
     ("ddim", "DDIM"),
     ("uni_pc", "UniPC"),
+    ("uni_pc_bh2", "UniPC"),
+    ("tcd", "TCD"),
 ];
 
 /// ComfyUI scheduler names (`comfy/samplers.py` `SCHEDULER_HANDLERS`) with an A1111 schedule
@@ -385,7 +389,7 @@ pub(crate) const COMFY_SCHEDULES: [(&str, &str); 10] = [
 
 /// ComfyUI sampler-object nodes (`comfy_extras/nodes_custom_sampler.py`) and the sampler name
 /// each stands for.
-const COMFY_SAMPLER_NODES: [(&str, &str); 7] = [
+const COMFY_SAMPLER_NODES: [(&str, &str); 8] = [
     ("SamplerEulerAncestral", "euler_ancestral"),
     ("SamplerEulerAncestralCFGPP", "euler_ancestral_cfg_pp"),
     ("SamplerLMS", "lms"),
@@ -393,6 +397,7 @@ const COMFY_SAMPLER_NODES: [(&str, &str); 7] = [
     ("SamplerDPMPP_SDE", "dpmpp_sde"),
     ("SamplerDPMPP_2S_Ancestral", "dpmpp_2s_ancestral"),
     ("SamplerDPMAdaptative", "dpm_adaptive"),
+    ("SamplerTCD", "tcd"),
 ];
 
 /// ComfyUI sigma-schedule nodes (`nodes_custom_sampler.py`) and the scheduler each stands for.

@@ -1006,13 +1006,13 @@ mod tests {
     fn a1111_with_unknown_sampler_keeps_the_numbers() {
         let m = read(&[(
             "parameters",
-            "a lighthouse <lora:ink:0.7>\nNegative prompt: fog\nSteps: 30, Sampler: UniPC, Schedule type: \
+            "a lighthouse <lora:ink:0.7>\nNegative prompt: fog\nSteps: 30, Sampler: Euler a CFG++, Schedule type: \
              SGM Uniform, CFG scale: 5.5, Seed: 99, Size: 832x1216, Model hash: 0123456789, Model: juggernaut, \
              Lora hashes: \"ink: aabbccddeeff\", Version: f2.0.1v1.10.1",
         )]);
         assert_eq!(m.generator, "Forge");
         assert_eq!(m.steps, Some(30));
-        assert_eq!(m.sampler.as_deref(), Some("UniPC"));
+        assert_eq!(m.sampler.as_deref(), Some("Euler a CFG++"));
         assert_eq!(m.schedule.as_deref(), Some("SGM Uniform"));
         assert_eq!((m.width, m.height, m.seed), (Some(832), Some(1216), Some(99)));
         assert_eq!(m.negative_prompt.as_deref(), Some("fog"));
@@ -1030,7 +1030,7 @@ mod tests {
         assert_eq!(
             problems.len(),
             1,
-            "UniPC is not run by Easel (SGM Uniform is): {problems:?}"
+            "Euler a CFG++ is not run by Easel (SGM Uniform is): {problems:?}"
         );
     }
 

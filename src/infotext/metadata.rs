@@ -64,8 +64,8 @@ pub struct ImageMetadata {
 }
 
 /// Every sampler name A1111 v1.10 and Forge list (`sd_samplers_*.py`), for telling unknown names
-/// from known ones Easel does not run yet.
-pub const A1111_SAMPLERS: [&str; 22] = [
+/// from known ones Easel does not run yet; TCD is Forge's.
+pub const A1111_SAMPLERS: [&str; 23] = [
     "DPM++ 2M",
     "DPM++ SDE",
     "DPM++ 2M SDE",
@@ -86,6 +86,7 @@ pub const A1111_SAMPLERS: [&str; 22] = [
     "PLMS",
     "UniPC",
     "LCM",
+    "TCD",
     "Euler CFG++",
     "Euler a CFG++",
 ];

@@ -19,7 +19,7 @@ pub use metadata::{ImageMetadata, LoraRef, ReplayProblem};
 pub use output::{OutputFormat, write_image_with_parameters};
 pub use read::{ImageRead, MetadataError, read_image_bytes, read_image_file, read_infotext};
 
-use crate::params::GenerationParams;
+use crate::params::{GenerationParams, TCD_DEFAULT_GAMMA, UniPcOptions, UniPcVariant};
 use crate::request::{Img2ImgSettings, InpaintArea, MaskedContent};
 
 /// The PNG text keyword A1111 stores the infotext under.
@@ -42,10 +42,26 @@ pub const INPAINT_AREA: &str = "Inpaint area";
 /// `Masked area padding` in pixels, with "Only masked".
 pub const MASKED_AREA_PADDING: &str = "Masked area padding";
 
+/// A1111's key for a decode method other than the full VAE (`VAE Decoder: TAESD`); absent for a full decode.
+pub const VAE_DECODER: &str = "VAE Decoder";
+/// A1111's value of [`VAE_DECODER`] for a TAESD decode.
+pub const VAE_DECODER_TAESD: &str = "TAESD";
+
 /// `Beta schedule alpha` (A1111's `beta_dist_alpha` setting), written with the Beta schedule.
 pub const BETA_SCHEDULE_ALPHA: &str = "Beta schedule alpha";
 /// `Beta schedule beta` (A1111's `beta_dist_beta` setting), written with the Beta schedule.
 pub const BETA_SCHEDULE_BETA: &str = "Beta schedule beta";
+
+/// `UniPC variant` (A1111's `uni_pc_variant`: bh1, bh2).
+pub const UNI_PC_VARIANT: &str = "UniPC variant";
+/// `UniPC skip type` (A1111's `uni_pc_skip_type`; Easel runs `time_uniform`).
+pub const UNI_PC_SKIP_TYPE: &str = "UniPC skip type";
+/// `UniPC order` (A1111's `uni_pc_order`).
+pub const UNI_PC_ORDER: &str = "UniPC order";
+/// `UniPC lower order final` (A1111's `uni_pc_lower_order_final`).
+pub const UNI_PC_LOWER_ORDER_FINAL: &str = "UniPC lower order final";
+/// `TCD gamma`: TCD's stochasticity (diffusers' `eta`), written when it is not 0.3.
+pub const TCD_GAMMA: &str = "TCD gamma";
 
 /// The img2img and inpainting keys Easel reads and writes.
 pub const IMG2IMG_KEYS: [&str; 6] = [
@@ -82,6 +98,84 @@ pub fn read_beta_schedule(extra: &[(String, String)]) -> (f64, f64) {
             .unwrap_or(default)
     };
     (get(BETA_SCHEDULE_ALPHA, 0.6), get(BETA_SCHEDULE_BETA, 0.6))
+}
+
+/// Writes `VAE Decoder: TAESD` for a TAESD decode, as A1111's `process_images_inner` does for a
+/// decode method other than "Full", and removes the key for a full decode.
+pub fn write_vae_decoder(extra: &mut Vec<(String, String)>, taesd: bool) {
+    if taesd {
+        set(extra, VAE_DECODER, VAE_DECODER_TAESD.to_owned());
+    } else {
+        extra.retain(|(k, _)| k != VAE_DECODER);
+    }
+}
+
+/// Whether an infotext's extra keys say the image was decoded with TAESD (`VAE Decoder: TAESD`).
+pub fn reads_taesd_decoder(extra: &[(String, String)]) -> bool {
+    extra
+        .iter()
+        .any(|(k, v)| k == VAE_DECODER && v.trim().eq_ignore_ascii_case(VAE_DECODER_TAESD))
+}
+
+/// A1111's UniPC settings from the extra keys its infotext uses (A1111's defaults where absent).
+///
+/// # Errors
+/// A sentence naming a value Easel does not run (`vary_coeff`, a skip type other than
+/// `time_uniform`, an order outside 1…10) or cannot read.
+pub fn read_unipc_options(extra: &[(String, String)]) -> Result<UniPcOptions, String> {
+    let get = |key: &str| extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim());
+    let mut options = UniPcOptions::default();
+    if let Some(v) = get(UNI_PC_VARIANT) {
+        options.variant = match v {
+            "bh1" => UniPcVariant::Bh1,
+            "bh2" => UniPcVariant::Bh2,
+            _ => {
+                return Err(format!(
+                    "{UNI_PC_VARIANT} '{v}' is not run by Easel (bh1 and bh2 are)"
+                ));
+            }
+        };
+    }
+    if let Some(v) = get(UNI_PC_SKIP_TYPE)
+        && v != "time_uniform"
+    {
+        return Err(format!(
+            "{UNI_PC_SKIP_TYPE} '{v}' is not run by Easel (time_uniform, A1111's default, is)"
+        ));
+    }
+    if let Some(v) = get(UNI_PC_ORDER) {
+        // A1111 stores the slider value, which may read as a float (`3.0`).
+        options.order = v
+            .parse::<f64>()
+            .ok()
+            .filter(|o| o.fract() == 0.0 && (1.0..=10.0).contains(o))
+            .map(|o| o as usize)
+            .ok_or_else(|| format!("{UNI_PC_ORDER} '{v}' is not a whole number from 1 to 10"))?;
+    }
+    if let Some(v) = get(UNI_PC_LOWER_ORDER_FINAL) {
+        options.lower_order_final = match v {
+            "True" | "true" => true,
+            "False" | "false" => false,
+            _ => return Err(format!("{UNI_PC_LOWER_ORDER_FINAL} '{v}' is not True or False")),
+        };
+    }
+    Ok(options)
+}
+
+/// TCD's gamma from the `TCD gamma` key: 0.3 where it is absent.
+///
+/// # Errors
+/// A sentence when the value is not a number from 0 to 1.
+pub fn read_tcd_gamma(extra: &[(String, String)]) -> Result<f64, String> {
+    match extra.iter().find(|(k, _)| k == TCD_GAMMA) {
+        None => Ok(TCD_DEFAULT_GAMMA),
+        Some((_, v)) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|g| (0.0..=1.0).contains(g))
+            .ok_or_else(|| format!("{TCD_GAMMA} '{v}' is not a number from 0 to 1")),
+    }
 }
 
 /// Writes the Beta schedule keys as A1111's `KDiffusionSampler.get_sigmas` does (Python float
@@ -174,6 +268,40 @@ pub fn read_img2img(extra: &[(String, String)]) -> Img2ImgSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unipc_options_and_tcd_gamma_from_extra_keys() {
+        let kv = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        };
+        assert_eq!(read_unipc_options(&[]), Ok(UniPcOptions::default()));
+        let o = read_unipc_options(&kv(&[
+            (UNI_PC_VARIANT, "bh2"),
+            (UNI_PC_ORDER, "2.0"),
+            (UNI_PC_LOWER_ORDER_FINAL, "False"),
+            (UNI_PC_SKIP_TYPE, "time_uniform"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            o,
+            UniPcOptions {
+                variant: UniPcVariant::Bh2,
+                order: 2,
+                lower_order_final: false
+            }
+        );
+        for bad in [
+            (UNI_PC_VARIANT, "vary_coeff"),
+            (UNI_PC_SKIP_TYPE, "logSNR"),
+            (UNI_PC_ORDER, "0"),
+            (UNI_PC_ORDER, "2.5"),
+        ] {
+            assert!(read_unipc_options(&kv(&[bad])).is_err(), "{bad:?}");
+        }
+        assert_eq!(read_tcd_gamma(&[]), Ok(0.3));
+        assert_eq!(read_tcd_gamma(&kv(&[(TCD_GAMMA, "0.5")])), Ok(0.5));
+        assert!(read_tcd_gamma(&kv(&[(TCD_GAMMA, "1.5")])).is_err());
+    }
 
     #[test]
     fn img2img_keys_round_trip() {

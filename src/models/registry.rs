@@ -246,6 +246,68 @@ fn scan_dir(dir: &Path, out: &mut Vec<ModelEntry>, depth: usize) {
     }
 }
 
+/// File names looked for in a `vae-approx` folder, most specific first: the standalone decoder
+/// madebyollin publishes, a diffusers `AutoencoderTiny` folder, or its weights as one file.
+const TAESD_DECODER_NAMES: [&str; 4] = [
+    "taesd_decoder.safetensors",
+    "taesd/diffusion_pytorch_model.safetensors",
+    "taesd/diffusion_pytorch_model.fp16.safetensors",
+    "taesd.safetensors",
+];
+
+/// The same for the encoder.
+const TAESD_ENCODER_NAMES: [&str; 4] = [
+    "taesd_encoder.safetensors",
+    "taesd/diffusion_pytorch_model.safetensors",
+    "taesd/diffusion_pytorch_model.fp16.safetensors",
+    "taesd.safetensors",
+];
+
+/// Pickled files A1111 downloads into `models/VAE-taesd`; named in the "not found" message, never read.
+const TAESD_PICKLES: [&str; 2] = ["taesd_decoder.pth", "taesd_encoder.pth"];
+
+/// The first TAESD decoder file in `dirs` (see [`TAESD_DECODER_NAMES`]).
+pub fn find_taesd_decoder(dirs: &[PathBuf]) -> Option<PathBuf> {
+    find_taesd_in(dirs, &TAESD_DECODER_NAMES)
+}
+
+/// The first TAESD encoder file in `dirs`.
+pub fn find_taesd_encoder(dirs: &[PathBuf]) -> Option<PathBuf> {
+    find_taesd_in(dirs, &TAESD_ENCODER_NAMES)
+}
+
+fn find_taesd_in(dirs: &[PathBuf], names: &[&str]) -> Option<PathBuf> {
+    dirs.iter()
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// The message for "no TAESD decoder": where Easel looked, what to put there, and a pickle it saw.
+pub fn missing_taesd_decoder_message(dirs: &[PathBuf]) -> String {
+    let folders = if dirs.is_empty() {
+        "(no folder is configured)".to_owned()
+    } else {
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let pickle = dirs
+        .iter()
+        .flat_map(|d| TAESD_PICKLES.iter().map(move |n| d.join(n)))
+        .find(|p| p.is_file());
+    let mut msg = format!(
+        "no TAESD decoder found: put taesd_decoder.safetensors (madebyollin/taesd on Hugging Face, or \
+         `easel download taesd`) into one of {folders}"
+    );
+    if let Some(p) = pickle {
+        msg.push_str("; ");
+        msg.push_str(&p.display().to_string());
+        msg.push_str(" is a Python pickle, which Easel never loads: use the .safetensors file");
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

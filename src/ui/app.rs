@@ -499,6 +499,15 @@ impl EaselApp {
                 }
             }
             Command::GetModels => self.get_models.open(),
+            Command::FastPreset => {
+                // A handful of file checks, on a click only.
+                let taesd = crate::models::registry::find_taesd_decoder(
+                    &self.paths.vae_approx_dirs(&self.settings.model_folders),
+                )
+                .is_some();
+                let note = super::panels::apply_fast_preset(&mut self.settings, self.models.loras(), taesd);
+                self.prompt.set_fast_note(note);
+            }
             Command::SetCivitaiLookup(on) => {
                 self.settings.civitai_lookup = on;
                 let hashed = self.models.hashed();
@@ -549,12 +558,61 @@ impl EaselApp {
             self.settings.mode = Mode::ImageToImage;
         }
         crate::infotext::strip_img2img(&mut p.extra);
+        self.use_control_parameters(&p.extra);
+        crate::infotext::controlnet::strip(&mut p.extra);
         self.settings.params = GenerationParams {
             batch_count: self.settings.params.batch_count,
             batch_size: self.settings.params.batch_size,
             ..p
         };
         self.settings.random_seed = false;
+    }
+
+    /// Takes over the first `ControlNet N` unit of an infotext into the ControlNet section (the
+    /// section runs one unit); says when the model is not in the ControlNet folders.
+    fn use_control_parameters(&mut self, extra: &[(String, String)]) {
+        let units = crate::infotext::controlnet::read(extra);
+        let Some(info) = units.first() else {
+            return;
+        };
+        if units.len() > 1 {
+            self.messages.push(format!(
+                "these parameters use {} ControlNet units; the ControlNet section takes the first",
+                units.len()
+            ));
+        }
+        let entries = self.prompt.controlnet().entries();
+        let named: Vec<_> = entries.iter().filter(|e| e.name == info.model_name()).collect();
+        let found = named.iter().find(|e| e.label == info.model).or(named.first());
+        let c = &mut self.settings.controlnet;
+        if let Some(entry) = found {
+            c.model = Some(entry.path.clone());
+            c.enabled = true;
+        } else {
+            c.enabled = false;
+            self.messages.push(format!(
+                "these parameters use ControlNet '{}', which is not in your ControlNet folders; ControlNet is off",
+                info.model
+            ));
+        }
+        c.preprocessor.clone_from(&info.module);
+        let threshold = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+        match info.module.as_str() {
+            "canny" => {
+                c.canny_low = threshold(info.threshold_a);
+                c.canny_high = threshold(info.threshold_b);
+            }
+            "tile_resample" => c.tile_rate = info.threshold_a as f32,
+            "scribble_xdog" => c.xdog_threshold = threshold(info.threshold_a),
+            _ => {}
+        }
+        c.weight = info.weight;
+        c.start = info.guidance_start;
+        c.end = info.guidance_end;
+        c.mode.clone_from(&info.control_mode);
+        c.resize.clone_from(&info.resize_mode);
+        c.pixel_perfect = info.pixel_perfect;
+        c.processor_res = info.processor_res;
     }
 
     /// Runs a native dialog (`what`, for the error message) on a thread named `thread`, so the

@@ -56,6 +56,8 @@ pub enum Command {
     SetCivitaiLookup(bool),
     /// Open the Get models window.
     GetModels,
+    /// Apply the prompt panel's Fast preset (LCM, 6 steps, CFG 1.5, TAESD decode when present).
+    FastPreset,
     /// Start a download on its own thread.
     StartDownload {
         /// Identifies the download in the window (a catalogue id or the typed source).

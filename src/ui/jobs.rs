@@ -445,6 +445,8 @@ pub fn request(
         embedding_dirs: paths.embedding_dirs(&settings.model_folders),
         previews: true,
         controls: Vec::new(),
+        vae_decoder: settings.vae_decoder,
+        vae_approx_dirs: paths.vae_approx_dirs(&settings.model_folders),
     })
 }
 

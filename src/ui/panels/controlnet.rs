@@ -41,6 +41,11 @@ pub struct ControlNetPanel {
 }
 
 impl ControlNetPanel {
+    /// The ControlNets found.
+    pub fn entries(&self) -> &[ControlNetEntry] {
+        &self.entries
+    }
+
     /// A new folder scan's result.
     pub fn set_entries(&mut self, entries: Vec<ControlNetEntry>) {
         self.entries = entries;

@@ -15,7 +15,7 @@ pub use dialogs::{Dialogs, PATH_LABEL};
 pub use gallery::GalleryPanel;
 pub use get_models::{GetModelsDialog, SOURCE_LABEL};
 pub use models::ModelsPanel;
-pub use prompt::PromptPanel;
+pub use prompt::{PromptPanel, apply_fast_preset};
 
 use super::io::Rgba;
 

@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::document::Document;
 use crate::models::registry::LoraEntry;
 use crate::params::{GenerationParams, RngSource, Sampler, Schedule};
+use crate::request::VaeDecoder;
 use crate::ui::command::Command;
 use crate::ui::jobs::Jobs;
 
@@ -21,6 +22,65 @@ const LORA_SUGGESTIONS: usize = 8;
 pub struct PromptPanel {
     img2img: Img2ImgPanel,
     controlnet: ControlNetPanel,
+    /// What the Fast preset set and what it is missing, until the next click.
+    fast_note: Option<String>,
+}
+
+/// Steps of the Fast preset (LCM-LoRA's recommended 4–8).
+pub const FAST_STEPS: u32 = 6;
+/// CFG scale of the Fast preset (LCM-LoRA's recommended 1–2).
+pub const FAST_CFG: f32 = 1.5;
+
+/// Whether a LoRA name looks like an LCM-LoRA: `lcm` in its name, or `pytorch_lora_weights`, the
+/// file name of the catalogue's "LCM-LoRA for SD 1.5" (latent-consistency/lcm-lora-sdv1-5).
+fn is_lcm_lora(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("lcm") || n == "pytorch_lora_weights"
+}
+
+/// The Fast preset: the LCM sampler, [`FAST_STEPS`] steps, CFG [`FAST_CFG`], TAESD decode when a
+/// decoder is present, and an LCM-LoRA tag in the prompt when one is in the LoRA folders. Returns
+/// what it did and what is missing, for the user.
+pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_found: bool) -> String {
+    let p = &mut settings.params;
+    p.sampler = Sampler::Lcm;
+    p.schedule = Schedule::Automatic;
+    p.steps = FAST_STEPS;
+    p.cfg_scale = FAST_CFG;
+    let mut notes = vec![format!("Fast: LCM, {FAST_STEPS} steps, CFG {FAST_CFG}")];
+    let tagged = crate::prompt::extra_networks::extract_tags(&p.prompt)
+        .is_ok_and(|(_, tags, _)| tags.iter().any(|t| is_lcm_lora(&t.name)));
+    if !tagged {
+        match loras.iter().find(|l| is_lcm_lora(&l.name)) {
+            Some(lora) => {
+                if !p.prompt.is_empty() && !p.prompt.ends_with([' ', '\n']) {
+                    p.prompt.push(' ');
+                }
+                p.prompt.push_str("<lora:");
+                p.prompt.push_str(&lora.name);
+                p.prompt.push_str(":1>");
+                notes.push(format!("added <lora:{}:1> to the prompt", lora.name));
+            }
+            None => notes.push(
+                "needs an LCM-LoRA: put lcm-lora-sdv1-5.safetensors into a LoRA folder (File > Get models… > \
+                 LCM-LoRA for SD 1.5) and add <lora:lcm-lora-sdv1-5:1> to the prompt; without it 6 LCM steps \
+                 give a blurry picture"
+                    .to_owned(),
+            ),
+        }
+    }
+    if taesd_found {
+        settings.vae_decoder = VaeDecoder::Taesd;
+        notes.push("decoding with TAESD".to_owned());
+    } else {
+        settings.vae_decoder = VaeDecoder::Full;
+        notes.push(
+            "no TAESD decoder, so the full VAE decodes (slower): put taesd_decoder.safetensors into the \
+             vae-approx folder (File > Get models… > TAESD decoder)"
+                .to_owned(),
+        );
+    }
+    notes.join("; ")
 }
 
 impl PromptPanel {
@@ -34,6 +94,11 @@ impl PromptPanel {
         &mut self.controlnet
     }
 
+    /// Shows what the Fast preset did (set by the app after applying it).
+    pub fn set_fast_note(&mut self, note: String) {
+        self.fast_note = Some(note);
+    }
+
     /// Draws the panel; edits go straight into `settings`, actions into `commands`.
     pub fn ui(
         &mut self,
@@ -45,6 +110,33 @@ impl PromptPanel {
         commands: &mut Vec<Command>,
     ) {
         prompts_ui(ui, &mut settings.params, loras);
+        ui.separator();
+        ui.horizontal(|ui| {
+            if ui
+                .button("Fast")
+                .on_hover_text(format!(
+                    "LCM sampler, {FAST_STEPS} steps, CFG {FAST_CFG}, TAESD decode: a picture in a fraction of \
+                     the time (needs an LCM-LoRA in the prompt)"
+                ))
+                .clicked()
+            {
+                commands.push(Command::FastPreset);
+            }
+            let mut taesd = settings.vae_decoder == VaeDecoder::Taesd;
+            if ui
+                .checkbox(&mut taesd, "Decode with TAESD")
+                .on_hover_text(
+                    "decode the final image with the tiny autoencoder: much faster, slightly softer \
+                     (needs taesd_decoder.safetensors in the vae-approx folder)",
+                )
+                .changed()
+            {
+                settings.vae_decoder = if taesd { VaeDecoder::Taesd } else { VaeDecoder::Full };
+            }
+        });
+        if let Some(note) = &self.fast_note {
+            ui.small(note);
+        }
         ui.separator();
         egui::Grid::new("params")
             .num_columns(2)
