@@ -191,6 +191,6 @@ mod tests {
         assert_eq!((b.x, b.y, b.width, b.height), (1.0, 1.0, 2.0, 2.0));
         assert!((b.score - (0.9 + 0.7 + 0.6) / 3.0).abs() < 1e-6);
         assert!(m.bounding_box(0.95).is_none());
-        assert_eq!(m.to_mask(0.5).as_raw().iter().filter(|&&v| v == 255).count(), 3);
+        assert_eq!(m.to_mask(0.5).pixels().filter(|p| p[0] == 255).count(), 3);
     }
 }

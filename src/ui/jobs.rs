@@ -447,6 +447,7 @@ pub fn request(
         controls: Vec::new(),
         vae_decoder: settings.vae_decoder,
         vae_approx_dirs: paths.vae_approx_dirs(&settings.model_folders),
+        fix: None,
     })
 }
 
