@@ -17,7 +17,7 @@ pub enum Target {
     Faces,
     /// Hands (not available yet).
     Hands,
-    /// People (not available yet).
+    /// People (MediaPipe selfie segmentation).
     People,
 }
 
@@ -41,14 +41,16 @@ pub struct DetectArgs {
     /// Face model.
     #[arg(long, value_enum, default_value = "short")]
     pub model: ModelArg,
-    /// Score threshold in [0, 1], applied before overlapping boxes are merged [default: 0.5].
+    /// Score threshold in [0, 1], applied before overlapping boxes are merged; for people, the
+    /// mask probability a pixel needs [default: 0.5].
     #[arg(long, value_name = "F")]
     pub confidence: Option<f32>,
     /// Print {"width", "height", "detections": [{"x", "y", "width", "height", "score"}]} in
     /// pixels of the input image.
     #[arg(long)]
     pub json: bool,
-    /// Also write a white-on-black mask of the boxes (grown by --dilate) to this PNG.
+    /// Also write a white-on-black mask to this PNG: the boxes grown by --dilate (faces), the
+    /// segmentation (people).
     #[arg(long, value_name = "OUT.png")]
     pub mask: Option<PathBuf>,
     /// Grow each box by this many pixels on every side in the mask.
@@ -58,32 +60,59 @@ pub struct DetectArgs {
 
 /// Runs `easel detect`.
 pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
-    let model = match args.what {
-        Target::Faces => match args.model {
-            ModelArg::Short => FaceModel::Short,
-            ModelArg::Full => FaceModel::Full,
-        },
-        Target::Hands | Target::People => {
-            return Err(bad(format!(
-                "detect {}: not available yet in this build (faces only)",
-                if args.what == Target::Hands {
-                    "hands"
-                } else {
-                    "people"
-                }
-            )));
-        }
-    };
     let confidence = args.confidence.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&confidence) {
         return Err(bad(format!(
             "--confidence must be between 0 and 1, got {confidence}"
         )));
     }
+    let model = match args.what {
+        Target::Faces => match args.model {
+            ModelArg::Short => FaceModel::Short,
+            ModelArg::Full => FaceModel::Full,
+        },
+        Target::People => return people(args, confidence),
+        Target::Hands => {
+            return Err(bad(
+                "detect hands: not available yet in this build (faces and people only)",
+            ));
+        }
+    };
     let image = easel::imaging::load_rgb(&args.image).map_err(|e| bad(e.to_string()))?;
     let found = detect::detect_faces(&image, model, confidence).context("face detection failed")?;
     let (width, height) = image.dimensions();
-    if args.json {
+    print_detections(args.json, width, height, &found, "face")?;
+    if let Some(path) = &args.mask {
+        box_mask(width, height, &found, args.dilate)
+            .save_with_format(path, image::ImageFormat::Png)
+            .with_context(|| format!("could not write the mask (file: {})", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `easel detect people`: the segmentation thresholded at `threshold`, one box around it.
+fn people(args: &DetectArgs, threshold: f32) -> anyhow::Result<ExitCode> {
+    let image = easel::imaging::load_rgb(&args.image).map_err(|e| bad(e.to_string()))?;
+    let mask = detect::segment::segment_people(&image).context("person segmentation failed")?;
+    let found: Vec<Detection> = mask.bounding_box(threshold).into_iter().collect();
+    print_detections(args.json, mask.width, mask.height, &found, "person mask")?;
+    if let Some(path) = &args.mask {
+        mask.to_mask(threshold)
+            .save_with_format(path, image::ImageFormat::Png)
+            .with_context(|| format!("could not write the mask (file: {})", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the CLI contract's JSON object or one line per detection.
+fn print_detections(
+    json: bool,
+    width: u32,
+    height: u32,
+    found: &[Detection],
+    what: &str,
+) -> anyhow::Result<()> {
+    if json {
         /// The CLI contract's object, keys in this order.
         #[derive(serde::Serialize)]
         struct Out<'a> {
@@ -94,24 +123,19 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         let out = Out {
             width,
             height,
-            detections: &found,
+            detections: found,
         };
         println!("{}", serde_json::to_string(&out).context("could not write JSON")?);
     } else {
-        println!("{} face(s) in {}×{}", found.len(), width, height);
-        for d in &found {
+        println!("{} {what}(s) in {}×{}", found.len(), width, height);
+        for d in found {
             println!(
                 "x {:.1} y {:.1} width {:.1} height {:.1} score {:.3}",
                 d.x, d.y, d.width, d.height, d.score
             );
         }
     }
-    if let Some(path) = &args.mask {
-        box_mask(width, height, &found, args.dilate)
-            .save_with_format(path, image::ImageFormat::Png)
-            .with_context(|| format!("could not write the mask (file: {})", path.display()))?;
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// White boxes on black, each grown by `dilate_px` on every side and clipped to the image.

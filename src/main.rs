@@ -3,6 +3,7 @@
 
 mod cli_detect;
 mod cli_download;
+mod cli_fix;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -192,6 +193,8 @@ struct GenerateArgs {
     format: Option<String>,
     #[command(flatten)]
     control: cli_control::ControlArgs,
+    #[command(flatten)]
+    fix: cli_fix::FixArgs,
 }
 
 /// An error the user can fix (exit code 2) as opposed to an internal failure (exit code 1).
@@ -614,6 +617,8 @@ fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<E
     })?;
     check_output(&args.out)?;
     let init = build_init(args, &params)?;
+    let fix_picture_only = args.init.is_some() && args.strength.is_none() && args.mask.is_none();
+    let fix = cli_fix::settings(&args.fix, fix_picture_only)?;
     let total_images = usize::try_from(params.image_count()).unwrap_or(usize::MAX);
     let app_folders = || {
         let paths = AppPaths::platform();
@@ -656,6 +661,7 @@ fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<E
         controls,
         vae_decoder,
         vae_approx_dirs,
+        fix,
     };
     let engine = Engine::spawn(None).context("could not start the inference thread")?;
     let (job, cancel) = engine.submit(request);

@@ -296,6 +296,61 @@ impl VaeDecoder {
     }
 }
 
+/// What a fix looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum FixTarget {
+    /// Faces, MediaPipe's short-range detector (ADetailer's `mediapipe_face_short`).
+    #[default]
+    Faces,
+}
+
+/// ADetailer's flow after a generation (or on an existing picture): detect, then one only-masked
+/// inpaint per detection, in order, each on the previous result. Defaults are ADetailer's
+/// (`adetailer/args.py`), except the confidence: 0.5 is what its MediaPipe option effectively
+/// runs (the legacy MediaPipe call ignores ADetailer's 0.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FixSettings {
+    /// What to find.
+    pub target: FixTarget,
+    /// Detector score threshold.
+    pub confidence: f32,
+    /// Square kernel in pixels that grows (> 0) or shrinks (< 0) each box mask (`cv2.dilate`).
+    pub dilate_erode: i32,
+    /// Mask blur of each inpaint, in pixels.
+    pub mask_blur: u32,
+    /// Denoising strength of each inpaint.
+    pub strength: f32,
+    /// Inpaint only the masked region (at the generation size) instead of the whole picture.
+    pub only_masked: bool,
+    /// "Only masked" padding in pixels.
+    pub padding: u32,
+    /// Prompt of the fix; empty uses the generation's prompt.
+    pub prompt: String,
+    /// Negative prompt of the fix; empty uses the generation's.
+    pub negative_prompt: String,
+    /// Fix the request's init image as it is instead of generating first (the init's mask and
+    /// settings are not used).
+    pub picture_only: bool,
+}
+
+impl Default for FixSettings {
+    fn default() -> Self {
+        Self {
+            target: FixTarget::Faces,
+            confidence: 0.5,
+            dilate_erode: 4,
+            mask_blur: 4,
+            strength: 0.4,
+            only_masked: true,
+            padding: 32,
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            picture_only: false,
+        }
+    }
+}
+
 /// One generation job as the GUI, the CLI and the tests describe it.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -321,6 +376,8 @@ pub struct Request {
     /// Folders searched for TAESD files (`taesd_decoder.safetensors`, …): the final decode with
     /// [`VaeDecoder::Taesd`], and full-resolution live previews whenever a decoder is there.
     pub vae_approx_dirs: Vec<PathBuf>,
+    /// ADetailer's after-step: find faces and repaint each one (`None`: no fix).
+    pub fix: Option<FixSettings>,
 }
 
 impl Request {

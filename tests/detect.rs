@@ -176,3 +176,130 @@ fn the_cli_prints_the_contract_json_and_writes_a_mask() {
     assert_eq!(m.get_pixel(x + 2, y + 2)[0], 255);
     assert_eq!(m.get_pixel(0, 149)[0], 0);
 }
+
+fn people_refs() -> Value {
+    let text = std::fs::read_to_string(dir().join("people.json")).expect("people.json");
+    serde_json::from_str(&text).expect("people.json parses")
+}
+
+/// A 16-bit reference mask as probabilities.
+fn probs16(name: &str) -> Vec<f32> {
+    let img = image::open(dir().join(name)).expect("reference mask").to_luma16();
+    img.as_raw().iter().map(|&v| f32::from(v) / 65535.0).collect()
+}
+
+#[test]
+fn the_segmentation_network_matches_tflite() {
+    let r = people_refs();
+    let png = rgb(r["raw_input"].as_str().expect("input name"));
+    let input: Vec<f32> = png.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
+    // Our stretch warp gives the same tensor as OpenCV's warpPerspective.
+    let ours = detect::segment::input(&rgb("astronaut.png"));
+    let warp_worst = ours
+        .iter()
+        .zip(&input)
+        .map(|(a, b)| ((a - b) * 255.0).abs().round() as i32)
+        .max()
+        .unwrap_or(0);
+    let graph = detect::segment::load().expect("model loads");
+    // The ai-edge-litert interpreter on the model cut before the custom transposed conv.
+    let cut = graph
+        .run_to(&input, r["cut_tensor"].as_i64().expect("id"))
+        .expect("runs")
+        .flatten_all()
+        .expect("flat")
+        .to_vec1::<f32>()
+        .expect("values");
+    let step = r["cut_step"].as_u64().expect("step") as usize;
+    let want: Vec<f32> = r["cut_values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(f)
+        .collect();
+    assert_eq!(cut.len().div_ceil(step), want.len());
+    let cut_worst = cut
+        .iter()
+        .step_by(step)
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0f32, f32::max);
+    // The whole network (custom op included) through MediaPipe's own XNNPACK inference.
+    let out = detect::segment::raw_output(&graph, &input).expect("runs");
+    let want = probs16(r["raw_output"].as_str().expect("name"));
+    let out_worst = out
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!(
+        "selfie: input warp worst {warp_worst}/255; tensor {} max rel diff {cut_worst:.2e} vs TFLite; output max |diff| {out_worst:.2e} vs MediaPipe",
+        r["cut_tensor"]
+    );
+    assert!(warp_worst <= 1, "warp {warp_worst}");
+    assert!(cut_worst < 1e-3, "cut {cut_worst}");
+    assert!(out_worst < 2e-3, "output {out_worst}");
+}
+
+#[test]
+fn person_masks_match_mediapipe_on_photos() {
+    let r = people_refs();
+    let graph = detect::segment::load().expect("model loads");
+    for (name, p) in r["photos"].as_object().expect("photos") {
+        let got = detect::segment::segment_people_with(&graph, &rgb(name)).expect("runs");
+        let want = probs16(p["mask"].as_str().expect("mask"));
+        assert_eq!(got.probs.len(), want.len());
+        let worst = got
+            .probs
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let (mut inter, mut union) = (0usize, 0usize);
+        for (a, b) in got.probs.iter().zip(&want) {
+            inter += usize::from(*a >= 0.5 && *b >= 0.5);
+            union += usize::from(*a >= 0.5 || *b >= 0.5);
+        }
+        let iou = if union == 0 {
+            1.0
+        } else {
+            inter as f32 / union as f32
+        };
+        eprintln!("{name}: mask IoU @0.5 {iou:.5}, max |p diff| {worst:.2e}");
+        assert!(iou > 0.999, "{name}: IoU {iou}");
+        assert!(worst < 1e-3, "{name}: {worst}");
+    }
+}
+
+#[test]
+fn the_cli_finds_people_and_writes_the_segmentation() {
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let mask = out_dir.path().join("people.png");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_easel"))
+        .args(["detect", "people"])
+        .arg(dir().join("hopper.png"))
+        .args(["--json", "--mask"])
+        .arg(&mask)
+        .output()
+        .expect("easel runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(136), Some(160))
+    );
+    let dets = v["detections"].as_array().expect("detections");
+    assert_eq!(dets.len(), 1);
+    let m = image::open(&mask).expect("mask written").to_luma8();
+    assert_eq!(m.dimensions(), (136, 160));
+    let want = probs16("people_hopper.png");
+    let white = m.pixels().filter(|p| p[0] == 255).count();
+    let want_white = want.iter().filter(|&&p| p >= 0.5).count();
+    assert!(
+        white.abs_diff(want_white) * 100 < want_white,
+        "{white} vs {want_white}"
+    );
+    let (x, y) = (f(&dets[0]["x"]), f(&dets[0]["y"]));
+    let (w, h) = (f(&dets[0]["width"]), f(&dets[0]["height"]));
+    assert!(x >= 0.0 && y >= 0.0 && x + w <= 136.0 && y + h <= 160.0 && w * h > 1000.0);
+}

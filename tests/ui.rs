@@ -824,3 +824,44 @@ fn the_fast_preset_says_what_is_missing_then_uses_the_lcm_lora_and_taesd() {
     assert!(text.contains("CFG scale: 1.5"), "{text}");
     assert!(text.contains("VAE Decoder: TAESD"), "{text}");
 }
+
+#[test]
+fn find_faces_masks_the_face_and_fix_faces_makes_one_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.get_by_label_contains("tiny-sd15").click();
+    h.step();
+    drop_picture(&mut h, common::fixtures().join("ref/detect/astronaut.png"));
+    let original = h.state().document().unwrap().image().clone();
+    h.get_by_label("Image to image").click();
+    h.step();
+    // Find faces: the face's box (about x 69…106, y 32…69 in this 200×200 photo) becomes the mask.
+    h.get_by_label("Find faces").click();
+    step_until(&mut h, 60, "the face mask", |h| masked_pixels(h) > 0);
+    let mask = h.state().document().unwrap().mask().clone();
+    assert_eq!(mask.get_pixel(88, 50)[0], 255, "the face is masked");
+    assert_eq!(mask.get_pixel(10, 190)[0], 0, "the rest is not");
+    let n = masked_pixels(&h);
+    assert!((1200..2500).contains(&n), "{n} masked pixels");
+    // Fix faces: one job, one new version, ADetailer's keys in the infotext.
+    h.get_by_label("Fix faces").click();
+    step_until(&mut h, 120, "the fixed picture", |h| h.state().gallery_len() == 1);
+    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(text.contains("ADetailer model: mediapipe_face_short"), "{text}");
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.previous_image(), Some(&original), "one new version");
+    let result = doc.image();
+    assert_eq!(result.get_pixel(5, 195), original.get_pixel(5, 195));
+    assert_ne!(
+        (60..110)
+            .flat_map(|y| (70..105).map(move |x| (x, y)))
+            .filter(|&(x, y)| result.get_pixel(x, y) != original.get_pixel(x, y))
+            .count(),
+        0,
+        "the face was repainted"
+    );
+}

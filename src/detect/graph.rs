@@ -96,6 +96,33 @@ impl Graph {
     /// Runs the network on one NHWC image given as `[h, w, c]` f32 values; returns the graph's
     /// outputs in TFLite's layout (NHWC for rank 4), in the file's output order.
     pub fn run(&self, input_hwc: &[f32]) -> Result<Vec<Tensor>, DetectError> {
+        let values = self.run_values(input_hwc, None)?;
+        self.json
+            .outputs
+            .iter()
+            .map(|&id| self.nhwc_value(&values, id))
+            .collect()
+    }
+
+    /// Runs the network up to the operator producing tensor `id` and returns that tensor in
+    /// TFLite's layout (for parity checks of a model cut before an op a reference cannot run).
+    pub fn run_to(&self, input_hwc: &[f32], id: i64) -> Result<Tensor, DetectError> {
+        let values = self.run_values(input_hwc, Some(id))?;
+        self.nhwc_value(&values, id)
+    }
+
+    fn nhwc_value(&self, values: &HashMap<i64, Tensor>, id: i64) -> Result<Tensor, DetectError> {
+        let t = values
+            .get(&id)
+            .ok_or_else(|| bad(&self.json.source, format!("tensor {id} was not computed")))?;
+        Ok(if t.rank() == 4 {
+            t.permute((0, 2, 3, 1))?.contiguous()?
+        } else {
+            t.clone()
+        })
+    }
+
+    fn run_values(&self, input_hwc: &[f32], stop: Option<i64>) -> Result<HashMap<i64, Tensor>, DetectError> {
         let s = &self.json.input_shape;
         let (h, w, c) = match s.as_slice() {
             [1, h, w, c] => (*h, *w, *c),
@@ -109,21 +136,11 @@ impl Graph {
                 .step(op, &values)
                 .map_err(|e| bad(&self.json.source, format!("{} -> {}: {e}", op.op, op.out)))?;
             values.insert(op.out, y);
+            if stop == Some(op.out) {
+                break;
+            }
         }
-        self.json
-            .outputs
-            .iter()
-            .map(|id| {
-                let t = values
-                    .get(id)
-                    .ok_or_else(|| bad(&self.json.source, format!("output {id} was not computed")))?;
-                Ok(if t.rank() == 4 {
-                    t.permute((0, 2, 3, 1))?.contiguous()?
-                } else {
-                    t.clone()
-                })
-            })
-            .collect()
+        Ok(values)
     }
 
     fn get<'a>(&'a self, values: &'a HashMap<i64, Tensor>, id: i64) -> candle_core::Result<&'a Tensor> {

@@ -10,6 +10,7 @@
 //! packaging (packaging/easel.desktop, `cargo install`) ships one executable and no data folder.
 
 pub mod graph;
+pub mod segment;
 pub mod ssd;
 pub mod warp;
 
@@ -191,4 +192,108 @@ pub fn detect_faces_with(
             }
         })
         .collect())
+}
+
+/// ADetailer's mask of one box (`create_mask_from_bbox` + `mask_preprocess`): PIL's
+/// `rectangle([x1, y1, x2, y2])` on a black `width`×`height` image (corners truncated toward
+/// zero, both ends inclusive), then `cv2.dilate` (`dilate_erode` > 0) or `cv2.erode` (< 0) with
+/// a square kernel of that side. `None` when nothing is left (ADetailer drops all-black masks).
+pub fn adetailer_box_mask(
+    d: &Detection,
+    width: u32,
+    height: u32,
+    dilate_erode: i32,
+) -> Option<image::GrayImage> {
+    if width == 0 || height == 0 {
+        return None;
+    }
+    // PIL: (int) casts of the float corners, then clipped to the image.
+    let trunc = |v: f32| v.trunc() as i64;
+    let (mut x0, mut y0) = (trunc(d.x), trunc(d.y));
+    let (mut x1, mut y1) = (trunc(d.x + d.width), trunc(d.y + d.height));
+    let (w, h) = (i64::from(width), i64::from(height));
+    let clip = |v: i64, max: i64| v.clamp(0, max - 1);
+    if x1 < 0 || y1 < 0 || x0 >= w || y0 >= h || x1 < x0 || y1 < y0 {
+        return None;
+    }
+    (x0, x1, y0, y1) = (clip(x0, w), clip(x1, w), clip(y0, h), clip(y1, h));
+    // A k×k rectangle kernel anchored at (k/2, k/2): dilation reaches k−1−k/2 before and k/2
+    // after; erosion takes as much off, except at the image border (OpenCV pads erosion with
+    // the maximum, so a side on the border stays).
+    let k = i64::from(dilate_erode.unsigned_abs());
+    if k > 0 {
+        let (before, after) = (k - 1 - k / 2, k / 2);
+        if dilate_erode > 0 {
+            (x0, y0) = ((x0 - before).max(0), (y0 - before).max(0));
+            (x1, y1) = ((x1 + after).min(w - 1), (y1 + after).min(h - 1));
+        } else {
+            // Erosion: a pixel stays when its whole kernel window is inside the box.
+            if x0 > 0 {
+                x0 += after;
+            }
+            if y0 > 0 {
+                y0 += after;
+            }
+            if x1 < w - 1 {
+                x1 -= before;
+            }
+            if y1 < h - 1 {
+                y1 -= before;
+            }
+            if x1 < x0 || y1 < y0 {
+                return None;
+            }
+        }
+    }
+    let mut mask = image::GrayImage::new(width, height);
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            mask.put_pixel(x as u32, y as u32, image::Luma([255]));
+        }
+    }
+    Some(mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn white(m: &image::GrayImage) -> (u32, u32, u32, u32, usize) {
+        let px: Vec<(u32, u32)> = m
+            .enumerate_pixels()
+            .filter(|p| p.2[0] == 255)
+            .map(|p| (p.0, p.1))
+            .collect();
+        let xs = px.iter().map(|p| p.0);
+        let ys = px.iter().map(|p| p.1);
+        (
+            xs.clone().min().unwrap_or(0),
+            ys.clone().min().unwrap_or(0),
+            xs.max().unwrap_or(0),
+            ys.max().unwrap_or(0),
+            px.len(),
+        )
+    }
+
+    #[test]
+    fn box_masks_match_pil_and_cv2() {
+        // PIL rectangle([2.7, 1.2, 5.9, 3.99]) fills x 2..=5, y 1..=3; cv2.dilate with a 4×4
+        // kernel then covers x 1..=7, y 0..=5, cv2.erode with 2×2 x 3..=5, y 2..=3 (checked with
+        // Pillow 13 and OpenCV 5.1).
+        let d = Detection {
+            x: 2.7,
+            y: 1.2,
+            width: 3.2,
+            height: 2.79,
+            score: 0.9,
+        };
+        let m = adetailer_box_mask(&d, 12, 8, 0).expect("a mask");
+        assert_eq!(white(&m), (2, 1, 5, 3, 12));
+        let m = adetailer_box_mask(&d, 12, 8, 4).expect("a mask");
+        assert_eq!(white(&m), (1, 0, 7, 5, 42));
+        let m = adetailer_box_mask(&d, 12, 8, -2).expect("a mask");
+        assert_eq!(white(&m), (3, 2, 5, 3, 6));
+        let off = Detection { x: 20.0, ..d };
+        assert!(adetailer_box_mask(&off, 12, 8, 4).is_none());
+    }
 }

@@ -49,24 +49,70 @@ impl Letterbox {
 /// Warps `image` into a `size`×`size` RGB tensor (HWC, f32) through `letterbox`, with values
 /// mapped from [0, 255] to [`lo`, `hi`] as OpenCV's `convertTo(CV_32F, (hi-lo)/255, lo)` does.
 pub fn warp_to_tensor(image: &RgbImage, letterbox: Letterbox, size: usize, lo: f32, hi: f32) -> Vec<f32> {
-    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
     let scale = letterbox.side_px / size as f64;
+    let region = Region {
+        left_px: letterbox.left_px,
+        top_px: letterbox.top_px,
+        x_scale: scale,
+        y_scale: scale,
+    };
+    warp_region(image, region, (size, size), lo, hi)
+}
+
+/// Stretches the whole `image` to `width`×`height` without keeping its aspect ratio (MediaPipe's
+/// `keep_aspect_ratio: false`, as the selfie segmentation graph asks), values in [`lo`, `hi`].
+pub fn stretch_to_tensor(image: &RgbImage, width: usize, height: usize, lo: f32, hi: f32) -> Vec<f32> {
+    // OpenCV inverts the forward map diag(a, b, 1) by Cramer's rule, 1/(a·b) then times b or a:
+    // the scales can be one ulp off w/out_w, which decides how exact ties at 1/32 px round
+    // (e.g. 300 → 256 puts every odd column on a tie).
+    let a = width as f64 / f64::from(image.width());
+    let b = height as f64 / f64::from(image.height());
+    let inv_det = 1.0 / (a * b);
+    let region = Region {
+        left_px: 0.0,
+        top_px: 0.0,
+        x_scale: b * inv_det,
+        y_scale: a * inv_det,
+    };
+    warp_region(image, region, (width, height), lo, hi)
+}
+
+/// An axis-aligned region of the image: model pixel (x, y) reads image pixel
+/// (`left_px` + x·`x_scale`, `top_px` + y·`y_scale`).
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    left_px: f64,
+    top_px: f64,
+    x_scale: f64,
+    y_scale: f64,
+}
+
+fn warp_region(
+    image: &RgbImage,
+    region: Region,
+    (out_w, out_h): (usize, usize),
+    lo: f32,
+    hi: f32,
+) -> Vec<f32> {
+    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
     let raw = image.as_raw();
     let alpha = (hi - lo) / 255.0;
-    let mut out = vec![0f32; size * size * 3];
+    let mut out = vec![0f32; out_w * out_h * 3];
     // Fixed-point source position of destination pixel i along one axis (OpenCV: the inverse
     // transform times 32, rounded half to even).
-    let fixed = |i: usize, origin: f64| -> i64 {
+    let fixed = |i: usize, scale: f64, origin: f64| -> i64 {
         let v = (i as f64 * scale + origin) * INTER_TAB_SIZE as f64;
         v.round_ties_even() as i64
     };
-    let xs: Vec<i64> = (0..size).map(|x| fixed(x, letterbox.left_px)).collect();
-    for y in 0..size {
-        let fy = fixed(y, letterbox.top_px);
+    let xs: Vec<i64> = (0..out_w)
+        .map(|x| fixed(x, region.x_scale, region.left_px))
+        .collect();
+    for y in 0..out_h {
+        let fy = fixed(y, region.y_scale, region.top_px);
         let (sy, ay) = (fy >> INTER_BITS, fy & (INTER_TAB_SIZE - 1));
         for (x, &fx) in xs.iter().enumerate() {
             let (sx, ax) = (fx >> INTER_BITS, fx & (INTER_TAB_SIZE - 1));
-            let o = (y * size + x) * 3;
+            let o = (y * out_w + x) * 3;
             if sx >= w || sx + 1 < 0 || sy >= h || sy + 1 < 0 {
                 for c in 0..3 {
                     out[o + c] = f32::from(0u8) * alpha + lo;

@@ -7,6 +7,7 @@ pub mod conditioning;
 pub mod controlnet;
 pub mod denoiser;
 pub mod embeddings;
+pub mod fix;
 pub mod img2img;
 pub mod lora_merge;
 pub mod model;

@@ -410,6 +410,14 @@ impl Document {
         self.map_mask(|_, _, _| 0);
     }
 
+    /// Replaces the mask with `mask` (same size as the picture) as one undoable step; a mask of
+    /// another size is ignored.
+    pub fn set_mask(&mut self, mask: &GrayImage) {
+        if mask.dimensions() == self.size() {
+            self.map_mask(|x, y, _| mask.get_pixel(x, y)[0]);
+        }
+    }
+
     /// Inverts the mask.
     pub fn invert_mask(&mut self) {
         self.map_mask(|_, _, v| 255 - v);

@@ -303,12 +303,13 @@ pub(crate) fn run_job(
             })
             .collect();
         model.tiny_decoder = tiny.decode;
-        pipeline::generate_with(
+        crate::diffusion::fix::generate_and_fix(
             model,
             tokenizer,
             &params,
             request.init.as_ref(),
             &controls,
+            request.fix.as_ref(),
             &mut observer,
         )
     })();

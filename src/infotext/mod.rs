@@ -3,6 +3,7 @@
 //! (ComfyUI, InvokeAI, NovelAI, SwarmUI, Fooocus, …) read into one [`ImageMetadata`].
 
 mod a1111;
+pub mod adetailer;
 pub mod containers;
 pub mod controlnet;
 pub mod exif;

@@ -328,6 +328,19 @@ impl EaselApp {
             Reply::ControlNets(entries) => self.prompt.controlnet_mut().set_entries(entries),
             Reply::ControlImage(path, image) => self.prompt.controlnet_mut().set_file_image(path, image),
             Reply::Hint(serial, result) => self.prompt.controlnet_mut().set_hint(&self.ctx, serial, result),
+            Reply::Faces(revision, found) => match found {
+                // Only onto the picture it was computed for.
+                Ok((count, mask)) => match self.canvas.doc.as_mut() {
+                    Some(doc) if doc.revision() == revision => {
+                        if count == 0 {
+                            self.messages.push("no face found".into());
+                        }
+                        doc.set_mask(&mask);
+                    }
+                    _ => {}
+                },
+                Err(message) => self.messages.push(message),
+            },
             Reply::Done => {}
             Reply::Failed(message) => self.messages.push(message),
         }
@@ -402,6 +415,13 @@ impl EaselApp {
             Command::Generate => self.submit(Jobs::generate),
             Command::Refine => self.submit(Jobs::refine),
             Command::StrengthSweep => self.submit(Jobs::strength_sweep),
+            Command::FixFaces => self.submit(Jobs::fix_faces),
+            Command::FindFaces => {
+                if let Some(doc) = &self.canvas.doc {
+                    self.io
+                        .send(IoTask::FindFaces(Box::new(doc.image().clone()), doc.revision()));
+                }
+            }
             Command::Cancel => self.jobs.cancel_running(),
             Command::RemoveQueued(job) => self.jobs.remove_queued(job),
             Command::KeepSweepResult(index) => {

@@ -42,6 +42,10 @@ pub enum Command {
     Refine,
     /// One job per strength, same seed.
     StrengthSweep,
+    /// Detect faces in the canvas picture and make their grown boxes the mask.
+    FindFaces,
+    /// ADetailer's flow on the canvas picture: every face repainted, one new version.
+    FixFaces,
     /// Keep a strength sweep result (by index) as the document's next version; closes the sweep.
     KeepSweepResult(usize),
     /// Close the strength sweep picker without keeping anything.

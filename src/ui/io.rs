@@ -63,6 +63,8 @@ pub enum IoTask {
     LoadControlImage(PathBuf),
     /// Run a ControlNet preprocessor for the section's preview.
     Hint(Box<HintTask>),
+    /// Find faces in a picture (of this document revision) and mask their grown boxes.
+    FindFaces(Box<image::RgbImage>, u64),
 }
 
 /// One hint preview: the unit's preprocessor on `image` at the generation size.
@@ -105,6 +107,8 @@ pub enum Reply {
     ControlImage(PathBuf, std::sync::Arc<image::RgbImage>),
     /// A hint preview (request serial, picture) or why it could not be made.
     Hint(u64, Result<Rgba, String>),
+    /// The faces found in the picture of a document revision: their number and the mask.
+    Faces(u64, Result<(usize, image::GrayImage), String>),
     /// Nothing to show (a save finished, or there was nothing to do); never sent to the UI.
     Done,
     /// Something failed; the text is for the user.
@@ -214,6 +218,7 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
             Ok(img) => Reply::ControlImage(path, std::sync::Arc::new(img)),
             Err(e) => Reply::Failed(e.to_string()),
         },
+        IoTask::FindFaces(picture, revision) => Reply::Faces(revision, face_mask(&picture)),
         IoTask::Hint(task) => {
             let u = &task.unit;
             let hint = crate::imaging::ops::prepare_hint(
@@ -395,4 +400,21 @@ fn load_gallery(dir: &Path) -> Vec<GalleryItem> {
         .collect();
     files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
     files.iter().filter_map(|(_, p)| item(p).ok()).collect()
+}
+
+/// The union of ADetailer's masks of every face (the Fix flow's detector and its defaults).
+fn face_mask(picture: &image::RgbImage) -> Result<(usize, image::GrayImage), String> {
+    let fix = crate::request::FixSettings::default();
+    let found = crate::detect::detect_faces(picture, crate::detect::FaceModel::Short, fix.confidence)
+        .map_err(|e| format!("could not look for faces: {e}"))?;
+    let (w, h) = picture.dimensions();
+    let mut mask = image::GrayImage::new(w, h);
+    for d in &found {
+        if let Some(m) = crate::detect::adetailer_box_mask(d, w, h, fix.dilate_erode) {
+            for (dst, src) in mask.iter_mut().zip(m.iter()) {
+                *dst = (*dst).max(*src);
+            }
+        }
+    }
+    Ok((found.len(), mask))
 }

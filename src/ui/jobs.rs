@@ -286,6 +286,24 @@ impl Jobs {
         Ok(())
     }
 
+    /// Queues ADetailer's flow on the canvas picture (faces, its defaults): one job, one result.
+    pub fn fix_faces(&mut self, mut to: Submit<'_>) -> Result<(), String> {
+        let doc = to.doc.ok_or("open a picture first")?;
+        let fix = crate::request::FixSettings {
+            picture_only: true,
+            ..crate::request::FixSettings::default()
+        };
+        let init = InitImage {
+            image: doc.image().clone(),
+            mask: None,
+            settings: to.settings.img2img.clone(),
+        };
+        let mut request = to.request(Some(init), fix.strength)?;
+        request.fix = Some(fix);
+        self.submit(to.engine, request);
+        Ok(())
+    }
+
     /// Queues one image-to-image job per sweep strength, all with the same seed, and opens the
     /// picker that collects their results.
     pub fn strength_sweep(&mut self, mut to: Submit<'_>) -> Result<(), String> {
@@ -477,6 +495,7 @@ pub fn request(
         controls: Vec::new(),
         vae_decoder: settings.vae_decoder,
         vae_approx_dirs: paths.vae_approx_dirs(&settings.model_folders),
+        fix: None,
     })
 }
 

@@ -1,5 +1,5 @@
 //! The image-to-image section of the prompt panel: mode switch, denoising strength, resize mode,
-//! the inpaint settings, and the Refine and Strength sweep buttons.
+//! the inpaint settings, and the Refine, Strength sweep, Find faces and Fix faces buttons.
 
 use eframe::egui;
 
@@ -106,6 +106,25 @@ impl Img2ImgPanel {
                 .clicked()
             {
                 commands.push(Command::StrengthSweep);
+            }
+        });
+        ui.horizontal(|ui| {
+            let has_doc = doc.is_some();
+            if ui
+                .add_enabled(has_doc, egui::Button::new("Find faces"))
+                .on_hover_text("mask every face the detector finds (MediaPipe, confidence 0.5, boxes grown by 4 px)")
+                .on_disabled_hover_text("open a picture first")
+                .clicked()
+            {
+                commands.push(Command::FindFaces);
+            }
+            if ui
+                .add_enabled(has_doc, egui::Button::new("Fix faces"))
+                .on_hover_text("repaint every face at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)")
+                .on_disabled_hover_text("open a picture first")
+                .clicked()
+            {
+                commands.push(Command::FixFaces);
             }
         });
     }
