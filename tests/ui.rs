@@ -865,3 +865,59 @@ fn find_faces_masks_the_face_and_fix_faces_makes_one_new_version() {
         "the face was repainted"
     );
 }
+
+#[test]
+fn keep_structure_adds_an_inpaint_controlnet_to_refine() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = AppPaths::under(dir.path().to_path_buf());
+    let mut settings = small_settings();
+    settings.keep_structure = true;
+    let mut h = app(dir.path(), settings);
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.get_by_label_contains("tiny-sd15").click();
+    h.step();
+    drop_picture(&mut h, fixture_image("init.png"));
+    h.key_press(egui::Key::M);
+    h.step();
+    let r = h.state().canvas_image_rect().unwrap();
+    let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+    drag(&mut h, &[at(0.55, 0.55), at(0.7, 0.7), at(0.9, 0.9)]);
+    h.get_by_label("Image to image").click();
+    h.step();
+    // No inpaint or tile ControlNet yet: Refine says what to get.
+    h.get_by_label("Refine").click();
+    step_until(&mut h, 10, "a message", |h| !h.state().messages().is_empty());
+    assert!(
+        h.state().messages()[0].contains("Keep structure needs"),
+        "{:?}",
+        h.state().messages()
+    );
+    // An inpaint ControlNet in the folder (the tiny one under an inpaint name), then Refine again.
+    let control_dir = paths.default_controlnet_dir();
+    std::fs::create_dir_all(&control_dir).unwrap();
+    let src = common::fixtures().join("models").join("controlnet");
+    std::fs::copy(
+        src.join("tiny-control.safetensors"),
+        control_dir.join("tiny_sd15_inpaint.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(
+        src.join("tiny-control.yaml"),
+        control_dir.join("tiny_sd15_inpaint.yaml"),
+    )
+    .unwrap();
+    h.get_by_label("Rescan").click();
+    step_until(&mut h, 30, "the ControlNet list", |h| {
+        h.state().control_model_count() == 1
+    });
+    h.get_by_label("Refine").click();
+    step_until(&mut h, 120, "the refined image", |h| h.state().gallery_len() == 1);
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(
+        text.contains("ControlNet 0: \"Module: inpaint_only, Model: tiny_sd15_inpaint ["),
+        "{text}"
+    );
+    assert!(text.contains("Inpaint area: Only masked"), "{text}");
+}

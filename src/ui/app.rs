@@ -152,6 +152,11 @@ impl EaselApp {
         Ok(app)
     }
 
+    /// How many ControlNets the ControlNet folders hold (as last scanned).
+    pub fn control_model_count(&self) -> usize {
+        self.prompt.controlnet().entries().len()
+    }
+
     /// The persisted settings (tests read them).
     pub fn settings(&self) -> &Settings {
         &self.settings
