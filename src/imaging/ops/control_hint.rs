@@ -733,24 +733,39 @@ fn area_fast_scale(sw: usize, sh: usize, dw: usize, dh: usize) -> Option<(usize,
     ((sx - ix).abs() < f64::EPSILON && (sy - iy).abs() < f64::EPSILON).then_some((ix as usize, iy as usize))
 }
 
+/// `INTER_NEAREST` of `cn`-channel pixels from `w`×`h` to `dw`×`dh`.
+fn resize_nearest<T: Copy + Default>(
+    data: &[T],
+    w: usize,
+    h: usize,
+    cn: usize,
+    dw: usize,
+    dh: usize,
+) -> Vec<T> {
+    let (xi, yi) = (nn_index(w, dw), nn_index(h, dh));
+    let mut out = vec![T::default(); dw * dh * cn];
+    for (dy, &sy) in yi.iter().enumerate() {
+        for (dx, &sx) in xi.iter().enumerate() {
+            let s = (sy * w + sx) * cn;
+            let d = (dy * dw + dx) * cn;
+            out[d..d + cn].copy_from_slice(&data[s..s + cn]);
+        }
+    }
+    out
+}
+
 fn resize_u8(src: &Raw, dw: usize, dh: usize, interp: Interp) -> Raw {
     if (dw, dh) == (src.w, src.h) {
         return src.clone();
     }
     let cn = src.cn;
     match interp {
-        Interp::Nearest => {
-            let (xi, yi) = (nn_index(src.w, dw), nn_index(src.h, dh));
-            let mut out = Raw::zeros(dw, dh, cn);
-            for (dy, &sy) in yi.iter().enumerate() {
-                for (dx, &sx) in xi.iter().enumerate() {
-                    let s = (sy * src.w + sx) * cn;
-                    let d = (dy * dw + dx) * cn;
-                    out.data[d..d + cn].copy_from_slice(&src.data[s..s + cn]);
-                }
-            }
-            out
-        }
+        Interp::Nearest => Raw {
+            w: dw,
+            h: dh,
+            cn,
+            data: resize_nearest(&src.data, src.w, src.h, cn, dw, dh),
+        },
         Interp::Cubic => resize_generic_u8(src, dw, dh, true),
         Interp::Area if dw <= src.w && dh <= src.h => {
             if let Some((ix, iy)) = area_fast_scale(src.w, src.h, dw, dh) {
@@ -796,18 +811,12 @@ fn resize_f32(src: &ImgF, dw: usize, dh: usize, interp: Interp) -> ImgF {
     }
     let cn = src.cn;
     match interp {
-        Interp::Nearest => {
-            let (xi, yi) = (nn_index(src.w, dw), nn_index(src.h, dh));
-            let mut out = ImgF::zeros(dw, dh, cn);
-            for (dy, &sy) in yi.iter().enumerate() {
-                for (dx, &sx) in xi.iter().enumerate() {
-                    let s = (sy * src.w + sx) * cn;
-                    let d = (dy * dw + dx) * cn;
-                    out.data[d..d + cn].copy_from_slice(&src.data[s..s + cn]);
-                }
-            }
-            out
-        }
+        Interp::Nearest => ImgF {
+            w: dw,
+            h: dh,
+            cn,
+            data: resize_nearest(&src.data, src.w, src.h, cn, dw, dh),
+        },
         Interp::Cubic => resize_generic_f32(src, dw, dh, true),
         Interp::Area if dw <= src.w && dh <= src.h => {
             if let Some((ix, iy)) = area_fast_scale(src.w, src.h, dw, dh) {
