@@ -25,6 +25,10 @@ pub struct FixArgs {
     /// Denoising strength of each fix inpaint [default: 0.4].
     #[arg(long, requires = "fix", value_name = "F")]
     pub fix_strength: Option<f32>,
+    /// A ControlNet for every fix inpaint (ADetailer's ControlNet option): an inpaint model keeps
+    /// each face's structure (inpaint preprocessor), a tile model its detail (tile_resample).
+    #[arg(long, requires = "fix", value_name = "MODEL")]
+    pub fix_control: Option<std::path::PathBuf>,
 }
 
 /// The fix of a generate command; `picture_only` when the init picture is to be fixed as it is.
@@ -65,6 +69,24 @@ pub fn settings(args: &FixArgs, picture_only: bool) -> anyhow::Result<Option<Fix
             }
             *slot = v;
         }
+    }
+    if let Some(model) = &args.fix_control {
+        use easel::imaging::ops::HintPreprocessor;
+        let name = model
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let mut unit = easel::request::ControlUnit::new(model.clone());
+        unit.preprocessor = if name.contains("inpaint") {
+            HintPreprocessor::InpaintOnly
+        } else if name.contains("tile") {
+            HintPreprocessor::TileResample {
+                down_sampling_rate: 1.0,
+            }
+        } else {
+            HintPreprocessor::None
+        };
+        fix.control = Some(unit);
     }
     Ok(Some(fix))
 }

@@ -199,7 +199,7 @@ pub struct InitImage {
 }
 
 /// One ControlNet unit of a job (sd-webui-controlnet's `ControlNetUnit`, the fields Easel runs).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ControlUnit {
     /// The ControlNet file or diffusers folder.
     pub model: PathBuf,
@@ -332,6 +332,10 @@ pub struct FixSettings {
     /// Fix the request's init image as it is instead of generating first (the init's mask and
     /// settings are not used).
     pub picture_only: bool,
+    /// ADetailer's ControlNet option: a unit applied to every fix inpaint (its image and mask are
+    /// the pass's own), e.g. an inpaint ControlNet that keeps the face's structure.
+    #[serde(skip)]
+    pub control: Option<ControlUnit>,
 }
 
 impl Default for FixSettings {
@@ -347,6 +351,7 @@ impl Default for FixSettings {
             prompt: String::new(),
             negative_prompt: String::new(),
             picture_only: false,
+            control: None,
         }
     }
 }

@@ -175,3 +175,60 @@ fn fix_after_generating_writes_the_keys_and_warns_when_there_is_no_face() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not available yet"));
 }
+
+#[test]
+fn fix_with_an_inpaint_controlnet_keeps_structure_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = two_faces();
+    let init = dir.path().join("pair.png");
+    input.save(&init).unwrap();
+    // The tiny ControlNet under an inpaint model's name (its yaml beside it).
+    let src = fixtures().join("models/controlnet");
+    let control = dir.path().join("tiny_sd15_inpaint.safetensors");
+    std::fs::copy(src.join("tiny-control.safetensors"), &control).unwrap();
+    std::fs::copy(
+        src.join("tiny-control.yaml"),
+        dir.path().join("tiny_sd15_inpaint.yaml"),
+    )
+    .unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        let model = model_path();
+        let mut args = vec![
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "a portrait",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "4",
+            "--seed",
+            "7",
+            "--init",
+            init.to_str().unwrap(),
+            "--fix",
+            "faces",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = easel(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        image::open(out).unwrap().to_rgb8()
+    };
+    let plain = run(&dir.path().join("plain.png"), &[]);
+    let out = dir.path().join("controlled.png");
+    let controlled = run(&out, &["--fix-control", control.to_str().unwrap()]);
+    assert_ne!(plain, controlled, "the ControlNet changes the repainted faces");
+    // Outside the faces both are the input.
+    assert_eq!(controlled.get_pixel(0, 99), input.get_pixel(0, 99));
+    let text = parameters_of(&out);
+    assert!(
+        text.contains("ADetailer ControlNet model: tiny_sd15_inpaint [")
+            && text.contains("ADetailer ControlNet module: inpaint_only"),
+        "{text}"
+    );
+}

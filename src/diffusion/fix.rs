@@ -49,6 +49,15 @@ pub fn find(picture: &RgbImage, fix: &FixSettings) -> Result<Vec<Detection>, Dif
     }
 }
 
+/// A fix with its ControlNet loaded (the unit of [`FixSettings::control`], when set).
+#[derive(Clone, Copy)]
+pub struct FixJob<'a> {
+    /// What to fix and how.
+    pub settings: &'a FixSettings,
+    /// The fix's ControlNet.
+    pub control: Option<&'a JobControl>,
+}
+
 /// [`pipeline::generate_with`], then the fix on every image when `fix` is given (or, with
 /// [`FixSettings::picture_only`], the fix alone on the init image). Observers get the fixed
 /// images only.
@@ -61,14 +70,18 @@ pub fn generate_and_fix(
     params: &GenerationParams,
     init: Option<&InitImage>,
     controls: &[JobControl],
-    fix: Option<&FixSettings>,
+    fix: Option<FixJob<'_>>,
     observer: &mut dyn Observer,
 ) -> Result<Vec<GeneratedImage>, DiffusionError> {
-    let Some(fix) = fix else {
+    let Some(FixJob {
+        settings: fix,
+        control: fix_control,
+    }) = fix
+    else {
         return pipeline::generate_with(model, tokenizer, params, init, controls, observer);
     };
     let mut params = params.clone();
-    infotext::adetailer::write(&mut params.extra, fix);
+    infotext::adetailer::write(&mut params.extra, fix, fix_control.map(|c| c.label.as_str()));
     let base = if fix.picture_only {
         let init =
             init.ok_or_else(|| DiffusionError::Input("fixing a picture needs the picture (--init)".into()))?;
@@ -92,7 +105,7 @@ pub fn generate_and_fix(
     };
     let mut out = Vec::with_capacity(base.len());
     for image in base {
-        let fixed = fix_picture(model, tokenizer, &params, image, fix, observer)?;
+        let fixed = fix_picture(model, tokenizer, &params, image, fix, fix_control, observer)?;
         observer.on_image(&fixed);
         out.push(fixed);
     }
@@ -107,6 +120,7 @@ fn fix_picture(
     params: &GenerationParams,
     image: GeneratedImage,
     fix: &FixSettings,
+    fix_control: Option<&JobControl>,
     observer: &mut dyn Observer,
 ) -> Result<GeneratedImage, DiffusionError> {
     let mut picture = RgbImage::from_raw(image.width, image.height, image.rgb)
@@ -158,7 +172,7 @@ fn fix_picture(
             tokenizer,
             &p,
             Some(&init),
-            &[],
+            fix_control.map_or(&[][..], std::slice::from_ref),
             &mut Quiet { inner: observer },
         )?;
         let Some(done) = pass.into_iter().next() else {

@@ -291,17 +291,25 @@ pub(crate) fn run_job(
         model.embeddings = embeddings.get(&request.embedding_dirs, tokenizer, hidden, |why| {
             observer.on_warning(why);
         });
-        let paths: Vec<_> = request.controls.iter().map(|c| c.model.clone()).collect();
+        // The job's units, then the fix's own unit, if any.
+        let units: Vec<&crate::request::ControlUnit> = request
+            .controls
+            .iter()
+            .chain(request.fix.as_ref().and_then(|f| f.control.as_ref()))
+            .collect();
+        let paths: Vec<_> = units.iter().map(|c| c.model.clone()).collect();
         let nets = controlnets.get(&paths, &model.device, model.dtype)?;
-        let controls: Vec<pipeline::JobControl> = nets
+        let mut controls: Vec<pipeline::JobControl> = nets
             .into_iter()
-            .zip(&request.controls)
+            .zip(units)
             .map(|((net, label), unit)| pipeline::JobControl {
                 net,
                 unit: unit.clone(),
                 label,
             })
             .collect();
+        let fix_control =
+            (controls.len() > request.controls.len()).then(|| controls.remove(controls.len() - 1));
         model.tiny_decoder = tiny.decode;
         crate::diffusion::fix::generate_and_fix(
             model,
@@ -309,7 +317,13 @@ pub(crate) fn run_job(
             &params,
             request.init.as_ref(),
             &controls,
-            request.fix.as_ref(),
+            request
+                .fix
+                .as_ref()
+                .map(|settings| crate::diffusion::fix::FixJob {
+                    settings,
+                    control: fix_control.as_ref(),
+                }),
             &mut observer,
         )
     })();

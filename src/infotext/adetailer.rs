@@ -28,6 +28,16 @@ pub const INPAINT_ONLY_MASKED: &str = "ADetailer inpaint only masked";
 pub const INPAINT_PADDING: &str = "ADetailer inpaint padding";
 /// `ADetailer version`.
 pub const VERSION: &str = "ADetailer version";
+/// `ADetailer ControlNet model` (only with a ControlNet).
+pub const CONTROLNET_MODEL: &str = "ADetailer ControlNet model";
+/// `ADetailer ControlNet module`.
+pub const CONTROLNET_MODULE: &str = "ADetailer ControlNet module";
+/// `ADetailer ControlNet weight`.
+pub const CONTROLNET_WEIGHT: &str = "ADetailer ControlNet weight";
+/// `ADetailer ControlNet guidance start`.
+pub const CONTROLNET_GUIDANCE_START: &str = "ADetailer ControlNet guidance start";
+/// `ADetailer ControlNet guidance end`.
+pub const CONTROLNET_GUIDANCE_END: &str = "ADetailer ControlNet guidance end";
 
 /// ADetailer's name of the detector Easel runs for `target`.
 pub fn model_name(target: FixTarget) -> &'static str {
@@ -36,8 +46,9 @@ pub fn model_name(target: FixTarget) -> &'static str {
     }
 }
 
-/// Writes a fix's keys into `extra` (replacing earlier ADetailer keys).
-pub fn write(extra: &mut Vec<(String, String)>, fix: &FixSettings) {
+/// Writes a fix's keys into `extra` (replacing earlier ADetailer keys); `control_label` is the
+/// `name [hash]` of the fix's ControlNet, when it has one.
+pub fn write(extra: &mut Vec<(String, String)>, fix: &FixSettings, control_label: Option<&str>) {
     extra.retain(|(k, _)| !k.starts_with("ADetailer "));
     let mut put = |k: &str, v: String| extra.push((k.to_owned(), v));
     put(MODEL, model_name(fix.target).to_owned());
@@ -55,6 +66,13 @@ pub fn write(extra: &mut Vec<(String, String)>, fix: &FixSettings) {
         put(INPAINT_ONLY_MASKED, "True".into());
         put(INPAINT_PADDING, fix.padding.to_string());
     }
+    if let (Some(unit), Some(label)) = (&fix.control, control_label) {
+        put(CONTROLNET_MODEL, label.to_owned());
+        put(CONTROLNET_MODULE, unit.preprocessor.name().to_owned());
+        put(CONTROLNET_WEIGHT, py_number(unit.weight as f32));
+        put(CONTROLNET_GUIDANCE_START, py_number(unit.start as f32));
+        put(CONTROLNET_GUIDANCE_END, py_number(unit.end as f32));
+    }
     put(VERSION, ADETAILER_VERSION.into());
 }
 
@@ -65,7 +83,7 @@ mod tests {
     #[test]
     fn defaults_write_adetailers_keys_in_its_order() {
         let mut extra = vec![("ADetailer model".to_owned(), "old".to_owned())];
-        write(&mut extra, &FixSettings::default());
+        write(&mut extra, &FixSettings::default(), None);
         let line: Vec<String> = extra.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         assert_eq!(
             line.join(", "),
@@ -81,12 +99,31 @@ mod tests {
                 prompt: "a smiling face".into(),
                 ..FixSettings::default()
             },
+            None,
         );
         assert!(extra.iter().any(|(k, v)| k == PROMPT && v == "a smiling face"));
         assert!(
             !extra
                 .iter()
                 .any(|(k, _)| k == INPAINT_PADDING || k == INPAINT_ONLY_MASKED)
+        );
+        // A ControlNet in the fix: its keys after the inpaint ones, before the version.
+        let mut unit = crate::request::ControlUnit::new("control_v11p_sd15_inpaint.safetensors");
+        unit.preprocessor = crate::imaging::ops::HintPreprocessor::InpaintOnly;
+        let fix = FixSettings {
+            control: Some(unit),
+            ..FixSettings::default()
+        };
+        let mut extra = Vec::new();
+        write(&mut extra, &fix, Some("control_v11p_sd15_inpaint [ebff9138]"));
+        let line: Vec<String> = extra.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        assert!(
+            line.join(", ").ends_with(
+                "ADetailer ControlNet model: control_v11p_sd15_inpaint [ebff9138], ADetailer ControlNet module: inpaint_only, \
+                 ADetailer ControlNet weight: 1, ADetailer ControlNet guidance start: 0, ADetailer ControlNet guidance end: 1, \
+                 ADetailer version: 24.8.0"
+            ),
+            "{line:?}"
         );
     }
 }

@@ -291,6 +291,11 @@ impl Jobs {
         let doc = to.doc.ok_or("open a picture first")?;
         let fix = crate::request::FixSettings {
             picture_only: true,
+            control: if to.settings.keep_structure {
+                Some(keep_structure_unit(to.control_models)?)
+            } else {
+                None
+            },
             ..crate::request::FixSettings::default()
         };
         let init = InitImage {
