@@ -139,3 +139,69 @@ fn hashes_and_bad_files() {
         .to_string();
     assert!(err.contains("checkpoint"), "{err}");
 }
+
+#[test]
+fn lcm_lora_layouts_apply_alike() {
+    // LCM-LoRA ships in kohya's layout with diffusers module names (`lora_unet_down_blocks_…`, as
+    // tiny_style is) and in diffusers' PEFT layout (`unet.down_blocks….lora_A/lora_B`, no alpha:
+    // scale 1). The same weights in both layouts must change the UNet identically.
+    let src = fixtures().join("models/loras/tiny_style.safetensors");
+    let tensors = candle_core::safetensors::load(&src, &Device::Cpu).unwrap();
+    // kohya's module path uses `_` for every `.`: the dotted diffusers paths come from the tiny
+    // model's diffusers folder.
+    let unet_file = fixtures().join("models/tiny-sd15-diffusers/unet/diffusion_pytorch_model.safetensors");
+    let dotted: std::collections::HashMap<String, String> =
+        candle_core::safetensors::load(&unet_file, &Device::Cpu)
+            .unwrap()
+            .keys()
+            .filter_map(|k| {
+                k.rsplit_once('.')
+                    .map(|(m, _)| (m.replace('.', "_"), m.to_owned()))
+            })
+            .collect();
+    let mut peft = std::collections::HashMap::new();
+    for (k, down) in &tensors {
+        let Some(stem) = k.strip_suffix(".lora_down.weight") else {
+            continue;
+        };
+        let Some(module) = stem.strip_prefix("lora_unet_") else {
+            continue;
+        };
+        let up = &tensors[&format!("{stem}.lora_up.weight")];
+        let rank = down.dim(0).unwrap() as f64;
+        let alpha = tensors.get(&format!("{stem}.alpha")).map_or(rank, |a| {
+            f64::from(a.to_dtype(DType::F32).unwrap().to_vec0::<f32>().unwrap())
+        });
+        let path = &dotted[module];
+        peft.insert(format!("unet.{path}.lora_A.weight"), down.clone());
+        peft.insert(
+            format!("unet.{path}.lora_B.weight"),
+            (up * (alpha / rank)).unwrap(),
+        );
+    }
+    assert!(!peft.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let peft_path = dir.path().join("pytorch_lora_weights.safetensors");
+    candle_core::safetensors::save(&peft, &peft_path).unwrap();
+
+    let unet_ref = common::load_ref("unet.safetensors");
+    let mut model = SdModel::open(&model_path(), &Device::Cpu, DType::F32).unwrap();
+    let base = unet_eps(&model, &unet_ref);
+    let apply = |model: &mut SdModel, path: &std::path::Path| {
+        let lora = Arc::new(LoraFile::open(path, "lcm").unwrap());
+        let report = model
+            .set_loras(&[Applied {
+                lora,
+                te: 0.0,
+                unet: 1.0,
+            }])
+            .unwrap();
+        assert!(report.unmatched.is_empty(), "{:?}", report.unmatched);
+        unet_eps(model, &unet_ref)
+    };
+    let kohya = apply(&mut model, &src);
+    let from_peft = apply(&mut model, &peft_path);
+    assert!(max_abs_diff(&kohya, &base) > 1e-3, "the LoRA changes the UNet");
+    let rel = max_abs_diff(&kohya, &from_peft) / max_abs(&kohya);
+    assert!(rel < 1e-5, "PEFT vs kohya layout: relative difference {rel}");
+}
