@@ -210,6 +210,15 @@ fn wrong_files_say_what_they_are() {
         .unwrap()
         .to_string();
     assert!(err.to_lowercase().contains("pickle"), "{err}");
+    // A truncated file says so.
+    let bytes = std::fs::read(control_dir().join("tiny-control.safetensors")).unwrap();
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = ControlNet::load(&cut, &Device::Cpu, DType::F32)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("truncated"), "{err}");
     // A tiny control file with no yaml: a 32-wide context is not SD 1.x, so the heads are unknown.
     let copy = dir.path().join("orphan.safetensors");
     std::fs::copy(control_dir().join("tiny-control.safetensors"), &copy).unwrap();
