@@ -121,6 +121,17 @@ fn vae_override_from_the_command_line_writes_a1111s_keys_and_replays() {
     );
     assert!(text.contains(&expected), "{text}");
 
+    // A diffusers AutoencoderKL file (the diffusers copy of the same weights) reads the same.
+    let diffusers = fixtures()
+        .join("models")
+        .join("tiny-sd15-diffusers")
+        .join("vae")
+        .join("diffusion_pytorch_model.safetensors");
+    let from_diffusers = dir.path().join("diffusers.png");
+    let o = generate(&from_diffusers, &["--vae", diffusers.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(pixels(&base), pixels(&from_diffusers));
+
     // Other weights change the picture; the `first_stage_model.` layout reads the same.
     let changed = dir.path().join("changed.png");
     let o = generate(&changed, &["--vae", half.to_str().unwrap()]);
