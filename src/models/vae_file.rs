@@ -104,8 +104,9 @@ impl VaeFile {
     /// A missing file, a pickle, or a file that is not a standalone VAE (a checkpoint, a LoRA…).
     pub fn open(path: &Path) -> Result<Self, ModelError> {
         if !path.is_file() {
-            return Err(ModelError::NotFound {
+            return Err(ModelError::Io {
                 path: path.to_path_buf(),
+                why: "the VAE file does not exist".into(),
             });
         }
         family::check_extension(path)?;
@@ -183,5 +184,30 @@ impl VaeFile {
             }
         };
         mapped_var_builder(self.file.clone(), key, dtype, device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vae_folders_and_names() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path();
+        let a1111 = root.join("models").join("VAE");
+        std::fs::create_dir_all(&a1111).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(a1111.join("ft-mse.safetensors"), b"").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(a1111.join("old.pt"), b"").unwrap_or_else(|e| panic!("{e}"));
+        let dirs = vae_dirs(root);
+        assert_eq!(dirs.first(), Some(&a1111));
+        assert_eq!(list(&dirs), vec![a1111.join("ft-mse.safetensors")]);
+        assert_eq!(
+            find("ft-mse.safetensors", &dirs),
+            Some(a1111.join("ft-mse.safetensors"))
+        );
+        assert_eq!(find("ft-mse", &dirs), Some(a1111.join("ft-mse.safetensors")));
+        assert_eq!(find("other.safetensors", &dirs), None);
+        assert_eq!(find_pickle("old.pt", &dirs), Some(a1111.join("old.pt")));
     }
 }
