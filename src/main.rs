@@ -180,6 +180,15 @@ struct GenerateArgs {
     /// taesd_decoder.safetensors in a vae-approx folder) [default: full, or what --params-from says].
     #[arg(long)]
     vae_decoder: Option<String>,
+    /// A standalone VAE file (.safetensors) used instead of the checkpoint's own, for decoding and
+    /// encoding [default: the checkpoint's, or the `VAE:` file --params-from names, looked up in
+    /// the VAE folders].
+    #[arg(long)]
+    vae: Option<PathBuf>,
+    /// Folder searched for the `VAE:` file of --params-from (repeatable) [default: the app's vae
+    /// folder, A1111's models/VAE, ComfyUI's models/vae].
+    #[arg(long)]
+    vae_dir: Vec<PathBuf>,
     /// Folder searched for taesd_decoder.safetensors (repeatable) [default: the app's vae-approx
     /// folder, A1111's models/VAE-taesd and models/VAE-approx, ComfyUI's models/vae_approx].
     #[arg(long)]
@@ -345,6 +354,25 @@ fn cli_rng(name: &str) -> anyhow::Result<RngSource> {
         "nv" => Ok(RngSource::Nv),
         other => Err(bad(format!("unknown --rng '{other}'; use gpu, cpu or nv"))),
     }
+}
+
+/// The file of a replayed `VAE: name`, looked up in `dirs`.
+fn replayed_vae(name: &str, dirs: &[PathBuf]) -> anyhow::Result<PathBuf> {
+    if let Some(path) = easel::models::vae_file::find(name, dirs) {
+        return Ok(path);
+    }
+    if let Some(pickle) = easel::models::vae_file::find_pickle(name, dirs) {
+        return Err(bad(easel::models::ModelError::Pickle { path: pickle }.to_string()));
+    }
+    let folders = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(bad(format!(
+        "the image was made with the VAE '{}', which is in none of the VAE folders ({folders}); put the file there, pass --vae PATH, or --vae-dir FOLDER",
+        printable(name)
+    )))
 }
 
 fn build_params(args: &GenerateArgs) -> anyhow::Result<GenerationParams> {
@@ -650,8 +678,24 @@ fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<E
     } else {
         args.vae_approx_dir.clone()
     };
+    let vae = match &args.vae {
+        Some(path) => Some(path.clone()),
+        None => match params.extra.iter().find(|(k, _)| k == infotext::VAE_NAME) {
+            Some((_, name)) => {
+                let dirs = if args.vae_dir.is_empty() {
+                    let (paths, folders) = app_folders();
+                    paths.vae_dirs(&folders)
+                } else {
+                    args.vae_dir.clone()
+                };
+                Some(replayed_vae(name, &dirs)?)
+            }
+            None => None,
+        },
+    };
     let request = Request {
         model: args.model.clone(),
+        vae,
         device,
         params: params.clone(),
         init,

@@ -376,6 +376,9 @@ pub struct Request {
     pub previews: bool,
     /// ControlNet units, applied together.
     pub controls: Vec<ControlUnit>,
+    /// A standalone VAE file used instead of the checkpoint's for decoding and encoding (A1111's
+    /// SD VAE setting); `None`: the checkpoint's own.
+    pub vae: Option<PathBuf>,
     /// The final decode: the checkpoint's VAE or TAESD.
     pub vae_decoder: VaeDecoder,
     /// Folders searched for TAESD files (`taesd_decoder.safetensors`, …): the final decode with

@@ -921,3 +921,35 @@ fn keep_structure_adds_an_inpaint_controlnet_to_refine() {
     );
     assert!(text.contains("Inpaint area: Only masked"), "{text}");
 }
+
+#[test]
+fn the_sd_vae_picker_lists_the_vae_folder_and_generates_with_the_chosen_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = AppPaths::under(dir.path().to_path_buf());
+    let vae_dir = paths.default_vae_dir();
+    std::fs::create_dir_all(&vae_dir).unwrap();
+    // The tiny checkpoint's own VAE as a standalone file.
+    let tensors = candle_core::safetensors::load(model_path(), &candle_core::Device::Cpu).unwrap();
+    let vae: std::collections::HashMap<String, candle_core::Tensor> = tensors
+        .into_iter()
+        .filter_map(|(k, t)| Some((k.strip_prefix("first_stage_model.")?.to_owned(), t)))
+        .collect();
+    let file = vae_dir.join("plain.safetensors");
+    candle_core::safetensors::save(&vae, &file).unwrap();
+    let mut h = app(dir.path(), small_settings());
+    pick_model_and_prompt(&mut h, "a red barn");
+    h.get_by_label("SD VAE").click();
+    step_until(&mut h, 10, "the VAE list", |h| {
+        h.query_by_label("plain.safetensors").is_some()
+    });
+    h.get_by_label("plain.safetensors").click();
+    h.step();
+    assert_eq!(h.state().settings().vae.as_deref(), Some(file.as_path()));
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the image in the gallery", |h| {
+        h.state().gallery_len() == 1
+    });
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(text.contains(", VAE: plain.safetensors"), "{text}");
+    assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}

@@ -90,6 +90,16 @@ impl AppPaths {
         self.data_dir.join("vae")
     }
 
+    /// Every VAE folder: the default one plus A1111's `models/VAE` and ComfyUI's `models/vae`
+    /// below `model_folders`.
+    pub fn vae_dirs(&self, model_folders: &[PathBuf]) -> Vec<PathBuf> {
+        let mut dirs = vec![self.default_vae_dir()];
+        for root in model_folders {
+            dirs.extend(crate::models::vae_file::vae_dirs(root));
+        }
+        dirs
+    }
+
     /// The default folder of tiny preview decoders (TAESD), A1111's `models/VAE-approx`.
     pub fn default_vae_approx_dir(&self) -> PathBuf {
         self.data_dir.join("vae-approx")

@@ -145,6 +145,9 @@ pub struct Settings {
     pub keep_structure: bool,
     /// The final decode: the checkpoint's VAE, or TAESD ("Decode with TAESD" in the prompt panel).
     pub vae_decoder: VaeDecoder,
+    /// A standalone VAE file used instead of the checkpoint's ("SD VAE"); `None`: Automatic, the
+    /// checkpoint's own.
+    pub vae: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -163,6 +166,7 @@ impl Default for Settings {
             controlnet: ControlSettings::default(),
             keep_structure: false,
             vae_decoder: VaeDecoder::Full,
+            vae: None,
         }
     }
 }

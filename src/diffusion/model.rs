@@ -19,6 +19,7 @@ use crate::models::Family;
 use crate::models::config::Geometry;
 use crate::models::loader::{Checkpoint, Component};
 use crate::models::lora_file::{LoraError, Part};
+use crate::models::vae_file::VaeFile;
 use crate::request::DeviceChoice;
 
 /// Opens the device a request names, with a message naming the missing feature when it is not
@@ -84,6 +85,10 @@ pub struct SdModel {
     pub embeddings: Arc<EmbeddingDb>,
     /// When set, the final decode runs TAESD instead of the VAE (set by the engine per job).
     pub tiny_decoder: Option<Arc<super::taesd::TinyDecoder>>,
+    /// The standalone VAE file that `vae` was built from; `None` while it is the checkpoint's own.
+    vae_file: Option<Arc<VaeFile>>,
+    /// The checkpoint's own VAE, kept while an override is in `vae` so that restoring it is free.
+    checkpoint_vae: Option<Vae>,
 }
 
 impl SdModel {
@@ -173,6 +178,8 @@ impl SdModel {
             loras: Vec::new(),
             embeddings: Arc::new(EmbeddingDb::default()),
             tiny_decoder: None,
+            vae_file: None,
+            checkpoint_vae: None,
         })
     }
 
@@ -181,6 +188,59 @@ impl SdModel {
         let (vb, slot) = checkpoint.var_builder(Component::Vae, dtype, device);
         Vae::new(&vb, &checkpoint.geometry.vae)
             .map_err(|e| DiffusionError::Model(slot.explain(checkpoint.path(), "the VAE", e)))
+    }
+
+    /// Builds the VAE in use (the override when one is set) again in `dtype` (the f32 fallback
+    /// when an f16 decode overflows).
+    pub fn reload_vae(&self, dtype: DType) -> Result<Vae, DiffusionError> {
+        match &self.vae_file {
+            Some(file) => Self::load_vae_file(file, &self.checkpoint, &self.device, dtype),
+            None => Self::load_vae(&self.checkpoint, &self.device, dtype),
+        }
+    }
+
+    fn load_vae_file(
+        file: &VaeFile,
+        checkpoint: &Checkpoint,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Vae, DiffusionError> {
+        let g = &checkpoint.geometry.vae;
+        let (vb, slot) = file.var_builder(g.ch_mult.len(), dtype, device);
+        Vae::new(&vb, g).map_err(|e| DiffusionError::Model(slot.explain(&file.path, "the VAE", e)))
+    }
+
+    /// The standalone VAE file in use, if any.
+    pub fn vae_file(&self) -> Option<&Arc<VaeFile>> {
+        self.vae_file.as_ref()
+    }
+
+    /// Decodes and encodes with `file` from now on (`None`: the checkpoint's own VAE again). The
+    /// same file again is free, and so is going back to the checkpoint's VAE.
+    ///
+    /// # Errors
+    /// The file's tensors do not fit this checkpoint's VAE geometry; the model is left as it was.
+    pub fn set_vae(&mut self, file: Option<&Arc<VaeFile>>) -> Result<(), DiffusionError> {
+        match file {
+            None => {
+                if let Some(own) = self.checkpoint_vae.take() {
+                    self.vae = own;
+                }
+                self.vae_file = None;
+            }
+            Some(file) => {
+                if self.vae_file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file)) {
+                    return Ok(());
+                }
+                let vae = Self::load_vae_file(file, &self.checkpoint, &self.device, self.dtype)?;
+                let previous = std::mem::replace(&mut self.vae, vae);
+                if self.checkpoint_vae.is_none() {
+                    self.checkpoint_vae = Some(previous);
+                }
+                self.vae_file = Some(file.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Merges `set` into the text encoder and UNet (replacing whatever set was merged before) by

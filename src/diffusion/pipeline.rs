@@ -430,7 +430,7 @@ fn decode_unit(
         observer.on_warning(
             "the half-precision VAE produced NaN; decoding again in f32 (slower, uses more memory)",
         );
-        let vae = SdModel::load_vae(&model.checkpoint, &model.device, DType::F32)?;
+        let vae = model.reload_vae(DType::F32)?;
         pixels = vae.decode(&z.to_dtype(DType::F32)?)?;
     }
     Ok(((pixels + 1.0)? / 2.0)?.clamp(0f32, 1f32)?)

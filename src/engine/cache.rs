@@ -12,6 +12,7 @@ use crate::diffusion::model::{SdModel, compute_dtype, open_device};
 use crate::diffusion::taesd::TinyDecoder;
 use crate::models::ModelError;
 use crate::models::lora_file::{LoraError, LoraFile};
+use crate::models::vae_file::VaeFile;
 use crate::prompt::ClipTokenizer;
 use crate::request::DeviceChoice;
 
@@ -65,6 +66,32 @@ pub struct Caches {
     pub controlnets: ControlNetCache,
     /// The last TAESD decoder loaded.
     pub taesd: TaesdCache,
+    /// Opened standalone VAE files.
+    pub vaes: VaeCache,
+}
+
+/// Opened standalone VAE files by path (with their hashes), reused while the file is unchanged.
+#[derive(Default)]
+pub struct VaeCache {
+    files: HashMap<PathBuf, (Option<SystemTime>, Arc<VaeFile>)>,
+}
+
+impl VaeCache {
+    /// The VAE file at `path`, opened (and hashed) once while it is unchanged.
+    ///
+    /// # Errors
+    /// The file is missing, a pickle, or not a standalone VAE.
+    pub fn get(&mut self, path: &Path) -> Result<Arc<VaeFile>, ModelError> {
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if let Some((m, file)) = self.files.get(path)
+            && *m == mtime
+        {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(VaeFile::open(path)?);
+        self.files.insert(path.to_path_buf(), (mtime, file.clone()));
+        Ok(file)
+    }
 }
 
 /// The TAESD decoder of the last job, kept while its file, device and precision stay the same.

@@ -260,6 +260,7 @@ pub(crate) fn run_job(
             embeddings,
             controlnets,
             taesd: taesd_cache,
+            vaes,
         } = caches;
         let (model, identity, loaded) = {
             let emit_ref = &mut *emit;
@@ -273,6 +274,11 @@ pub(crate) fn run_job(
         if let Some(secs) = loaded {
             emit(Event::ModelLoaded { job: id, secs });
         }
+        let vae_file = match &request.vae {
+            Some(p) => Some(vaes.get(p)?),
+            None => None,
+        };
+        model.set_vae(vae_file.as_ref())?;
         let tiny = select_taesd(model, taesd_cache, request)?;
         let mut observer = JobObserver {
             job,
@@ -286,6 +292,16 @@ pub(crate) fn run_job(
         let mut params = request.params.clone();
         params.model_name.clone_from(&identity.name);
         params.model_hash.clone_from(&identity.hash);
+        // A1111's `VAE hash` and `VAE` describe the VAE this job really uses (a replayed text's are replaced).
+        params
+            .extra
+            .retain(|(k, _)| k != infotext::VAE_HASH && k != infotext::VAE_NAME);
+        if let Some(file) = &vae_file {
+            params
+                .extra
+                .push((infotext::VAE_HASH.into(), file.short_hash.clone()));
+            params.extra.push((infotext::VAE_NAME.into(), file.name.clone()));
+        }
         apply_loras(model, loras, &request.lora_dirs, &mut params, &mut observer)?;
         let hidden = model.clip.config().hidden_size;
         model.embeddings = embeddings.get(&request.embedding_dirs, tokenizer, hidden, |why| {

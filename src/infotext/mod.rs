@@ -28,6 +28,10 @@ pub const PARAMETERS_KEYWORD: &str = png_chunks::PARAMETERS_KEYWORD;
 
 /// `Lora hashes`: `name: short hash` of each LoRA a job merged, in prompt order.
 pub const LORA_HASHES: &str = "Lora hashes";
+/// `VAE hash`: the first 10 hex digits of the sha256 of the standalone VAE file a job used.
+pub const VAE_HASH: &str = "VAE hash";
+/// `VAE`: the file name (with extension) of the standalone VAE file a job used.
+pub const VAE_NAME: &str = "VAE";
 /// `TI hashes`: `name: short hash` of each textual-inversion embedding a job's prompts used.
 pub const TI_HASHES: &str = "TI hashes";
 /// `Conditional mask weight` (inpainting models only).

@@ -11,6 +11,7 @@ pub mod loader;
 pub mod lora_file;
 pub mod registry;
 pub mod safetensors;
+pub mod vae_file;
 
 use std::path::{Path, PathBuf};
 

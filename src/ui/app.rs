@@ -907,6 +907,7 @@ impl eframe::App for EaselApp {
                     self.prompt.ui(
                         ui,
                         &mut self.settings,
+                        &self.paths,
                         self.models.loras(),
                         &self.jobs,
                         self.canvas.doc.as_ref(),

@@ -498,6 +498,7 @@ pub fn request(
         embedding_dirs: paths.embedding_dirs(&settings.model_folders),
         previews: true,
         controls: Vec::new(),
+        vae: settings.vae.clone(),
         vae_decoder: settings.vae_decoder,
         vae_approx_dirs: paths.vae_approx_dirs(&settings.model_folders),
         fix: None,

@@ -6,7 +6,7 @@ use eframe::egui::{self, Color32};
 use super::controlnet::ControlNetPanel;
 use super::img2img::Img2ImgPanel;
 use super::{combo_row_ui, row_ui};
-use crate::config::Settings;
+use crate::config::{AppPaths, Settings};
 use crate::document::Document;
 use crate::models::registry::LoraEntry;
 use crate::params::{GenerationParams, RngSource, Sampler, Schedule};
@@ -24,6 +24,8 @@ pub struct PromptPanel {
     controlnet: ControlNetPanel,
     /// What the Fast preset set and what it is missing, until the next click.
     fast_note: Option<String>,
+    /// The VAE files offered by the VAE picker, read again each time it opens.
+    vae_files: Vec<std::path::PathBuf>,
 }
 
 /// Steps of the Fast preset (LCM-LoRA's recommended 4–8).
@@ -84,6 +86,41 @@ pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_fou
 }
 
 impl PromptPanel {
+    /// The "SD VAE" row: Automatic (the checkpoint's own VAE) or a file from the VAE folders.
+    fn vae_row_ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, paths: &AppPaths) {
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        };
+        let selected = settings
+            .vae
+            .as_deref()
+            .map_or_else(|| "Automatic".to_owned(), name);
+        let files = &mut self.vae_files;
+        row_ui(ui, "SD VAE", |ui| {
+            let response = egui::ComboBox::from_id_salt("sd-vae")
+                .selected_text(selected)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut settings.vae, None, "Automatic")
+                        .on_hover_text("the checkpoint's own VAE");
+                    for file in files.iter() {
+                        ui.selectable_value(&mut settings.vae, Some(file.clone()), name(file))
+                            .on_hover_text(file.display().to_string());
+                    }
+                    if files.is_empty() {
+                        ui.weak("no .safetensors in the VAE folders (the app's vae folder, models/VAE)");
+                    }
+                })
+                .response;
+            if response.clicked() {
+                *files = crate::models::vae_file::list(&paths.vae_dirs(&settings.model_folders));
+            }
+            response.on_hover_text(
+                "a VAE file used instead of the checkpoint's, for decoding and encoding (A1111's SD VAE)",
+            )
+        });
+    }
+
     /// The ControlNet section.
     pub fn controlnet(&self) -> &ControlNetPanel {
         &self.controlnet
@@ -100,10 +137,15 @@ impl PromptPanel {
     }
 
     /// Draws the panel; edits go straight into `settings`, actions into `commands`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "borrows disjoint parts of the app; a context struct for one caller would only rename them"
+    )]
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
         settings: &mut Settings,
+        paths: &AppPaths,
         loras: &[LoraEntry],
         jobs: &Jobs,
         doc: Option<&Document>,
@@ -138,9 +180,10 @@ impl PromptPanel {
             ui.small(note);
         }
         ui.separator();
-        egui::Grid::new("params")
-            .num_columns(2)
-            .show(ui, |ui| params_ui(ui, settings, jobs.last_seed()));
+        egui::Grid::new("params").num_columns(2).show(ui, |ui| {
+            params_ui(ui, settings, jobs.last_seed());
+            self.vae_row_ui(ui, settings, paths);
+        });
         // Snap sizes to the multiple of 8 the model needs.
         let p = &mut settings.params;
         p.width = p.width / 8 * 8;
