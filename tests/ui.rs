@@ -274,7 +274,10 @@ fn refine_repaints_only_the_masked_region() {
     assert!(masked_pixels(&h) > 50);
     // Refine lives in the image-to-image section.
     h.get_by_label("Image to image").click();
-    h.step();
+    // The action bar below the panel grows by the image-to-image buttons: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     h.get_by_label("Refine").click();
     step_until(&mut h, 120, "the refined image", |h| h.state().gallery_len() == 1);
     step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
@@ -343,7 +346,10 @@ fn settings_survive_a_restart() {
     let mut h = app(dir.path(), small_settings());
     pick_model_and_prompt(&mut h, "a quiet harbour");
     h.get_by_label("Image to image").click();
-    h.step();
+    // The action bar below the panel grows by the image-to-image buttons: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     h.state_mut().save_settings();
     let paths = AppPaths::under(dir.path().to_path_buf());
     let (loaded, warning) = Settings::load(&paths.settings_file());
@@ -417,7 +423,10 @@ fn strength_sweep_offers_a_labelled_row_and_keeps_the_chosen_one() {
     drop_picture(&mut h, fixture_image("init.png"));
     let original = h.state().document().unwrap().image().clone();
     h.get_by_label("Image to image").click();
-    h.step();
+    // The action bar below the panel grows by the image-to-image buttons: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     h.get_by_label("Strength sweep").click();
     step_until(&mut h, 240, "six sweep results", |h| h.state().gallery_len() == 6);
     step_until(&mut h, 10, "the sweep to end", |h| !h.state().is_busy());
@@ -837,7 +846,10 @@ fn find_faces_masks_the_face_and_fix_faces_makes_one_new_version() {
     drop_picture(&mut h, common::fixtures().join("ref/detect/astronaut.png"));
     let original = h.state().document().unwrap().image().clone();
     h.get_by_label("Image to image").click();
-    h.step();
+    // The action bar below the panel grows by the image-to-image buttons: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     // Find faces: the face's box (about x 69…106, y 32…69 in this 200×200 photo) becomes the mask.
     h.get_by_label("Find faces").click();
     step_until(&mut h, 60, "the face mask", |h| masked_pixels(h) > 0);
@@ -848,7 +860,10 @@ fn find_faces_masks_the_face_and_fix_faces_makes_one_new_version() {
     assert!((1200..2500).contains(&n), "{n} masked pixels");
     // Fix faces: one job, one new version, ADetailer's keys in the infotext.
     h.get_by_label("Fix faces").click();
-    step_until(&mut h, 120, "the fixed picture", |h| h.state().gallery_len() == 1);
+    step_until(&mut h, 120, "the fixed picture", |h| {
+        assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+        h.state().gallery_len() == 1
+    });
     step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
     let text = h.state().newest_infotext().unwrap().to_owned();
     assert!(text.contains("ADetailer model: mediapipe_face_short"), "{text}");
@@ -885,7 +900,10 @@ fn keep_structure_adds_an_inpaint_controlnet_to_refine() {
     let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
     drag(&mut h, &[at(0.55, 0.55), at(0.7, 0.7), at(0.9, 0.9)]);
     h.get_by_label("Image to image").click();
-    h.step();
+    // The action bar below the panel grows by the image-to-image buttons: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     // No inpaint or tile ControlNet yet: Refine says what to get.
     h.get_by_label("Refine").click();
     step_until(&mut h, 10, "a message", |h| !h.state().messages().is_empty());

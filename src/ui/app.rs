@@ -901,7 +901,13 @@ impl eframe::App for EaselApp {
             .show(ui, |ui| {
                 egui::Panel::bottom("prompt-actions").show(ui, |ui| {
                     ui.add_space(4.0);
-                    PromptPanel::actions_ui(ui, &self.settings, &self.jobs, &mut self.commands);
+                    PromptPanel::actions_ui(
+                        ui,
+                        &mut self.settings,
+                        &self.jobs,
+                        self.canvas.doc.as_ref(),
+                        &mut self.commands,
+                    );
                 });
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     self.prompt.ui(

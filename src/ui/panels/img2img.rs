@@ -19,13 +19,7 @@ impl Img2ImgPanel {
         clippy::unused_self,
         reason = "every panel has the same `ui` shape; this one keeps all it edits in the settings"
     )]
-    pub fn ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        settings: &mut Settings,
-        doc: Option<&Document>,
-        commands: &mut Vec<Command>,
-    ) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, doc: Option<&Document>) {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut settings.mode, Mode::TextToImage, "Text to image");
             ui.selectable_value(&mut settings.mode, Mode::ImageToImage, "Image to image")
@@ -87,6 +81,17 @@ impl Img2ImgPanel {
                 .on_hover_text("inpainting models only");
             });
         });
+    }
+
+    /// Refine, Keep structure, Strength sweep, Find faces and Fix faces: part of the action bar
+    /// pinned below the prompt panel, so opening the sections above never hides them.
+    pub fn actions_ui(
+        ui: &mut egui::Ui,
+        settings: &mut Settings,
+        doc: Option<&Document>,
+        commands: &mut Vec<Command>,
+    ) {
+        let masked = doc.is_some_and(Document::has_mask);
         ui.horizontal(|ui| {
             let has_doc = doc.is_some();
             if ui

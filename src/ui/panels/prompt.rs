@@ -189,13 +189,22 @@ impl PromptPanel {
         p.width = p.width / 8 * 8;
         p.height = p.height / 8 * 8;
         ui.separator();
-        self.img2img.ui(ui, settings, doc, commands);
+        self.img2img.ui(ui, settings, doc);
         self.controlnet.ui(ui, settings, doc, commands);
     }
 
     /// Generate / Cancel and the queue: drawn below the scrolling part of the panel, so they stay
     /// in reach however long the sections above grow.
-    pub fn actions_ui(ui: &mut egui::Ui, settings: &Settings, jobs: &Jobs, commands: &mut Vec<Command>) {
+    pub fn actions_ui(
+        ui: &mut egui::Ui,
+        settings: &mut Settings,
+        jobs: &Jobs,
+        doc: Option<&Document>,
+        commands: &mut Vec<Command>,
+    ) {
+        if settings.mode == crate::config::Mode::ImageToImage {
+            Img2ImgPanel::actions_ui(ui, settings, doc, commands);
+        }
         ui.horizontal(|ui| {
             let generate = ui.add_enabled(settings.selected_model.is_some(), egui::Button::new("Generate"));
             if generate.on_hover_text("Ctrl+Enter").clicked() {
