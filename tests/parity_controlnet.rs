@@ -44,7 +44,11 @@ fn hint(rgb: &str, mask: Option<&str>) -> Tensor {
     ActiveControl::inpaint_protocol(&t).unwrap()
 }
 
-fn run(net: &Arc<ControlNet>, case: &serde_json::Value) -> (pipeline::SampledBatch, GenerationParams) {
+fn run(
+    net: &Arc<ControlNet>,
+    refs: &std::collections::HashMap<String, Tensor>,
+    case: &serde_json::Value,
+) -> (pipeline::SampledBatch, GenerationParams) {
     let model = tiny_model();
     let tok = ClipTokenizer::bundled().unwrap();
     let p = GenerationParams {
@@ -79,7 +83,6 @@ fn run(net: &Arc<ControlNet>, case: &serde_json::Value) -> (pipeline::SampledBat
         .collect();
     let enc =
         |text: &str| Conditioning::fixed(encode_prompt(&model.clip, &tok, text, 1, &Device::Cpu).unwrap());
-    let refs = candle_core::safetensors::load(ref_dir().join("ref.safetensors"), &Device::Cpu).unwrap();
     let name = case["name"].as_str().unwrap();
     // img2img cases start from the committed latents at their strength.
     let image = case["strength"]
@@ -121,7 +124,7 @@ fn every_case_matches_the_extension() {
     let (mut worst_rel, mut worst_px) = (0f32, 0i32);
     for case in index["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let (sampled, _) = run(&net, case);
+        let (sampled, _) = run(&net, &refs, case);
         let evals = case["unet_evals"].as_u64().unwrap() as usize;
         // CFG 1 runs the conditional half alone; the count of model calls is the same.
         assert_eq!(sampled.evaluations, evals, "{name}: model calls");
