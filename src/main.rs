@@ -180,6 +180,10 @@ struct GenerateArgs {
     /// taesd_decoder.safetensors in a vae-approx folder) [default: full, or what --params-from says].
     #[arg(long)]
     vae_decoder: Option<String>,
+    /// Encode of the --init image: full (the checkpoint's VAE) or taesd (faster, softer; needs
+    /// taesd_encoder.safetensors in a vae-approx folder) [default: full, or what --params-from says].
+    #[arg(long)]
+    vae_encoder: Option<String>,
     /// A standalone VAE file (.safetensors) used instead of the checkpoint's own, for decoding and
     /// encoding [default: the checkpoint's, or the `VAE:` file --params-from names, looked up in
     /// the VAE folders].
@@ -189,7 +193,7 @@ struct GenerateArgs {
     /// folder, A1111's models/VAE, ComfyUI's models/vae].
     #[arg(long)]
     vae_dir: Vec<PathBuf>,
-    /// Folder searched for taesd_decoder.safetensors (repeatable) [default: the app's vae-approx
+    /// Folder searched for taesd_decoder/taesd_encoder.safetensors (repeatable) [default: the app's vae-approx
     /// folder, A1111's models/VAE-taesd and models/VAE-approx, ComfyUI's models/vae_approx].
     #[arg(long)]
     vae_approx_dir: Vec<PathBuf>,
@@ -665,13 +669,16 @@ fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<E
     } else {
         args.embeddings_dir.clone()
     };
-    let vae_decoder = match &args.vae_decoder {
-        Some(name) => VaeDecoder::from_name(name)
-            .ok_or_else(|| bad(format!("unknown --vae-decoder '{name}'; use full or taesd")))?,
-        // A replayed `VAE Decoder: TAESD` asks for TAESD, as A1111's setting override does.
-        None if infotext::reads_taesd_decoder(&params.extra) => VaeDecoder::Taesd,
-        None => VaeDecoder::Full,
+    // A replayed `VAE Decoder: TAESD` or `VAE Encoder: TAESD` asks for TAESD, as A1111's setting
+    // override does.
+    let vae_method = |flag: &Option<String>, name: &str, key: &str| match flag {
+        Some(value) => VaeDecoder::from_name(value)
+            .ok_or_else(|| bad(format!("unknown --{name} '{value}'; use full or taesd"))),
+        None if infotext::reads_taesd(&params.extra, key) => Ok(VaeDecoder::Taesd),
+        None => Ok(VaeDecoder::Full),
     };
+    let vae_decoder = vae_method(&args.vae_decoder, "vae-decoder", infotext::VAE_DECODER)?;
+    let vae_encoder = vae_method(&args.vae_encoder, "vae-encoder", infotext::VAE_ENCODER)?;
     let vae_approx_dirs = if args.vae_approx_dir.is_empty() {
         let (paths, folders) = app_folders();
         paths.vae_approx_dirs(&folders)
@@ -704,6 +711,7 @@ fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<E
         previews: false,
         controls,
         vae_decoder,
+        vae_encoder,
         vae_approx_dirs,
         fix,
     };

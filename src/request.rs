@@ -296,6 +296,11 @@ impl VaeDecoder {
     }
 }
 
+/// Which network turns the img2img or inpaint start image into latents (A1111's "VAE type for
+/// encode"): the same two choices as the decode. TAESD needs a `taesd_encoder` file in a
+/// `vae-approx` folder, and the infotext gets A1111's `VAE Encoder: TAESD`.
+pub type VaeEncoder = VaeDecoder;
+
 /// What a fix looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum FixTarget {
@@ -381,6 +386,8 @@ pub struct Request {
     pub vae: Option<PathBuf>,
     /// The final decode: the checkpoint's VAE or TAESD.
     pub vae_decoder: VaeDecoder,
+    /// The encode of an img2img or inpaint start image: the checkpoint's VAE or TAESD.
+    pub vae_encoder: VaeEncoder,
     /// Folders searched for TAESD files (`taesd_decoder.safetensors`, …): the final decode with
     /// [`VaeDecoder::Taesd`], and full-resolution live previews whenever a decoder is there.
     pub vae_approx_dirs: Vec<PathBuf>,

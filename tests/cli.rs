@@ -888,3 +888,89 @@ fn taesd_decode_from_the_command_line_writes_a1111s_key_and_replays() {
     );
     assert_bad_input(&o, "unknown --vae-decoder 'tiny'");
 }
+
+#[test]
+fn taesd_encode_of_the_init_image_writes_a1111s_key_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let approx = fixtures().join("models").join("vae-approx");
+    let approx = approx.to_str().unwrap();
+    let init = img2img_fixture("init.png");
+    let img2img = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--init",
+            init.as_str(),
+            "--strength",
+            "0.6",
+            "--vae-approx-dir",
+            approx,
+        ];
+        args.extend_from_slice(extra);
+        generate(&model_path(), out, &args)
+    };
+    let (full, fast) = (dir.path().join("full.png"), dir.path().join("fast.png"));
+    let o = img2img(&full, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!parameters_of(&full).contains("VAE Encoder"));
+    let o = img2img(&fast, &["--vae-encoder", "taesd"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = parameters_of(&fast);
+    assert!(text.contains("VAE Encoder: TAESD"), "{text}");
+    assert!(!text.contains("VAE Decoder"), "{text}");
+    let pixels = |p: &Path| image::open(p).unwrap().to_rgb8().into_raw();
+    assert_ne!(pixels(&full), pixels(&fast), "the TAESD encoder changed nothing");
+    // The infotext brings the TAESD encode back: the same pixels.
+    let again = dir.path().join("again.png");
+    let o = easel(&[
+        "generate",
+        "--model",
+        model_path().to_str().unwrap(),
+        "--params-from",
+        fast.to_str().unwrap(),
+        "--init",
+        &init,
+        "--vae-approx-dir",
+        approx,
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(pixels(&fast), pixels(&again));
+    // Text to image has nothing to encode: no key, and no encoder needed.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let txt = dir.path().join("txt.png");
+    let o = generate(
+        &model_path(),
+        &txt,
+        &[
+            "--vae-encoder",
+            "taesd",
+            "--vae-approx-dir",
+            empty.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!parameters_of(&txt).contains("VAE Encoder"));
+    // Without an encoder file, or with an unknown name: one clear line each.
+    let o = generate(
+        &model_path(),
+        &dir.path().join("x.png"),
+        &[
+            "--init",
+            &init,
+            "--vae-encoder",
+            "taesd",
+            "--vae-approx-dir",
+            empty.to_str().unwrap(),
+        ],
+    );
+    assert_bad_input(&o, "no TAESD encoder found");
+    assert_bad_input(
+        &generate(
+            &model_path(),
+            &dir.path().join("y.png"),
+            &["--vae-encoder", "tiny"],
+        ),
+        "unknown --vae-encoder 'tiny'",
+    );
+}

@@ -1,5 +1,7 @@
-//! The image-metadata reader of Easel (`src/infotext/`), compiled from the same source files with
-//! only the modules it needs, for the fuzz targets.
+//! The readers of Easel that take bytes from strangers, compiled from the same source files with
+//! only the modules they need, for the fuzz targets: the image-metadata reader (`src/infotext/`),
+//! model files (`src/models/`: safetensors headers, `.yaml` sidecars, CLIP configs, LoRAs), the
+//! prompt parsers (`src/prompt/`) and textual-inversion embeddings.
 
 #![allow(dead_code, unused_imports, missing_docs)]
 
@@ -9,6 +11,20 @@ pub mod params;
 pub mod system;
 
 pub mod infotext;
+
+#[path = "../../src/models/mod.rs"]
+pub mod models;
+#[path = "../../src/prompt/mod.rs"]
+pub mod prompt;
+
+/// The one inference module the readers need.
+pub mod diffusion {
+    #[path = "../../../src/diffusion/embeddings.rs"]
+    pub mod embeddings;
+}
+
+mod scratch;
+pub use scratch::Scratch;
 
 mod texts;
 pub use texts::texts_of;

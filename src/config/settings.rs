@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::document::ToolSettings;
 use crate::infotext::OutputFormat;
 use crate::params::GenerationParams;
-use crate::request::{DEFAULT_STRENGTH, Img2ImgSettings, VaeDecoder};
+use crate::request::{DEFAULT_STRENGTH, Img2ImgSettings, VaeDecoder, VaeEncoder};
 
 /// What Generate does with the canvas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -145,6 +145,8 @@ pub struct Settings {
     pub keep_structure: bool,
     /// The final decode: the checkpoint's VAE, or TAESD ("Decode with TAESD" in the prompt panel).
     pub vae_decoder: VaeDecoder,
+    /// The encode of the img2img start image: the checkpoint's VAE, or TAESD ("Encode with TAESD").
+    pub vae_encoder: VaeEncoder,
     /// A standalone VAE file used instead of the checkpoint's ("SD VAE"); `None`: Automatic, the
     /// checkpoint's own.
     pub vae: Option<PathBuf>,
@@ -166,6 +168,7 @@ impl Default for Settings {
             controlnet: ControlSettings::default(),
             keep_structure: false,
             vae_decoder: VaeDecoder::Full,
+            vae_encoder: VaeEncoder::Full,
             vae: None,
         }
     }

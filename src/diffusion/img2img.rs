@@ -245,7 +245,12 @@ pub fn latent_start(
     first_noise: &Tensor,
 ) -> Result<Start, DiffusionError> {
     let pixels = rgb_to_tensor(&prepared.encode_rgb, &model.device)?;
-    let mut latent = encode_latent(model, &pixels)?;
+    // A1111 encodes only the init image with TAESD when asked (`images_tensor_to_samples`); the
+    // inpainting model's conditioning keeps the full VAE.
+    let mut latent = match &model.tiny_encoder {
+        Some(tiny) => tiny.encode(&pixels)?,
+        None => encode_latent(model, &pixels)?,
+    };
     let (_, _, h, w) = latent.dims4()?;
     let repaint = prepared
         .latent_mask

@@ -85,6 +85,9 @@ pub struct SdModel {
     pub embeddings: Arc<EmbeddingDb>,
     /// When set, the final decode runs TAESD instead of the VAE (set by the engine per job).
     pub tiny_decoder: Option<Arc<super::taesd::TinyDecoder>>,
+    /// When set, img2img and inpainting encode their start image with TAESD instead of the VAE
+    /// (A1111's "VAE type for encode"; set by the engine per job).
+    pub tiny_encoder: Option<Arc<super::taesd::TinyEncoder>>,
     /// The standalone VAE file that `vae` was built from; `None` while it is the checkpoint's own.
     vae_file: Option<Arc<VaeFile>>,
     /// The checkpoint's own VAE, kept while an override is in `vae` so that restoring it is free.
@@ -178,6 +181,7 @@ impl SdModel {
             loras: Vec::new(),
             embeddings: Arc::new(EmbeddingDb::default()),
             tiny_decoder: None,
+            tiny_encoder: None,
             vae_file: None,
             checkpoint_vae: None,
         })

@@ -678,7 +678,16 @@ pub fn generate_with(
         );
     }
     write_schedule_keys(&mut params);
-    infotext::write_vae_decoder(&mut params.extra, model.tiny_decoder.is_some());
+    infotext::write_vae_method(
+        &mut params.extra,
+        infotext::VAE_DECODER,
+        model.tiny_decoder.is_some(),
+    );
+    infotext::write_vae_method(
+        &mut params.extra,
+        infotext::VAE_ENCODER,
+        init.is_some() && model.tiny_encoder.is_some(),
+    );
     let params = &params;
     let clip_skip = params.clip_skip as usize;
     // `<lora:…>` tags are applied to the model by the engine; the text encoder never sees them.

@@ -23,7 +23,7 @@ use crate::models::safetensors::SafetensorsFile;
 
 pub use crate::models::registry::{
     find_taesd_decoder as find_decoder, find_taesd_encoder as find_encoder,
-    missing_taesd_decoder_message as missing_decoder_message,
+    missing_taesd_message as missing_message,
 };
 
 /// One layer of a TAESD `nn.Sequential` that Easel runs.

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use crate::diffusion::DiffusionError;
 use crate::diffusion::embeddings::EmbeddingDb;
 use crate::diffusion::model::{SdModel, compute_dtype, open_device};
-use crate::diffusion::taesd::TinyDecoder;
+use crate::diffusion::taesd::{TinyDecoder, TinyEncoder};
 use crate::models::ModelError;
 use crate::models::lora_file::{LoraError, LoraFile};
 use crate::models::vae_file::VaeFile;
@@ -94,13 +94,15 @@ impl VaeCache {
     }
 }
 
-/// The TAESD decoder of the last job, kept while its file, device and precision stay the same.
+/// The TAESD decoder and encoder of the last job, each kept while its file, device and precision
+/// stay the same.
 #[derive(Default)]
 pub struct TaesdCache {
-    loaded: Option<(TaesdKey, Arc<TinyDecoder>)>,
+    decoder: Option<(TaesdKey, Arc<TinyDecoder>)>,
+    encoder: Option<(TaesdKey, Arc<TinyEncoder>)>,
 }
 
-/// What a loaded TAESD decoder depends on: file, mtime, device and dtype.
+/// What a loaded TAESD network depends on: file, mtime, device and dtype.
 type TaesdKey = (PathBuf, Option<SystemTime>, String, candle_core::DType);
 
 impl TaesdCache {
@@ -114,20 +116,47 @@ impl TaesdCache {
         device: &candle_core::Device,
         dtype: candle_core::DType,
     ) -> Result<Option<Arc<TinyDecoder>>, DiffusionError> {
-        let Some(path) = crate::diffusion::taesd::find_decoder(dirs) else {
-            return Ok(None);
-        };
-        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        let key = (path.clone(), mtime, format!("{:?}", device.location()), dtype);
-        if let Some((k, dec)) = &self.loaded
-            && *k == key
-        {
-            return Ok(Some(dec.clone()));
-        }
-        let dec = Arc::new(TinyDecoder::open(&path, device, dtype)?);
-        self.loaded = Some((key, dec.clone()));
-        Ok(Some(dec))
+        let path = crate::diffusion::taesd::find_decoder(dirs);
+        cached(&mut self.decoder, path, device, dtype, TinyDecoder::open)
     }
+
+    /// The TAESD encoder found first in `dirs`, loaded on `device` in `dtype`; `None` when no folder has one.
+    ///
+    /// # Errors
+    /// The file exists but is not a usable TAESD encoder.
+    pub fn encoder(
+        &mut self,
+        dirs: &[PathBuf],
+        device: &candle_core::Device,
+        dtype: candle_core::DType,
+    ) -> Result<Option<Arc<TinyEncoder>>, DiffusionError> {
+        let path = crate::diffusion::taesd::find_encoder(dirs);
+        cached(&mut self.encoder, path, device, dtype, TinyEncoder::open)
+    }
+}
+
+/// The network in `slot` when it was loaded from `path` as it is now, on `device` in `dtype`;
+/// otherwise `open` loads it and replaces the slot.
+fn cached<T>(
+    slot: &mut Option<(TaesdKey, Arc<T>)>,
+    path: Option<PathBuf>,
+    device: &candle_core::Device,
+    dtype: candle_core::DType,
+    open: impl FnOnce(&std::path::Path, &candle_core::Device, candle_core::DType) -> Result<T, DiffusionError>,
+) -> Result<Option<Arc<T>>, DiffusionError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let key = (path.clone(), mtime, format!("{:?}", device.location()), dtype);
+    if let Some((k, net)) = slot.as_ref()
+        && *k == key
+    {
+        return Ok(Some(net.clone()));
+    }
+    let net = Arc::new(open(&path, device, dtype)?);
+    *slot = Some((key, net.clone()));
+    Ok(Some(net))
 }
 
 /// A loaded ControlNet and what it was loaded for.

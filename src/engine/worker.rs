@@ -16,14 +16,14 @@ use crate::diffusion::lora_merge::Applied;
 use crate::diffusion::model::SdModel;
 use crate::diffusion::pipeline::{self, Observer};
 use crate::diffusion::preview::latent_preview;
-use crate::diffusion::taesd::{self, TinyDecoder};
+use crate::diffusion::taesd::{self, TinyDecoder, TinyEncoder};
 use crate::infotext;
 use crate::models::ModelError;
 use crate::models::lora_file::{LoraError, find, find_pickle};
 use crate::params::GenerationParams;
 use crate::prompt::ClipTokenizer;
 use crate::prompt::extra_networks::extract_tags;
-use crate::request::{GeneratedImage, StepInfo, VaeDecoder};
+use crate::request::{GeneratedImage, StepInfo, VaeDecoder, VaeEncoder};
 
 struct JobObserver<'a> {
     job: &'a Job,
@@ -158,11 +158,12 @@ fn apply_loras(
     Ok(())
 }
 
-/// The TAESD decoders a job uses: for live previews whenever one is found, for the final decode
-/// when the request asks for it.
+/// The TAESD networks a job uses: the decoder for live previews whenever one is found and for the
+/// final decode when the request asks for it; the encoder for an img2img start when asked.
 struct JobTaesd {
     preview: Option<std::sync::Arc<TinyDecoder>>,
     decode: Option<std::sync::Arc<TinyDecoder>>,
+    encode: Option<std::sync::Arc<TinyEncoder>>,
 }
 
 /// Finds and loads the TAESD decoder for `request`. A decoder that is missing, unreadable or made
@@ -173,50 +174,77 @@ fn select_taesd(
     cache: &mut super::cache::TaesdCache,
     request: &crate::request::Request,
 ) -> Result<JobTaesd, DiffusionError> {
+    let encode = select_taesd_encoder(model, cache, request)?;
     let wanted = request.vae_decoder == VaeDecoder::Taesd;
     if !wanted && !request.previews {
         return Ok(JobTaesd {
             preview: None,
             decode: None,
+            encode,
         });
     }
     let found = cache
         .get(&request.vae_approx_dirs, &model.device, model.dtype)
         .and_then(|dec| match dec {
-            Some(dec) if dec.upscale_factor() != model.vae.downscale_factor()
-                || dec.latent_channels() != model.geometry().vae.z_channels =>
-            {
-                Err(DiffusionError::Input(format!(
-                    "the TAESD decoder turns {} latent channels into pixels {}× larger, but this model's VAE uses {} channels and {}×; it belongs to another model family",
-                    dec.latent_channels(),
-                    dec.upscale_factor(),
-                    model.geometry().vae.z_channels,
-                    model.vae.downscale_factor()
-                )))
+            Some(dec) => {
+                fits_model(model, "decoder", dec.latent_channels(), dec.upscale_factor()).map(|()| Some(dec))
             }
-            other => Ok(other),
+            None => Ok(None),
         });
     match (found, wanted) {
         (Ok(Some(dec)), _) => Ok(JobTaesd {
             preview: request.previews.then(|| dec.clone()),
             decode: wanted.then_some(dec),
+            encode,
         }),
-        (Ok(None), true) => Err(DiffusionError::Input(taesd::missing_decoder_message(
+        (Ok(None), true) => Err(DiffusionError::Input(taesd::missing_message(
             &request.vae_approx_dirs,
+            "decoder",
         ))),
         (Err(err), true) => Err(err),
         (Ok(None), false) => Ok(JobTaesd {
             preview: None,
             decode: None,
+            encode,
         }),
         (Err(err), false) => {
             tracing::warn!("TAESD previews are off: {err}");
             Ok(JobTaesd {
                 preview: None,
                 decode: None,
+                encode,
             })
         }
     }
+}
+
+/// The TAESD encoder when the request starts from an image and asks for it; a missing, unreadable
+/// or mismatched encoder is then an error.
+fn select_taesd_encoder(
+    model: &SdModel,
+    cache: &mut super::cache::TaesdCache,
+    request: &crate::request::Request,
+) -> Result<Option<std::sync::Arc<TinyEncoder>>, DiffusionError> {
+    if request.vae_encoder != VaeEncoder::Taesd || request.init.is_none() {
+        return Ok(None);
+    }
+    let enc = cache
+        .encoder(&request.vae_approx_dirs, &model.device, model.dtype)?
+        .ok_or_else(|| DiffusionError::Input(taesd::missing_message(&request.vae_approx_dirs, "encoder")))?;
+    fits_model(model, "encoder", enc.latent_channels(), enc.downscale_factor())?;
+    Ok(Some(enc))
+}
+
+/// Whether a TAESD network with `channels` latent channels and a `factor`× scale works with the
+/// model's VAE.
+fn fits_model(model: &SdModel, part: &str, channels: usize, factor: usize) -> Result<(), DiffusionError> {
+    let (z, f) = (model.geometry().vae.z_channels, model.vae.downscale_factor());
+    if channels == z && factor == f {
+        return Ok(());
+    }
+    Err(DiffusionError::Input(format!(
+        "the TAESD {part} works on {channels} latent channels at {factor}× scale, but this model's VAE uses {z} channels and {f}×; it belongs to another model family"
+    )))
 }
 
 /// Classifies an error for the user: their input, or an internal failure.
@@ -327,6 +355,7 @@ pub(crate) fn run_job(
         let fix_control =
             (controls.len() > request.controls.len()).then(|| controls.remove(controls.len() - 1));
         model.tiny_decoder = tiny.decode;
+        model.tiny_encoder = tiny.encode;
         crate::diffusion::fix::generate_and_fix(
             model,
             tokenizer,

@@ -49,8 +49,11 @@ pub const MASKED_AREA_PADDING: &str = "Masked area padding";
 
 /// A1111's key for a decode method other than the full VAE (`VAE Decoder: TAESD`); absent for a full decode.
 pub const VAE_DECODER: &str = "VAE Decoder";
-/// A1111's value of [`VAE_DECODER`] for a TAESD decode.
-pub const VAE_DECODER_TAESD: &str = "TAESD";
+/// A1111's "VAE type for encode" key, written by its img2img when the init image was encoded by
+/// something other than the full VAE.
+pub const VAE_ENCODER: &str = "VAE Encoder";
+/// A1111's value of [`VAE_DECODER`] and [`VAE_ENCODER`] for TAESD.
+pub const VAE_TAESD: &str = "TAESD";
 
 /// `Beta schedule alpha` (A1111's `beta_dist_alpha` setting), written with the Beta schedule.
 pub const BETA_SCHEDULE_ALPHA: &str = "Beta schedule alpha";
@@ -105,21 +108,22 @@ pub fn read_beta_schedule(extra: &[(String, String)]) -> (f64, f64) {
     (get(BETA_SCHEDULE_ALPHA, 0.6), get(BETA_SCHEDULE_BETA, 0.6))
 }
 
-/// Writes `VAE Decoder: TAESD` for a TAESD decode, as A1111's `process_images_inner` does for a
-/// decode method other than "Full", and removes the key for a full decode.
-pub fn write_vae_decoder(extra: &mut Vec<(String, String)>, taesd: bool) {
+/// Writes `key: TAESD` ([`VAE_DECODER`] or [`VAE_ENCODER`]) when TAESD did that part, as A1111
+/// does for a method other than "Full", and removes the key when the full VAE did.
+pub fn write_vae_method(extra: &mut Vec<(String, String)>, key: &str, taesd: bool) {
     if taesd {
-        set(extra, VAE_DECODER, VAE_DECODER_TAESD.to_owned());
+        set(extra, key, VAE_TAESD.to_owned());
     } else {
-        extra.retain(|(k, _)| k != VAE_DECODER);
+        extra.retain(|(k, _)| k != key);
     }
 }
 
-/// Whether an infotext's extra keys say the image was decoded with TAESD (`VAE Decoder: TAESD`).
-pub fn reads_taesd_decoder(extra: &[(String, String)]) -> bool {
+/// Whether an infotext's extra keys say TAESD did the part named by `key` ([`VAE_DECODER`] or
+/// [`VAE_ENCODER`]).
+pub fn reads_taesd(extra: &[(String, String)], key: &str) -> bool {
     extra
         .iter()
-        .any(|(k, v)| k == VAE_DECODER && v.trim().eq_ignore_ascii_case(VAE_DECODER_TAESD))
+        .any(|(k, v)| k == key && v.trim().eq_ignore_ascii_case(VAE_TAESD))
 }
 
 /// A1111's UniPC settings from the extra keys its infotext uses (A1111's defaults where absent).

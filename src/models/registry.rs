@@ -264,8 +264,6 @@ const TAESD_ENCODER_NAMES: [&str; 4] = [
 ];
 
 /// Pickled files A1111 downloads into `models/VAE-taesd`; named in the "not found" message, never read.
-const TAESD_PICKLES: [&str; 2] = ["taesd_decoder.pth", "taesd_encoder.pth"];
-
 /// The first TAESD decoder file in `dirs` (see [`TAESD_DECODER_NAMES`]).
 pub fn find_taesd_decoder(dirs: &[PathBuf]) -> Option<PathBuf> {
     find_taesd_in(dirs, &TAESD_DECODER_NAMES)
@@ -282,8 +280,9 @@ fn find_taesd_in(dirs: &[PathBuf], names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The message for "no TAESD decoder": where Easel looked, what to put there, and a pickle it saw.
-pub fn missing_taesd_decoder_message(dirs: &[PathBuf]) -> String {
+/// The message for "no TAESD decoder" (`part` "decoder") or "no TAESD encoder" (`part`
+/// "encoder"): where Easel looked, what to put there, and a pickle it saw.
+pub fn missing_taesd_message(dirs: &[PathBuf], part: &str) -> String {
     let folders = if dirs.is_empty() {
         "(no folder is configured)".to_owned()
     } else {
@@ -294,11 +293,16 @@ pub fn missing_taesd_decoder_message(dirs: &[PathBuf]) -> String {
     };
     let pickle = dirs
         .iter()
-        .flat_map(|d| TAESD_PICKLES.iter().map(move |n| d.join(n)))
+        .map(|d| d.join(format!("taesd_{part}.pth")))
         .find(|p| p.is_file());
+    let download = if part == "decoder" {
+        "taesd"
+    } else {
+        "taesd-encoder"
+    };
     let mut msg = format!(
-        "no TAESD decoder found: put taesd_decoder.safetensors (madebyollin/taesd on Hugging Face, or \
-         `easel download taesd`) into one of {folders}"
+        "no TAESD {part} found: put taesd_{part}.safetensors (madebyollin/taesd on Hugging Face, or \
+         `easel download {download}`) into one of {folders}"
     );
     if let Some(p) = pickle {
         msg.push_str("; ");

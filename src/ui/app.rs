@@ -584,6 +584,19 @@ impl EaselApp {
             self.settings.mode = Mode::ImageToImage;
         }
         crate::infotext::strip_img2img(&mut p.extra);
+        // The decode and encode the text names (absent: the full VAE), so the picture comes back.
+        let method = |key: &str| {
+            if crate::infotext::reads_taesd(&p.extra, key) {
+                crate::request::VaeDecoder::Taesd
+            } else {
+                crate::request::VaeDecoder::Full
+            }
+        };
+        self.settings.vae_decoder = method(crate::infotext::VAE_DECODER);
+        self.settings.vae_encoder = method(crate::infotext::VAE_ENCODER);
+        for key in [crate::infotext::VAE_DECODER, crate::infotext::VAE_ENCODER] {
+            crate::infotext::write_vae_method(&mut p.extra, key, false);
+        }
         self.use_control_parameters(&p.extra);
         crate::infotext::controlnet::strip(&mut p.extra);
         self.settings.params = GenerationParams {

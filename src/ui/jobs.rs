@@ -500,6 +500,7 @@ pub fn request(
         controls: Vec::new(),
         vae: settings.vae.clone(),
         vae_decoder: settings.vae_decoder,
+        vae_encoder: settings.vae_encoder,
         vae_approx_dirs: paths.vae_approx_dirs(&settings.model_folders),
         fix: None,
     })

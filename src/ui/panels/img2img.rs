@@ -6,7 +6,7 @@ use eframe::egui;
 use super::{combo_row_ui, row_ui};
 use crate::config::{Mode, Settings};
 use crate::document::Document;
-use crate::request::{InpaintArea, MaskedContent, ResizeMode};
+use crate::request::{InpaintArea, MaskedContent, ResizeMode, VaeEncoder};
 use crate::ui::command::Command;
 
 /// The image-to-image section (no state of its own: everything it edits is in the settings).
@@ -41,6 +41,21 @@ impl Img2ImgPanel {
                 &ResizeMode::ALL,
                 ResizeMode::label,
             );
+            row_ui(ui, "Encoder", |ui| {
+                let mut taesd = settings.vae_encoder == VaeEncoder::Taesd;
+                let response = ui.checkbox(&mut taesd, "Encode with TAESD").on_hover_text(
+                    "encode the start image with the tiny autoencoder: faster, slightly softer \
+                     (needs taesd_encoder.safetensors in the vae-approx folder)",
+                );
+                if response.changed() {
+                    settings.vae_encoder = if taesd {
+                        VaeEncoder::Taesd
+                    } else {
+                        VaeEncoder::Full
+                    };
+                }
+                response
+            });
         });
         let masked = doc.is_some_and(Document::has_mask);
         egui::CollapsingHeader::new(if masked {
