@@ -1,6 +1,7 @@
 //! Replays the committed corpus of the fuzz targets (`fuzz/corpus/`, seeds plus the inputs that
 //! once crashed a reader) through the same calls the targets make: each must read or fail with an
-//! error, never panic. The named seeds must still be recognised.
+//! error, never panic. The named seeds must still be recognised (seeds named `refused-…` must be
+//! refused).
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,6 +9,11 @@ use std::path::{Path, PathBuf};
 
 #[path = "../fuzz/src/texts.rs"]
 mod texts;
+
+// `exercise.rs` names the readers by `crate::…`, as the fuzz package's own modules.
+use easel::{diffusion, infotext, models, prompt};
+#[path = "../fuzz/src/exercise.rs"]
+mod exercise;
 
 fn corpus(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -93,4 +99,54 @@ fn stealth_pixels_corpus() {
             assert!(text.is_some(), "{}", path.display());
         }
     }
+}
+
+/// Runs `accepts` (given a scratch folder and the input) over a target's corpus; seeds must be
+/// accepted, `refused-` seeds refused.
+fn replay(target: &str, accepts: impl Fn(&Path, &[u8]) -> bool) {
+    for path in corpus(target) {
+        let bytes = std::fs::read(&path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let accepted = accepts(dir.path(), &bytes);
+        if is_seed(&path) {
+            let refused = path.file_name().unwrap().to_string_lossy().starts_with("refused-");
+            assert_eq!(accepted, !refused, "{}", path.display());
+        }
+    }
+}
+
+fn tokenizer() -> prompt::ClipTokenizer {
+    prompt::ClipTokenizer::bundled().unwrap()
+}
+
+#[test]
+fn safetensors_header_corpus() {
+    replay("safetensors_header", exercise::safetensors_header);
+}
+
+#[test]
+fn model_config_corpus() {
+    replay("model_config", exercise::model_config);
+}
+
+#[test]
+fn lora_corpus() {
+    replay("lora", exercise::lora);
+}
+
+#[test]
+fn embedding_corpus() {
+    let tokenizer = tokenizer();
+    replay("embedding", |dir, bytes| exercise::embedding(dir, bytes, &tokenizer));
+}
+
+#[test]
+fn prompt_corpus() {
+    let tokenizer = tokenizer();
+    replay("prompt", |_, bytes| exercise::prompt(bytes, &tokenizer));
+}
+
+#[test]
+fn infotext_corpus() {
+    replay("infotext", |_, bytes| exercise::infotext(bytes));
 }

@@ -17,12 +17,9 @@ pub mod models;
 #[path = "../../src/prompt/mod.rs"]
 pub mod prompt;
 
-/// The one inference module the readers need.
-pub mod diffusion {
-    #[path = "../../../src/diffusion/embeddings.rs"]
-    pub mod embeddings;
-}
+pub mod diffusion;
 
+pub mod exercise;
 mod scratch;
 pub use scratch::Scratch;
 
