@@ -75,7 +75,7 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("Height", "高度"),
     ("Swap", "互换"),
     ("swap width and height", "互换宽度和高度"),
-    ("Batch count", "生成批次"),
+    ("Batch count", "总批次数"),
     ("Clip skip", "CLIP 终止层数 (Clip skip)"),
     ("RNG", "随机数源 (RNG)"),
     ("Queue ({count})", "队列（{count}）"),
