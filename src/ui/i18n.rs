@@ -168,6 +168,7 @@ const SYSTEM_CJK_FONTS: &[(&str, u32)] = &[
     ("/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc", 2),
     ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
     ("/usr/share/fonts/wenquanyi/wqy-microhei/wqy-microhei.ttc", 0),
+    ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", 0),
 ];
 
 /// Reads the first system CJK font found on a background thread and adds it after the shipped
@@ -178,9 +179,12 @@ pub fn add_system_cjk_font(ctx: &egui::Context) {
     let spawned = std::thread::Builder::new()
         .name("cjk-font".into())
         .spawn(move || {
-            let found = SYSTEM_CJK_FONTS
-                .iter()
-                .find_map(|&(path, index)| std::fs::read(path).ok().map(|bytes| (path, index, bytes)));
+            // egui panics on a face it cannot parse, so a file whose header does not promise the
+            // face asked for is skipped.
+            let found = SYSTEM_CJK_FONTS.iter().find_map(|&(path, index)| {
+                let bytes = std::fs::read(path).ok()?;
+                (face_count(&bytes)? > index).then_some((path, index, bytes))
+            });
             if let Some((path, index, bytes)) = found {
                 tracing::info!("using the system CJK font {path} after the shipped subset");
                 let mut data = egui::FontData::from_owned(bytes);
@@ -191,6 +195,20 @@ pub fn add_system_cjk_font(ctx: &egui::Context) {
         });
     if let Err(e) = spawned {
         tracing::warn!("could not start the system font reader: {e}; the shipped CJK font is used");
+    }
+}
+
+/// How many faces a TrueType/OpenType file (1) or collection (its header's count) holds; `None`
+/// when the bytes are neither.
+fn face_count(bytes: &[u8]) -> Option<u32> {
+    let tag = bytes.get(..4)?;
+    if tag == b"ttcf" {
+        let count = bytes.get(8..12)?;
+        Some(u32::from_be_bytes([count[0], count[1], count[2], count[3]]))
+    } else if tag == [0, 1, 0, 0] || tag == b"OTTO" || tag == b"true" {
+        Some(1)
+    } else {
+        None
     }
 }
 
@@ -340,6 +358,16 @@ mod tests {
             "{missing} {",
             "an unknown name stays visible"
         );
+    }
+
+    #[test]
+    fn font_headers_say_how_many_faces_they_hold() {
+        assert_eq!(face_count(CJK_SUBSET), Some(1));
+        let mut collection = b"ttcf\0\x02\0\0\0\0\0\x0a".to_vec();
+        collection.extend([0; 40]);
+        assert_eq!(face_count(&collection), Some(10));
+        assert_eq!(face_count(b"<html>"), None);
+        assert_eq!(face_count(b"tt"), None);
     }
 
     #[test]
