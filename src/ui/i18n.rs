@@ -246,9 +246,9 @@ mod tests {
         None
     }
 
-    /// Every literal passed to `tr`, `trf` or `tr_noop` in `src/ui` (this module's tests and the
-    /// tables excepted), with the file it is in.
-    fn keys_in_sources() -> BTreeMap<String, String> {
+    /// The Rust files of `src/ui` (not the tables), each with its text; this module's own tests
+    /// are cut off.
+    fn ui_sources() -> Vec<(std::path::PathBuf, String)> {
         fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -263,14 +263,22 @@ mod tests {
         }
         let mut files = Vec::new();
         walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui"), &mut files);
+        files
+            .into_iter()
+            .map(|file| {
+                let mut text = std::fs::read_to_string(&file).unwrap();
+                if let Some(tests) = text.find("\n#[cfg(test)]") {
+                    text.truncate(tests);
+                }
+                (file, text)
+            })
+            .collect()
+    }
+
+    /// Every literal passed to `tr`, `trf` or `tr_noop` in `src/ui`, with the file it is in.
+    fn keys_in_sources() -> BTreeMap<String, String> {
         let mut keys = BTreeMap::new();
-        for file in files {
-            let mut text = std::fs::read_to_string(&file).unwrap();
-            if file.ends_with("i18n.rs")
-                && let Some(tests) = text.find("\n#[cfg(test)]")
-            {
-                text.truncate(tests);
-            }
+        for (file, text) in ui_sources() {
             for call in ["tr(", "trf(", "tr_noop("] {
                 for (at, _) in text.match_indices(call) {
                     let before = text[..at].chars().next_back();
@@ -288,6 +296,105 @@ mod tests {
             }
         }
         keys
+    }
+
+    /// Text that widgets show as it is: key names, and sample paths and URLs in empty fields.
+    fn stays_as_written(literal: &str) -> bool {
+        const KEYS: [&str; 10] = [
+            "B",
+            "M",
+            "L",
+            "X",
+            "H",
+            "Esc",
+            "Ctrl+Enter",
+            "Ctrl+V",
+            "Ctrl+Z",
+            "Ctrl+Shift+Z",
+        ];
+        KEYS.contains(&literal)
+            || literal.starts_with("http")
+            || literal.starts_with('/')
+            || !literal.chars().any(|c| c.is_ascii_alphabetic())
+    }
+
+    /// The literals in `text` that calls known to put text on screen show without `tr`, with the
+    /// call: first-argument literals, and those after the value a checkbox, radio or selectable
+    /// edits.
+    fn untranslated_literals(text: &str) -> Vec<(String, &'static str)> {
+        const FIRST: [&str; 16] = [
+            ".label(",
+            ".button(",
+            ".small_button(",
+            ".small(",
+            ".weak(",
+            ".heading(",
+            ".monospace(",
+            ".on_hover_text(",
+            ".on_disabled_hover_text(",
+            ".hint_text(",
+            ".selectable_label(",
+            ".menu_button(",
+            ".colored_label(",
+            "Button::new(",
+            "Window::new(",
+            "CollapsingHeader::new(",
+        ];
+        const LAST: [&str; 3] = [".checkbox(", ".selectable_value(", ".radio("];
+        let mut found = Vec::new();
+        for call in FIRST.iter().chain(&LAST) {
+            for (at, _) in text.match_indices(call) {
+                let args = &text[at + call.len()..];
+                let args = if LAST.contains(call) {
+                    // What follows the last comma before the call's first closing parenthesis.
+                    let end = args.find(')').unwrap_or(args.len());
+                    match args[..end].rfind(',') {
+                        Some(comma) => &args[comma + 1..],
+                        None => continue,
+                    }
+                } else {
+                    args
+                };
+                let Some(literal) = args.trim_start().strip_prefix('"') else {
+                    continue;
+                };
+                let value = string_literal(literal).unwrap();
+                if !stays_as_written(&value) {
+                    found.push((value, *call));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_literal_scan_finds_untranslated_widget_text() {
+        let code = r#"
+            ui.label("Hello there");
+            ui.checkbox(&mut on, "Show it").on_hover_text("H");
+            ui.button(tr("Fine"));
+            ui.small_button("Esc");
+            ui.selectable_value(&mut mode, Mode::A, tr("Also fine"));
+        "#;
+        let found: Vec<String> = untranslated_literals(code).into_iter().map(|(v, _)| v).collect();
+        assert_eq!(found, ["Hello there", "Show it"]);
+    }
+
+    #[test]
+    fn widgets_get_no_untranslated_literals() {
+        let found: Vec<String> = ui_sources()
+            .iter()
+            .flat_map(|(file, text)| {
+                untranslated_literals(text)
+                    .into_iter()
+                    .map(move |(value, call)| format!("{value:?} in {call} ({})", file.display()))
+            })
+            .collect();
+        assert!(
+            found.is_empty(),
+            "wrap these in tr(..) and add them to zh_cn.rs:\n{}",
+            found.join("\n")
+        );
     }
 
     fn placeholders(text: &str) -> BTreeSet<&str> {
