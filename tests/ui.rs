@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::model_path;
-use easel::config::{AppPaths, Settings};
+use easel::config::{AppPaths, Language, Settings};
 use easel::params::GenerationParams;
 use easel::ui::EaselApp;
 use eframe::egui;
@@ -32,6 +32,11 @@ fn small_settings() -> Settings {
 }
 
 fn app(dir: &Path, settings: Settings) -> Harness<'static, EaselApp> {
+    // The tests query English labels whatever the machine's locale says.
+    let settings = Settings {
+        language: settings.language.or(Some(Language::English)),
+        ..settings
+    };
     let paths = AppPaths::under(dir.to_path_buf());
     std::fs::create_dir_all(&paths.default_models_dir).unwrap();
     std::fs::copy(
@@ -970,4 +975,51 @@ fn the_sd_vae_picker_lists_the_vae_folder_and_generates_with_the_chosen_file() {
     let text = h.state().newest_infotext().unwrap().to_owned();
     assert!(text.contains(", VAE: plain.safetensors"), "{text}");
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}
+
+#[test]
+fn in_chinese_the_prompt_panel_speaks_chinese_prompts_get_real_glyphs_and_english_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        language: Some(Language::SimplifiedChinese),
+        ..small_settings()
+    };
+    let mut h = app(dir.path(), settings);
+    h.step();
+    h.step();
+    // The prompt panel's labels, found by their Chinese text.
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "反向提示词");
+    for label in ["采样器", "采样步数", "提示词引导系数 (CFG)", "随机种子", "生成"] {
+        assert!(h.query_by_label(label).is_some(), "no {label:?} in the panel");
+    }
+    assert!(h.query_by_label("Generate").is_none(), "an English label is left");
+    // A prompt typed in Chinese lands in the settings and the fonts have every glyph of it.
+    let prompt = "一只红色的狐狸，水彩，柔和的光线";
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "提示词")
+        .focus();
+    h.step();
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "提示词")
+        .type_text(prompt);
+    h.step();
+    assert_eq!(h.state().settings().params.prompt, prompt);
+    for font in [egui::FontId::proportional(14.0), egui::FontId::monospace(14.0)] {
+        assert!(
+            h.ctx.fonts_mut(|f| f.has_glyphs(&font, prompt)),
+            "{font:?} would draw boxes for {prompt}"
+        );
+    }
+    // Back to English from the Language menu: the labels follow at once, and the choice is saved.
+    h.get_by_label("语言 (Language)").click();
+    step_until(&mut h, 5, "the Language menu", |h| {
+        h.query_by_label("English").is_some()
+    });
+    h.get_by_label("English").click();
+    h.step();
+    h.step();
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt");
+    assert!(h.query_by_label("Generate").is_some());
+    assert!(h.query_by_label("生成").is_none());
+    assert_eq!(h.state().settings().language, Some(Language::English));
+    let saved = Settings::load(&AppPaths::under(dir.path().to_path_buf()).settings_file()).0;
+    assert_eq!(saved.language, Some(Language::English));
 }

@@ -1,10 +1,12 @@
 //! Where Easel keeps things and what it remembers: the data, model, LoRA, embeddings, ControlNet,
 //! VAE and output folders, and `settings.json`. Shared by the CLI and the GUI; knows nothing of egui.
 
+mod language;
 mod settings;
 
 use std::path::PathBuf;
 
+pub use language::Language;
 pub use settings::{ControlSettings, Mode, Settings};
 
 /// Folders the app reads and writes.

@@ -150,6 +150,8 @@ pub struct Settings {
     /// A standalone VAE file used instead of the checkpoint's ("SD VAE"); `None`: Automatic, the
     /// checkpoint's own.
     pub vae: Option<PathBuf>,
+    /// The UI language; `None` (and settings files from before the field) follow the system locale.
+    pub language: Option<super::Language>,
 }
 
 impl Default for Settings {
@@ -170,6 +172,7 @@ impl Default for Settings {
             vae_decoder: VaeDecoder::Full,
             vae_encoder: VaeEncoder::Full,
             vae: None,
+            language: None,
         }
     }
 }
@@ -205,6 +208,11 @@ impl Settings {
                 )
             }
         }
+    }
+
+    /// The UI language: the one chosen in the menu, else the system locale's.
+    pub fn ui_language(&self) -> super::Language {
+        self.language.unwrap_or_else(super::Language::from_environment)
     }
 
     /// Writes `path` through a temporary file and a rename.
@@ -255,5 +263,8 @@ mod tests {
         assert!(!partial.random_seed);
         assert!(!partial.civitai_lookup, "no network request unless asked");
         assert_eq!(partial.params, GenerationParams::default());
+        assert_eq!(partial.language, None, "an old file follows the system locale");
+        let chosen: Settings = serde_json::from_str(r#"{"language": "SimplifiedChinese"}"#).unwrap();
+        assert_eq!(chosen.ui_language(), crate::config::Language::SimplifiedChinese);
     }
 }

@@ -13,6 +13,7 @@ use super::canvas_gpu::CanvasResources;
 use super::civitai::CivitaiLookup;
 use super::command::{Command, PathKind};
 use super::downloads::Downloads;
+use super::i18n::{tr, tr_noop, trf};
 use super::io::{Io, IoTask, Reply};
 use super::jobs::{Effect, Jobs, Submit};
 use super::only_masked::OnlyMaskedBox;
@@ -27,7 +28,7 @@ const GENERATE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key
 const CANCEL: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Escape);
 /// What the empty canvas says.
 const EMPTY_CANVAS_HINT: &str =
-    "Write a prompt and press Generate (Ctrl+Enter), or drop a picture here to paint on it";
+    tr_noop("Write a prompt and press Generate (Ctrl+Enter), or drop a picture here to paint on it");
 /// Seconds between two `EASEL_FRAME_STATS` log lines.
 const FRAME_STATS_WINDOW_SECS: f64 = 5.0;
 
@@ -101,6 +102,8 @@ impl EaselApp {
     /// Starts the engine and disk workers and asks for the model list, the gallery and the
     /// autosaved document.
     pub fn new(ctx: &egui::Context, paths: AppPaths, settings: Settings) -> anyhow::Result<Self> {
+        super::i18n::set_language(settings.ui_language());
+        super::i18n::install_fonts(ctx);
         let wake = {
             let ctx = ctx.clone();
             move || ctx.request_repaint()
@@ -305,9 +308,12 @@ impl EaselApp {
                     self.canvas.set_picture(rgb);
                 }
                 self.shown_note = metadata.as_ref().map(|m| {
-                    let mut note = format!("parameters from {} ({})", m.generator, m.source);
+                    let mut note = trf(
+                        "parameters from {generator} ({source})",
+                        &[("generator", &m.generator), ("source", &m.source)],
+                    );
                     for warning in &m.warnings {
-                        note.push_str("; ");
+                        note.push_str(tr("; "));
                         note.push_str(warning);
                     }
                     note
@@ -338,7 +344,7 @@ impl EaselApp {
                 Ok((count, mask)) => match self.canvas.doc.as_mut() {
                     Some(doc) if doc.revision() == revision => {
                         if count == 0 {
-                            self.messages.push("no face found".into());
+                            self.messages.push(tr("no face found").into());
                         }
                         doc.set_mask(&mask);
                     }
@@ -361,8 +367,10 @@ impl EaselApp {
             match CivitaiLookup::spawn(&self.paths, Box::new(move || ctx.request_repaint())) {
                 Ok(lookup) => self.civitai = Some(lookup),
                 Err(err) => {
-                    self.messages
-                        .push(format!("could not start the Civitai lookup: {err}"));
+                    self.messages.push(trf(
+                        "could not start the Civitai lookup: {error}",
+                        &[("error", &err)],
+                    ));
                     return;
                 }
             }
@@ -377,14 +385,14 @@ impl EaselApp {
     /// A typed path: used when it is the right kind of thing, otherwise a message says why.
     fn use_path(&mut self, kind: PathKind, path: PathBuf) {
         let (ok, wanted) = match kind {
-            PathKind::ModelFolder => (path.is_dir(), "a folder"),
-            PathKind::Image | PathKind::ControlImage => (path.is_file(), "an image file"),
+            PathKind::ModelFolder => (path.is_dir(), tr("a folder")),
+            PathKind::Image | PathKind::ControlImage => (path.is_file(), tr("an image file")),
         };
         if !ok {
             let why = if path.exists() {
-                "is not"
+                tr("is not")
             } else {
-                "does not exist; expected"
+                tr("does not exist; expected")
             };
             let shown = crate::text::shorten(&path.display().to_string(), 300).into_owned();
             self.messages.push(format!("{shown} {why} {wanted}"));
@@ -449,26 +457,26 @@ impl EaselApp {
             Command::OpenImage => self.dialogs.ask_path(PathKind::Image),
             Command::AskPath(kind) => self.dialogs.ask_path(kind),
             Command::Browse(PathKind::ControlImage) => {
-                self.open_dialog("control-image-dialog", "file dialog", || {
+                self.open_dialog("control-image-dialog", tr("file dialog"), || {
                     rfd::FileDialog::new()
-                        .set_title("Choose a control image")
-                        .add_filter("Images", &["png", "jpg", "jpeg", "webp"])
+                        .set_title(tr("Choose a control image"))
+                        .add_filter(tr("Images"), &["png", "jpg", "jpeg", "webp"])
                         .pick_file()
                         .map(Picked::ControlImage)
                 });
             }
             Command::Browse(PathKind::ModelFolder) => {
-                self.open_dialog("folder-dialog", "folder dialog", || {
+                self.open_dialog("folder-dialog", tr("folder dialog"), || {
                     rfd::FileDialog::new()
-                        .set_title("Add a model folder")
+                        .set_title(tr("Add a model folder"))
                         .pick_folder()
                         .map(Picked::ModelFolder)
                 });
             }
-            Command::Browse(PathKind::Image) => self.open_dialog("image-dialog", "file dialog", || {
+            Command::Browse(PathKind::Image) => self.open_dialog("image-dialog", tr("file dialog"), || {
                 rfd::FileDialog::new()
-                    .set_title("Open an image")
-                    .add_filter("Images", &["png", "jpg", "jpeg", "webp"])
+                    .set_title(tr("Open an image"))
+                    .add_filter(tr("Images"), &["png", "jpg", "jpeg", "webp"])
                     .pick_file()
                     .map(Picked::Image)
             }),
@@ -482,12 +490,19 @@ impl EaselApp {
             }
             Command::UseParameters(text) => self.use_parameters(&text),
             Command::SetOutputFormat(format) => self.settings.output_format = format,
+            Command::SetLanguage(language) => {
+                self.settings.language = language;
+                super::i18n::set_language(self.settings.ui_language());
+                self.save_settings();
+            }
             Command::DeleteGalleryItem(index) => {
                 if let Some(item) = self.gallery.remove(index)
                     && let Err(err) = std::fs::remove_file(&item.path)
                 {
-                    self.messages
-                        .push(format!("could not delete {}: {err}", item.path.display()));
+                    self.messages.push(trf(
+                        "could not delete {path}: {error}",
+                        &[("path", &item.path.display()), ("error", &err)],
+                    ));
                 }
             }
             Command::OpenOutputs => {
@@ -509,13 +524,13 @@ impl EaselApp {
                         }
                     }
                     // "No such file or directory" here is about the opener, not the folder.
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.messages.push(format!(
-                        "could not show the folder: this system has no `{opener}` program; the outputs are in {}",
-                        dir.display()
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => self.messages.push(trf(
+                        "could not show the folder: this system has no `{opener}` program; the outputs are in {folder}",
+                        &[("opener", &opener), ("folder", &dir.display())],
                     )),
-                    Err(err) => self.messages.push(format!(
-                        "could not show the folder with `{opener}` ({err}); the outputs are in {}",
-                        dir.display()
+                    Err(err) => self.messages.push(trf(
+                        "could not show the folder with `{opener}` ({error}); the outputs are in {folder}",
+                        &[("opener", &opener), ("error", &err), ("folder", &dir.display())],
                     )),
                 }
             }
@@ -560,8 +575,9 @@ impl EaselApp {
     /// and each is reported in a message.
     fn use_parameters(&mut self, text: &str) {
         let Some(metadata) = crate::infotext::read_infotext(text) else {
-            self.messages
-                .push("these parameters could not be used: no generation settings were found in them".into());
+            self.messages.push(
+                tr("these parameters could not be used: no generation settings were found in them").into(),
+            );
             return;
         };
         let (mut p, problems) = metadata.generation_params();
@@ -571,12 +587,16 @@ impl EaselApp {
                 crate::infotext::ReplayProblem::Schedule(_) => p.schedule = self.settings.params.schedule,
                 crate::infotext::ReplayProblem::Other(_) => {}
             }
-            self.messages
-                .push(format!("{problem}; the current choice is kept"));
+            self.messages.push(trf(
+                "{problem}; the current choice is kept",
+                &[("problem", &problem)],
+            ));
         }
         for warning in metadata.warnings {
-            self.messages
-                .push(format!("parameters from {}: {warning}", metadata.generator));
+            self.messages.push(trf(
+                "parameters from {generator}: {warning}",
+                &[("generator", &metadata.generator), ("warning", &warning)],
+            ));
         }
         if let Some(strength) = p.denoising_strength {
             self.settings.img2img = crate::infotext::read_img2img(&p.extra);
@@ -615,9 +635,9 @@ impl EaselApp {
             return;
         };
         if units.len() > 1 {
-            self.messages.push(format!(
-                "these parameters use {} ControlNet units; the ControlNet section takes the first",
-                units.len()
+            self.messages.push(trf(
+                "these parameters use {count} ControlNet units; the ControlNet section takes the first",
+                &[("count", &units.len())],
             ));
         }
         let entries = self.prompt.controlnet().entries();
@@ -629,9 +649,9 @@ impl EaselApp {
             c.enabled = true;
         } else {
             c.enabled = false;
-            self.messages.push(format!(
-                "these parameters use ControlNet '{}', which is not in your ControlNet folders; ControlNet is off",
-                info.model
+            self.messages.push(trf(
+                "these parameters use ControlNet '{model}', which is not in your ControlNet folders; ControlNet is off",
+                &[("model", &info.model)],
             ));
         }
         c.preprocessor.clone_from(&info.module);
@@ -671,7 +691,10 @@ impl EaselApp {
             }
         });
         if let Err(err) = spawned {
-            self.messages.push(format!("could not open the {what}: {err}"));
+            self.messages.push(trf(
+                "could not open the {what}: {error}",
+                &[("what", &what), ("error", &err)],
+            ));
         }
     }
 
@@ -729,7 +752,7 @@ impl EaselApp {
     fn central_ui(&mut self, ui: &mut egui::Ui) {
         for (i, message) in self.messages.iter().enumerate() {
             ui.horizontal_top(|ui| {
-                if ui.small_button("×").on_hover_text("dismiss").clicked() {
+                if ui.small_button("×").on_hover_text(tr("dismiss")).clicked() {
                     self.commands.push(Command::DismissMessage(i));
                 }
                 ui.add(
@@ -744,25 +767,25 @@ impl EaselApp {
         if let Some(text) = &self.shown_infotext {
             ui.horizontal(|ui| {
                 ui.small(short(text));
-                if ui.small_button("Use parameters").clicked() {
+                if ui.small_button(tr("Use parameters")).clicked() {
                     self.commands.push(Command::UseParameters(text.clone()));
                 }
             });
         }
         canvas::toolbar_ui(ui, &mut self.canvas, &mut self.settings.tools);
         self.canvas
-            .ui(ui, self.gpu, &mut self.settings.tools, EMPTY_CANVAS_HINT);
+            .ui(ui, self.gpu, &mut self.settings.tools, tr(EMPTY_CANVAS_HINT));
     }
 
     fn menu_ui(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("File", |ui| {
+            ui.menu_button(tr("File"), |ui| {
                 let items = [
-                    ("Open image…", None, Command::OpenImage),
-                    ("Paste image", Some("Ctrl+V"), Command::PasteImage),
-                    ("Add model folder…", None, Command::AddFolder),
-                    ("Get models…", None, Command::GetModels),
-                    ("Open outputs folder", None, Command::OpenOutputs),
+                    (tr("Open image…"), None, Command::OpenImage),
+                    (tr("Paste image"), Some("Ctrl+V"), Command::PasteImage),
+                    (tr("Add model folder…"), None, Command::AddFolder),
+                    (tr("Get models…"), None, Command::GetModels),
+                    (tr("Open outputs folder"), None, Command::OpenOutputs),
                 ];
                 for (label, hint, command) in items {
                     let mut response = ui.button(label);
@@ -774,13 +797,13 @@ impl EaselApp {
                     }
                 }
             });
-            ui.menu_button("Settings", |ui| {
-                ui.label("Save images as");
+            ui.menu_button(tr("Settings"), |ui| {
+                ui.label(tr("Save images as"));
                 for format in crate::infotext::OutputFormat::ALL {
                     let label = match format {
-                        crate::infotext::OutputFormat::Png => "PNG (parameters text chunk)",
-                        crate::infotext::OutputFormat::Jpeg => "JPEG (A1111 EXIF UserComment)",
-                        crate::infotext::OutputFormat::WebP => "WebP, lossless (A1111 EXIF UserComment)",
+                        crate::infotext::OutputFormat::Png => tr("PNG (parameters text chunk)"),
+                        crate::infotext::OutputFormat::Jpeg => tr("JPEG (A1111 EXIF UserComment)"),
+                        crate::infotext::OutputFormat::WebP => tr("WebP, lossless (A1111 EXIF UserComment)"),
                     };
                     if ui.radio(self.settings.output_format == format, label).clicked() {
                         self.commands.push(Command::SetOutputFormat(format));
@@ -789,14 +812,15 @@ impl EaselApp {
                 ui.separator();
                 let mut on = self.settings.civitai_lookup;
                 if ui
-                    .checkbox(&mut on, "Look models up on Civitai by hash")
-                    .on_hover_text("Sends each model file's AutoV2 hash to civitai.com to show its name, trigger words and preview; off by default")
+                    .checkbox(&mut on, tr("Look models up on Civitai by hash"))
+                    .on_hover_text(tr("Sends each model file's AutoV2 hash to civitai.com to show its name, trigger words and preview; off by default"))
                     .changed()
                 {
                     self.commands.push(Command::SetCivitaiLookup(on));
                 }
             });
-            ui.menu_button("Help", |ui| self.dialogs.help_menu_ui(ui));
+            super::i18n::language_menu_ui(ui, self.settings.language, &mut self.commands);
+            ui.menu_button(tr("Help"), |ui| self.dialogs.help_menu_ui(ui));
         });
     }
 
@@ -846,17 +870,27 @@ impl eframe::App for EaselApp {
         }
         let downloaded = self.downloads.poll();
         for done in &downloaded {
-            self.messages.push(format!(
-                "downloaded {} ({}) to {}",
-                done.path
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default(),
-                done.kind.name(),
-                done.path
-                    .parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
+            self.messages.push(trf(
+                "downloaded {file} ({kind}) to {folder}",
+                &[
+                    (
+                        "file",
+                        &done
+                            .path
+                            .file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default(),
+                    ),
+                    ("kind", &done.kind.name()),
+                    (
+                        "folder",
+                        &done
+                            .path
+                            .parent()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
+                    ),
+                ],
             ));
         }
         if !downloaded.is_empty() {

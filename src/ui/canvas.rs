@@ -9,6 +9,7 @@ use eframe::egui::{
 };
 
 use super::canvas_gpu::{CanvasCallback, CanvasUniforms, Upload};
+use super::i18n::{tr, tr_noop};
 use crate::document::{self, Document, Layer, PixelRect, Tool, ToolSettings};
 
 const ZOOM_IN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Plus);
@@ -30,20 +31,20 @@ const TOGGLE_MASK: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key
 
 /// Every canvas shortcut, for the Help window.
 pub const SHORTCUTS: [(&str, &str); 14] = [
-    ("B", "Brush"),
-    ("M", "Rectangle fill"),
-    ("L", "Lasso fill"),
-    ("X", "Paint / erase"),
-    ("[ / ]", "Brush smaller / bigger"),
-    ("H", "Show / hide the mask"),
-    ("Ctrl+Z", "Undo"),
-    ("Ctrl+Shift+Z", "Redo"),
-    ("+ / -", "Zoom in / out"),
-    ("0", "Fit the picture"),
+    ("B", tr_noop("Brush")),
+    ("M", tr_noop("Rectangle fill")),
+    ("L", tr_noop("Lasso fill")),
+    ("X", tr_noop("Paint / erase")),
+    ("[ / ]", tr_noop("Brush smaller / bigger")),
+    ("H", tr_noop("Show / hide the mask")),
+    ("Ctrl+Z", tr_noop("Undo")),
+    ("Ctrl+Shift+Z", tr_noop("Redo")),
+    ("+ / -", tr_noop("Zoom in / out")),
+    ("0", tr_noop("Fit the picture")),
     ("1", "100 %"),
-    ("Wheel / pinch", "Zoom"),
-    ("Space+drag, middle drag", "Pan"),
-    ("Hold C", "Compare with the previous version"),
+    (tr_noop("Wheel / pinch"), tr_noop("Zoom")),
+    (tr_noop("Space+drag, middle drag"), tr_noop("Pan")),
+    (tr_noop("Hold C"), tr_noop("Compare with the previous version")),
 ];
 
 /// A live preview: the step's latent-resolution picture, shown at the job's picture size.
@@ -346,7 +347,7 @@ impl CanvasView {
             painter.text(
                 view.left_top() + Vec2::new(8.0, 8.0),
                 egui::Align2::LEFT_TOP,
-                "previous version",
+                tr("previous version"),
                 egui::FontId::proportional(14.0),
                 Color32::WHITE,
             );
@@ -410,7 +411,7 @@ impl CanvasView {
             painter.text(
                 r.left_top() + Vec2::new(2.0, -2.0),
                 egui::Align2::LEFT_BOTTOM,
-                "what the model sees",
+                tr("what the model sees"),
                 egui::FontId::proportional(11.0),
                 Color32::from_rgb(90, 200, 255),
             );
@@ -558,20 +559,21 @@ fn whole(w: u32, h: u32) -> PixelRect {
 /// The tool bar above the canvas: tools, brush, mask edits, undo/redo, overlay colour.
 pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSettings) {
     ui.horizontal_wrapped(|ui| {
-        ui.selectable_value(&mut tools.tool, Tool::Brush, "Brush")
+        ui.selectable_value(&mut tools.tool, Tool::Brush, tr("Brush"))
             .on_hover_text("B");
-        ui.selectable_value(&mut tools.tool, Tool::Rect, "Rectangle")
+        ui.selectable_value(&mut tools.tool, Tool::Rect, tr("Rectangle"))
             .on_hover_text("M");
-        ui.selectable_value(&mut tools.tool, Tool::Lasso, "Lasso")
+        ui.selectable_value(&mut tools.tool, Tool::Lasso, tr("Lasso"))
             .on_hover_text("L");
         ui.separator();
-        ui.selectable_value(&mut tools.brush.erase, false, "Paint");
-        ui.selectable_value(&mut tools.brush.erase, true, "Erase")
+        ui.selectable_value(&mut tools.brush.erase, false, tr("Paint"));
+        ui.selectable_value(&mut tools.brush.erase, true, tr("Erase"))
             .on_hover_text("X");
         ui.separator();
-        labelled_drag_ui(ui, "Size", &mut tools.brush.size, 1.0..=2048.0, 1.0).on_hover_text("[ and ]");
-        labelled_drag_ui(ui, "Hardness", &mut tools.brush.hardness, 0.0..=1.0, 0.01);
-        labelled_drag_ui(ui, "Opacity", &mut tools.brush.opacity, 0.0..=1.0, 0.01);
+        labelled_drag_ui(ui, tr("Size"), &mut tools.brush.size, 1.0..=2048.0, 1.0)
+            .on_hover_text(tr("[ and ]"));
+        labelled_drag_ui(ui, tr("Hardness"), &mut tools.brush.hardness, 0.0..=1.0, 0.01);
+        labelled_drag_ui(ui, tr("Opacity"), &mut tools.brush.opacity, 0.0..=1.0, 0.01);
         ui.separator();
         let has_doc = view.doc.is_some();
         ui.add_enabled_ui(has_doc, |ui| {
@@ -580,11 +582,16 @@ pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSett
                 .as_ref()
                 .map_or((false, false), |d| (d.can_undo(), d.can_redo()));
             let edits: [DocumentButton; 5] = [
-                ("Fill", Some("mask everything"), true, Document::fill_mask),
-                ("Clear", Some("remove the mask"), true, Document::clear_mask),
-                ("Invert", None, true, Document::invert_mask),
-                ("Undo", Some("Ctrl+Z"), can_undo, |d| _ = d.undo()),
-                ("Redo", Some("Ctrl+Shift+Z"), can_redo, |d| _ = d.redo()),
+                (tr("Fill"), Some(tr("mask everything")), true, Document::fill_mask),
+                (
+                    tr("Clear"),
+                    Some(tr("remove the mask")),
+                    true,
+                    Document::clear_mask,
+                ),
+                (tr("Invert"), None, true, Document::invert_mask),
+                (tr("Undo"), Some("Ctrl+Z"), can_undo, |d| _ = d.undo()),
+                (tr("Redo"), Some("Ctrl+Shift+Z"), can_redo, |d| _ = d.redo()),
             ];
             for (label, hint, enabled, edit) in edits {
                 let mut response = ui.add_enabled(enabled, egui::Button::new(label));
@@ -599,12 +606,13 @@ pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSett
             }
         });
         ui.separator();
-        ui.checkbox(&mut tools.show_mask, "Show mask").on_hover_text("H");
+        ui.checkbox(&mut tools.show_mask, tr("Show mask"))
+            .on_hover_text("H");
         let mut color = Color32::from_rgb(tools.mask_color[0], tools.mask_color[1], tools.mask_color[2]);
         if ui.color_edit_button_srgba(&mut color).changed() {
             tools.mask_color = [color.r(), color.g(), color.b()];
         }
-        labelled_drag_ui(ui, "Overlay", &mut tools.mask_opacity, 0.0..=1.0, 0.01);
+        labelled_drag_ui(ui, tr("Overlay"), &mut tools.mask_opacity, 0.0..=1.0, 0.01);
     });
 }
 

@@ -34,6 +34,8 @@ pub enum Command {
     UseParameters(String),
     /// Save generated images in this format from now on.
     SetOutputFormat(crate::infotext::OutputFormat),
+    /// Switch the UI language (applies at once; saved in the settings); `None` follows the system.
+    SetLanguage(Option<crate::config::Language>),
     /// Delete a gallery image (by index) from the outputs folder.
     DeleteGalleryItem(usize),
     /// Show the outputs folder in the system's file manager.

@@ -77,7 +77,10 @@ impl Downloads {
             match crate::download::spawn(request, paths.clone(), Endpoints::from_env(), wake) {
                 Ok(handle) => (DownloadState::Starting, Some(handle)),
                 Err(err) => (
-                    DownloadState::Failed(format!("could not start the download: {err}")),
+                    DownloadState::Failed(crate::ui::i18n::trf(
+                        "could not start the download: {error}",
+                        &[("error", &err)],
+                    )),
                     None,
                 ),
             };
@@ -137,15 +140,21 @@ impl Downloads {
 pub fn progress_text(progress: &Progress) -> String {
     use std::fmt::Write as _;
 
+    use crate::ui::i18n::trf;
     use crate::ui::text::human_size;
-    let mut text = human_size(progress.bytes);
-    if let Some(total) = progress.total_bytes {
-        text.push_str(" of ");
-        text.push_str(&human_size(total));
-    }
+    let mut text = match progress.total_bytes {
+        Some(total) => trf(
+            "{done} of {total}",
+            &[
+                ("done", &human_size(progress.bytes)),
+                ("total", &human_size(total)),
+            ],
+        ),
+        None => human_size(progress.bytes),
+    };
     let _ = write!(text, ", {:.1} MB/s", progress.bytes_per_sec / 1e6);
     if let Some(eta) = progress.eta_secs {
-        let _ = write!(text, ", {eta:.0} s left");
+        text.push_str(&trf(", {secs} s left", &[("secs", &format!("{eta:.0}"))]));
     }
     text
 }

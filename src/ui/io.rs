@@ -8,6 +8,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use crate::engine::GeneratedImage;
 use crate::infotext::{self, ImageMetadata, OutputFormat};
 use crate::models::registry::{self, ModelEntry};
+use crate::ui::i18n::{tr, trf};
 
 /// Longest side of gallery thumbnails, in pixels.
 const THUMB_PX: u32 = 128;
@@ -207,7 +208,7 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
         }
         IoTask::SaveDocument(dir, doc) => match save_document(&dir, &doc.0, &doc.1) {
             Ok(()) => Reply::Done,
-            Err(e) => Reply::Failed(format!("could not autosave the document: {e}")),
+            Err(e) => Reply::Failed(trf("could not autosave the document: {error}", &[("error", &e)])),
         },
         IoTask::LoadDocument(dir) => match load_document(&dir) {
             Some(doc) => Reply::Document(Box::new(doc)),
@@ -301,9 +302,9 @@ fn paste_image() -> Reply {
                 metadata,
             )
         }
-        Ok(_) => Reply::Failed("the clipboard image has an unexpected layout".into()),
-        Err(arboard::Error::ContentNotAvailable) => Reply::Failed("the clipboard holds no image".into()),
-        Err(e) => Reply::Failed(format!("could not read the clipboard: {e}")),
+        Ok(_) => Reply::Failed(tr("the clipboard image has an unexpected layout").into()),
+        Err(arboard::Error::ContentNotAvailable) => Reply::Failed(tr("the clipboard holds no image").into()),
+        Err(e) => Reply::Failed(trf("could not read the clipboard: {error}", &[("error", &e)])),
     }
 }
 
@@ -342,7 +343,12 @@ fn parameters_of(path: &Path) -> Option<String> {
 }
 
 fn load_rgba(path: &Path, max_side: Option<u32>) -> Result<Rgba, String> {
-    let img = image::open(path).map_err(|e| format!("could not open {}: {e}", path.display()))?;
+    let img = image::open(path).map_err(|e| {
+        trf(
+            "could not open {path}: {error}",
+            &[("path", &path.display()), ("error", &e)],
+        )
+    })?;
     let img = match max_side {
         Some(side) => img.thumbnail(side, side),
         None => img,
@@ -364,7 +370,12 @@ fn item(path: &Path) -> Result<GalleryItem, String> {
 }
 
 fn save(dir: &Path, image: &GeneratedImage, format: OutputFormat) -> Result<Reply, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        trf(
+            "could not create {path}: {error}",
+            &[("path", &dir.display()), ("error", &e)],
+        )
+    })?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
@@ -406,7 +417,7 @@ fn load_gallery(dir: &Path) -> Vec<GalleryItem> {
 fn face_mask(picture: &image::RgbImage) -> Result<(usize, image::GrayImage), String> {
     let fix = crate::request::FixSettings::default();
     let found = crate::detect::detect_faces(picture, crate::detect::FaceModel::Short, fix.confidence)
-        .map_err(|e| format!("could not look for faces: {e}"))?;
+        .map_err(|e| trf("could not look for faces: {error}", &[("error", &e)]))?;
     let (w, h) = picture.dimensions();
     let mut mask = image::GrayImage::new(w, h);
     for d in &found {

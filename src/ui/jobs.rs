@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use eframe::egui::{self, ColorImage, TextureHandle, TextureOptions};
 
+use super::i18n::{tr, trf};
 use super::text::short;
 use crate::config::{AppPaths, Mode, Settings};
 use crate::document::Document;
@@ -161,7 +162,7 @@ fn keep_structure_unit(models: &[crate::models::registry::ControlNetEntry]) -> R
         };
         return Ok(unit);
     }
-    Err("Keep structure needs an inpaint or tile ControlNet (control_v11p_sd15_inpaint or control_v11f1e_sd15_tile) in a ControlNet folder: File > Get models…, or turn Keep structure off".into())
+    Err(tr("Keep structure needs an inpaint or tile ControlNet (control_v11p_sd15_inpaint or control_v11f1e_sd15_tile) in a ControlNet folder: File > Get models…, or turn Keep structure off").into())
 }
 
 impl Submit<'_> {
@@ -180,20 +181,19 @@ impl Submit<'_> {
         if !c.enabled {
             return Ok(Vec::new());
         }
-        let model = c
-            .model
-            .clone()
-            .ok_or("choose a ControlNet model in the ControlNet section, or turn ControlNet off")?;
+        let model = c.model.clone().ok_or(tr(
+            "choose a ControlNet model in the ControlNet section, or turn ControlNet off",
+        ))?;
         let mut unit = c.unit(model);
         if c.image_file.is_some() {
-            let image = self
-                .control_image
-                .ok_or("the ControlNet control image is still loading (or could not be read); try again")?;
+            let image = self.control_image.ok_or(tr(
+                "the ControlNet control image is still loading (or could not be read); try again",
+            ))?;
             unit.image = Some(image.clone());
         } else if !has_init {
             let doc = self
                 .doc
-                .ok_or("ControlNet needs a control image: open a picture on the canvas, or choose a file in the ControlNet section")?;
+                .ok_or(tr("ControlNet needs a control image: open a picture on the canvas, or choose a file in the ControlNet section"))?;
             unit.image = Some(doc.image().clone());
             unit.mask = doc.has_mask().then(|| doc.mask().clone());
         }
@@ -242,9 +242,9 @@ impl Jobs {
         let init = match to.settings.mode {
             Mode::TextToImage => None,
             Mode::ImageToImage => {
-                let doc = to
-                    .doc
-                    .ok_or("image to image needs a picture: drop or open one onto the canvas")?;
+                let doc = to.doc.ok_or(tr(
+                    "image to image needs a picture: drop or open one onto the canvas",
+                ))?;
                 Some(InitImage {
                     image: doc.image().clone(),
                     mask: doc.has_mask().then(|| doc.mask().clone()),
@@ -260,11 +260,12 @@ impl Jobs {
     /// Queues an only-masked inpaint of the masked region with ADetailer's defaults
     /// (denoise 0.4, padding 32 px, mask blur 4).
     pub fn refine(&mut self, mut to: Submit<'_>) -> Result<(), String> {
-        let doc = to.doc.ok_or("open a picture first")?;
+        let doc = to.doc.ok_or(tr("open a picture first"))?;
         if !doc.has_mask() {
-            return Err(
-                "paint over the face or hand to refine first (or draw a box with the rectangle tool)".into(),
-            );
+            return Err(tr(
+                "paint over the face or hand to refine first (or draw a box with the rectangle tool)",
+            )
+            .into());
         }
         let init = InitImage {
             image: doc.image().clone(),
@@ -288,7 +289,7 @@ impl Jobs {
 
     /// Queues ADetailer's flow on the canvas picture (faces, its defaults): one job, one result.
     pub fn fix_faces(&mut self, mut to: Submit<'_>) -> Result<(), String> {
-        let doc = to.doc.ok_or("open a picture first")?;
+        let doc = to.doc.ok_or(tr("open a picture first"))?;
         let fix = crate::request::FixSettings {
             picture_only: true,
             control: if to.settings.keep_structure {
@@ -312,7 +313,7 @@ impl Jobs {
     /// Queues one image-to-image job per sweep strength, all with the same seed, and opens the
     /// picker that collects their results.
     pub fn strength_sweep(&mut self, mut to: Submit<'_>) -> Result<(), String> {
-        let doc = to.doc.ok_or("open a picture first")?;
+        let doc = to.doc.ok_or(tr("open a picture first"))?;
         let (image, mask) = (doc.image().clone(), doc.has_mask().then(|| doc.mask().clone()));
         if to.settings.random_seed {
             to.settings.params.seed = crate::params::random_seed();
@@ -483,7 +484,7 @@ pub fn request(
     let model = settings
         .selected_model
         .clone()
-        .ok_or("choose a model in the model browser first")?;
+        .ok_or(tr("choose a model in the model browser first"))?;
     if settings.random_seed {
         settings.params.seed = crate::params::random_seed();
     }
@@ -510,15 +511,24 @@ pub fn request(
 fn summary(request: &Request) -> String {
     let params = &request.params;
     let what = match (&request.init, params.denoising_strength) {
-        (Some(init), Some(strength)) if init.mask.is_some() => format!(" · inpaint {strength:.2}"),
-        (Some(_), Some(strength)) => format!(" · img2img {strength:.2}"),
+        (Some(init), Some(strength)) if init.mask.is_some() => trf(
+            " · inpaint {strength}",
+            &[("strength", &format!("{strength:.2}"))],
+        ),
+        (Some(_), Some(strength)) => trf(
+            " · img2img {strength}",
+            &[("strength", &format!("{strength:.2}"))],
+        ),
         _ => String::new(),
     };
-    format!(
-        "{} · {} steps · seed {}{what}",
-        short(&params.prompt),
-        params.steps,
-        params.seed
+    trf(
+        "{prompt} · {steps} steps · seed {seed}{what}",
+        &[
+            ("prompt", &short(&params.prompt)),
+            ("steps", &params.steps),
+            ("seed", &params.seed),
+            ("what", &what),
+        ],
     )
 }
 

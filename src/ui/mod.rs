@@ -11,6 +11,7 @@ mod canvas_gpu;
 mod civitai;
 mod command;
 mod downloads;
+mod i18n;
 mod io;
 mod jobs;
 mod only_masked;
@@ -50,6 +51,7 @@ pub fn run(started: std::time::Instant) -> anyhow::Result<()> {
             let (stored, warning) = Settings::load(&paths.settings_file());
             let settings = scripted.unwrap_or(stored);
             let mut app = EaselApp::new(&cc.egui_ctx, paths, settings)?;
+            i18n::add_system_cjk_font(&cc.egui_ctx);
             app.set_start_time(started);
             if let Some(warning) = warning {
                 tracing::warn!("{warning}");

@@ -14,6 +14,7 @@ use crate::document::Document;
 use crate::imaging::ops::HintResize;
 use crate::models::registry::ControlNetEntry;
 use crate::ui::command::{Command, PathKind};
+use crate::ui::i18n::{tr, trf};
 use crate::ui::io::{HintTask, IoTask, Rgba};
 
 /// The preprocessors offered, by the extension's module names.
@@ -25,6 +26,20 @@ const PREPROCESSORS: [&str; 6] = [
     "lineart_standard",
     "scribble_xdog",
 ];
+
+/// A control mode or resize mode label (stored in the settings in English, as A1111 writes it)
+/// in the UI language.
+fn shown(label: &str) -> &str {
+    match label {
+        "Balanced" => tr("Balanced"),
+        "My prompt is more important" => tr("My prompt is more important"),
+        "ControlNet is more important" => tr("ControlNet is more important"),
+        "Just Resize" => tr("Just resize"),
+        "Crop and Resize" => tr("Crop and resize"),
+        "Resize and Fill" => tr("Resize and fill"),
+        other => other,
+    }
+}
 
 /// The ControlNet section's state.
 #[derive(Default)]
@@ -95,7 +110,7 @@ impl ControlNetPanel {
         commands: &mut Vec<Command>,
     ) {
         let title = if settings.controlnet.enabled {
-            "ControlNet (on)"
+            tr("ControlNet (on)")
         } else {
             "ControlNet"
         };
@@ -114,14 +129,15 @@ impl ControlNetPanel {
     ) {
         let (width, height) = (settings.params.width, settings.params.height);
         let c = &mut settings.controlnet;
-        ui.checkbox(&mut c.enabled, "Use ControlNet").on_hover_text(
-            "keep the structure of the control image (edges, lines, the picture itself) while generating",
-        );
+        ui.checkbox(&mut c.enabled, tr("Use ControlNet"))
+            .on_hover_text(tr(
+                "keep the structure of the control image (edges, lines, the picture itself) while generating",
+            ));
         if self.scanned && self.entries.is_empty() {
-            ui.small("No ControlNet found. Put control_v11p_sd15_*.safetensors files in the controlnet folder (or a WebUI/ComfyUI folder added on the right), or use Get models….");
+            ui.small(tr("No ControlNet found. Put control_v11p_sd15_*.safetensors files in the controlnet folder (or a WebUI/ComfyUI folder added on the right), or use Get models…."));
         }
         egui::Grid::new("controlnet-grid").num_columns(2).show(ui, |ui| {
-            row_ui(ui, "ControlNet model", |ui| {
+            row_ui(ui, tr("ControlNet model"), |ui| {
                 let chosen = c
                     .model
                     .as_ref()
@@ -130,7 +146,7 @@ impl ControlNetPanel {
                         || {
                             c.model
                                 .as_ref()
-                                .map_or("(none)".to_owned(), |p| p.display().to_string())
+                                .map_or(tr("(none)").to_owned(), |p| p.display().to_string())
                         },
                         |e| e.label.clone(),
                     );
@@ -153,19 +169,22 @@ impl ControlNetPanel {
                     })
                     .response
             });
-            row_ui(ui, "Control image", |ui| {
+            row_ui(ui, tr("Control image"), |ui| {
                 ui.horizontal(|ui| {
                     let file = c.image_file.clone();
-                    if ui.selectable_label(file.is_none(), "Canvas picture").clicked() {
+                    if ui
+                        .selectable_label(file.is_none(), tr("Canvas picture"))
+                        .clicked()
+                    {
                         c.image_file = None;
                     }
                     let name = file
                         .as_ref()
                         .and_then(|p| p.file_name())
-                        .map_or("File…".to_owned(), |n| n.to_string_lossy().into_owned());
+                        .map_or(tr("File…").to_owned(), |n| n.to_string_lossy().into_owned());
                     if ui
                         .selectable_label(file.is_some(), name)
-                        .on_hover_text("use an image file as the control image")
+                        .on_hover_text(tr("use an image file as the control image"))
                         .clicked()
                     {
                         commands.push(Command::AskPath(PathKind::ControlImage));
@@ -173,7 +192,7 @@ impl ControlNetPanel {
                 })
                 .response
             });
-            row_ui(ui, "Preprocessor", |ui| {
+            row_ui(ui, tr("Preprocessor"), |ui| {
                 egui::ComboBox::from_id_salt("controlnet-preprocessor")
                     .selected_text(c.preprocessor.clone())
                     .show_ui(ui, |ui| {
@@ -185,64 +204,66 @@ impl ControlNetPanel {
             });
             match c.preprocessor.as_str() {
                 "canny" => {
-                    row_ui(ui, "Canny low threshold", |ui| {
+                    row_ui(ui, tr("Canny low threshold"), |ui| {
                         ui.add(egui::Slider::new(&mut c.canny_low, 1..=255))
                     });
-                    row_ui(ui, "Canny high threshold", |ui| {
+                    row_ui(ui, tr("Canny high threshold"), |ui| {
                         ui.add(egui::Slider::new(&mut c.canny_high, 1..=255))
                     });
                 }
                 "tile_resample" => {
-                    row_ui(ui, "Down sampling rate", |ui| {
+                    row_ui(ui, tr("Down sampling rate"), |ui| {
                         ui.add(egui::Slider::new(&mut c.tile_rate, 1.0..=8.0).step_by(0.01))
                     });
                 }
                 "scribble_xdog" => {
-                    row_ui(ui, "XDoG threshold", |ui| {
+                    row_ui(ui, tr("XDoG threshold"), |ui| {
                         ui.add(egui::Slider::new(&mut c.xdog_threshold, 1..=64))
                     });
                 }
                 _ => {}
             }
-            row_ui(ui, "Control weight", |ui| {
+            row_ui(ui, tr("Control weight"), |ui| {
                 ui.add(egui::Slider::new(&mut c.weight, 0.0..=2.0).step_by(0.05))
             });
-            row_ui(ui, "Starting control step", |ui| {
+            row_ui(ui, tr("Starting control step"), |ui| {
                 ui.add(egui::Slider::new(&mut c.start, 0.0..=1.0).step_by(0.01))
             });
-            row_ui(ui, "Ending control step", |ui| {
+            row_ui(ui, tr("Ending control step"), |ui| {
                 ui.add(egui::Slider::new(&mut c.end, 0.0..=1.0).step_by(0.01))
             });
             if c.start > c.end {
                 c.end = c.start;
             }
-            row_ui(ui, "Control mode", |ui| {
+            row_ui(ui, tr("Control mode"), |ui| {
                 egui::ComboBox::from_id_salt("controlnet-mode")
-                    .selected_text(c.mode.clone())
+                    .selected_text(shown(&c.mode).to_owned())
                     .show_ui(ui, |ui| {
                         for m in ControlMode::ALL {
-                            ui.selectable_value(&mut c.mode, m.label().to_owned(), m.label());
+                            ui.selectable_value(&mut c.mode, m.label().to_owned(), shown(m.label()));
                         }
                     })
                     .response
             });
-            row_ui(ui, "Resize mode", |ui| {
+            row_ui(ui, tr("Resize mode"), |ui| {
                 egui::ComboBox::from_id_salt("controlnet-resize")
-                    .selected_text(c.resize.clone())
+                    .selected_text(shown(&c.resize).to_owned())
                     .show_ui(ui, |ui| {
                         for r in [
                             HintResize::JustResize,
                             HintResize::CropAndResize,
                             HintResize::ResizeAndFill,
                         ] {
-                            ui.selectable_value(&mut c.resize, r.label().to_owned(), r.label());
+                            ui.selectable_value(&mut c.resize, r.label().to_owned(), shown(r.label()));
                         }
                     })
                     .response
             });
-            row_ui(ui, "Pixel perfect", |ui| ui.checkbox(&mut c.pixel_perfect, ""));
+            row_ui(ui, tr("Pixel perfect"), |ui| {
+                ui.checkbox(&mut c.pixel_perfect, "")
+            });
             if !c.pixel_perfect {
-                row_ui(ui, "Preprocessor resolution", |ui| {
+                row_ui(ui, tr("Preprocessor resolution"), |ui| {
                     ui.add(egui::DragValue::new(&mut c.processor_res).range(64..=2048))
                 });
             }
@@ -265,11 +286,11 @@ impl ControlNetPanel {
             _ => None,
         };
         if c.image_file.is_some() && file.is_none() {
-            ui.small("Reading the control image…");
+            ui.small(tr("Reading the control image…"));
             return;
         }
         if file.is_none() && doc.is_none() {
-            ui.small("The control image is the canvas picture: open or drop one.");
+            ui.small(tr("The control image is the canvas picture: open or drop one."));
             return;
         }
         // The canvas picture's revision stands for its pixels; a stroke in progress waits.
@@ -280,8 +301,8 @@ impl ControlNetPanel {
         };
         let key = format!("{c:?} {width}x{height} {source}");
         let refresh = ui
-            .small_button("Refresh preview")
-            .on_hover_text("run the preprocessor again")
+            .small_button(tr("Refresh preview"))
+            .on_hover_text(tr("run the preprocessor again"))
             .clicked();
         let stroking = doc.is_some_and(Document::stroking);
         if refresh || (!stroking && self.asked_for.as_deref() != Some(key.as_str())) {
@@ -299,13 +320,15 @@ impl ControlNetPanel {
             })));
         }
         if let Some(err) = &self.preview_error {
-            ui.small(format!("preprocessor: {err}"));
+            ui.small(trf("preprocessor: {error}", &[("error", err)]));
         }
         if let Some(tex) = &self.preview {
             let size = tex.size_vec2();
             let scale = (ui.available_width() / size.x).min(1.0);
             ui.add(egui::Image::new(tex).fit_to_exact_size(size * scale))
-                .on_hover_text("what the ControlNet sees (black = the area an inpaint hint repaints)");
+                .on_hover_text(tr(
+                    "what the ControlNet sees (black = the area an inpaint hint repaints)",
+                ));
         }
     }
 }

@@ -6,10 +6,11 @@ use eframe::egui::{self, Vec2};
 use crate::config::AppPaths;
 use crate::ui::canvas;
 use crate::ui::command::{Command, PathKind};
+use crate::ui::i18n::{tr, tr_noop, trf};
 use crate::ui::jobs::Sweep;
 
 /// The path window's prompt (also the accessible name of its text field).
-pub const PATH_LABEL: &str = "Type or paste a path, or browse for it:";
+pub const PATH_LABEL: &str = tr_noop("Type or paste a path, or browse for it:");
 
 /// Side of a sweep result in the picker, in points.
 const SWEEP_THUMB_PT: f32 = 128.0;
@@ -32,10 +33,10 @@ pub fn typed_path(text: &str) -> std::path::PathBuf {
 impl Dialogs {
     /// The Help menu's entries (they open the windows).
     pub fn help_menu_ui(&mut self, ui: &mut egui::Ui) {
-        if ui.button("Shortcuts").clicked() {
+        if ui.button(tr("Shortcuts")).clicked() {
             self.show_shortcuts = true;
         }
-        if ui.button("About").clicked() {
+        if ui.button(tr("About")).clicked() {
             self.show_about = true;
         }
     }
@@ -59,27 +60,32 @@ impl Dialogs {
         commands: &mut Vec<Command>,
     ) {
         let ctx = ui.ctx();
-        egui::Window::new("Shortcuts")
+        egui::Window::new(tr("Shortcuts"))
+            .id(egui::Id::unique("shortcuts-window"))
             .open(&mut self.show_shortcuts)
             .show(ctx, |ui| {
                 egui::Grid::new("shortcuts").show(ui, |ui| {
-                    for (keys, what) in [("Ctrl+Enter", "Generate"), ("Esc", "Cancel the running job")]
-                        .into_iter()
-                        .chain(canvas::SHORTCUTS)
+                    for (keys, what) in [
+                        ("Ctrl+Enter", tr("Generate")),
+                        ("Esc", tr("Cancel the running job")),
+                    ]
+                    .into_iter()
+                    .chain(canvas::SHORTCUTS.map(|(keys, what)| (keys, tr(what))))
                     {
-                        ui.monospace(keys);
+                        ui.monospace(tr(keys));
                         ui.label(what);
                         ui.end_row();
                     }
                 });
             });
-        egui::Window::new("About Easel")
+        egui::Window::new(tr("About Easel"))
+            .id(egui::Id::unique("about-window"))
             .open(&mut self.show_about)
             .show(ctx, |ui| {
                 ui.label(format!("Easel {}", env!("CARGO_PKG_VERSION")));
-                ui.label(format!("Data folder: {}", paths.data_dir.display()));
-                ui.label(format!("Outputs: {}", paths.outputs_dir.display()));
-                ui.label(format!("Log: {}", paths.log_file().display()));
+                ui.label(trf("Data folder: {path}", &[("path", &paths.data_dir.display())]));
+                ui.label(trf("Outputs: {path}", &[("path", &paths.outputs_dir.display())]));
+                ui.label(trf("Log: {path}", &[("path", &paths.log_file().display())]));
             });
         if let Some(sweep) = sweep {
             sweep_ui(ctx, sweep, commands);
@@ -94,9 +100,9 @@ impl Dialogs {
             return;
         };
         let (title, hint, action) = match kind {
-            PathKind::ModelFolder => ("Add a model folder", "/path/to/models", "Add"),
-            PathKind::Image => ("Open an image", "/path/to/picture.png", "Open"),
-            PathKind::ControlImage => ("Choose a control image", "/path/to/control.png", "Use"),
+            PathKind::ModelFolder => (tr("Add a model folder"), "/path/to/models", tr("Add")),
+            PathKind::Image => (tr("Open an image"), "/path/to/picture.png", tr("Open")),
+            PathKind::ControlImage => (tr("Choose a control image"), "/path/to/control.png", tr("Use")),
         };
         let mut open = true;
         let mut cancel = false;
@@ -104,7 +110,7 @@ impl Dialogs {
             .open(&mut open)
             .collapsible(false)
             .show(ctx, |ui| {
-                let label = ui.label(PATH_LABEL);
+                let label = ui.label(tr(PATH_LABEL));
                 let field = ui
                     .add(
                         egui::TextEdit::singleline(text)
@@ -118,10 +124,10 @@ impl Dialogs {
                     if ui.add_enabled(typed, egui::Button::new(action)).clicked() || (entered && typed) {
                         commands.push(Command::UsePath(*kind, typed_path(text)));
                     }
-                    if ui.button("Browse…").clicked() {
+                    if ui.button(tr("Browse…")).clicked() {
                         commands.push(Command::Browse(*kind));
                     }
-                    cancel = ui.button("Cancel").clicked();
+                    cancel = ui.button(tr("Cancel")).clicked();
                 });
             });
         if !open || cancel {
@@ -133,24 +139,27 @@ impl Dialogs {
 /// The strength sweep picker: a labelled row of results; a click keeps one as the next version.
 fn sweep_ui(ctx: &egui::Context, sweep: &Sweep, commands: &mut Vec<Command>) {
     let mut open = true;
-    egui::Window::new("Strength sweep")
+    egui::Window::new(tr("Strength sweep"))
+        .id(egui::Id::unique("strength-sweep-window"))
         .open(&mut open)
         .show(ctx, |ui| {
-            ui.label(format!(
-                "{} of {} done; click one to keep it as the next version",
-                sweep.results.len(),
-                sweep.job_count()
+            ui.label(trf(
+                "{done} of {total} done; click one to keep it as the next version",
+                &[("done", &sweep.results.len()), ("total", &sweep.job_count())],
             ));
             ui.horizontal_wrapped(|ui| {
                 for (i, result) in sweep.results.iter().enumerate() {
                     ui.vertical(|ui| {
-                        let label = format!("strength {:.1}", result.strength);
+                        let label = trf(
+                            "strength {strength}",
+                            &[("strength", &format!("{:.1}", result.strength))],
+                        );
                         let button = egui::Button::image(
                             egui::Image::new(&result.texture)
                                 .max_size(Vec2::splat(SWEEP_THUMB_PT))
                                 .alt_text(label.clone()),
                         );
-                        if ui.add(button).on_hover_text("keep this one").clicked() {
+                        if ui.add(button).on_hover_text(tr("keep this one")).clicked() {
                             commands.push(Command::KeepSweepResult(i));
                         }
                         ui.label(label);

@@ -5,6 +5,7 @@ use eframe::egui::{self, TextureHandle, Vec2};
 
 use super::texture;
 use crate::ui::command::Command;
+use crate::ui::i18n::{tr, trf};
 use crate::ui::io::GalleryItem;
 use crate::ui::jobs::Running;
 
@@ -65,8 +66,8 @@ impl GalleryPanel {
             progress_ui(ui, running);
         }
         ui.horizontal(|ui| {
-            ui.label(format!("Gallery ({})", self.entries.len()));
-            if ui.small_button("Open folder").clicked() {
+            ui.label(trf("Gallery ({count})", &[("count", &self.entries.len())]));
+            if ui.small_button(tr("Open folder")).clicked() {
                 commands.push(Command::OpenOutputs);
             }
         });
@@ -91,16 +92,16 @@ impl GalleryPanel {
                     }
                     response.context_menu(|ui| {
                         if let Some(text) = &item.infotext {
-                            if ui.button("Use parameters").clicked() {
+                            if ui.button(tr("Use parameters")).clicked() {
                                 commands.push(Command::UseParameters(text.clone()));
                                 ui.close();
                             }
-                            if ui.button("Copy infotext").clicked() {
+                            if ui.button(tr("Copy infotext")).clicked() {
                                 ui.copy_text(text.clone());
                                 ui.close();
                             }
                         }
-                        if ui.button("Delete…").clicked() {
+                        if ui.button(tr("Delete…")).clicked() {
                             self.confirm_delete = Some(i);
                             ui.close();
                         }
@@ -117,15 +118,16 @@ impl GalleryPanel {
             return;
         };
         let mut decision = None;
-        egui::Window::new("Delete image?")
+        egui::Window::new(tr("Delete image?"))
+            .id(egui::Id::unique("delete-image-window"))
             .collapsible(false)
             .show(ctx, |ui| {
-                ui.label("The PNG file is removed from the outputs folder.");
+                ui.label(tr("The PNG file is removed from the outputs folder."));
                 ui.horizontal(|ui| {
-                    if ui.button("Delete").clicked() {
+                    if ui.button(tr("Delete")).clicked() {
                         decision = Some(true);
                     }
-                    if ui.button("Keep").clicked() {
+                    if ui.button(tr("Keep")).clicked() {
                         decision = Some(false);
                     }
                 });
@@ -146,15 +148,20 @@ fn progress_ui(ui: &mut egui::Ui, running: &Running) {
             let info = p.info;
             let done = info.batch * info.steps + info.step;
             let total = (info.batch_count * info.steps).max(1);
-            ui.add(egui::ProgressBar::new(done as f32 / total as f32).text(format!(
-                "step {}/{} · {:.2} it/s · ETA {:.0} s",
-                info.step, info.steps, p.steps_per_sec, p.eta_secs
+            ui.add(egui::ProgressBar::new(done as f32 / total as f32).text(trf(
+                "step {step}/{steps} · {speed} it/s · ETA {eta} s",
+                &[
+                    ("step", &info.step),
+                    ("steps", &info.steps),
+                    ("speed", &format!("{:.2}", p.steps_per_sec)),
+                    ("eta", &format!("{:.0}", p.eta_secs)),
+                ],
             )));
         }
         None => {
             ui.horizontal(|ui| {
                 ui.spinner();
-                ui.label("loading the model…");
+                ui.label(tr("loading the model…"));
             });
         }
     }

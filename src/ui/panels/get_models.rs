@@ -7,11 +7,12 @@ use eframe::egui::{self, Color32};
 use crate::download::{Catalogue, DownloadRequest, ModelKind, Source};
 use crate::ui::command::Command;
 use crate::ui::downloads::{DownloadState, Downloads, progress_text};
+use crate::ui::i18n::{tr, tr_noop, trf};
 use crate::ui::text::human_size;
 
 /// The source field's label (also its accessible name).
 pub const SOURCE_LABEL: &str =
-    "Hugging Face file (org/repo/file.safetensors), Civitai page or id, or https URL:";
+    tr_noop("Hugging Face file (org/repo/file.safetensors), Civitai page or id, or https URL:");
 
 /// The window's own state: open or not, the typed source and its kind.
 pub struct GetModelsDialog {
@@ -50,7 +51,8 @@ impl GetModelsDialog {
     /// Draws the window when open.
     pub fn ui(&mut self, ctx: &egui::Context, downloads: &Downloads, commands: &mut Vec<Command>) {
         let mut open = self.open;
-        egui::Window::new("Get models")
+        egui::Window::new(tr("Get models"))
+            .id(egui::Id::unique("get-models-window"))
             .open(&mut open)
             .default_width(640.0)
             .show(ctx, |ui| {
@@ -71,7 +73,9 @@ impl GetModelsDialog {
                 return;
             }
         };
-        ui.label("Starter files from Hugging Face, checked against their published SHA-256:");
+        ui.label(tr(
+            "Starter files from Hugging Face, checked against their published SHA-256:",
+        ));
         egui::Grid::new("catalogue").striped(true).show(ui, |ui| {
             for entry in &catalogue.entries {
                 ui.label(&entry.name).on_hover_text(&entry.description);
@@ -79,14 +83,17 @@ impl GetModelsDialog {
                 ui.label(
                     entry
                         .size_bytes
-                        .map_or_else(|| "size: see hub".into(), human_size),
+                        .map_or_else(|| tr("size: see hub").into(), human_size),
                 );
                 ui.label(&entry.licence);
                 let key = catalogue_key(&entry.id);
                 let running = downloads.get(&key).is_some_and(|d| d.state.is_active());
                 let button = ui
-                    .add_enabled(!running, egui::Button::new("Download"))
-                    .on_hover_text(format!("{} from {}", entry.file_name(), entry.source));
+                    .add_enabled(!running, egui::Button::new(tr("Download")))
+                    .on_hover_text(trf(
+                        "{file} from {source}",
+                        &[("file", &entry.file_name()), ("source", &entry.source)],
+                    ));
                 if button.clicked()
                     && let Ok(request) = entry.request()
                 {
@@ -102,7 +109,7 @@ impl GetModelsDialog {
     }
 
     fn source_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
-        let label = ui.label(SOURCE_LABEL);
+        let label = ui.label(tr(SOURCE_LABEL));
         let field = ui
             .add(
                 egui::TextEdit::singleline(&mut self.source)
@@ -112,11 +119,11 @@ impl GetModelsDialog {
             .labelled_by(label.id);
         let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         ui.horizontal(|ui| {
-            let kind_label = ui.label("Kind");
+            let kind_label = ui.label(tr("Kind"));
             egui::ComboBox::from_id_salt("download-kind")
-                .selected_text(self.kind.map_or("from the source", ModelKind::name))
+                .selected_text(self.kind.map_or(tr("from the source"), ModelKind::name))
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut self.kind, None, "from the source");
+                    ui.selectable_value(&mut self.kind, None, tr("from the source"));
                     for kind in ModelKind::ALL {
                         ui.selectable_value(&mut self.kind, Some(kind), kind.name());
                     }
@@ -125,7 +132,7 @@ impl GetModelsDialog {
                 .labelled_by(kind_label.id);
             let typed = !self.source.trim().is_empty();
             if ui
-                .add_enabled(typed, egui::Button::new("Download source"))
+                .add_enabled(typed, egui::Button::new(tr("Download source")))
                 .clicked()
                 || (entered && typed)
             {
@@ -148,14 +155,16 @@ impl GetModelsDialog {
         if let Some(err) = &self.source_error {
             ui.colored_label(Color32::from_rgb(230, 120, 100), err);
         }
-        ui.small("Gated files need HF_TOKEN (Hugging Face) or CIVITAI_TOKEN set before Easel starts.");
+        ui.small(tr(
+            "Gated files need HF_TOKEN (Hugging Face) or CIVITAI_TOKEN set before Easel starts.",
+        ));
     }
 }
 
 /// The downloads: progress and Cancel while running, where it went or why it failed after.
 fn downloads_ui(ui: &mut egui::Ui, downloads: &Downloads, commands: &mut Vec<Command>) {
     if downloads.items().is_empty() {
-        ui.weak("No downloads yet.");
+        ui.weak(tr("No downloads yet."));
         return;
     }
     for item in downloads.items() {
@@ -164,7 +173,7 @@ fn downloads_ui(ui: &mut egui::Ui, downloads: &Downloads, commands: &mut Vec<Com
             match &item.state {
                 DownloadState::Starting => {
                     ui.spinner();
-                    ui.label("asking the server…");
+                    ui.label(tr("asking the server…"));
                 }
                 DownloadState::Running(progress) => {
                     let bar = progress.map_or_else(
@@ -179,14 +188,14 @@ fn downloads_ui(ui: &mut egui::Ui, downloads: &Downloads, commands: &mut Vec<Com
                 }
                 DownloadState::Retrying(why) => {
                     ui.spinner();
-                    ui.label(format!("resuming: {why}"));
+                    ui.label(trf("resuming: {reason}", &[("reason", why)]));
                 }
                 DownloadState::Verifying => {
                     ui.spinner();
-                    ui.label("checking the SHA-256…");
+                    ui.label(tr("checking the SHA-256…"));
                 }
                 DownloadState::Done(path) => {
-                    ui.label(format!("saved to {}", path.display()));
+                    ui.label(trf("saved to {path}", &[("path", &path.display())]));
                 }
                 DownloadState::Failed(message) => {
                     ui.add(
@@ -198,12 +207,12 @@ fn downloads_ui(ui: &mut egui::Ui, downloads: &Downloads, commands: &mut Vec<Com
                 }
             }
             if item.state.is_active() {
-                if ui.button("Cancel").clicked() {
+                if ui.button(tr("Cancel")).clicked() {
                     commands.push(Command::CancelDownload(item.key.clone()));
                 }
             } else if ui
                 .small_button("×")
-                .on_hover_text("remove from the list")
+                .on_hover_text(tr("remove from the list"))
                 .clicked()
             {
                 commands.push(Command::DismissDownload(item.key.clone()));

@@ -8,6 +8,26 @@ use crate::config::{Mode, Settings};
 use crate::document::Document;
 use crate::request::{InpaintArea, MaskedContent, ResizeMode, VaeEncoder};
 use crate::ui::command::Command;
+use crate::ui::i18n::tr;
+
+/// A1111's resize modes, in the UI language.
+fn resize_mode_label(mode: ResizeMode) -> &'static str {
+    match mode {
+        ResizeMode::JustResize => tr("Just resize"),
+        ResizeMode::CropAndResize => tr("Crop and resize"),
+        ResizeMode::ResizeAndFill => tr("Resize and fill"),
+    }
+}
+
+/// A1111's masked-content choices, in the UI language.
+fn masked_content_label(content: MaskedContent) -> &'static str {
+    match content {
+        MaskedContent::Fill => tr("fill"),
+        MaskedContent::Original => tr("original"),
+        MaskedContent::LatentNoise => tr("latent noise"),
+        MaskedContent::LatentNothing => tr("latent nothing"),
+    }
+}
 
 /// The image-to-image section (no state of its own: everything it edits is in the settings).
 #[derive(Default)]
@@ -21,25 +41,27 @@ impl Img2ImgPanel {
     )]
     pub fn ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, doc: Option<&Document>) {
         ui.horizontal(|ui| {
-            ui.selectable_value(&mut settings.mode, Mode::TextToImage, "Text to image");
-            ui.selectable_value(&mut settings.mode, Mode::ImageToImage, "Image to image")
-                .on_hover_text("start from the canvas picture; a painted mask makes it inpainting");
+            ui.selectable_value(&mut settings.mode, Mode::TextToImage, tr("Text to image"));
+            ui.selectable_value(&mut settings.mode, Mode::ImageToImage, tr("Image to image"))
+                .on_hover_text(tr(
+                    "start from the canvas picture; a painted mask makes it inpainting",
+                ));
         });
         if settings.mode != Mode::ImageToImage {
             return;
         }
         let s = &mut settings.img2img;
         egui::Grid::new("img2img").num_columns(2).show(ui, |ui| {
-            row_ui(ui, "Denoising strength", |ui| {
+            row_ui(ui, tr("Denoising strength"), |ui| {
                 ui.add(egui::Slider::new(&mut settings.strength, 0.0..=1.0).step_by(0.01))
             });
             combo_row_ui(
                 ui,
-                "Resize mode",
+                tr("Resize mode"),
                 "resize_mode",
                 &mut s.resize_mode,
                 &ResizeMode::ALL,
-                ResizeMode::label,
+                resize_mode_label,
             );
             row_ui(ui, "Encoder", |ui| {
                 let mut taesd = settings.vae_encoder == VaeEncoder::Taesd;
@@ -59,41 +81,45 @@ impl Img2ImgPanel {
         });
         let masked = doc.is_some_and(Document::has_mask);
         egui::CollapsingHeader::new(if masked {
-            "Inpaint (mask painted)"
+            tr("Inpaint (mask painted)")
         } else {
-            "Inpaint"
+            tr("Inpaint")
         })
         .default_open(masked)
         .show(ui, |ui| {
             egui::Grid::new("inpaint").num_columns(2).show(ui, |ui| {
-                row_ui(ui, "Mask blur", |ui| {
+                row_ui(ui, tr("Mask blur"), |ui| {
                     ui.add(egui::DragValue::new(&mut s.mask_blur).range(0..=64))
                 });
                 combo_row_ui(
                     ui,
-                    "Masked content",
+                    tr("Masked content"),
                     "masked_content",
                     &mut s.masked_content,
                     &MaskedContent::ALL,
-                    MaskedContent::label,
+                    masked_content_label,
                 );
-                row_ui(ui, "Inpaint area", |ui| {
+                row_ui(ui, tr("Inpaint area"), |ui| {
                     ui.horizontal(|ui| {
-                        ui.selectable_value(&mut s.inpaint_area, InpaintArea::WholePicture, "Whole picture");
-                        ui.selectable_value(&mut s.inpaint_area, InpaintArea::OnlyMasked, "Only masked");
+                        ui.selectable_value(
+                            &mut s.inpaint_area,
+                            InpaintArea::WholePicture,
+                            tr("Whole picture"),
+                        );
+                        ui.selectable_value(&mut s.inpaint_area, InpaintArea::OnlyMasked, tr("Only masked"));
                     })
                     .response
                 });
-                row_ui(ui, "Only masked padding", |ui| {
+                row_ui(ui, tr("Only masked padding"), |ui| {
                     ui.add(egui::DragValue::new(&mut s.padding).range(0..=256))
                 });
-                row_ui(ui, "Mask mode", |ui| {
-                    ui.checkbox(&mut s.invert_mask, "Inpaint not masked")
+                row_ui(ui, tr("Mask mode"), |ui| {
+                    ui.checkbox(&mut s.invert_mask, tr("Inpaint not masked"))
                 });
-                row_ui(ui, "Conditional mask weight", |ui| {
+                row_ui(ui, tr("Conditional mask weight"), |ui| {
                     ui.add(egui::Slider::new(&mut s.mask_weight, 0.0..=1.0))
                 })
-                .on_hover_text("inpainting models only");
+                .on_hover_text(tr("inpainting models only"));
             });
         });
     }
@@ -110,19 +136,19 @@ impl Img2ImgPanel {
         ui.horizontal(|ui| {
             let has_doc = doc.is_some();
             if ui
-                .add_enabled(has_doc && masked, egui::Button::new("Refine"))
-                .on_hover_text("repaint only the masked area at full resolution (denoise 0.4, padding 32, blur 4): for faces and hands")
-                .on_disabled_hover_text("paint a mask over the face or hand first")
+                .add_enabled(has_doc && masked, egui::Button::new(tr("Refine")))
+                .on_hover_text(tr("repaint only the masked area at full resolution (denoise 0.4, padding 32, blur 4): for faces and hands"))
+                .on_disabled_hover_text(tr("paint a mask over the face or hand first"))
                 .clicked()
             {
                 commands.push(Command::Refine);
             }
-            ui.checkbox(&mut settings.keep_structure, "Keep structure").on_hover_text(
+            ui.checkbox(&mut settings.keep_structure, tr("Keep structure")).on_hover_text(tr(
                 "Refine adds a ControlNet inpaint unit (or tile, when that is the one you have), so the repainted area keeps its shapes; needs control_v11p_sd15_inpaint or control_v11f1e_sd15_tile in a ControlNet folder",
-            );
+            ));
             if ui
-                .add_enabled(has_doc, egui::Button::new("Strength sweep"))
-                .on_hover_text("one image per strength 0.3 … 0.8 with the same seed")
+                .add_enabled(has_doc, egui::Button::new(tr("Strength sweep")))
+                .on_hover_text(tr("one image per strength 0.3 … 0.8 with the same seed"))
                 .clicked()
             {
                 commands.push(Command::StrengthSweep);
@@ -131,17 +157,17 @@ impl Img2ImgPanel {
         ui.horizontal(|ui| {
             let has_doc = doc.is_some();
             if ui
-                .add_enabled(has_doc, egui::Button::new("Find faces"))
-                .on_hover_text("mask every face the detector finds (MediaPipe, confidence 0.5, boxes grown by 4 px)")
-                .on_disabled_hover_text("open a picture first")
+                .add_enabled(has_doc, egui::Button::new(tr("Find faces")))
+                .on_hover_text(tr("mask every face the detector finds (MediaPipe, confidence 0.5, boxes grown by 4 px)"))
+                .on_disabled_hover_text(tr("open a picture first"))
                 .clicked()
             {
                 commands.push(Command::FindFaces);
             }
             if ui
-                .add_enabled(has_doc, egui::Button::new("Fix faces"))
-                .on_hover_text("repaint every face at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)")
-                .on_disabled_hover_text("open a picture first")
+                .add_enabled(has_doc, egui::Button::new(tr("Fix faces")))
+                .on_hover_text(tr("repaint every face at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)"))
+                .on_disabled_hover_text(tr("open a picture first"))
                 .clicked()
             {
                 commands.push(Command::FixFaces);

@@ -11,6 +11,7 @@ use crate::config::AppPaths;
 use crate::download::CivitaiInfo;
 use crate::models::registry::{LoraEntry, ModelEntry};
 use crate::ui::command::Command;
+use crate::ui::i18n::{tr, trf};
 use crate::ui::io::{IoTask, Rgba};
 use crate::ui::text::human_size;
 
@@ -138,7 +139,8 @@ impl ModelsPanel {
                 i.model_name, i.version_name, i.base_model
             );
             if !i.trained_words.is_empty() {
-                text.push_str("\ntrigger words: ");
+                text.push('\n');
+                text.push_str(tr("trigger words: "));
                 text.push_str(&i.trained_words.join(", "));
             }
             text
@@ -191,19 +193,19 @@ impl ModelsPanel {
         paths: &AppPaths,
         commands: &mut Vec<Command>,
     ) {
-        ui.heading("Models");
+        ui.heading(tr("Models"));
         ui.horizontal(|ui| {
-            let l = ui.label("Filter");
+            let l = ui.label(tr("Filter"));
             ui.text_edit_singleline(&mut self.filter).labelled_by(l.id);
         });
         ui.horizontal(|ui| {
-            if ui.button("Add folder…").clicked() {
+            if ui.button(tr("Add folder…")).clicked() {
                 commands.push(Command::AddFolder);
             }
-            if ui.button("Rescan").clicked() {
+            if ui.button(tr("Rescan")).clicked() {
                 commands.push(Command::Rescan);
             }
-            if ui.button("Get models…").clicked() {
+            if ui.button(tr("Get models…")).clicked() {
                 commands.push(Command::GetModels);
             }
             if self.scanning {
@@ -212,12 +214,12 @@ impl ModelsPanel {
         });
         ui.separator();
         if self.models.is_empty() && !self.scanning {
-            ui.label(format!(
-                "No models found. Put .safetensors checkpoints in\n{}\nor add your A1111 / ComfyUI folder, or download one:",
-                paths.default_models_dir.display()
+            ui.label(trf(
+                "No models found. Put .safetensors checkpoints in\n{folder}\nor add your A1111 / ComfyUI folder, or download one:",
+                &[("folder", &paths.default_models_dir.display())],
             ));
             if ui
-                .button("Get models: SD 1.5, VAE, TAESD, LCM-LoRA, ControlNets…")
+                .button(tr("Get models: SD 1.5, VAE, TAESD, LCM-LoRA, ControlNets…"))
                 .clicked()
             {
                 commands.push(Command::GetModels);
@@ -228,8 +230,8 @@ impl ModelsPanel {
             for m in filtered(&self.models, &self.filter) {
                 let hash = match self.hashes.get(&m.path) {
                     Some(Ok(h)) => h.clone(),
-                    Some(Err(_)) => "no hash".into(),
-                    None if m.hashable() => "hashing…".into(),
+                    Some(Err(_)) => tr("no hash").into(),
+                    None if m.hashable() => tr("hashing…").into(),
                     None => String::new(),
                 };
                 let badge = m.family.map_or("?", |f| f.label());
@@ -250,13 +252,13 @@ impl ModelsPanel {
     }
 
     fn loras_ui(&self, ui: &mut egui::Ui, paths: &AppPaths, commands: &mut Vec<Command>) {
-        egui::CollapsingHeader::new(format!("LoRAs ({})", self.loras.len()))
+        egui::CollapsingHeader::new(trf("LoRAs ({count})", &[("count", &self.loras.len())]))
             .default_open(!self.loras.is_empty())
             .show(ui, |ui| {
                 if self.loras.is_empty() {
-                    ui.small(format!(
-                        "Put LoRA .safetensors files in {} (or add an A1111 / ComfyUI folder).",
-                        paths.default_lora_dir().display()
+                    ui.small(trf(
+                        "Put LoRA .safetensors files in {folder} (or add an A1111 / ComfyUI folder).",
+                        &[("folder", &paths.default_lora_dir().display())],
                     ));
                 }
                 for l in filtered(&self.loras, &self.filter) {
@@ -267,14 +269,17 @@ impl ModelsPanel {
                     let text = format!(
                         "{}  [{}]  {}  {hash}",
                         l.name,
-                        l.family.unwrap_or("unreadable"),
+                        l.family.unwrap_or(tr("unreadable")),
                         human_size(l.size_bytes)
                     );
                     let response = self.row_ui(ui, l, LORA_THUMB_PT, true, egui::Button::new(text));
                     if response
                         .on_hover_text(format!(
-                            "insert <lora:{}:1> into the prompt{}",
-                            l.name,
+                            "{}{}",
+                            trf(
+                                "insert {tag} into the prompt",
+                                &[("tag", &format!("<lora:{}:1>", l.name))]
+                            ),
                             self.civitai_text(&l.path)
                         ))
                         .clicked()

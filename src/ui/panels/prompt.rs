@@ -12,6 +12,7 @@ use crate::models::registry::LoraEntry;
 use crate::params::{GenerationParams, RngSource, Sampler, Schedule};
 use crate::request::VaeDecoder;
 use crate::ui::command::Command;
+use crate::ui::i18n::{tr, trf};
 use crate::ui::jobs::Jobs;
 
 /// Most LoRA names offered while a `<lora:` tag is typed.
@@ -49,7 +50,10 @@ pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_fou
     p.schedule = Schedule::Automatic;
     p.steps = FAST_STEPS;
     p.cfg_scale = FAST_CFG;
-    let mut notes = vec![format!("Fast: LCM, {FAST_STEPS} steps, CFG {FAST_CFG}")];
+    let mut notes = vec![trf(
+        "Fast: LCM, {steps} steps, CFG {cfg}",
+        &[("steps", &FAST_STEPS), ("cfg", &FAST_CFG)],
+    )];
     let tagged = crate::prompt::extra_networks::extract_tags(&p.prompt)
         .is_ok_and(|(_, tags, _)| tags.iter().any(|t| is_lcm_lora(&t.name)));
     if !tagged {
@@ -61,25 +65,27 @@ pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_fou
                 p.prompt.push_str("<lora:");
                 p.prompt.push_str(&lora.name);
                 p.prompt.push_str(":1>");
-                notes.push(format!("added <lora:{}:1> to the prompt", lora.name));
+                notes.push(trf("added {tag} to the prompt", &[("tag", &format!("<lora:{}:1>", lora.name))]));
             }
             None => notes.push(
-                "needs an LCM-LoRA: put lcm-lora-sdv1-5.safetensors into a LoRA folder (File > Get models… > \
+                tr("needs an LCM-LoRA: put lcm-lora-sdv1-5.safetensors into a LoRA folder (File > Get models… > \
                  LCM-LoRA for SD 1.5) and add <lora:lcm-lora-sdv1-5:1> to the prompt; without it 6 LCM steps \
-                 give a blurry picture"
-                    .to_owned(),
+                 give a blurry picture")
+                .to_owned(),
             ),
         }
     }
     if taesd_found {
         settings.vae_decoder = VaeDecoder::Taesd;
-        notes.push("decoding with TAESD".to_owned());
+        notes.push(tr("decoding with TAESD").to_owned());
     } else {
         settings.vae_decoder = VaeDecoder::Full;
         notes.push(
-            "no TAESD decoder, so the full VAE decodes (slower): put taesd_decoder.safetensors into the \
-             vae-approx folder (File > Get models… > TAESD decoder)"
-                .to_owned(),
+            tr(
+                "no TAESD decoder, so the full VAE decodes (slower): put taesd_decoder.safetensors into the \
+             vae-approx folder (File > Get models… > TAESD decoder)",
+            )
+            .to_owned(),
         );
     }
     notes.join("; ")
@@ -95,29 +101,31 @@ impl PromptPanel {
         let selected = settings
             .vae
             .as_deref()
-            .map_or_else(|| "Automatic".to_owned(), name);
+            .map_or_else(|| tr("Automatic").to_owned(), name);
         let files = &mut self.vae_files;
-        row_ui(ui, "SD VAE", |ui| {
+        row_ui(ui, tr("SD VAE"), |ui| {
             let response = egui::ComboBox::from_id_salt("sd-vae")
                 .selected_text(selected)
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut settings.vae, None, "Automatic")
-                        .on_hover_text("the checkpoint's own VAE");
+                    ui.selectable_value(&mut settings.vae, None, tr("Automatic"))
+                        .on_hover_text(tr("the checkpoint's own VAE"));
                     for file in files.iter() {
                         ui.selectable_value(&mut settings.vae, Some(file.clone()), name(file))
                             .on_hover_text(file.display().to_string());
                     }
                     if files.is_empty() {
-                        ui.weak("no .safetensors in the VAE folders (the app's vae folder, models/VAE)");
+                        ui.weak(tr(
+                            "no .safetensors in the VAE folders (the app's vae folder, models/VAE)",
+                        ));
                     }
                 })
                 .response;
             if response.clicked() {
                 *files = crate::models::vae_file::list(&paths.vae_dirs(&settings.model_folders));
             }
-            response.on_hover_text(
+            response.on_hover_text(tr(
                 "a VAE file used instead of the checkpoint's, for decoding and encoding (A1111's SD VAE)",
-            )
+            ))
         });
     }
 
@@ -155,10 +163,11 @@ impl PromptPanel {
         ui.separator();
         ui.horizontal(|ui| {
             if ui
-                .button("Fast")
-                .on_hover_text(format!(
-                    "LCM sampler, {FAST_STEPS} steps, CFG {FAST_CFG}, TAESD decode: a picture in a fraction of \
-                     the time (needs an LCM-LoRA in the prompt)"
+                .button(tr("Fast"))
+                .on_hover_text(trf(
+                    "LCM sampler, {steps} steps, CFG {cfg}, TAESD decode: a picture in a fraction of \
+                     the time (needs an LCM-LoRA in the prompt)",
+                    &[("steps", &FAST_STEPS), ("cfg", &FAST_CFG)],
                 ))
                 .clicked()
             {
@@ -166,14 +175,18 @@ impl PromptPanel {
             }
             let mut taesd = settings.vae_decoder == VaeDecoder::Taesd;
             if ui
-                .checkbox(&mut taesd, "Decode with TAESD")
-                .on_hover_text(
+                .checkbox(&mut taesd, tr("Decode with TAESD"))
+                .on_hover_text(tr(
                     "decode the final image with the tiny autoencoder: much faster, slightly softer \
                      (needs taesd_decoder.safetensors in the vae-approx folder)",
-                )
+                ))
                 .changed()
             {
-                settings.vae_decoder = if taesd { VaeDecoder::Taesd } else { VaeDecoder::Full };
+                settings.vae_decoder = if taesd {
+                    VaeDecoder::Taesd
+                } else {
+                    VaeDecoder::Full
+                };
             }
         });
         if let Some(note) = &self.fast_note {
@@ -206,16 +219,19 @@ impl PromptPanel {
             Img2ImgPanel::actions_ui(ui, settings, doc, commands);
         }
         ui.horizontal(|ui| {
-            let generate = ui.add_enabled(settings.selected_model.is_some(), egui::Button::new("Generate"));
+            let generate = ui.add_enabled(
+                settings.selected_model.is_some(),
+                egui::Button::new(tr("Generate")),
+            );
             if generate.on_hover_text("Ctrl+Enter").clicked() {
                 commands.push(Command::Generate);
             }
-            if jobs.running().is_some() && ui.button("Cancel").on_hover_text("Esc").clicked() {
+            if jobs.running().is_some() && ui.button(tr("Cancel")).on_hover_text("Esc").clicked() {
                 commands.push(Command::Cancel);
             }
         });
         if settings.selected_model.is_none() {
-            ui.small("Choose a model on the right to start.");
+            ui.small(tr("Choose a model on the right to start."));
         }
         queue_ui(ui, jobs, commands);
     }
@@ -223,15 +239,18 @@ impl PromptPanel {
 
 /// The prompt and negative prompt fields.
 fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry]) {
-    multiline_ui(ui, "Prompt", &mut p.prompt, 4);
+    multiline_ui(ui, tr("Prompt"), &mut p.prompt, 4);
     if let Err(err) = crate::prompt::editing::parse(&p.prompt) {
         ui.small(
-            egui::RichText::new(format!("prompt editing: {err}; the prompt is used as written"))
-                .color(Color32::from_rgb(230, 160, 90)),
+            egui::RichText::new(trf(
+                "prompt editing: {error}; the prompt is used as written",
+                &[("error", &err)],
+            ))
+            .color(Color32::from_rgb(230, 160, 90)),
         );
     }
     lora_completion_ui(ui, &mut p.prompt, loras);
-    multiline_ui(ui, "Negative prompt", &mut p.negative_prompt, 2);
+    multiline_ui(ui, tr("Negative prompt"), &mut p.negative_prompt, 2);
 }
 
 /// A label and a full-width text box of `rows` lines labelled by it.
@@ -261,9 +280,13 @@ fn lora_completion_ui(ui: &mut egui::Ui, prompt: &mut String, loras: &[LoraEntry
         return;
     }
     ui.horizontal_wrapped(|ui| {
-        ui.small("LoRA:");
+        ui.small(tr("LoRA:"));
         for name in matches {
-            if ui.small_button(name).on_hover_text("complete the tag").clicked() {
+            if ui
+                .small_button(name)
+                .on_hover_text(tr("complete the tag"))
+                .clicked()
+            {
                 let cut = prompt.len() - partial.len();
                 prompt.truncate(cut);
                 prompt.push_str(name);
@@ -278,7 +301,7 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
     let p = &mut settings.params;
     combo_row_ui(
         ui,
-        "Sampler",
+        tr("Sampler"),
         "sampler",
         &mut p.sampler,
         &Sampler::ALL,
@@ -286,32 +309,32 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
     );
     combo_row_ui(
         ui,
-        "Schedule type",
+        tr("Schedule type"),
         "schedule",
         &mut p.schedule,
         &Schedule::ALL,
         Schedule::a1111_name,
     );
-    row_ui(ui, "Steps", |ui| {
+    row_ui(ui, tr("Steps"), |ui| {
         ui.add(egui::DragValue::new(&mut p.steps).range(1..=150))
     });
-    row_ui(ui, "CFG scale", |ui| {
+    row_ui(ui, tr("CFG scale"), |ui| {
         ui.add(
             egui::DragValue::new(&mut p.cfg_scale)
                 .range(1.0..=30.0)
                 .speed(0.1),
         )
     });
-    let l = ui.label("Seed");
+    let l = ui.label(tr("Seed"));
     ui.horizontal(|ui| {
         ui.add_enabled(!settings.random_seed, egui::DragValue::new(&mut p.seed))
             .labelled_by(l.id);
-        ui.checkbox(&mut settings.random_seed, "Random seed")
-            .on_hover_text("pick a new seed for every generation");
+        ui.checkbox(&mut settings.random_seed, tr("Random seed"))
+            .on_hover_text(tr("pick a new seed for every generation"));
         if let Some(seed) = last_seed
             && ui
-                .small_button("Reuse")
-                .on_hover_text(format!("use the last image's seed ({seed})"))
+                .small_button(tr("Reuse"))
+                .on_hover_text(trf("use the last image's seed ({seed})", &[("seed", &seed)]))
                 .clicked()
         {
             p.seed = seed;
@@ -319,10 +342,10 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
         }
     });
     ui.end_row();
-    row_ui(ui, "Width", |ui| {
+    row_ui(ui, tr("Width"), |ui| {
         ui.add(egui::DragValue::new(&mut p.width).range(64..=2048).speed(8))
     });
-    row_ui(ui, "Height", |ui| {
+    row_ui(ui, tr("Height"), |ui| {
         ui.add(egui::DragValue::new(&mut p.height).range(64..=2048).speed(8))
     });
     ui.label("");
@@ -334,23 +357,23 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
             }
         }
         if ui
-            .small_button("Swap")
-            .on_hover_text("swap width and height")
+            .small_button(tr("Swap"))
+            .on_hover_text(tr("swap width and height"))
             .clicked()
         {
             std::mem::swap(&mut p.width, &mut p.height);
         }
     });
     ui.end_row();
-    row_ui(ui, "Batch count", |ui| {
+    row_ui(ui, tr("Batch count"), |ui| {
         ui.add(egui::DragValue::new(&mut p.batch_count).range(1..=100))
     });
-    row_ui(ui, "Clip skip", |ui| {
+    row_ui(ui, tr("Clip skip"), |ui| {
         ui.add(egui::DragValue::new(&mut p.clip_skip).range(1..=12))
     });
     combo_row_ui(
         ui,
-        "RNG",
+        tr("RNG"),
         "rng",
         &mut p.rng,
         &RngSource::ALL,
@@ -365,12 +388,12 @@ fn queue_ui(ui: &mut egui::Ui, jobs: &Jobs, commands: &mut Vec<Command>) {
         return;
     }
     ui.separator();
-    ui.label(format!("Queue ({})", queue.len()));
+    ui.label(trf("Queue ({count})", &[("count", &queue.len())]));
     for q in queue {
         ui.horizontal(|ui| {
             if ui
                 .small_button("×")
-                .on_hover_text("remove from the queue")
+                .on_hover_text(tr("remove from the queue"))
                 .clicked()
             {
                 commands.push(Command::RemoveQueued(q.job));
