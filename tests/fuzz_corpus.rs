@@ -109,7 +109,11 @@ fn replay(target: &str, accepts: impl Fn(&Path, &[u8]) -> bool) {
         let dir = tempfile::tempdir().unwrap();
         let accepted = accepts(dir.path(), &bytes);
         if is_seed(&path) {
-            let refused = path.file_name().unwrap().to_string_lossy().starts_with("refused-");
+            let refused = path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("refused-");
             assert_eq!(accepted, !refused, "{}", path.display());
         }
     }
@@ -137,7 +141,9 @@ fn lora_corpus() {
 #[test]
 fn embedding_corpus() {
     let tokenizer = tokenizer();
-    replay("embedding", |dir, bytes| exercise::embedding(dir, bytes, &tokenizer));
+    replay("embedding", |dir, bytes| {
+        exercise::embedding(dir, bytes, &tokenizer)
+    });
 }
 
 #[test]

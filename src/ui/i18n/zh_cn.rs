@@ -96,6 +96,12 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ),
     ("Denoising strength", "重绘幅度"),
     ("Resize mode", "缩放模式"),
+    ("Encoder", "编码器"),
+    ("Encode with TAESD", "使用 TAESD 编码"),
+    (
+        "encode the start image with the tiny autoencoder: faster, slightly softer (needs taesd_encoder.safetensors in the vae-approx folder)",
+        "用微型自编码器 (TAESD) 编码初始图像：更快，细节略软（需要把 taesd_encoder.safetensors 放进 vae-approx 文件夹）",
+    ),
     ("Inpaint (mask painted)", "局部重绘（已绘制蒙版）"),
     ("Inpaint", "局部重绘"),
     ("Mask blur", "蒙版边缘模糊度"),

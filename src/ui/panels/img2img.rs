@@ -63,12 +63,12 @@ impl Img2ImgPanel {
                 &ResizeMode::ALL,
                 resize_mode_label,
             );
-            row_ui(ui, "Encoder", |ui| {
+            row_ui(ui, tr("Encoder"), |ui| {
                 let mut taesd = settings.vae_encoder == VaeEncoder::Taesd;
-                let response = ui.checkbox(&mut taesd, "Encode with TAESD").on_hover_text(
+                let response = ui.checkbox(&mut taesd, tr("Encode with TAESD")).on_hover_text(tr(
                     "encode the start image with the tiny autoencoder: faster, slightly softer \
                      (needs taesd_encoder.safetensors in the vae-approx folder)",
-                );
+                ));
                 if response.changed() {
                     settings.vae_encoder = if taesd {
                         VaeEncoder::Taesd
