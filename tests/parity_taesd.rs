@@ -103,9 +103,17 @@ fn wrong_files_get_a_message() {
     std::fs::write(empty.path().join("taesd_decoder.pth"), b"pickle").unwrap();
     let dirs = [empty.path().to_path_buf()];
     assert_eq!(taesd::find_decoder(&dirs), None);
-    let msg = taesd::missing_decoder_message(&dirs);
+    let msg = taesd::missing_message(&dirs, "decoder");
     assert!(
         msg.contains("taesd_decoder.safetensors") && msg.contains("pickle"),
+        "{msg}"
+    );
+    // The encoder's message names the encoder's file and its download, and no decoder pickle.
+    let msg = taesd::missing_message(&dirs, "encoder");
+    assert!(
+        msg.contains("taesd_encoder.safetensors")
+            && msg.contains("easel download taesd-encoder")
+            && !msg.contains("pickle"),
         "{msg}"
     );
 }

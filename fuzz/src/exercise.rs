@@ -78,9 +78,9 @@ pub fn model_config(dir: &Path, data: &[u8]) -> bool {
 /// `data` as a LoRA / LyCORIS file written under `dir`: the reader, its family label, and every
 /// module's weight change for a few layer shapes, right or wrong for the module.
 pub fn lora(dir: &Path, data: &[u8]) -> bool {
+    const SHAPES: [&[usize]; 4] = [&[4, 4], &[8, 4], &[8, 4, 3, 3], &[320, 768]];
     let path = &dir.join("style.safetensors");
     std::fs::write(path, data).expect("scratch write");
-    const SHAPES: [&[usize]; 4] = [&[4, 4], &[8, 4], &[8, 4, 3, 3], &[320, 768]];
     let _ = lora_file::family_label(path);
     let Ok(file) = lora_file::LoraFile::open(path, "style") else {
         return false;
