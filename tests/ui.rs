@@ -108,7 +108,12 @@ fn generate_from_the_prompt_panel_lands_in_the_gallery() {
         text.contains("Seed: 11, Size: 64x64, Model hash: bb4501b74a, Model: tiny-sd15"),
         "{text}"
     );
-    assert_eq!(std::fs::read_dir(dir.path().join("outputs")).unwrap().count(), 1);
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("outputs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    // Named after A1111's `[number]-[seed]-[prompt]`.
+    assert_eq!(names, ["00000-11-a red barn.png"]);
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
 }
 

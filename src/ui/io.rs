@@ -376,10 +376,10 @@ fn save(dir: &Path, image: &GeneratedImage, format: OutputFormat) -> Result<Repl
             &[("path", &dir.display()), ("error", &e)],
         )
     })?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let path = dir.join(format!("{stamp}-{}.{}", image.seed, format.extension()));
+    let prompt = infotext::parse(&image.infotext)
+        .map(|p| p.prompt)
+        .unwrap_or_default();
+    let path = super::output_name::output_path(dir, image.seed, &prompt, format.extension());
     infotext::write_image_with_parameters(
         &path,
         format,

@@ -15,6 +15,7 @@ mod i18n;
 mod io;
 mod jobs;
 mod only_masked;
+mod output_name;
 mod panels;
 mod text;
 
