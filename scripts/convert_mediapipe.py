@@ -45,6 +45,7 @@ MODELS = [
     "face_detection/face_detection_short_range.tflite",
     "face_detection/face_detection_full_range_sparse.tflite",
     "selfie_segmentation/selfie_segmentation.tflite",
+    "palm_detection/palm_detection_lite.tflite",
 ]
 
 OP_NAMES = {v: k for k, v in tflite.BuiltinOperator.__dict__.items() if not k.startswith("_")}

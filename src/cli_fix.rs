@@ -1,4 +1,4 @@
-//! `easel generate … --fix faces`: ADetailer's after-step on the command line (the flow itself is
+//! `easel generate … --fix faces|hands`: ADetailer's after-step on the command line (the flow itself is
 //! `easel::diffusion::fix`, run by the engine as part of the job).
 
 use clap::Args;
@@ -9,7 +9,7 @@ use crate::bad;
 /// The fix flags of `easel generate`.
 #[derive(Args, Debug, Default)]
 pub struct FixArgs {
-    /// After generating, find and repaint these (ADetailer's flow, its defaults): `faces`. With
+    /// After generating, find and repaint these (ADetailer's flow, its defaults): `faces` or `hands`. With
     /// --init and neither --strength nor --mask, the --init picture itself is fixed.
     #[arg(long, value_name = "faces", value_delimiter = ',')]
     pub fix: Vec<String>,
@@ -38,15 +38,17 @@ pub fn settings(args: &FixArgs, picture_only: bool) -> anyhow::Result<Option<Fix
     }
     let mut target = None;
     for what in &args.fix {
-        match what.trim().to_ascii_lowercase().as_str() {
-            "faces" | "face" => target = Some(FixTarget::Faces),
-            "hands" | "hand" => {
-                return Err(bad(
-                    "--fix hands: hand detection is not available yet in this build (use --fix faces)",
-                ));
-            }
-            other => return Err(bad(format!("unknown --fix '{other}'; use faces"))),
+        let this = match what.trim().to_ascii_lowercase().as_str() {
+            "faces" | "face" => FixTarget::Faces,
+            "hands" | "hand" => FixTarget::Hands,
+            other => return Err(bad(format!("unknown --fix '{other}'; use faces or hands"))),
+        };
+        if target.is_some_and(|t| t != this) {
+            return Err(bad(
+                "--fix takes one target per run in this build: fix the faces, then run --fix hands with --init on the result",
+            ));
         }
+        target = Some(this);
     }
     let mut fix = FixSettings {
         target: target.unwrap_or_default(),

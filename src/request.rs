@@ -302,6 +302,9 @@ pub enum FixTarget {
     /// Faces, MediaPipe's short-range detector (ADetailer's `mediapipe_face_short`).
     #[default]
     Faces,
+    /// Hands, MediaPipe's palm detector grown into hand regions (what ADetailer's
+    /// `hand_yolov8n.pt` is used for).
+    Hands,
 }
 
 /// ADetailer's flow after a generation (or on an existing picture): detect, then one only-masked

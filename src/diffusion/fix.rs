@@ -1,5 +1,5 @@
-//! ADetailer's flow ("fix faces"): after a generation, or on an existing picture, detect faces and
-//! repaint each one with an only-masked inpaint of its grown box, in order, each on the previous
+//! ADetailer's flow ("fix faces", "fix hands"): after a generation, or on an existing picture,
+//! detect faces or hands and repaint each one with an only-masked inpaint of its grown box, in order, each on the previous
 //! result — through the one inpainting pipeline ([`pipeline::generate_with`]).
 //!
 //! As ADetailer v24.8.0 runs it (`scripts/!adetailer.py` `_postprocess_image_inner`): detection j
@@ -46,6 +46,8 @@ pub fn find(picture: &RgbImage, fix: &FixSettings) -> Result<Vec<Detection>, Dif
     match fix.target {
         FixTarget::Faces => detect::detect_faces(picture, FaceModel::Short, fix.confidence)
             .map_err(|e| DiffusionError::Input(format!("face detection failed: {e}"))),
+        FixTarget::Hands => detect::hands::detect_hands(picture, fix.confidence, None)
+            .map_err(|e| DiffusionError::Input(format!("hand detection failed: {e}"))),
     }
 }
 
@@ -127,10 +129,11 @@ fn fix_picture(
         .ok_or_else(|| DiffusionError::Input("the picture has the wrong size".into()))?;
     let found = find(&picture, fix)?;
     if found.is_empty() {
-        observer.on_warning(&format!(
-            "fix faces: no face found (confidence {})",
-            fix.confidence
-        ));
+        let what = match fix.target {
+            FixTarget::Faces => "fix faces: no face found",
+            FixTarget::Hands => "fix hands: no hand found",
+        };
+        observer.on_warning(&format!("{what} (confidence {})", fix.confidence));
     }
     let mut infotext = image.infotext;
     let mut j = 0u64;

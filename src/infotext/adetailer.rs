@@ -39,10 +39,13 @@ pub const CONTROLNET_GUIDANCE_START: &str = "ADetailer ControlNet guidance start
 /// `ADetailer ControlNet guidance end`.
 pub const CONTROLNET_GUIDANCE_END: &str = "ADetailer ControlNet guidance end";
 
-/// ADetailer's name of the detector Easel runs for `target`.
+/// ADetailer's name of the detector Easel runs for `target`. Hands: ADetailer's hand model is a
+/// YOLO network (`hand_yolov8n.pt`) that Easel does not ship; the key names the detector that
+/// ran, in ADetailer's `mediapipe_*` style, so the infotext does not claim a model it did not use.
 pub fn model_name(target: FixTarget) -> &'static str {
     match target {
         FixTarget::Faces => "mediapipe_face_short",
+        FixTarget::Hands => "mediapipe_palm_lite",
     }
 }
 
@@ -102,6 +105,14 @@ mod tests {
             None,
         );
         assert!(extra.iter().any(|(k, v)| k == PROMPT && v == "a smiling face"));
+        let mut extra = Vec::new();
+        let hands = FixSettings {
+            target: FixTarget::Hands,
+            ..FixSettings::default()
+        };
+        write(&mut extra, &hands, None);
+        assert_eq!(extra[0], (MODEL.to_owned(), "mediapipe_palm_lite".to_owned()));
+        assert_eq!(extra.len(), 8);
         assert!(
             !extra
                 .iter()
