@@ -971,3 +971,49 @@ fn the_sd_vae_picker_lists_the_vae_folder_and_generates_with_the_chosen_file() {
     assert!(text.contains(", VAE: plain.safetensors"), "{text}");
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
 }
+
+#[test]
+fn find_hands_masks_the_hand_box_and_fix_hands_makes_one_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.get_by_label_contains("tiny-sd15").click();
+    h.step();
+    // A 200×200 picture with one palm detection (tests/fixtures/make_hand_fixtures.py): its
+    // hand box is about x 73…153, y 132…200.
+    drop_picture(&mut h, common::fixtures().join("ref/detect/hands_astronaut.png"));
+    let original = h.state().document().unwrap().image().clone();
+    h.get_by_label("Image to image").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    h.get_by_label("Find hands").click();
+    step_until(&mut h, 60, "the hand mask", |h| masked_pixels(h) > 0);
+    let mask = h.state().document().unwrap().mask().clone();
+    assert_eq!(mask.get_pixel(113, 170)[0], 255, "the hand is masked");
+    assert_eq!(mask.get_pixel(20, 20)[0], 0, "the rest is not");
+    let n = masked_pixels(&h);
+    assert!((4500..7500).contains(&n), "{n} masked pixels");
+    h.get_by_label("Fix hands").click();
+    step_until(&mut h, 120, "the fixed picture", |h| {
+        assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+        h.state().gallery_len() == 1
+    });
+    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(text.contains("ADetailer model: mediapipe_palm_lite"), "{text}");
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.previous_image(), Some(&original), "one new version");
+    let result = doc.image();
+    assert_eq!(result.get_pixel(20, 20), original.get_pixel(20, 20));
+    assert_ne!(
+        (140..195)
+            .flat_map(|y| (80..150).map(move |x| (x, y)))
+            .filter(|&(x, y)| result.get_pixel(x, y) != original.get_pixel(x, y))
+            .count(),
+        0,
+        "the hand was repainted"
+    );
+}

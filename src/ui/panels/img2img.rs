@@ -1,5 +1,5 @@
 //! The image-to-image section of the prompt panel: mode switch, denoising strength, resize mode,
-//! the inpaint settings, and the Refine, Strength sweep, Find faces and Fix faces buttons.
+//! the inpaint settings, and the Refine, Strength sweep, Find/Fix faces and Find/Fix hands buttons.
 
 use eframe::egui;
 
@@ -130,6 +130,22 @@ impl Img2ImgPanel {
                 .clicked()
             {
                 commands.push(Command::FixFaces);
+            }
+            if ui
+                .add_enabled(has_doc, egui::Button::new("Find hands"))
+                .on_hover_text("mask every hand the detector finds (MediaPipe palms grown into hand boxes, confidence 0.5, boxes grown by 4 px)")
+                .on_disabled_hover_text("open a picture first")
+                .clicked()
+            {
+                commands.push(Command::FindHands);
+            }
+            if ui
+                .add_enabled(has_doc, egui::Button::new("Fix hands"))
+                .on_hover_text("repaint every hand at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)")
+                .on_disabled_hover_text("open a picture first")
+                .clicked()
+            {
+                commands.push(Command::FixHands);
             }
         });
     }
