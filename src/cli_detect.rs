@@ -15,7 +15,7 @@ use crate::bad;
 pub enum Target {
     /// Faces (MediaPipe face detection).
     Faces,
-    /// Hands (MediaPipe palm detection, each palm grown into its hand region).
+    /// Hands (MediaPipe Hands lite: palm detection, then the box around the 21 hand landmarks).
     Hands,
     /// People (MediaPipe selfie segmentation).
     People,

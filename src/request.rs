@@ -302,8 +302,8 @@ pub enum FixTarget {
     /// Faces, MediaPipe's short-range detector (ADetailer's `mediapipe_face_short`).
     #[default]
     Faces,
-    /// Hands, MediaPipe's palm detector grown into hand regions (what ADetailer's
-    /// `hand_yolov8n.pt` is used for).
+    /// Hands, MediaPipe Hands lite (palm detection, then the hand landmark model; the box around
+    /// the landmarks), what ADetailer's `hand_yolov8n.pt` is used for.
     Hands,
 }
 

@@ -182,9 +182,9 @@ fn fix_after_generating_writes_the_keys_and_warns_when_there_is_no_face() {
 #[test]
 fn fix_hands_repaints_the_hand_region_only() {
     let dir = tempfile::tempdir().unwrap();
-    // A 200×200 picture on which MediaPipe's palm detector finds one palm (see
+    // A 128×128 picture in which MediaPipe Hands finds one (small) hand (see
     // tests/fixtures/make_hand_fixtures.py).
-    let input = image::open(fixtures().join("ref/detect/hands_astronaut.png"))
+    let input = image::open(fixtures().join("ref/detect/hands_camera.png"))
         .unwrap()
         .to_rgb8();
     let init = dir.path().join("picture.png");
@@ -243,14 +243,14 @@ fn fix_hands_repaints_the_hand_region_only() {
             changed += usize::from(fixed.get_pixel(x, y) != p);
         }
     }
-    assert!(outside > 200 * 200 / 2, "{outside} pixels outside the mask");
+    assert!(outside > 128 * 128 / 2, "{outside} pixels outside the mask");
     assert!(
         changed * 2 > inside,
         "{changed} of {inside} hand pixels repainted"
     );
     let text = parameters_of(&out);
     assert!(
-        text.contains(&ADETAILER_KEYS.replace("mediapipe_face_short", "mediapipe_palm_lite")),
+        text.contains(&ADETAILER_KEYS.replace("mediapipe_face_short", "mediapipe_hands_lite")),
         "{text}"
     );
 }

@@ -45,7 +45,7 @@ pub const CONTROLNET_GUIDANCE_END: &str = "ADetailer ControlNet guidance end";
 pub fn model_name(target: FixTarget) -> &'static str {
     match target {
         FixTarget::Faces => "mediapipe_face_short",
-        FixTarget::Hands => "mediapipe_palm_lite",
+        FixTarget::Hands => "mediapipe_hands_lite",
     }
 }
 
@@ -105,19 +105,19 @@ mod tests {
             None,
         );
         assert!(extra.iter().any(|(k, v)| k == PROMPT && v == "a smiling face"));
+        assert!(
+            !extra
+                .iter()
+                .any(|(k, _)| k == INPAINT_PADDING || k == INPAINT_ONLY_MASKED)
+        );
         let mut extra = Vec::new();
         let hands = FixSettings {
             target: FixTarget::Hands,
             ..FixSettings::default()
         };
         write(&mut extra, &hands, None);
-        assert_eq!(extra[0], (MODEL.to_owned(), "mediapipe_palm_lite".to_owned()));
+        assert_eq!(extra[0], (MODEL.to_owned(), "mediapipe_hands_lite".to_owned()));
         assert_eq!(extra.len(), 8);
-        assert!(
-            !extra
-                .iter()
-                .any(|(k, _)| k == INPAINT_PADDING || k == INPAINT_ONLY_MASKED)
-        );
         // A ControlNet in the fix: its keys after the inpaint ones, before the version.
         let mut unit = crate::request::ControlUnit::new("control_v11p_sd15_inpaint.safetensors");
         unit.preprocessor = crate::imaging::ops::HintPreprocessor::InpaintOnly;

@@ -133,7 +133,7 @@ impl Img2ImgPanel {
             }
             if ui
                 .add_enabled(has_doc, egui::Button::new("Find hands"))
-                .on_hover_text("mask every hand the detector finds (MediaPipe palms grown into hand boxes, confidence 0.5, boxes grown by 4 px)")
+                .on_hover_text("mask every hand the detector finds (MediaPipe Hands, confidence 0.5, boxes grown by 4 px)")
                 .on_disabled_hover_text("open a picture first")
                 .clicked()
             {
