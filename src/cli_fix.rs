@@ -9,7 +9,8 @@ use crate::bad;
 /// The fix flags of `easel generate`.
 #[derive(Args, Debug, Default)]
 pub struct FixArgs {
-    /// After generating, find and repaint these (ADetailer's flow, its defaults): `faces` or `hands`. With
+    /// After generating, find and repaint these (ADetailer's flow, its defaults): `faces`, `hands`
+    /// or both (`faces,hands`: one after the other, like ADetailer's 1st and 2nd tab). With
     /// --init and neither --strength nor --mask, the --init picture itself is fixed.
     #[arg(long, value_name = "faces", value_delimiter = ',')]
     pub fix: Vec<String>,
@@ -36,22 +37,21 @@ pub fn settings(args: &FixArgs, picture_only: bool) -> anyhow::Result<Option<Fix
     if args.fix.is_empty() {
         return Ok(None);
     }
-    let mut target = None;
+    let mut targets = Vec::new();
     for what in &args.fix {
         let this = match what.trim().to_ascii_lowercase().as_str() {
             "faces" | "face" => FixTarget::Faces,
             "hands" | "hand" => FixTarget::Hands,
             other => return Err(bad(format!("unknown --fix '{other}'; use faces or hands"))),
         };
-        if target.is_some_and(|t| t != this) {
-            return Err(bad(
-                "--fix takes one target per run in this build: fix the faces, then run --fix hands with --init on the result",
-            ));
+        if targets.contains(&this) {
+            return Err(bad(format!("--fix lists '{what}' twice")));
         }
-        target = Some(this);
+        targets.push(this);
     }
     let mut fix = FixSettings {
-        target: target.unwrap_or_default(),
+        target: targets.first().copied().unwrap_or_default(),
+        more_targets: targets.get(1..).unwrap_or_default().to_vec(),
         picture_only,
         ..FixSettings::default()
     };

@@ -316,6 +316,9 @@ pub enum FixTarget {
 pub struct FixSettings {
     /// What to find.
     pub target: FixTarget,
+    /// Further targets, each fixed in turn on the result of the one before with the same
+    /// settings (ADetailer's 2nd, 3rd … tab; their infotext keys carry that suffix).
+    pub more_targets: Vec<FixTarget>,
     /// Detector score threshold.
     pub confidence: f32,
     /// Square kernel in pixels that grows (> 0) or shrinks (< 0) each box mask (`cv2.dilate`).
@@ -345,6 +348,7 @@ impl Default for FixSettings {
     fn default() -> Self {
         Self {
             target: FixTarget::Faces,
+            more_targets: Vec::new(),
             confidence: 0.5,
             dilate_erode: 4,
             mask_blur: 4,

@@ -160,8 +160,8 @@ fn fix_after_generating_writes_the_keys_and_warns_when_there_is_no_face() {
         "{text}"
     );
     assert!(!text.contains("Denoising strength"), "{text}");
-    // One target per run, and unknown targets: clear errors before any work.
-    for (fix, needle) in [("faces,hands", "one target"), ("feet", "unknown --fix 'feet'")] {
+    // Unknown or repeated targets: clear errors before any work.
+    for (fix, needle) in [("feet", "unknown --fix 'feet'"), ("hands,hand", "twice")] {
         let o = easel(&[
             "generate",
             "--model",
@@ -308,6 +308,60 @@ fn fix_with_an_inpaint_controlnet_keeps_structure_and_says_so() {
     assert!(
         text.contains("ADetailer ControlNet model: tiny_sd15_inpaint [")
             && text.contains("ADetailer ControlNet module: inpaint_only"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fix_faces_then_hands_runs_both_like_adetailers_two_tabs() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("pair.png");
+    two_faces().save(&init).unwrap();
+    let model = model_path();
+    let run = |fix: &str, out: &Path| {
+        let o = easel(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "a portrait",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "3",
+            "--seed",
+            "7",
+            "--init",
+            init.to_str().unwrap(),
+            "--fix",
+            fix,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let (faces, both) = (dir.path().join("faces.png"), dir.path().join("both.png"));
+    run("faces", &faces);
+    let err = run("faces,hands", &both);
+    // No hand in these two portraits: the second tab finds nothing and says so, so the picture
+    // is the faces-only one.
+    assert!(err.contains("no hand found"), "{err}");
+    assert_eq!(
+        image::open(&both).unwrap().to_rgb8(),
+        image::open(&faces).unwrap().to_rgb8()
+    );
+    let text = parameters_of(&both);
+    assert!(
+        text.contains(ADETAILER_KEYS.trim_end_matches(", ADetailer version: 24.8.0")),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ADetailer inpaint padding: 32, ADetailer model 2nd: mediapipe_hands_lite, ADetailer confidence 2nd: 0.5"
+        ) && text.contains("ADetailer inpaint padding 2nd: 32, ADetailer version: 24.8.0"),
         "{text}"
     );
 }
