@@ -376,13 +376,12 @@ fn hands_match_mediapipe_on_pictures() {
         let img = rgb(name);
         let (w, h) = img.dimensions();
         let (wf, hf) = (w as f32, h as f32);
-        let palms = detect::hands::palms_with(&graph, &img, confidence).expect("palms");
         let want = case["palms"].as_array().expect("palms");
         let rects = case["hand_rects"].as_array().expect("rects");
-        assert_eq!(palms.len(), want.len(), "{name} @{confidence}: palm count");
         let regions = detect::hands::hand_regions(&graph, &img, confidence, None).expect("regions");
+        assert_eq!(regions.len(), want.len(), "{name} @{confidence}: palm count");
         assert_eq!(regions.len(), rects.len(), "{name} @{confidence}: region count");
-        for ((p, e), ((_, rect), er)) in palms.iter().zip(want).zip(regions.iter().zip(rects)) {
+        for ((p, rect), (e, er)) in regions.iter().zip(want.iter().zip(rects)) {
             let d = rect.bounding_box(w, h, p.score);
             let o = iou(
                 [p.xmin * wf, p.ymin * hf, p.width * wf, p.height * hf],
