@@ -83,7 +83,7 @@ impl Img2ImgPanel {
         });
     }
 
-    /// Refine, Keep structure, Strength sweep, Find faces and Fix faces: part of the action bar
+    /// Refine, Keep structure, Strength sweep, Find/Fix faces and Find/Fix hands: part of the action bar
     /// pinned below the prompt panel, so opening the sections above never hides them.
     pub fn actions_ui(
         ui: &mut egui::Ui,
@@ -131,6 +131,9 @@ impl Img2ImgPanel {
             {
                 commands.push(Command::FixFaces);
             }
+        });
+        ui.horizontal(|ui| {
+            let has_doc = doc.is_some();
             if ui
                 .add_enabled(has_doc, egui::Button::new("Find hands"))
                 .on_hover_text("mask every hand the detector finds (MediaPipe Hands, confidence 0.5, boxes grown by 4 px)")
