@@ -38,9 +38,10 @@ pub struct DetectArgs {
     pub what: Target,
     /// The image (PNG, JPEG, WebP).
     pub image: PathBuf,
-    /// Face model.
-    #[arg(long, value_enum, default_value = "short")]
-    pub model: ModelArg,
+    /// Face model [default: short]. Hands and people have one model each (hands: MediaPipe's
+    /// lite palm and landmark models).
+    #[arg(long, value_enum)]
+    pub model: Option<ModelArg>,
     /// Hands: keep at most this many, the best palms first [default: all].
     #[arg(long, value_name = "N")]
     pub max_hands: Option<usize>,
@@ -70,10 +71,15 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     let model = match args.what {
-        Target::Faces => Some(match args.model {
+        Target::Faces => Some(match args.model.unwrap_or(ModelArg::Short) {
             ModelArg::Short => FaceModel::Short,
             ModelArg::Full => FaceModel::Full,
         }),
+        _ if args.model.is_some() => {
+            return Err(bad(
+                "--model chooses a face model; hands and people have one built-in model each",
+            ));
+        }
         Target::People => return people(args, confidence),
         Target::Hands => None,
     };

@@ -472,6 +472,7 @@ fn bad_hand_requests_exit_2_with_a_message() {
     for (extra, needle) in [
         (["--max-hands", "0"], "--max-hands"),
         (["--confidence", "1.5"], "--confidence"),
+        (["--model", "full"], "--model"),
     ] {
         let mut args = vec!["detect", "hands", horse];
         args.extend(extra);
