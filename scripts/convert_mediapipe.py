@@ -45,6 +45,8 @@ MODELS = [
     "face_detection/face_detection_short_range.tflite",
     "face_detection/face_detection_full_range_sparse.tflite",
     "selfie_segmentation/selfie_segmentation.tflite",
+    "palm_detection/palm_detection_lite.tflite",
+    "hand_landmark/hand_landmark_lite.tflite",
 ]
 
 OP_NAMES = {v: k for k, v in tflite.BuiltinOperator.__dict__.items() if not k.startswith("_")}
@@ -185,6 +187,18 @@ def convert(path, out_dir, show):
             entry["block"] = options(op, tflite.DepthToSpaceOptions).BlockSize()
         elif name == "PRELU":
             keep(ins[1], const(ins[1]).reshape(-1))
+        elif name == "MEAN":
+            o = options(op, tflite.ReducerOptions)
+            entry.update(axes=[int(a) for a in const(ins[1]).reshape(-1)], keep_dims=bool(o.KeepDims()))
+            entry["in"] = ins[:1]
+        elif name == "FULLY_CONNECTED":
+            o = options(op, tflite.FullyConnectedOptions)
+            if o.WeightsFormat() != 0 or o.KeepNumDims():
+                raise SystemExit(f"{path}: only plain FULLY_CONNECTED is supported")
+            keep(ins[1], const(ins[1]))  # [O, I], as candle's linear layers store it
+            if len(ins) > 2 and ins[2] >= 0:
+                keep(ins[2], const(ins[2]))
+            entry["act"] = ACTIVATIONS[o.FusedActivationFunction()]
         elif name in ("RELU", "LOGISTIC", "HARD_SWISH"):
             pass
         elif name == "CUSTOM:Convolution2DTransposeBias":

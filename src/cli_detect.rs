@@ -15,7 +15,7 @@ use crate::bad;
 pub enum Target {
     /// Faces (MediaPipe face detection).
     Faces,
-    /// Hands (not available yet).
+    /// Hands (MediaPipe Hands lite: palm detection, then the box around the 21 hand landmarks).
     Hands,
     /// People (MediaPipe selfie segmentation).
     People,
@@ -38,9 +38,13 @@ pub struct DetectArgs {
     pub what: Target,
     /// The image (PNG, JPEG, WebP).
     pub image: PathBuf,
-    /// Face model.
-    #[arg(long, value_enum, default_value = "short")]
-    pub model: ModelArg,
+    /// Face model [default: short]. Hands and people have one model each (hands: MediaPipe's
+    /// lite palm and landmark models).
+    #[arg(long, value_enum)]
+    pub model: Option<ModelArg>,
+    /// Hands: keep at most this many, the best palms first [default: all].
+    #[arg(long, value_name = "N")]
+    pub max_hands: Option<usize>,
     /// Score threshold in [0, 1], applied before overlapping boxes are merged; for people, the
     /// mask probability a pixel needs [default: 0.5].
     #[arg(long, value_name = "F")]
@@ -49,7 +53,7 @@ pub struct DetectArgs {
     /// pixels of the input image.
     #[arg(long)]
     pub json: bool,
-    /// Also write a white-on-black mask to this PNG: the boxes grown by --dilate (faces), the
+    /// Also write a white-on-black mask to this PNG: the boxes grown by --dilate (faces, hands), the
     /// segmentation (people).
     #[arg(long, value_name = "OUT.png")]
     pub mask: Option<PathBuf>,
@@ -67,21 +71,32 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     let model = match args.what {
-        Target::Faces => match args.model {
+        Target::Faces => Some(match args.model.unwrap_or(ModelArg::Short) {
             ModelArg::Short => FaceModel::Short,
             ModelArg::Full => FaceModel::Full,
-        },
-        Target::People => return people(args, confidence),
-        Target::Hands => {
+        }),
+        _ if args.model.is_some() => {
             return Err(bad(
-                "detect hands: not available yet in this build (faces and people only)",
+                "--model chooses a face model; hands and people have one built-in model each",
             ));
         }
+        Target::People => return people(args, confidence),
+        Target::Hands => None,
     };
     let image = easel::imaging::load_rgb(&args.image).map_err(|e| bad(e.to_string()))?;
-    let found = detect::detect_faces(&image, model, confidence).context("face detection failed")?;
+    let (found, what) = if let Some(model) = model {
+        let found = detect::detect_faces(&image, model, confidence).context("face detection failed")?;
+        (found, "face")
+    } else {
+        if args.max_hands == Some(0) {
+            return Err(bad("--max-hands must be at least 1"));
+        }
+        let found = detect::hands::detect_hands(&image, confidence, args.max_hands)
+            .context("hand detection failed")?;
+        (found, "hand")
+    };
     let (width, height) = image.dimensions();
-    print_detections(args.json, width, height, &found, "face")?;
+    print_detections(args.json, width, height, &found, what)?;
     if let Some(path) = &args.mask {
         box_mask(width, height, &found, args.dilate)
             .save_with_format(path, image::ImageFormat::Png)

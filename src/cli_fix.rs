@@ -1,4 +1,4 @@
-//! `easel generate … --fix faces`: ADetailer's after-step on the command line (the flow itself is
+//! `easel generate … --fix faces|hands`: ADetailer's after-step on the command line (the flow itself is
 //! `easel::diffusion::fix`, run by the engine as part of the job).
 
 use clap::Args;
@@ -9,7 +9,8 @@ use crate::bad;
 /// The fix flags of `easel generate`.
 #[derive(Args, Debug, Default)]
 pub struct FixArgs {
-    /// After generating, find and repaint these (ADetailer's flow, its defaults): `faces`. With
+    /// After generating, find and repaint these (ADetailer's flow, its defaults): `faces`, `hands`
+    /// or both (`faces,hands`: one after the other, like ADetailer's 1st and 2nd tab). With
     /// --init and neither --strength nor --mask, the --init picture itself is fixed.
     #[arg(long, value_name = "faces", value_delimiter = ',')]
     pub fix: Vec<String>,
@@ -36,20 +37,21 @@ pub fn settings(args: &FixArgs, picture_only: bool) -> anyhow::Result<Option<Fix
     if args.fix.is_empty() {
         return Ok(None);
     }
-    let mut target = None;
+    let mut targets = Vec::new();
     for what in &args.fix {
-        match what.trim().to_ascii_lowercase().as_str() {
-            "faces" | "face" => target = Some(FixTarget::Faces),
-            "hands" | "hand" => {
-                return Err(bad(
-                    "--fix hands: hand detection is not available yet in this build (use --fix faces)",
-                ));
-            }
-            other => return Err(bad(format!("unknown --fix '{other}'; use faces"))),
+        let this = match what.trim().to_ascii_lowercase().as_str() {
+            "faces" | "face" => FixTarget::Faces,
+            "hands" | "hand" => FixTarget::Hands,
+            other => return Err(bad(format!("unknown --fix '{other}'; use faces or hands"))),
+        };
+        if targets.contains(&this) {
+            return Err(bad(format!("--fix lists '{what}' twice")));
         }
+        targets.push(this);
     }
     let mut fix = FixSettings {
-        target: target.unwrap_or_default(),
+        target: targets.first().copied().unwrap_or_default(),
+        more_targets: targets.get(1..).unwrap_or_default().to_vec(),
         picture_only,
         ..FixSettings::default()
     };

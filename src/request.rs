@@ -307,6 +307,9 @@ pub enum FixTarget {
     /// Faces, MediaPipe's short-range detector (ADetailer's `mediapipe_face_short`).
     #[default]
     Faces,
+    /// Hands, MediaPipe Hands lite (palm detection, then the hand landmark model; the box around
+    /// the landmarks), what ADetailer's `hand_yolov8n.pt` is used for.
+    Hands,
 }
 
 /// ADetailer's flow after a generation (or on an existing picture): detect, then one only-masked
@@ -318,6 +321,9 @@ pub enum FixTarget {
 pub struct FixSettings {
     /// What to find.
     pub target: FixTarget,
+    /// Further targets, each fixed in turn on the result of the one before with the same
+    /// settings (ADetailer's 2nd, 3rd … tab; their infotext keys carry that suffix).
+    pub more_targets: Vec<FixTarget>,
     /// Detector score threshold.
     pub confidence: f32,
     /// Square kernel in pixels that grows (> 0) or shrinks (< 0) each box mask (`cv2.dilate`).
@@ -347,6 +353,7 @@ impl Default for FixSettings {
     fn default() -> Self {
         Self {
             target: FixTarget::Faces,
+            more_targets: Vec::new(),
             confidence: 0.5,
             dilate_erode: 4,
             mask_blur: 4,

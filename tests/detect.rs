@@ -303,3 +303,272 @@ fn the_cli_finds_people_and_writes_the_segmentation() {
     let (w, h) = (f(&dets[0]["width"]), f(&dets[0]["height"]));
     assert!(x >= 0.0 && y >= 0.0 && x + w <= 136.0 && y + h <= 160.0 && w * h > 1000.0);
 }
+
+fn hand_refs() -> Value {
+    let text = std::fs::read_to_string(dir().join("hands.json")).expect("hands.json");
+    serde_json::from_str(&text).expect("hands.json parses")
+}
+
+#[test]
+fn the_palm_network_matches_the_tflite_interpreter() {
+    let r = hand_refs();
+    let raw = &r["raw"];
+    let png = rgb(raw["input"].as_str().expect("input name"));
+    // Our warp of the picture is OpenCV's (a value may round the other way).
+    let (ours, _) = detect::hands::input(&rgb("hands_cell.png"));
+    let warp_worst = ours
+        .iter()
+        .zip(png.as_raw())
+        .map(|(a, &b)| ((a * 255.0).round() as i32 - i32::from(b)).abs())
+        .max()
+        .unwrap_or(0);
+    let input: Vec<f32> = png.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
+    let graph = detect::hands::load().expect("model loads");
+    let (boxes, scores) = detect::hands::raw_outputs(&graph, &input).expect("network runs");
+    let want: Vec<f32> = raw["scores"].as_array().expect("scores").iter().map(f).collect();
+    assert_eq!(scores.len(), 2016);
+    assert_eq!(scores.len(), want.len());
+    let worst_score = scores
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let mut worst_box = 0f32;
+    let tops = raw["top"].as_array().expect("top");
+    for (i, row) in tops.iter().zip(raw["top_boxes"].as_array().expect("boxes")) {
+        let i = i.as_u64().expect("index") as usize;
+        for (k, v) in row.as_array().expect("row").iter().enumerate() {
+            worst_box = worst_box.max((boxes[i * 18 + k] - f(v)).abs());
+        }
+    }
+    eprintln!(
+        "palm: input warp worst {warp_worst}/255; raw logits max |diff| {worst_score:.2e}, box and keypoint regressors (top 32) max |diff| {worst_box:.2e}"
+    );
+    assert!(warp_worst <= 1, "warp {warp_worst}");
+    assert!(
+        worst_score < 1e-2 && worst_box < 1e-2,
+        "{worst_score} {worst_box}"
+    );
+}
+
+/// The axis-aligned box around a MediaPipe `NormalizedRect`, in pixels.
+fn rect_box(r: &Value, w: f32, h: f32) -> [f32; 4] {
+    let (rw, rh) = (f(&r["width"]) * w, f(&r["height"]) * h);
+    let (s, c) = f(&r["rotation"]).sin_cos();
+    let (hw, hh) = (
+        f32::midpoint(rw * c.abs(), rh * s.abs()),
+        f32::midpoint(rw * s.abs(), rh * c.abs()),
+    );
+    let (cx, cy) = (f(&r["x_center"]) * w, f(&r["y_center"]) * h);
+    [cx - hw, cy - hh, 2.0 * hw, 2.0 * hh]
+}
+
+#[test]
+fn hands_match_mediapipe_on_pictures() {
+    let r = hand_refs();
+    let graph = detect::hands::load().expect("model loads");
+    let (mut worst_palm, mut worst_hand, mut worst_score, mut worst_kp, mut worst_rot) =
+        (1f32, 1f32, 0f32, 0f32, 0f32);
+    let mut hands = 0;
+    for case in r["cases"].as_array().expect("cases") {
+        let name = case["image"].as_str().expect("image");
+        let confidence = f(&case["confidence"]);
+        let img = rgb(name);
+        let (w, h) = img.dimensions();
+        let (wf, hf) = (w as f32, h as f32);
+        let want = case["palms"].as_array().expect("palms");
+        let rects = case["hand_rects"].as_array().expect("rects");
+        let regions = detect::hands::hand_regions(&graph, &img, confidence, None).expect("regions");
+        assert_eq!(regions.len(), want.len(), "{name} @{confidence}: palm count");
+        assert_eq!(regions.len(), rects.len(), "{name} @{confidence}: region count");
+        for ((p, rect), (e, er)) in regions.iter().zip(want.iter().zip(rects)) {
+            let d = rect.bounding_box(w, h, p.score);
+            let o = iou(
+                [p.xmin * wf, p.ymin * hf, p.width * wf, p.height * hf],
+                [
+                    f(&e["xmin"]) * wf,
+                    f(&e["ymin"]) * hf,
+                    f(&e["width"]) * wf,
+                    f(&e["height"]) * hf,
+                ],
+            );
+            worst_palm = worst_palm.min(o);
+            worst_score = worst_score.max((p.score - f(&e["score"])).abs());
+            for (k, ek) in p.keypoints.iter().zip(e["keypoints"].as_array().expect("kps")) {
+                let dx = (k.0 - f(&ek[0])) * wf;
+                let dy = (k.1 - f(&ek[1])) * hf;
+                worst_kp = worst_kp.max(dx.abs().max(dy.abs()));
+            }
+            worst_rot = worst_rot.max((rect.rotation - f(&er["rotation"])).abs());
+            let oh = iou([d.x, d.y, d.width, d.height], rect_box(er, wf, hf));
+            worst_hand = worst_hand.min(oh);
+            hands += 1;
+            assert!(
+                o >= 0.95 && oh >= 0.95,
+                "{name} @{confidence}: palm IoU {o}, hand IoU {oh} ({d:?})"
+            );
+        }
+    }
+    eprintln!(
+        "{hands} palms: worst palm IoU {worst_palm:.5}, worst hand-region box IoU {worst_hand:.5}, worst score |diff| {worst_score:.2e}, keypoints within {worst_kp:.3} px, rotation within {worst_rot:.2e} rad"
+    );
+    assert!(hands >= 6, "the references have palms");
+    assert!(worst_score < 1e-3, "score diff {worst_score}");
+    assert!(worst_kp < 0.5 && worst_rot < 1e-2, "{worst_kp} {worst_rot}");
+}
+
+#[test]
+fn the_cli_finds_hands_and_writes_their_boxes() {
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let mask = out_dir.path().join("hands.png");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_easel"))
+        .args(["detect", "hands"])
+        .arg(dir().join("hands_horse2.png"))
+        .args(["--json", "--max-hands", "1", "--dilate", "2", "--mask"])
+        .arg(&mask)
+        .output()
+        .expect("easel runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(96), Some(79)));
+    let dets = v["detections"].as_array().expect("detections");
+    assert_eq!(dets.len(), 1, "--max-hands 1 keeps the best palm");
+    let r = hand_refs();
+    let best = &r["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["image"] == "hands_horse2.png")
+        .expect("horse case")["hands"][0];
+    assert!((f(&dets[0]["score"]) - f(&best["score"])).abs() < 1e-3);
+    let m = image::open(&mask).expect("mask written").to_luma8();
+    assert_eq!(m.dimensions(), (96, 79));
+    let (x, y) = (f(&dets[0]["x"]), f(&dets[0]["y"]));
+    let (w, h) = (f(&dets[0]["width"]), f(&dets[0]["height"]));
+    assert_eq!(m.get_pixel((x + w / 2.0) as u32, (y + h / 2.0) as u32)[0], 255);
+    assert_eq!(m.get_pixel(0, 0)[0], 0);
+    let white = m.pixels().filter(|p| p[0] == 255).count() as f32;
+    // The box grown by 2 px, clipped to the picture.
+    let x1 = (x + w + 2.0).min(96.0);
+    let y1 = (y + h + 2.0).min(79.0);
+    let expect = (x1 - (x - 2.0).max(0.0)) * (y1 - (y - 2.0).max(0.0));
+    assert!((white - expect).abs() < 2.0 * (x1 + y1), "{white} vs {expect}");
+}
+
+#[test]
+fn bad_hand_requests_exit_2_with_a_message() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_easel"))
+            .args(args)
+            .output()
+            .expect("easel runs")
+    };
+    let missing = dir().join("no_such_picture.png");
+    let out = run(&["detect", "hands", missing.to_str().expect("utf-8 path"), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty());
+    let horse = dir().join("hands_horse.png");
+    let horse = horse.to_str().expect("utf-8 path");
+    for (extra, needle) in [
+        (["--max-hands", "0"], "--max-hands"),
+        (["--confidence", "1.5"], "--confidence"),
+        (["--model", "full"], "--model"),
+    ] {
+        let mut args = vec!["detect", "hands", horse];
+        args.extend(extra);
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_hand_landmark_network_matches_the_tflite_interpreter() {
+    let r = hand_refs();
+    let raw = &r["raw_landmarks"];
+    let png = rgb(raw["input"].as_str().expect("input name"));
+    let e = &raw["rect"];
+    let rect = detect::hands::HandRect {
+        x_center: f(&e["x_center"]),
+        y_center: f(&e["y_center"]),
+        width: f(&e["width"]),
+        height: f(&e["height"]),
+        rotation: f(&e["rotation"]),
+    };
+    // Our warp of the rotated hand region is OpenCV's warpPerspective with replicated edges.
+    let ours = detect::hands::landmark_input(&rgb(raw["image"].as_str().expect("image")), &rect);
+    let (mut warp_worst, mut differing) = (0i32, 0usize);
+    for (a, &b) in ours.iter().zip(png.as_raw()) {
+        let d = ((a * 255.0).round() as i32 - i32::from(b)).abs();
+        warp_worst = warp_worst.max(d);
+        differing += usize::from(d != 0);
+    }
+    let input: Vec<f32> = png.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
+    let graph = detect::hands::load_landmarks().expect("model loads");
+    let (points, presence) = detect::hands::landmark_raw_outputs(&graph, &input).expect("runs");
+    let want: Vec<f32> = raw["landmarks"]
+        .as_array()
+        .expect("landmarks")
+        .iter()
+        .map(f)
+        .collect();
+    assert_eq!(points.len(), want.len());
+    let worst = points
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let presence_diff = (presence - f(&raw["presence"])).abs();
+    eprintln!(
+        "hand landmarks: input warp differs in {differing} values, by at most {warp_worst}/255; landmarks max |diff| {worst:.2e} px of 224, presence |diff| {presence_diff:.2e}"
+    );
+    assert!(
+        warp_worst <= 1 && differing * 100 <= ours.len(),
+        "warp {differing} values, worst {warp_worst}"
+    );
+    assert!(worst < 0.05 && presence_diff < 1e-3, "{worst} {presence_diff}");
+}
+
+#[test]
+fn hands_match_mediapipe_hands_on_pictures() {
+    let r = hand_refs();
+    let models = detect::hands::HandModels::load().expect("models load");
+    let (mut worst_iou, mut worst_score, mut worst_point) = (1f32, 0f32, 0f32);
+    let mut count = 0;
+    for case in r["cases"].as_array().expect("cases") {
+        let name = case["image"].as_str().expect("image");
+        let confidence = f(&case["confidence"]);
+        let img = rgb(name);
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        let got = detect::hands::detect_hands_with(&models, &img, confidence, None).expect("hands");
+        let want = case["hands"].as_array().expect("hands");
+        assert_eq!(got.len(), want.len(), "{name} @{confidence}: hand count");
+        for (g, e) in got.iter().zip(want) {
+            let e_box = [
+                f(&e["xmin"]) * w,
+                f(&e["ymin"]) * h,
+                f(&e["width"]) * w,
+                f(&e["height"]) * h,
+            ];
+            let o = iou([g.x, g.y, g.width, g.height], e_box);
+            worst_iou = worst_iou.min(o);
+            worst_score = worst_score.max((g.score - f(&e["score"])).abs());
+            // The box's corners against the reference landmarks' extremes.
+            worst_point = worst_point.max(
+                (g.x - e_box[0])
+                    .abs()
+                    .max((g.y - e_box[1]).abs())
+                    .max((g.x + g.width - e_box[0] - e_box[2]).abs())
+                    .max((g.y + g.height - e_box[1] - e_box[3]).abs()),
+            );
+            count += 1;
+            assert!(o >= 0.95, "{name} @{confidence}: IoU {o} ({g:?} vs {e_box:?})");
+        }
+    }
+    eprintln!(
+        "{count} hands: worst landmark-box IoU {worst_iou:.5}, box edges within {worst_point:.3} px, worst score |diff| {worst_score:.2e}"
+    );
+    assert!(count >= 3, "the references have hands");
+    assert!(worst_score < 1e-3, "score diff {worst_score}");
+}

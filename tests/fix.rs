@@ -1,5 +1,5 @@
-//! ADetailer's flow on the tiny model through the CLI (`easel generate … --fix faces`): every
-//! detected face repainted in turn, every pixel outside all (grown, feathered) masks kept
+//! ADetailer's flow on the tiny model through the CLI (`easel generate … --fix faces|hands`):
+//! every detected face or hand repainted in turn, every pixel outside all (grown, feathered) masks kept
 //! bit for bit, ADetailer's infotext keys written.
 
 #![allow(clippy::unwrap_used)]
@@ -160,20 +160,99 @@ fn fix_after_generating_writes_the_keys_and_warns_when_there_is_no_face() {
         "{text}"
     );
     assert!(!text.contains("Denoising strength"), "{text}");
-    // Hands are not there yet: one clear error.
+    // Unknown or repeated targets: clear errors before any work.
+    for (fix, needle) in [("feet", "unknown --fix 'feet'"), ("hands,hand", "twice")] {
+        let o = easel(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "x",
+            "--fix",
+            fix,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{fix}: {err}");
+        assert!(err.contains(needle), "{fix}: {err}");
+    }
+}
+
+#[test]
+fn fix_hands_repaints_the_hand_region_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 128×128 picture in which MediaPipe Hands finds one (small) hand (see
+    // tests/fixtures/make_hand_fixtures.py).
+    let input = image::open(fixtures().join("ref/detect/hands_camera.png"))
+        .unwrap()
+        .to_rgb8();
+    let init = dir.path().join("picture.png");
+    input.save(&init).unwrap();
+    let hands = detect::hands::detect_hands(&input, 0.5, None).unwrap();
+    assert_eq!(hands.len(), 1, "{hands:?}");
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("fixed.png");
+    let model = model_path();
     let o = easel(&[
         "generate",
         "--model",
         model.to_str().unwrap(),
         "--prompt",
-        "x",
+        "a hand",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "4",
+        "--seed",
+        "3",
+        "--init",
+        init.to_str().unwrap(),
         "--fix",
         "hands",
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not available yet"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // One new picture, the size of the input.
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 1);
+    let fixed = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(fixed.dimensions(), input.dimensions());
+    // The box grown by the 4×4 dilation and feathered by the mask blur (σ 4, radius 10).
+    let d = hands[0];
+    let reach = 2.0 + 10.0 + 1.0;
+    let (mut outside, mut changed, mut inside) = (0, 0, 0);
+    for (x, y, p) in input.enumerate_pixels() {
+        let (xf, yf) = (x as f32 + 0.5, y as f32 + 0.5);
+        let near = xf >= d.x - reach
+            && xf <= d.x + d.width + reach
+            && yf >= d.y - reach
+            && yf <= d.y + d.height + reach;
+        if !near {
+            assert_eq!(
+                fixed.get_pixel(x, y),
+                p,
+                "pixel ({x}, {y}) outside the hand changed"
+            );
+            outside += 1;
+        } else if xf >= d.x && xf <= d.x + d.width && yf >= d.y && yf <= d.y + d.height {
+            inside += 1;
+            changed += usize::from(fixed.get_pixel(x, y) != p);
+        }
+    }
+    assert!(outside > 128 * 128 / 2, "{outside} pixels outside the mask");
+    assert!(
+        changed * 2 > inside,
+        "{changed} of {inside} hand pixels repainted"
+    );
+    let text = parameters_of(&out);
+    assert!(
+        text.contains(&ADETAILER_KEYS.replace("mediapipe_face_short", "mediapipe_hands_lite")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -229,6 +308,60 @@ fn fix_with_an_inpaint_controlnet_keeps_structure_and_says_so() {
     assert!(
         text.contains("ADetailer ControlNet model: tiny_sd15_inpaint [")
             && text.contains("ADetailer ControlNet module: inpaint_only"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fix_faces_then_hands_runs_both_like_adetailers_two_tabs() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("pair.png");
+    two_faces().save(&init).unwrap();
+    let model = model_path();
+    let run = |fix: &str, out: &Path| {
+        let o = easel(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "a portrait",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "3",
+            "--seed",
+            "7",
+            "--init",
+            init.to_str().unwrap(),
+            "--fix",
+            fix,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let (faces, both) = (dir.path().join("faces.png"), dir.path().join("both.png"));
+    run("faces", &faces);
+    let err = run("faces,hands", &both);
+    // No hand in these two portraits: the second tab finds nothing and says so, so the picture
+    // is the faces-only one.
+    assert!(err.contains("no hand found"), "{err}");
+    assert_eq!(
+        image::open(&both).unwrap().to_rgb8(),
+        image::open(&faces).unwrap().to_rgb8()
+    );
+    let text = parameters_of(&both);
+    assert!(
+        text.contains(ADETAILER_KEYS.trim_end_matches(", ADetailer version: 24.8.0")),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ADetailer inpaint padding: 32, ADetailer model 2nd: mediapipe_hands_lite, ADetailer confidence 2nd: 0.5"
+        ) && text.contains("ADetailer inpaint padding 2nd: 32, ADetailer version: 24.8.0"),
         "{text}"
     );
 }

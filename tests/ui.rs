@@ -1028,3 +1028,49 @@ fn in_chinese_the_prompt_panel_speaks_chinese_prompts_get_real_glyphs_and_englis
     let saved = Settings::load(&AppPaths::under(dir.path().to_path_buf()).settings_file()).0;
     assert_eq!(saved.language, Some(Language::English));
 }
+
+#[test]
+fn find_hands_masks_the_hand_box_and_fix_hands_makes_one_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.get_by_label_contains("tiny-sd15").click();
+    h.step();
+    // A 128×128 picture with one hand (tests/fixtures/make_hand_fixtures.py): the box around its
+    // landmarks is about x 117…126, y 96…104.
+    drop_picture(&mut h, common::fixtures().join("ref/detect/hands_camera.png"));
+    let original = h.state().document().unwrap().image().clone();
+    h.get_by_label("Image to image").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    h.get_by_label("Find hands").click();
+    step_until(&mut h, 60, "the hand mask", |h| masked_pixels(h) > 0);
+    let mask = h.state().document().unwrap().mask().clone();
+    assert_eq!(mask.get_pixel(121, 99)[0], 255, "the hand is masked");
+    assert_eq!(mask.get_pixel(20, 20)[0], 0, "the rest is not");
+    let n = masked_pixels(&h);
+    assert!((100..250).contains(&n), "{n} masked pixels");
+    h.get_by_label("Fix hands").click();
+    step_until(&mut h, 120, "the fixed picture", |h| {
+        assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+        h.state().gallery_len() == 1
+    });
+    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(text.contains("ADetailer model: mediapipe_hands_lite"), "{text}");
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.previous_image(), Some(&original), "one new version");
+    let result = doc.image();
+    assert_eq!(result.get_pixel(20, 20), original.get_pixel(20, 20));
+    assert_ne!(
+        (96..104)
+            .flat_map(|y| (118..126).map(move |x| (x, y)))
+            .filter(|&(x, y)| result.get_pixel(x, y) != original.get_pixel(x, y))
+            .count(),
+        0,
+        "the hand was repainted"
+    );
+}

@@ -38,6 +38,11 @@ struct Node {
     half_pixel_centers: bool,
     #[serde(default)]
     block: usize,
+    /// MEAN: the reduced axes (NHWC) and whether they stay as size-1 dimensions.
+    #[serde(default)]
+    axes: Vec<i64>,
+    #[serde(default)]
+    keep_dims: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,6 +253,42 @@ impl Graph {
             "PRELU" => {
                 let alpha = self.get(values, op.inputs[1])?.reshape((1, (), 1, 1))?;
                 x.relu()?.add(&x.minimum(0f32)?.broadcast_mul(&alpha)?)?
+            }
+            "MEAN" => {
+                let rank = x.rank();
+                let mut dims: Vec<usize> = op
+                    .axes
+                    .iter()
+                    .map(|&a| {
+                        let a = if a < 0 { a + rank as i64 } else { a } as usize;
+                        if rank == 4 { [0, 2, 3, 1][a] } else { a }
+                    })
+                    .collect();
+                // NCHW without the spatial axes is NHWC without them; other drops would not be.
+                if rank == 4 && !op.keep_dims && dims.iter().any(|&d| d < 2) {
+                    candle_core::bail!("MEAN over axes {:?} is not supported", op.axes);
+                }
+                dims.sort_unstable();
+                let mut y = x.clone();
+                for &d in dims.iter().rev() {
+                    y = if op.keep_dims {
+                        y.mean_keepdim(d)?
+                    } else {
+                        y.mean(d)?
+                    };
+                }
+                y
+            }
+            "FULLY_CONNECTED" => {
+                if x.rank() != 2 {
+                    candle_core::bail!("FULLY_CONNECTED on a rank-{} input", x.rank());
+                }
+                let w = self.get(values, op.inputs[1])?;
+                let mut y = x.matmul(&w.t()?)?;
+                if let Some(&b) = op.inputs.get(2).filter(|&&b| b >= 0) {
+                    y = y.broadcast_add(self.get(values, b)?)?;
+                }
+                y
             }
             "RELU" => x.relu()?,
             "LOGISTIC" => candle_nn::ops::sigmoid(x)?,

@@ -1,4 +1,4 @@
-//! Built-in face detection: MediaPipe's BlazeFace networks (weights shipped in `assets/detect/`,
+//! Built-in face detection (hands: [`hands`], people: [`segment`]): MediaPipe's BlazeFace networks (weights shipped in `assets/detect/`,
 //! converted by `scripts/convert_mediapipe.py`) with MediaPipe 0.10.14's own pre- and post-processing.
 //!
 //! Flow, as MediaPipe's `FaceDetection` graph runs it: one bilinear warp of the whole image,
@@ -10,6 +10,7 @@
 //! packaging (packaging/easel.desktop, `cargo install`) ships one executable and no data folder.
 
 pub mod graph;
+pub mod hands;
 pub mod segment;
 pub mod ssd;
 pub mod warp;
@@ -173,7 +174,12 @@ pub fn detect_faces_with(
             anchors.len()
         )));
     }
-    let found = ssd::decode(&boxes, &scores, 16, &anchors, c.box_scale, confidence);
+    let decoding = ssd::Decoding {
+        num_coords: 16,
+        num_keypoints: 0,
+        scale: c.box_scale,
+    };
+    let found = ssd::decode(&boxes, &scores, decoding, &anchors, confidence);
     let kept = ssd::weighted_nms(found, 0.3);
     Ok(kept
         .into_iter()

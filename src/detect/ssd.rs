@@ -41,8 +41,8 @@ pub fn anchors(o: &AnchorOptions) -> Vec<(f32, f32)> {
     out
 }
 
-/// A box in [0, 1] coordinates of the model input, with its score.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A box in [0, 1] coordinates of the model input, with its score and keypoints.
+#[derive(Clone, Debug, PartialEq)]
 pub struct RelBox {
     /// Left edge.
     pub xmin: f32,
@@ -54,19 +54,32 @@ pub struct RelBox {
     pub height: f32,
     /// Sigmoid score.
     pub score: f32,
+    /// Keypoints (x, y), in the model's order.
+    pub keypoints: Vec<(f32, f32)>,
 }
 
-/// TensorsToDetectionsCalculator: `reverse_output_order` boxes (x, y, w, h first), divided by
-/// `scale` (the input size), around fixed-size anchors; score = sigmoid(clamp(raw, ±100)); boxes
-/// scoring below `threshold` are dropped.
+/// How to read one anchor's row of regressors (TensorsToDetectionsCalculator options).
+#[derive(Clone, Copy, Debug)]
+pub struct Decoding {
+    /// `num_coords`: values per anchor.
+    pub num_coords: usize,
+    /// `num_keypoints` (x, y pairs after the 4 box values).
+    pub num_keypoints: usize,
+    /// `x_scale` = `y_scale` = `w_scale` = `h_scale` (the input size).
+    pub scale: f32,
+}
+
+/// TensorsToDetectionsCalculator: `reverse_output_order` boxes (x, y, w, h first) and keypoints
+/// (x, y), divided by `scale`, around fixed-size anchors; score = sigmoid(clamp(raw, ±100));
+/// boxes scoring below `threshold` are dropped.
 pub fn decode(
     raw_boxes: &[f32],
     raw_scores: &[f32],
-    num_coords: usize,
+    d: Decoding,
     anchors: &[(f32, f32)],
-    scale: f32,
     threshold: f32,
 ) -> Vec<RelBox> {
+    let (num_coords, scale) = (d.num_coords, d.scale);
     let mut out = Vec::new();
     for (i, &(ax, ay)) in anchors.iter().enumerate() {
         let s = raw_scores[i].clamp(-100.0, 100.0);
@@ -81,12 +94,19 @@ pub fn decode(
         let h = r[3] / scale;
         let (xmin, ymin) = (xc - w / 2.0, yc - h / 2.0);
         let (xmax, ymax) = (xc + w / 2.0, yc + h / 2.0);
+        let keypoints = (0..d.num_keypoints)
+            .map(|k| {
+                let o = i * num_coords + 4 + k * 2;
+                (raw_boxes[o] / scale + ax, raw_boxes[o + 1] / scale + ay)
+            })
+            .collect();
         out.push(RelBox {
             xmin,
             ymin,
             width: xmax - xmin,
             height: ymax - ymin,
             score,
+            keypoints,
         });
     }
     out
@@ -106,20 +126,26 @@ fn iou(a: &RelBox, b: &RelBox) -> f32 {
 }
 
 /// NonMaxSuppressionCalculator, `algorithm: WEIGHTED`, IoU: the best box takes every remaining box
-/// that overlaps it by more than `min_iou` and becomes their score-weighted mean; it keeps its own score.
+/// that overlaps it by more than `min_iou` and becomes their score-weighted mean (box and
+/// keypoints); it keeps its own score.
 pub fn weighted_nms(mut boxes: Vec<RelBox>, min_iou: f32) -> Vec<RelBox> {
     boxes.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut out = Vec::new();
-    while let Some(top) = boxes.first().copied() {
+    while let Some(top) = boxes.first().cloned() {
         let (candidates, rest): (Vec<RelBox>, Vec<RelBox>) =
             boxes.into_iter().partition(|b| iou(b, &top) > min_iou);
         let total: f32 = candidates.iter().map(|c| c.score).sum();
         let (mut x0, mut y0, mut x1, mut y1) = (0f32, 0f32, 0f32, 0f32);
+        let mut keypoints = vec![(0f32, 0f32); top.keypoints.len()];
         for c in &candidates {
             x0 += c.xmin * c.score;
             y0 += c.ymin * c.score;
             x1 += (c.xmin + c.width) * c.score;
             y1 += (c.ymin + c.height) * c.score;
+            for (k, p) in keypoints.iter_mut().zip(&c.keypoints) {
+                k.0 += p.0 * c.score;
+                k.1 += p.1 * c.score;
+            }
         }
         let (xmin, ymin) = (x0 / total, y0 / total);
         out.push(RelBox {
@@ -128,6 +154,10 @@ pub fn weighted_nms(mut boxes: Vec<RelBox>, min_iou: f32) -> Vec<RelBox> {
             width: x1 / total - xmin,
             height: y1 / total - ymin,
             score: top.score,
+            keypoints: keypoints
+                .into_iter()
+                .map(|(x, y)| (x / total, y / total))
+                .collect(),
         });
         boxes = rest;
     }
@@ -164,10 +194,12 @@ mod tests {
             width: 1.0,
             height: 1.0,
             score: s,
+            keypoints: vec![(x, 0.5)],
         };
         let out = weighted_nms(vec![b(0.0, 0.5), b(0.1, 1.0), b(5.0, 0.7)], 0.3);
         assert_eq!(out.len(), 2);
         assert!((out[0].xmin - 0.1 / 1.5).abs() < 1e-6);
+        assert!((out[0].keypoints[0].0 - 0.1 / 1.5).abs() < 1e-6);
         assert_eq!(out[0].score, 1.0);
         assert_eq!(out[1].xmin, 5.0);
     }

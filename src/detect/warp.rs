@@ -94,8 +94,6 @@ fn warp_region(
     lo: f32,
     hi: f32,
 ) -> Vec<f32> {
-    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
-    let raw = image.as_raw();
     let alpha = (hi - lo) / 255.0;
     let mut out = vec![0f32; out_w * out_h * 3];
     // Fixed-point source position of destination pixel i along one axis (OpenCV: the inverse
@@ -109,35 +107,106 @@ fn warp_region(
         .collect();
     for y in 0..out_h {
         let fy = fixed(y, region.y_scale, region.top_px);
-        let (sy, ay) = (fy >> INTER_BITS, fy & (INTER_TAB_SIZE - 1));
         for (x, &fx) in xs.iter().enumerate() {
-            let (sx, ax) = (fx >> INTER_BITS, fx & (INTER_TAB_SIZE - 1));
             let o = (y * out_w + x) * 3;
-            if sx >= w || sx + 1 < 0 || sy >= h || sy + 1 < 0 {
-                for c in 0..3 {
-                    out[o + c] = f32::from(0u8) * alpha + lo;
-                }
-                continue;
-            }
-            // Weights (32-a)(32-b)·32 etc. sum to 32768 exactly (OpenCV's BilinearTab_i).
-            let wts = [
-                (INTER_TAB_SIZE - ay) * (INTER_TAB_SIZE - ax),
-                (INTER_TAB_SIZE - ay) * ax,
-                ay * (INTER_TAB_SIZE - ax),
-                ay * ax,
-            ]
-            .map(|v| v * (1 << (COEF_BITS - 2 * INTER_BITS)));
-            let taps = [(sy, sx), (sy, sx + 1), (sy + 1, sx), (sy + 1, sx + 1)];
+            let px = sample(image, fx, fy, Border::Zero);
             for c in 0..3 {
-                let mut acc = 0i64;
-                for (k, &(ty, tx)) in taps.iter().enumerate() {
-                    if ty >= 0 && ty < h && tx >= 0 && tx < w {
-                        let v = raw[((ty * w + tx) * 3) as usize + c];
-                        acc += i64::from(v) * wts[k];
-                    }
-                }
-                let v = ((acc + (1 << (COEF_BITS - 1))) >> COEF_BITS).clamp(0, 255) as u8;
-                out[o + c] = f32::from(v).mul_add(alpha, lo);
+                out[o + c] = f32::from(px[c]).mul_add(alpha, lo);
+            }
+        }
+    }
+    out
+}
+
+/// What OpenCV reads outside the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Border {
+    /// `BORDER_CONSTANT` with 0.
+    Zero,
+    /// `BORDER_REPLICATE`: the nearest edge pixel.
+    Replicate,
+}
+
+/// OpenCV's 8-bit fixed-point bilinear sample at (`fx`, `fy`) in 1/32 pixel.
+fn sample(image: &RgbImage, fx: i64, fy: i64, border: Border) -> [u8; 3] {
+    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
+    let raw = image.as_raw();
+    let (sx, ax) = (fx >> INTER_BITS, fx & (INTER_TAB_SIZE - 1));
+    let (sy, ay) = (fy >> INTER_BITS, fy & (INTER_TAB_SIZE - 1));
+    if border == Border::Zero && (sx >= w || sx + 1 < 0 || sy >= h || sy + 1 < 0) {
+        return [0; 3];
+    }
+    // Weights (32-a)(32-b)·32 etc. sum to 32768 exactly (OpenCV's BilinearTab_i).
+    let wts = [
+        (INTER_TAB_SIZE - ay) * (INTER_TAB_SIZE - ax),
+        (INTER_TAB_SIZE - ay) * ax,
+        ay * (INTER_TAB_SIZE - ax),
+        ay * ax,
+    ]
+    .map(|v| v * (1 << (COEF_BITS - 2 * INTER_BITS)));
+    let taps = [(sy, sx), (sy, sx + 1), (sy + 1, sx), (sy + 1, sx + 1)];
+    let mut px = [0u8; 3];
+    for (c, out) in px.iter_mut().enumerate() {
+        let mut acc = 0i64;
+        for (k, &(ty, tx)) in taps.iter().enumerate() {
+            let (ty, tx) = match border {
+                Border::Zero if ty < 0 || ty >= h || tx < 0 || tx >= w => continue,
+                Border::Zero => (ty, tx),
+                Border::Replicate => (ty.clamp(0, h - 1), tx.clamp(0, w - 1)),
+            };
+            acc += i64::from(raw[((ty * w + tx) * 3) as usize + c]) * wts[k];
+        }
+        *out = ((acc + (1 << (COEF_BITS - 1))) >> COEF_BITS).clamp(0, 255) as u8;
+    }
+    px
+}
+
+/// A rotated rectangle of the image in pixels (OpenCV's `RotatedRect`, angle in radians,
+/// clockwise on screen).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RotatedRect {
+    /// Centre x.
+    pub cx: f64,
+    /// Centre y.
+    pub cy: f64,
+    /// Width.
+    pub width: f64,
+    /// Height.
+    pub height: f64,
+    /// Rotation in radians.
+    pub rotation: f64,
+}
+
+/// Warps the rotated rectangle `rect` of `image` onto a `size`×`size` RGB tensor (HWC, values in
+/// [`lo`, `hi`]), as MediaPipe's ImageToTensorCalculator does for a region of interest: OpenCV
+/// `warpPerspective` from the rectangle's corners to the output's, `BORDER_REPLICATE`.
+pub fn warp_rotated_to_tensor(
+    image: &RgbImage,
+    rect: RotatedRect,
+    size: usize,
+    lo: f32,
+    hi: f32,
+) -> Vec<f32> {
+    let alpha = (hi - lo) / 255.0;
+    let (s, c) = rect.rotation.sin_cos();
+    let n = size as f64;
+    // Output pixel (u, v) reads the rectangle at ((u/n − ½)·width, (v/n − ½)·height), turned by
+    // the rotation around the centre.
+    let (ux, uy) = (c * rect.width / n, s * rect.width / n);
+    let (vx, vy) = (-s * rect.height / n, c * rect.height / n);
+    let x0 = rect.cx - (c * rect.width - s * rect.height) / 2.0;
+    let y0 = rect.cy - f64::midpoint(s * rect.width, c * rect.height);
+    let mut out = vec![0f32; size * size * 3];
+    let t = INTER_TAB_SIZE as f64;
+    for v in 0..size {
+        let (bx, by) = ((v as f64).mul_add(vx, x0), (v as f64).mul_add(vy, y0));
+        for u in 0..size {
+            let fx = ((u as f64).mul_add(ux, bx) * t).round_ties_even() as i64;
+            let fy = ((u as f64).mul_add(uy, by) * t).round_ties_even() as i64;
+            let px = sample(image, fx, fy, Border::Replicate);
+            let o = (v * size + u) * 3;
+            for k in 0..3 {
+                out[o + k] = f32::from(px[k]).mul_add(alpha, lo);
             }
         }
     }

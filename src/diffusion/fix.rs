@@ -1,5 +1,5 @@
-//! ADetailer's flow ("fix faces"): after a generation, or on an existing picture, detect faces and
-//! repaint each one with an only-masked inpaint of its grown box, in order, each on the previous
+//! ADetailer's flow ("fix faces", "fix hands"): after a generation, or on an existing picture,
+//! detect faces or hands and repaint each one with an only-masked inpaint of its grown box, in order, each on the previous
 //! result — through the one inpainting pipeline ([`pipeline::generate_with`]).
 //!
 //! As ADetailer v24.8.0 runs it (`scripts/!adetailer.py` `_postprocess_image_inner`): detection j
@@ -38,14 +38,25 @@ impl Observer for Quiet<'_> {
     }
 }
 
-/// The detections a fix repaints in `picture`, in the detector's order.
+/// The detections a fix repaints in `picture` for its first target, in the detector's order.
 ///
 /// # Errors
 /// The detector could not run.
 pub fn find(picture: &RgbImage, fix: &FixSettings) -> Result<Vec<Detection>, DiffusionError> {
-    match fix.target {
-        FixTarget::Faces => detect::detect_faces(picture, FaceModel::Short, fix.confidence)
+    find_target(picture, fix.target, fix.confidence)
+}
+
+/// The detections of `target` scoring at least `confidence`, in the detector's order.
+fn find_target(
+    picture: &RgbImage,
+    target: FixTarget,
+    confidence: f32,
+) -> Result<Vec<Detection>, DiffusionError> {
+    match target {
+        FixTarget::Faces => detect::detect_faces(picture, FaceModel::Short, confidence)
             .map_err(|e| DiffusionError::Input(format!("face detection failed: {e}"))),
+        FixTarget::Hands => detect::hands::detect_hands(picture, confidence, None)
+            .map_err(|e| DiffusionError::Input(format!("hand detection failed: {e}"))),
     }
 }
 
@@ -125,65 +136,71 @@ fn fix_picture(
 ) -> Result<GeneratedImage, DiffusionError> {
     let mut picture = RgbImage::from_raw(image.width, image.height, image.rgb)
         .ok_or_else(|| DiffusionError::Input("the picture has the wrong size".into()))?;
-    let found = find(&picture, fix)?;
-    if found.is_empty() {
-        observer.on_warning(&format!(
-            "fix faces: no face found (confidence {})",
-            fix.confidence
-        ));
-    }
     let mut infotext = image.infotext;
-    let mut j = 0u64;
-    for d in &found {
-        let Some(mask) = detect::adetailer_box_mask(d, picture.width(), picture.height(), fix.dilate_erode)
-        else {
-            continue;
-        };
-        let mut p = params.clone();
-        if !fix.prompt.is_empty() {
-            p.prompt.clone_from(&fix.prompt);
+    // ADetailer's tabs: each target on the result of the one before; detection j of a tab is
+    // inpainted with seed + j.
+    for target in std::iter::once(fix.target).chain(fix.more_targets.iter().copied()) {
+        let found = find_target(&picture, target, fix.confidence)?;
+        if found.is_empty() {
+            let what = match target {
+                FixTarget::Faces => "fix faces: no face found",
+                FixTarget::Hands => "fix hands: no hand found",
+            };
+            observer.on_warning(&format!("{what} (confidence {})", fix.confidence));
         }
-        if !fix.negative_prompt.is_empty() {
-            p.negative_prompt.clone_from(&fix.negative_prompt);
-        }
-        p.seed = image.seed.wrapping_add(j);
-        p.batch_size = 1;
-        p.batch_count = 1;
-        p.denoising_strength = Some(fix.strength);
-        let init = InitImage {
-            image: picture.clone(),
-            mask: Some(mask),
-            settings: Img2ImgSettings {
-                resize_mode: ResizeMode::JustResize,
-                mask_blur: fix.mask_blur,
-                masked_content: MaskedContent::Original,
-                inpaint_area: if fix.only_masked {
-                    InpaintArea::OnlyMasked
-                } else {
-                    InpaintArea::WholePicture
+        let mut j = 0u64;
+        for d in &found {
+            let Some(mask) =
+                detect::adetailer_box_mask(d, picture.width(), picture.height(), fix.dilate_erode)
+            else {
+                continue;
+            };
+            let mut p = params.clone();
+            if !fix.prompt.is_empty() {
+                p.prompt.clone_from(&fix.prompt);
+            }
+            if !fix.negative_prompt.is_empty() {
+                p.negative_prompt.clone_from(&fix.negative_prompt);
+            }
+            p.seed = image.seed.wrapping_add(j);
+            p.batch_size = 1;
+            p.batch_count = 1;
+            p.denoising_strength = Some(fix.strength);
+            let init = InitImage {
+                image: picture.clone(),
+                mask: Some(mask),
+                settings: Img2ImgSettings {
+                    resize_mode: ResizeMode::JustResize,
+                    mask_blur: fix.mask_blur,
+                    masked_content: MaskedContent::Original,
+                    inpaint_area: if fix.only_masked {
+                        InpaintArea::OnlyMasked
+                    } else {
+                        InpaintArea::WholePicture
+                    },
+                    padding: fix.padding,
+                    invert_mask: false,
+                    mask_weight: Img2ImgSettings::default().mask_weight,
                 },
-                padding: fix.padding,
-                invert_mask: false,
-                mask_weight: Img2ImgSettings::default().mask_weight,
-            },
-        };
-        let pass = pipeline::generate_with(
-            model,
-            tokenizer,
-            &p,
-            Some(&init),
-            fix_control.map_or(&[][..], std::slice::from_ref),
-            &mut Quiet { inner: observer },
-        )?;
-        let Some(done) = pass.into_iter().next() else {
-            return Err(DiffusionError::Input("an inpaint pass returned no image".into()));
-        };
-        if infotext.is_empty() {
-            infotext.clone_from(&done.infotext);
+            };
+            let pass = pipeline::generate_with(
+                model,
+                tokenizer,
+                &p,
+                Some(&init),
+                fix_control.map_or(&[][..], std::slice::from_ref),
+                &mut Quiet { inner: observer },
+            )?;
+            let Some(done) = pass.into_iter().next() else {
+                return Err(DiffusionError::Input("an inpaint pass returned no image".into()));
+            };
+            if infotext.is_empty() {
+                infotext.clone_from(&done.infotext);
+            }
+            picture = RgbImage::from_raw(done.width, done.height, done.rgb)
+                .ok_or_else(|| DiffusionError::Input("an inpaint pass returned the wrong size".into()))?;
+            j += 1;
         }
-        picture = RgbImage::from_raw(done.width, done.height, done.rgb)
-            .ok_or_else(|| DiffusionError::Input("an inpaint pass returned the wrong size".into()))?;
-        j += 1;
     }
     if infotext.is_empty() {
         // Nothing was repainted: the picture as it came, described by the request.

@@ -39,41 +39,59 @@ pub const CONTROLNET_GUIDANCE_START: &str = "ADetailer ControlNet guidance start
 /// `ADetailer ControlNet guidance end`.
 pub const CONTROLNET_GUIDANCE_END: &str = "ADetailer ControlNet guidance end";
 
-/// ADetailer's name of the detector Easel runs for `target`.
+/// ADetailer's name of the detector Easel runs for `target`. Hands: ADetailer's hand model is a
+/// YOLO network (`hand_yolov8n.pt`) that Easel does not ship; the key names the detector that
+/// ran, in ADetailer's `mediapipe_*` style, so the infotext does not claim a model it did not use.
 pub fn model_name(target: FixTarget) -> &'static str {
     match target {
         FixTarget::Faces => "mediapipe_face_short",
+        FixTarget::Hands => "mediapipe_hands_lite",
     }
 }
 
-/// Writes a fix's keys into `extra` (replacing earlier ADetailer keys); `control_label` is the
-/// `name [hash]` of the fix's ControlNet, when it has one.
+/// ADetailer's suffix of tab `n` (0-based): none for the first, then " 2nd", " 3rd", " 4th" ….
+fn suffix(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => " 2nd".into(),
+        2 => " 3rd".into(),
+        n => format!(" {}th", n + 1),
+    }
+}
+
+/// Writes a fix's keys into `extra` (replacing earlier ADetailer keys): one set per target, the
+/// later ones suffixed as ADetailer suffixes its later tabs, then the version; `control_label`
+/// is the `name [hash]` of the fix's ControlNet, when it has one.
 pub fn write(extra: &mut Vec<(String, String)>, fix: &FixSettings, control_label: Option<&str>) {
     extra.retain(|(k, _)| !k.starts_with("ADetailer "));
-    let mut put = |k: &str, v: String| extra.push((k.to_owned(), v));
-    put(MODEL, model_name(fix.target).to_owned());
-    if !fix.prompt.is_empty() {
-        put(PROMPT, fix.prompt.clone());
+    let targets = std::iter::once(fix.target).chain(fix.more_targets.iter().copied());
+    for (n, target) in targets.enumerate() {
+        let tab = suffix(n);
+        let mut put = |k: &str, v: String| extra.push((format!("{k}{tab}"), v));
+        put(MODEL, model_name(target).to_owned());
+        if !fix.prompt.is_empty() {
+            put(PROMPT, fix.prompt.clone());
+        }
+        if !fix.negative_prompt.is_empty() {
+            put(NEGATIVE_PROMPT, fix.negative_prompt.clone());
+        }
+        put(CONFIDENCE, py_number(fix.confidence));
+        put(DILATE_ERODE, fix.dilate_erode.to_string());
+        put(MASK_BLUR, fix.mask_blur.to_string());
+        put(DENOISING_STRENGTH, py_number(fix.strength));
+        if fix.only_masked {
+            put(INPAINT_ONLY_MASKED, "True".into());
+            put(INPAINT_PADDING, fix.padding.to_string());
+        }
+        if let (Some(unit), Some(label)) = (&fix.control, control_label) {
+            put(CONTROLNET_MODEL, label.to_owned());
+            put(CONTROLNET_MODULE, unit.preprocessor.name().to_owned());
+            put(CONTROLNET_WEIGHT, py_number(unit.weight as f32));
+            put(CONTROLNET_GUIDANCE_START, py_number(unit.start as f32));
+            put(CONTROLNET_GUIDANCE_END, py_number(unit.end as f32));
+        }
     }
-    if !fix.negative_prompt.is_empty() {
-        put(NEGATIVE_PROMPT, fix.negative_prompt.clone());
-    }
-    put(CONFIDENCE, py_number(fix.confidence));
-    put(DILATE_ERODE, fix.dilate_erode.to_string());
-    put(MASK_BLUR, fix.mask_blur.to_string());
-    put(DENOISING_STRENGTH, py_number(fix.strength));
-    if fix.only_masked {
-        put(INPAINT_ONLY_MASKED, "True".into());
-        put(INPAINT_PADDING, fix.padding.to_string());
-    }
-    if let (Some(unit), Some(label)) = (&fix.control, control_label) {
-        put(CONTROLNET_MODEL, label.to_owned());
-        put(CONTROLNET_MODULE, unit.preprocessor.name().to_owned());
-        put(CONTROLNET_WEIGHT, py_number(unit.weight as f32));
-        put(CONTROLNET_GUIDANCE_START, py_number(unit.start as f32));
-        put(CONTROLNET_GUIDANCE_END, py_number(unit.end as f32));
-    }
-    put(VERSION, ADETAILER_VERSION.into());
+    extra.push((VERSION.to_owned(), ADETAILER_VERSION.into()));
 }
 
 #[cfg(test)]
@@ -107,6 +125,27 @@ mod tests {
                 .iter()
                 .any(|(k, _)| k == INPAINT_PADDING || k == INPAINT_ONLY_MASKED)
         );
+        let mut extra = Vec::new();
+        let hands = FixSettings {
+            target: FixTarget::Hands,
+            ..FixSettings::default()
+        };
+        write(&mut extra, &hands, None);
+        assert_eq!(extra[0], (MODEL.to_owned(), "mediapipe_hands_lite".to_owned()));
+        assert_eq!(extra.len(), 8);
+        // Faces then hands: ADetailer's 1st and 2nd tab.
+        let both = FixSettings {
+            more_targets: vec![FixTarget::Hands],
+            ..FixSettings::default()
+        };
+        let mut extra = Vec::new();
+        write(&mut extra, &both, None);
+        let keys: Vec<&str> = extra.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(extra.len(), 15);
+        assert_eq!(keys[7], "ADetailer model 2nd");
+        assert_eq!(extra[7].1, "mediapipe_hands_lite");
+        assert_eq!(keys[13], "ADetailer inpaint padding 2nd");
+        assert_eq!(keys[14], VERSION);
         // A ControlNet in the fix: its keys after the inpaint ones, before the version.
         let mut unit = crate::request::ControlUnit::new("control_v11p_sd15_inpaint.safetensors");
         unit.preprocessor = crate::imaging::ops::HintPreprocessor::InpaintOnly;

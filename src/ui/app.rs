@@ -339,12 +339,16 @@ impl EaselApp {
             Reply::ControlNets(entries) => self.prompt.controlnet_mut().set_entries(entries),
             Reply::ControlImage(path, image) => self.prompt.controlnet_mut().set_file_image(path, image),
             Reply::Hint(serial, result) => self.prompt.controlnet_mut().set_hint(&self.ctx, serial, result),
-            Reply::Faces(revision, found) => match found {
+            Reply::Faces(revision, target, found) => match found {
                 // Only onto the picture it was computed for.
                 Ok((count, mask)) => match self.canvas.doc.as_mut() {
                     Some(doc) if doc.revision() == revision => {
                         if count == 0 {
-                            self.messages.push(tr("no face found").into());
+                            self.messages.push(if target == crate::request::FixTarget::Hands {
+                                tr("no hand found").into()
+                            } else {
+                                tr("no face found").into()
+                            });
                         }
                         doc.set_mask(&mask);
                     }
@@ -433,6 +437,13 @@ impl EaselApp {
                 if let Some(doc) = &self.canvas.doc {
                     self.io
                         .send(IoTask::FindFaces(Box::new(doc.image().clone()), doc.revision()));
+                }
+            }
+            Command::FixHands => self.submit(Jobs::fix_hands),
+            Command::FindHands => {
+                if let Some(doc) = &self.canvas.doc {
+                    self.io
+                        .send(IoTask::FindHands(Box::new(doc.image().clone()), doc.revision()));
                 }
             }
             Command::Cancel => self.jobs.cancel_running(),

@@ -48,6 +48,10 @@ pub enum Command {
     FindFaces,
     /// ADetailer's flow on the canvas picture: every face repainted, one new version.
     FixFaces,
+    /// Detect hands in the canvas picture and make their grown boxes the mask.
+    FindHands,
+    /// ADetailer's flow on the canvas picture: every hand repainted, one new version.
+    FixHands,
     /// Keep a strength sweep result (by index) as the document's next version; closes the sweep.
     KeepSweepResult(usize),
     /// Close the strength sweep picker without keeping anything.

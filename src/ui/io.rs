@@ -66,6 +66,8 @@ pub enum IoTask {
     Hint(Box<HintTask>),
     /// Find faces in a picture (of this document revision) and mask their grown boxes.
     FindFaces(Box<image::RgbImage>, u64),
+    /// Find hands in a picture (of this document revision) and mask their grown boxes.
+    FindHands(Box<image::RgbImage>, u64),
 }
 
 /// One hint preview: the unit's preprocessor on `image` at the generation size.
@@ -108,8 +110,12 @@ pub enum Reply {
     ControlImage(PathBuf, std::sync::Arc<image::RgbImage>),
     /// A hint preview (request serial, picture) or why it could not be made.
     Hint(u64, Result<Rgba, String>),
-    /// The faces found in the picture of a document revision: their number and the mask.
-    Faces(u64, Result<(usize, image::GrayImage), String>),
+    /// The faces (or hands) found in the picture of a document revision: their number and the mask.
+    Faces(
+        u64,
+        crate::request::FixTarget,
+        Result<(usize, image::GrayImage), String>,
+    ),
     /// Nothing to show (a save finished, or there was nothing to do); never sent to the UI.
     Done,
     /// Something failed; the text is for the user.
@@ -219,7 +225,14 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
             Ok(img) => Reply::ControlImage(path, std::sync::Arc::new(img)),
             Err(e) => Reply::Failed(e.to_string()),
         },
-        IoTask::FindFaces(picture, revision) => Reply::Faces(revision, face_mask(&picture)),
+        IoTask::FindFaces(picture, revision) => {
+            let target = crate::request::FixTarget::Faces;
+            Reply::Faces(revision, target, face_mask(&picture, target))
+        }
+        IoTask::FindHands(picture, revision) => {
+            let target = crate::request::FixTarget::Hands;
+            Reply::Faces(revision, target, face_mask(&picture, target))
+        }
         IoTask::Hint(task) => {
             let u = &task.unit;
             let hint = crate::imaging::ops::prepare_hint(
@@ -413,11 +426,23 @@ fn load_gallery(dir: &Path) -> Vec<GalleryItem> {
     files.iter().filter_map(|(_, p)| item(p).ok()).collect()
 }
 
-/// The union of ADetailer's masks of every face (the Fix flow's detector and its defaults).
-fn face_mask(picture: &image::RgbImage) -> Result<(usize, image::GrayImage), String> {
-    let fix = crate::request::FixSettings::default();
-    let found = crate::detect::detect_faces(picture, crate::detect::FaceModel::Short, fix.confidence)
-        .map_err(|e| trf("could not look for faces: {error}", &[("error", &e)]))?;
+/// The union of ADetailer's masks of every face or hand (the Fix flow's detector and its defaults).
+fn face_mask(
+    picture: &image::RgbImage,
+    target: crate::request::FixTarget,
+) -> Result<(usize, image::GrayImage), String> {
+    let fix = crate::request::FixSettings {
+        target,
+        ..crate::request::FixSettings::default()
+    };
+    let found = match target {
+        crate::request::FixTarget::Faces => {
+            crate::detect::detect_faces(picture, crate::detect::FaceModel::Short, fix.confidence)
+                .map_err(|e| trf("could not look for faces: {error}", &[("error", &e)]))?
+        }
+        crate::request::FixTarget::Hands => crate::detect::hands::detect_hands(picture, fix.confidence, None)
+            .map_err(|e| trf("could not look for hands: {error}", &[("error", &e)]))?,
+    };
     let (w, h) = picture.dimensions();
     let mut mask = image::GrayImage::new(w, h);
     for d in &found {

@@ -288,9 +288,19 @@ impl Jobs {
     }
 
     /// Queues ADetailer's flow on the canvas picture (faces, its defaults): one job, one result.
-    pub fn fix_faces(&mut self, mut to: Submit<'_>) -> Result<(), String> {
+    pub fn fix_faces(&mut self, to: Submit<'_>) -> Result<(), String> {
+        self.fix(to, crate::request::FixTarget::Faces)
+    }
+
+    /// Queues ADetailer's flow on the canvas picture (hands, its defaults): one job, one result.
+    pub fn fix_hands(&mut self, to: Submit<'_>) -> Result<(), String> {
+        self.fix(to, crate::request::FixTarget::Hands)
+    }
+
+    fn fix(&mut self, mut to: Submit<'_>, target: crate::request::FixTarget) -> Result<(), String> {
         let doc = to.doc.ok_or(tr("open a picture first"))?;
         let fix = crate::request::FixSettings {
+            target,
             picture_only: true,
             control: if to.settings.keep_structure {
                 Some(keep_structure_unit(to.control_models)?)

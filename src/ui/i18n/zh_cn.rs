@@ -140,6 +140,16 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ),
     ("open a picture first", "请先打开一张图片"),
     ("Fix faces", "修复人脸"),
+    ("Find hands", "查找手部"),
+    (
+        "mask every hand the detector finds (MediaPipe Hands, confidence 0.5, boxes grown by 4 px)",
+        "为检测到的每只手加上蒙版（MediaPipe Hands，置信度 0.5，检测框外扩 4 像素）",
+    ),
+    ("Fix hands", "修复手部"),
+    (
+        "repaint every hand at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)",
+        "以全分辨率逐一重绘每只手（ADetailer：重绘幅度 0.4，预留 32 像素，模糊 4）",
+    ),
     (
         "repaint every face at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)",
         "以全分辨率逐一重绘每张人脸（ADetailer：重绘幅度 0.4，预留 32 像素，模糊 4）",
@@ -349,6 +359,8 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ),
     ("; ", "；"),
     ("no face found", "未找到人脸"),
+    ("no hand found", "未找到手部"),
+    ("could not look for hands: {error}", "无法检测手部：{error}"),
     (
         "could not start the Civitai lookup: {error}",
         "无法启动 Civitai 查询：{error}",

@@ -1,5 +1,5 @@
 //! The image-to-image section of the prompt panel: mode switch, denoising strength, resize mode,
-//! the inpaint settings, and the Refine, Strength sweep, Find faces and Fix faces buttons.
+//! the inpaint settings, and the Refine, Strength sweep, Find/Fix faces and Find/Fix hands buttons.
 
 use eframe::egui;
 
@@ -124,7 +124,7 @@ impl Img2ImgPanel {
         });
     }
 
-    /// Refine, Keep structure, Strength sweep, Find faces and Fix faces: part of the action bar
+    /// Refine, Keep structure, Strength sweep, Find/Fix faces and Find/Fix hands: part of the action bar
     /// pinned below the prompt panel, so opening the sections above never hides them.
     pub fn actions_ui(
         ui: &mut egui::Ui,
@@ -171,6 +171,25 @@ impl Img2ImgPanel {
                 .clicked()
             {
                 commands.push(Command::FixFaces);
+            }
+        });
+        ui.horizontal(|ui| {
+            let has_doc = doc.is_some();
+            if ui
+                .add_enabled(has_doc, egui::Button::new(tr("Find hands")))
+                .on_hover_text(tr("mask every hand the detector finds (MediaPipe Hands, confidence 0.5, boxes grown by 4 px)"))
+                .on_disabled_hover_text(tr("open a picture first"))
+                .clicked()
+            {
+                commands.push(Command::FindHands);
+            }
+            if ui
+                .add_enabled(has_doc, egui::Button::new(tr("Fix hands")))
+                .on_hover_text(tr("repaint every hand at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)"))
+                .on_disabled_hover_text(tr("open a picture first"))
+                .clicked()
+            {
+                commands.push(Command::FixHands);
             }
         });
     }
