@@ -356,6 +356,15 @@ impl EaselApp {
                 },
                 Err(message) => self.messages.push(message),
             },
+            Reply::People(revision, found) => match found {
+                Ok((true, mask)) => {
+                    if let Some(doc) = self.canvas.doc.as_mut().filter(|d| d.revision() == revision) {
+                        doc.set_mask(&mask);
+                    }
+                }
+                Ok((false, _)) => self.messages.push(tr("no person found").into()),
+                Err(message) => self.messages.push(message),
+            },
             Reply::Done => {}
             Reply::Failed(message) => self.messages.push(message),
         }
@@ -444,6 +453,15 @@ impl EaselApp {
                 if let Some(doc) = &self.canvas.doc {
                     self.io
                         .send(IoTask::FindHands(Box::new(doc.image().clone()), doc.revision()));
+                }
+            }
+            Command::SelectPeople { background } => {
+                if let Some(doc) = &self.canvas.doc {
+                    self.io.send(IoTask::SelectPeople(
+                        Box::new(doc.image().clone()),
+                        doc.revision(),
+                        background,
+                    ));
                 }
             }
             Command::Cancel => self.jobs.cancel_running(),

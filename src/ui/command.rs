@@ -52,6 +52,12 @@ pub enum Command {
     FindHands,
     /// ADetailer's flow on the canvas picture: every hand repainted, one new version.
     FixHands,
+    /// Segment the people in the canvas picture and make them (or, with `true`, everything but
+    /// them) the mask.
+    SelectPeople {
+        /// Select the background instead of the people.
+        background: bool,
+    },
     /// Keep a strength sweep result (by index) as the document's next version; closes the sweep.
     KeepSweepResult(usize),
     /// Close the strength sweep picker without keeping anything.

@@ -68,6 +68,8 @@ pub enum IoTask {
     FindFaces(Box<image::RgbImage>, u64),
     /// Find hands in a picture (of this document revision) and mask their grown boxes.
     FindHands(Box<image::RgbImage>, u64),
+    /// Segment the people in a picture (of this document revision); `true` selects the rest.
+    SelectPeople(Box<image::RgbImage>, u64, bool),
 }
 
 /// One hint preview: the unit's preprocessor on `image` at the generation size.
@@ -116,6 +118,9 @@ pub enum Reply {
         crate::request::FixTarget,
         Result<(usize, image::GrayImage), String>,
     ),
+    /// The people (or the background) of the picture of a document revision: whether anything was
+    /// selected, and the mask.
+    People(u64, Result<(bool, image::GrayImage), String>),
     /// Nothing to show (a save finished, or there was nothing to do); never sent to the UI.
     Done,
     /// Something failed; the text is for the user.
@@ -232,6 +237,9 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
         IoTask::FindHands(picture, revision) => {
             let target = crate::request::FixTarget::Hands;
             Reply::Faces(revision, target, face_mask(&picture, target))
+        }
+        IoTask::SelectPeople(picture, revision, background) => {
+            Reply::People(revision, people_mask(&picture, background))
         }
         IoTask::Hint(task) => {
             let u = &task.unit;
@@ -424,6 +432,20 @@ fn load_gallery(dir: &Path) -> Vec<GalleryItem> {
         .collect();
     files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
     files.iter().filter_map(|(_, p)| item(p).ok()).collect()
+}
+
+/// MediaPipe's selfie segmentation of `picture` at probability 0.5 (as `easel detect people`): the
+/// people, or with `background` everything else. Whether any pixel was selected comes with it.
+fn people_mask(picture: &image::RgbImage, background: bool) -> Result<(bool, image::GrayImage), String> {
+    let people = crate::detect::segment::segment_people(picture)
+        .map_err(|e| trf("could not look for people: {error}", &[("error", &e)]))?;
+    let mut mask = people.to_mask(0.5);
+    let found = mask.pixels().any(|p| p.0[0] > 0);
+    if background {
+        image::imageops::invert(&mut mask);
+    }
+    let selected = mask.pixels().any(|p| p.0[0] > 0);
+    Ok((found && selected, mask))
 }
 
 /// The union of ADetailer's masks of every face or hand (the Fix flow's detector and its defaults).

@@ -360,6 +360,18 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("; ", "；"),
     ("no face found", "未找到人脸"),
     ("no hand found", "未找到手部"),
+    ("no person found", "未找到人物"),
+    ("could not look for people: {error}", "无法检测人物：{error}"),
+    ("Select person", "选择人物"),
+    (
+        "mask the people in the picture (MediaPipe selfie segmentation)",
+        "为图中的人物加上蒙版（MediaPipe 人像分割）",
+    ),
+    ("Select background", "选择背景"),
+    (
+        "mask everything but the people in the picture",
+        "为人物以外的所有区域加上蒙版",
+    ),
     ("could not look for hands: {error}", "无法检测手部：{error}"),
     (
         "could not start the Civitai lookup: {error}",

@@ -192,5 +192,26 @@ impl Img2ImgPanel {
                 commands.push(Command::FixHands);
             }
         });
+        ui.horizontal(|ui| {
+            let has_doc = doc.is_some();
+            if ui
+                .add_enabled(has_doc, egui::Button::new(tr("Select person")))
+                .on_hover_text(tr(
+                    "mask the people in the picture (MediaPipe selfie segmentation)",
+                ))
+                .on_disabled_hover_text(tr("open a picture first"))
+                .clicked()
+            {
+                commands.push(Command::SelectPeople { background: false });
+            }
+            if ui
+                .add_enabled(has_doc, egui::Button::new(tr("Select background")))
+                .on_hover_text(tr("mask everything but the people in the picture"))
+                .on_disabled_hover_text(tr("open a picture first"))
+                .clicked()
+            {
+                commands.push(Command::SelectPeople { background: true });
+            }
+        });
     }
 }
