@@ -32,6 +32,11 @@ fn small_settings() -> Settings {
 }
 
 fn app(dir: &Path, settings: Settings) -> Harness<'static, EaselApp> {
+    app_sized(dir, settings, egui::vec2(1280.0, 800.0))
+}
+
+/// The app in a window of `size` points.
+fn app_sized(dir: &Path, settings: Settings, size: egui::Vec2) -> Harness<'static, EaselApp> {
     let paths = AppPaths::under(dir.to_path_buf());
     std::fs::create_dir_all(&paths.default_models_dir).unwrap();
     std::fs::copy(
@@ -51,7 +56,7 @@ fn app(dir: &Path, settings: Settings) -> Harness<'static, EaselApp> {
         .replace("version: tiny-clip", &format!("version: {}", clip.display()));
     std::fs::write(&yaml, text).unwrap();
     Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
+        .with_size(size)
         .build_eframe(move |cc| EaselApp::new(&cc.egui_ctx, paths, settings).unwrap())
 }
 
@@ -970,4 +975,222 @@ fn the_sd_vae_picker_lists_the_vae_folder_and_generates_with_the_chosen_file() {
     let text = h.state().newest_infotext().unwrap().to_owned();
     assert!(text.contains(", VAE: plain.safetensors"), "{text}");
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}
+
+/// The fixture picture scaled to `w` × `h`, written into `dir`.
+fn picture_of_size(dir: &Path, w: u32, h: u32) -> PathBuf {
+    let path = dir.join(format!("picture-{w}x{h}.png"));
+    let init = image::open(fixture_image("init.png")).unwrap().to_rgb8();
+    image::imageops::resize(&init, w, h, image::imageops::FilterType::Triangle)
+        .save(&path)
+        .unwrap();
+    path
+}
+
+#[test]
+fn the_size_fields_follow_the_opened_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = small_settings();
+    settings.params.width = 512;
+    settings.params.height = 768;
+    let mut h = app(dir.path(), settings);
+    drop_picture(&mut h, picture_of_size(dir.path(), 99, 70));
+    h.step();
+    let p = &h.state().settings().params;
+    assert_eq!((p.width, p.height), (96, 72), "rounded to multiples of 8");
+    assert_eq!(
+        h.state().document().unwrap().size(),
+        (99, 70),
+        "the picture keeps its size"
+    );
+    assert!(
+        h.query_by_label_contains("scaled to 96×72").is_some(),
+        "the panel says how the picture is scaled"
+    );
+    drop_picture(&mut h, fixture_image("init.png"));
+    step_until(&mut h, 10, "the second picture", |h| {
+        h.state().document().unwrap().size() == (64, 64)
+    });
+    h.step();
+    let p = &h.state().settings().params;
+    assert_eq!((p.width, p.height), (64, 64));
+}
+
+#[test]
+fn keeping_a_sweep_result_of_another_size_keeps_the_pictures_size_and_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    pick_model_and_prompt(&mut h, "a red barn");
+    drop_picture(&mut h, picture_of_size(dir.path(), 128, 128));
+    h.step();
+    assert_eq!(
+        h.state().settings().params.width,
+        128,
+        "the fields follow the picture"
+    );
+    let r = h.state().canvas_image_rect().unwrap();
+    let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+    drag(&mut h, &[at(0.3, 0.5), at(0.5, 0.5), at(0.7, 0.5)]);
+    let mask = h.state().document().unwrap().mask().clone();
+    assert!(mask.as_raw().iter().any(|v| *v > 0));
+    let original = h.state().document().unwrap().image().clone();
+    // The user sets a smaller size by hand: the results come back at 64×64.
+    h.state_mut().settings_mut().params.width = 64;
+    h.state_mut().settings_mut().params.height = 64;
+    h.get_by_label("Image to image").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    h.get_by_label("Strength sweep").click();
+    step_until(&mut h, 240, "six sweep results", |h| h.state().gallery_len() == 6);
+    step_until(&mut h, 10, "the sweep to end", |h| !h.state().is_busy());
+    h.step();
+    h.get_by_role_and_label(egui::Role::Button, "strength 0.8")
+        .click();
+    h.step();
+    h.step();
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.size(), (128, 128), "the picture keeps its size");
+    assert_eq!(doc.mask(), &mask, "the mask stays");
+    assert_eq!(doc.previous_image(), Some(&original));
+    let image = doc.image();
+    let (mut outside_changed, mut inside_changed) = (0, 0);
+    for (x, y, m) in mask.enumerate_pixels() {
+        let changed = image.get_pixel(x, y) != original.get_pixel(x, y);
+        match m.0[0] {
+            0 => outside_changed += usize::from(changed),
+            255 => inside_changed += usize::from(changed),
+            _ => {}
+        }
+    }
+    assert_eq!(outside_changed, 0, "pixels outside the mask are untouched");
+    assert!(inside_changed > 50, "only {inside_changed} masked pixels changed");
+    assert!(
+        h.state()
+            .messages()
+            .iter()
+            .any(|m| m.contains("fitted into the 128×128 picture")),
+        "{:?}",
+        h.state().messages()
+    );
+}
+
+/// The tool bar's widgets, left to right.
+const TOOLBAR: [&str; 11] = [
+    "Brush",
+    "Rectangle",
+    "Lasso",
+    "Erase",
+    "Options",
+    "Fill",
+    "Clear",
+    "Invert",
+    "Undo",
+    "Redo",
+    "Mask",
+];
+
+#[test]
+fn at_800x600_and_1000x700_the_canvas_keeps_half_the_width_and_the_toolbar_one_row() {
+    for (w, hgt) in [(800.0, 600.0), (1000.0, 700.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = app_sized(dir.path(), small_settings(), egui::vec2(w, hgt));
+        step_until(&mut h, 30, "the model list", |h| {
+            h.query_by_label_contains("tiny-sd15").is_some()
+        });
+        drop_picture(&mut h, fixture_image("init.png"));
+        for _ in 0..5 {
+            h.step();
+        }
+        let canvas = h.state().canvas_view_rect().unwrap();
+        assert!(
+            canvas.width() >= 0.5 * w,
+            "at {w}×{hgt} the canvas is {} points wide",
+            canvas.width()
+        );
+        assert!(canvas.height() >= 0.3 * hgt, "canvas {canvas:?} at {w}×{hgt}");
+        let rects: Vec<egui::Rect> = TOOLBAR.iter().map(|l| h.get_by_label(l).rect()).collect();
+        for (label, r) in TOOLBAR.iter().zip(&rects) {
+            assert!(
+                (r.center().y - rects[0].center().y).abs() < 2.0,
+                "{label} at {r:?} is not on the tool bar's row at {w}×{hgt}"
+            );
+            assert!(r.max.x <= w, "{label} at {r:?} is cut off at {w}×{hgt}");
+        }
+        for pair in rects.windows(2) {
+            assert!(
+                pair[0].max.x <= pair[1].min.x,
+                "overlapping {pair:?} at {w}×{hgt}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_toolbar_stays_put_when_the_brush_size_grows_and_fast_presses_all_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app_sized(dir.path(), small_settings(), egui::vec2(1000.0, 700.0));
+    drop_picture(&mut h, fixture_image("init.png"));
+    h.state_mut().settings_mut().tools.brush.size = 20.0;
+    h.step();
+    h.step();
+    let before: Vec<egui::Rect> = ["Invert", "Redo", "Mask"]
+        .iter()
+        .map(|l| h.get_by_label(l).rect())
+        .collect();
+    // One press a frame…
+    for _ in 0..5 {
+        h.key_press(egui::Key::CloseBracket);
+        h.step();
+    }
+    let one_by_one = h.state().settings().tools.brush.size;
+    assert!(one_by_one > 20.0 && one_by_one.fract() == 0.0, "{one_by_one}");
+    // …and five in one frame give the same size.
+    h.state_mut().settings_mut().tools.brush.size = 20.0;
+    for _ in 0..5 {
+        h.key_press(egui::Key::CloseBracket);
+    }
+    h.step();
+    assert_eq!(h.state().settings().tools.brush.size, one_by_one);
+    for _ in 0..80 {
+        h.key_press(egui::Key::CloseBracket);
+    }
+    h.step();
+    h.step();
+    assert_eq!(h.state().settings().tools.brush.size, 2048.0);
+    let after: Vec<egui::Rect> = ["Invert", "Redo", "Mask"]
+        .iter()
+        .map(|l| h.get_by_label(l).rect())
+        .collect();
+    assert_eq!(before, after, "the tool bar moved when the size grew to 2048");
+}
+
+#[test]
+fn painting_during_a_running_job_changes_the_mask_and_cancel_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = small_settings();
+    settings.params.steps = 1000;
+    let mut h = app(dir.path(), settings);
+    pick_model_and_prompt(&mut h, "a long one");
+    drop_picture(&mut h, fixture_image("init.png"));
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 60, "sampling steps", |h| {
+        h.state().job_status().starts_with("step ")
+    });
+    let r = h.state().canvas_image_rect().unwrap();
+    let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+    drag(&mut h, &[at(0.2, 0.5), at(0.5, 0.5), at(0.8, 0.5)]);
+    assert!(h.state().is_busy(), "the job still runs");
+    assert!(masked_pixels(&h) > 100, "the drag painted the mask");
+    assert_eq!(
+        h.state().canvas_image_rect(),
+        Some(r),
+        "the drag painted instead of panning"
+    );
+    h.key_press(egui::Key::Escape);
+    h.step();
+    assert_eq!(h.state().job_status(), "cancelling…");
+    step_until(&mut h, 60, "the cancel", |h| !h.state().is_busy());
+    assert_eq!(h.state().job_status(), "cancelled");
+    assert!(masked_pixels(&h) > 100, "the mask painted during the job stays");
 }

@@ -14,7 +14,7 @@ use super::civitai::CivitaiLookup;
 use super::command::{Command, PathKind};
 use super::downloads::Downloads;
 use super::io::{Io, IoTask, Reply};
-use super::jobs::{Effect, Jobs, Submit};
+use super::jobs::{Effect, JobResult, Jobs, Submit};
 use super::only_masked::OnlyMaskedBox;
 use super::panels::{Dialogs, GalleryPanel, GetModelsDialog, ModelsPanel, PromptPanel};
 use super::text::short;
@@ -30,6 +30,16 @@ const EMPTY_CANVAS_HINT: &str =
     "Write a prompt and press Generate (Ctrl+Enter), or drop a picture here to paint on it";
 /// Seconds between two `EASEL_FRAME_STATS` log lines.
 const FRAME_STATS_WINDOW_SECS: f64 = 5.0;
+/// Newest messages shown over the canvas at once (older ones wait behind a "+N more" line).
+const SHOWN_MESSAGES: usize = 4;
+/// Side panel widths as shares of the window width, and their limits in points: the side panels
+/// shrink with the window before the canvas does.
+const LEFT_SHARE: f32 = 0.26;
+const LEFT_WIDTH_PT: (f32, f32) = (180.0, 420.0);
+const RIGHT_SHARE: f32 = 0.18;
+const RIGHT_WIDTH_PT: (f32, f32) = (150.0, 320.0);
+/// Width of the status bar's progress bar, in points.
+const PROGRESS_WIDTH_PT: f32 = 140.0;
 
 /// What a native file dialog picked.
 enum Picked {
@@ -56,6 +66,24 @@ struct FrameStats {
     worst_secs: f64,
     total_secs: f64,
     worst_interval_secs: f64,
+}
+
+/// Which collapsible panels are open (the View menu toggles them; dragging an edge past its
+/// minimum closes one).
+struct OpenPanels {
+    prompt: bool,
+    models: bool,
+    gallery: bool,
+}
+
+impl Default for OpenPanels {
+    fn default() -> Self {
+        Self {
+            prompt: true,
+            models: true,
+            gallery: true,
+        }
+    }
 }
 
 /// The Easel window.
@@ -90,6 +118,10 @@ pub struct EaselApp {
     commands: Vec<Command>,
     /// The GPU canvas pipeline is installed.
     gpu: bool,
+    /// The document size the size fields last followed.
+    followed_size: Option<(u32, u32)>,
+    /// Which side panels and the gallery are open (View menu).
+    open_panels: OpenPanels,
     /// Frame timing (`EASEL_FRAME_STATS=1` logs it every 5 s).
     frame_stats: Option<FrameStats>,
     /// When the process started (for the time-to-first-frame log line).
@@ -139,6 +171,8 @@ impl EaselApp {
             picks: Picks { sender, receiver },
             commands: Vec::new(),
             gpu: false,
+            followed_size: None,
+            open_panels: OpenPanels::default(),
             frame_stats: std::env::var_os("EASEL_FRAME_STATS").map(|_| FrameStats::default()),
             started: None,
             ctx: ctx.clone(),
@@ -160,6 +194,21 @@ impl EaselApp {
     /// The persisted settings (tests read them).
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The settings, mutable (tests set fields that have no quick widget path).
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    /// The status bar's job line ("loading the model…", "job 2 of 6 · step 3/9 …", "cancelled").
+    pub fn job_status(&self) -> String {
+        self.jobs.status_text()
+    }
+
+    /// The canvas area on screen, in points (layout tests measure it).
+    pub fn canvas_view_rect(&self) -> Option<egui::Rect> {
+        self.canvas.view_rect
     }
 
     /// Number of images in the gallery.
@@ -255,20 +304,69 @@ impl EaselApp {
             ..to
         };
         if let Err(message) = start(&mut self.jobs, to) {
+            tracing::info!("job refused: {message}");
             self.messages.push(message);
+        }
+    }
+
+    /// Puts a finished picture on the canvas as the next version. A picture of another size than
+    /// the open one is fitted into it (scaled, and blended through its job's mask), so a result
+    /// never changes the picture's size or drops its mask; opening the result from the gallery
+    /// works at its own size.
+    fn put_result(&mut self, result: JobResult) {
+        let JobResult { picture, mask } = result;
+        let Some(doc) = &self.canvas.doc else {
+            self.canvas.set_picture(picture);
+            return;
+        };
+        let (w, h) = doc.size();
+        let (rw, rh) = picture.dimensions();
+        if (rw, rh) == (w, h) {
+            self.canvas.set_picture(picture);
+            return;
+        }
+        let fitted = super::jobs::fit_into(doc.image(), &picture, mask.as_deref());
+        tracing::info!("a {rw}×{rh} result fitted into the {w}×{h} picture");
+        // Rounding to the model's multiple of 8 is expected and not worth a message.
+        if super::jobs::working_size(w, h) != (rw, rh) {
+            self.messages.push(format!(
+                "the result is {rw}×{rh}, so it was fitted into the {w}×{h} picture, which keeps its size and \
+                 mask; open it from the gallery to work at its own size"
+            ));
+        }
+        self.canvas.set_picture(fitted);
+    }
+
+    /// With a picture open, Width and Height follow it (at the model's multiple of 8) whenever
+    /// its size changes: a new picture opened, dropped, pasted or restored.
+    fn follow_document_size(&mut self) {
+        let size = self.canvas.doc.as_ref().map(Document::size);
+        if size == self.followed_size {
+            return;
+        }
+        self.followed_size = size;
+        if let Some((w, h)) = size {
+            let (fw, fh) = super::jobs::working_size(w, h);
+            self.settings.params.width = fw;
+            self.settings.params.height = fh;
         }
     }
 
     fn handle_engine_event(&mut self, event: Event) {
         for effect in self.jobs.handle_event(event, &self.ctx) {
             match effect {
-                Effect::Preview { image, size } => {
+                Effect::Preview { image, size, region } => {
                     let size_px = Vec2::new(size.width_px as f32, size.height_px as f32);
-                    self.canvas
-                        .set_preview(&self.ctx, &image.rgba, [image.width, image.height], size_px);
+                    self.canvas.set_preview(
+                        &self.ctx,
+                        &image.rgba,
+                        [image.width, image.height],
+                        size_px,
+                        region,
+                    );
                 }
                 Effect::ClearPreview => self.canvas.clear_preview(),
-                Effect::NewVersion(picture) => self.canvas.set_picture(picture),
+                Effect::NewVersion(result) => self.put_result(result),
                 Effect::Output(image) => {
                     self.shown_infotext = Some(image.infotext.clone());
                     self.shown_note = None;
@@ -430,8 +528,8 @@ impl EaselApp {
             Command::Cancel => self.jobs.cancel_running(),
             Command::RemoveQueued(job) => self.jobs.remove_queued(job),
             Command::KeepSweepResult(index) => {
-                if let Some(picture) = self.jobs.take_sweep_result(index) {
-                    self.canvas.set_picture(picture);
+                if let Some(result) = self.jobs.take_sweep_result(index) {
+                    self.put_result(result);
                 }
             }
             Command::CloseSweep => self.jobs.close_sweep(),
@@ -712,33 +810,98 @@ impl EaselApp {
         }
     }
 
-    /// The central panel: messages, the shown picture's parameters, the tool bar and the canvas.
+    /// The central panel: the canvas, with the messages and the shown picture's parameters over
+    /// its top edge (so they never move the tool bar or the picture).
     fn central_ui(&mut self, ui: &mut egui::Ui) {
-        for (i, message) in self.messages.iter().enumerate() {
+        self.canvas
+            .ui(ui, self.gpu, &mut self.settings.tools, EMPTY_CANVAS_HINT);
+        let Some(view) = self.canvas.view_rect else {
+            return;
+        };
+        if self.messages.is_empty() && self.shown_note.is_none() && self.shown_infotext.is_none() {
+            return;
+        }
+        let mut overlay = ui.new_child(
+            egui::UiBuilder::new()
+                .max_rect(view.shrink(6.0))
+                .layout(egui::Layout::top_down(egui::Align::Min)),
+        );
+        egui::Frame::popup(overlay.style())
+            .fill(Color32::from_black_alpha(200))
+            .show(&mut overlay, |ui| self.notices_ui(ui));
+    }
+
+    /// The newest messages (each dismissible) and the shown picture's parameters.
+    fn notices_ui(&mut self, ui: &mut egui::Ui) {
+        let hidden = self.messages.len().saturating_sub(SHOWN_MESSAGES);
+        if hidden > 0 {
+            ui.horizontal(|ui| {
+                ui.small(format!("+{hidden} older messages"));
+                if ui.small_button("dismiss all").clicked() {
+                    for i in (0..self.messages.len()).rev() {
+                        self.commands.push(Command::DismissMessage(i));
+                    }
+                }
+            });
+        }
+        for (i, message) in self.messages.iter().enumerate().skip(hidden) {
             ui.horizontal_top(|ui| {
                 if ui.small_button("×").on_hover_text("dismiss").clicked() {
                     self.commands.push(Command::DismissMessage(i));
                 }
                 ui.add(
-                    egui::Label::new(egui::RichText::new(message).color(Color32::from_rgb(230, 120, 100)))
+                    egui::Label::new(egui::RichText::new(message).color(Color32::from_rgb(240, 140, 120)))
                         .wrap(),
                 );
             });
         }
         if let Some(note) = &self.shown_note {
-            ui.small(note.as_str());
+            ui.add(egui::Label::new(egui::RichText::new(note.as_str()).small()).truncate());
         }
         if let Some(text) = &self.shown_infotext {
             ui.horizontal(|ui| {
-                ui.small(short(text));
                 if ui.small_button("Use parameters").clicked() {
                     self.commands.push(Command::UseParameters(text.clone()));
                 }
+                ui.add(egui::Label::new(egui::RichText::new(short(text)).small()).truncate());
             });
         }
-        canvas::toolbar_ui(ui, &mut self.canvas, &mut self.settings.tools);
-        self.canvas
-            .ui(ui, self.gpu, &mut self.settings.tools, EMPTY_CANVAS_HINT);
+    }
+
+    /// The status bar: picture size, zoom, tool, and the job line with its progress.
+    fn status_ui(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let picture = match (self.canvas.doc.as_ref(), self.canvas.shown_zoom) {
+                (Some(doc), Some(zoom)) => {
+                    let (w, h) = doc.size();
+                    format!("{w}×{h} px · {:.0} %", zoom * 100.0)
+                }
+                (Some(doc), None) => {
+                    let (w, h) = doc.size();
+                    format!("{w}×{h} px")
+                }
+                _ => "no picture".to_owned(),
+            };
+            let tools = &self.settings.tools;
+            let tool = match (tools.tool, tools.brush.erase) {
+                (crate::document::Tool::Brush, false) => "Brush",
+                (crate::document::Tool::Brush, true) => "Brush (erase)",
+                (crate::document::Tool::Rect, false) => "Rectangle",
+                (crate::document::Tool::Rect, true) => "Rectangle (erase)",
+                (crate::document::Tool::Lasso, false) => "Lasso",
+                (crate::document::Tool::Lasso, true) => "Lasso (erase)",
+            };
+            ui.label(format!("{picture} · {tool}"));
+            ui.separator();
+            if self.jobs.running().is_some() {
+                ui.add(
+                    egui::ProgressBar::new(self.jobs.fraction_done())
+                        .desired_width(PROGRESS_WIDTH_PT)
+                        .desired_height(ui.spacing().interact_size.y * 0.6),
+                );
+            }
+            ui.add(egui::Label::new(self.jobs.status_text()).truncate());
+        });
     }
 
     fn menu_ui(&mut self, ui: &mut egui::Ui) {
@@ -782,6 +945,11 @@ impl EaselApp {
                 {
                     self.commands.push(Command::SetCivitaiLookup(on));
                 }
+            });
+            ui.menu_button("View", |ui| {
+                ui.checkbox(&mut self.open_panels.prompt, "Prompt panel");
+                ui.checkbox(&mut self.open_panels.models, "Models panel");
+                ui.checkbox(&mut self.open_panels.gallery, "Gallery");
             });
             ui.menu_button("Help", |ui| self.dialogs.help_menu_ui(ui));
         });
@@ -865,6 +1033,7 @@ impl eframe::App for EaselApp {
         }
         self.autosave_tick(ctx);
         self.read_input(ctx);
+        self.follow_document_size();
         for command in std::mem::take(&mut self.commands) {
             self.apply(command);
         }
@@ -888,17 +1057,25 @@ impl eframe::App for EaselApp {
             CanvasResources::install(render_state);
             self.gpu = true;
         }
+        let window = ui.ctx().content_rect().size();
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
+        egui::Panel::top("canvas-toolbar").show(ui, |ui| {
+            canvas::toolbar_ui(ui, &mut self.canvas, &mut self.settings.tools);
+        });
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
         egui::Panel::bottom("gallery")
             .resizable(true)
             .default_size(150.0)
-            .show(ui, |ui| {
-                self.gallery.ui(ui, self.jobs.running(), &mut self.commands);
+            .size_range(80.0..=(window.y * 0.35).max(80.0))
+            .show_collapsible(ui, &mut self.open_panels.gallery, |ui| {
+                self.gallery.ui(ui, &mut self.commands);
             });
+        let share = |share: f32, (min, max): (f32, f32)| (window.x * share).clamp(min, max);
         egui::Panel::left("prompt")
             .resizable(true)
             .default_size(300.0)
-            .show(ui, |ui| {
+            .size_range(LEFT_WIDTH_PT.0..=share(LEFT_SHARE, LEFT_WIDTH_PT))
+            .show_collapsible(ui, &mut self.open_panels.prompt, |ui| {
                 egui::Panel::bottom("prompt-actions").show(ui, |ui| {
                     ui.add_space(4.0);
                     PromptPanel::actions_ui(
@@ -923,8 +1100,9 @@ impl eframe::App for EaselApp {
             });
         egui::Panel::right("models")
             .resizable(true)
-            .default_size(260.0)
-            .show(ui, |ui| {
+            .default_size(240.0)
+            .size_range(RIGHT_WIDTH_PT.0..=share(RIGHT_SHARE, RIGHT_WIDTH_PT))
+            .show_collapsible(ui, &mut self.open_panels.models, |ui| {
                 self.models.ui(
                     ui,
                     self.settings.selected_model.as_deref(),

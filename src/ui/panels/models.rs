@@ -302,7 +302,8 @@ impl ModelsPanel {
                         .alt_text(entry.name()),
                 );
             }
-            ui.add_enabled(enabled, button)
+            // Long names are cut with '…' (the hover text has the path), never widening the panel.
+            ui.add_enabled(enabled, button.truncate())
         })
         .inner
     }

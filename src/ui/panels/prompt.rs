@@ -188,6 +188,9 @@ impl PromptPanel {
         let p = &mut settings.params;
         p.width = p.width / 8 * 8;
         p.height = p.height / 8 * 8;
+        if let Some(doc) = doc {
+            size_note_ui(ui, p, doc.size());
+        }
         ui.separator();
         self.img2img.ui(ui, settings, doc);
         self.controlnet.ui(ui, settings, doc, commands);
@@ -358,6 +361,40 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
     );
 }
 
+/// Under the size fields with a picture open: the size it is generated at and what that implies
+/// (scaled to a multiple of 8, or fitted back into the picture), and a way back to its size.
+fn size_note_ui(ui: &mut egui::Ui, p: &mut GenerationParams, (w, h): (u32, u32)) {
+    let working = crate::ui::jobs::working_size(w, h);
+    let fields = (p.width, p.height);
+    let note = if fields == (w, h) {
+        format!("works at the picture's size, {w}×{h}")
+    } else if fields == working {
+        format!(
+            "the {w}×{h} picture is scaled to {}×{} (the model needs multiples of 8; {:+} × {:+} px) and the result scaled back",
+            working.0,
+            working.1,
+            i64::from(working.0) - i64::from(w),
+            i64::from(working.1) - i64::from(h)
+        )
+    } else {
+        format!(
+            "differs from the {w}×{h} picture: the picture is scaled to {}×{} and the result fitted back into {w}×{h}",
+            fields.0, fields.1
+        )
+    };
+    ui.horizontal_wrapped(|ui| {
+        ui.small(note);
+        if fields != working
+            && ui
+                .small_button("Use the picture's size")
+                .on_hover_text(format!("{}×{}", working.0, working.1))
+                .clicked()
+        {
+            (p.width, p.height) = working;
+        }
+    });
+}
+
 /// The jobs waiting, each with a button that takes it out of the queue.
 fn queue_ui(ui: &mut egui::Ui, jobs: &Jobs, commands: &mut Vec<Command>) {
     let queue = jobs.queue();
@@ -375,7 +412,7 @@ fn queue_ui(ui: &mut egui::Ui, jobs: &Jobs, commands: &mut Vec<Command>) {
             {
                 commands.push(Command::RemoveQueued(q.job));
             }
-            ui.small(&q.summary);
+            ui.add(egui::Label::new(egui::RichText::new(&q.summary).small()).truncate());
         });
     }
 }
