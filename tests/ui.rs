@@ -1173,10 +1173,16 @@ fn painting_during_a_running_job_changes_the_mask_and_cancel_says_so() {
     let mut h = app(dir.path(), settings);
     pick_model_and_prompt(&mut h, "a long one");
     drop_picture(&mut h, fixture_image("init.png"));
+    let view = h.state().canvas_view_rect();
     h.get_by_label("Generate").click();
     step_until(&mut h, 60, "sampling steps", |h| {
         h.state().job_status().starts_with("step ")
     });
+    assert_eq!(
+        h.state().canvas_view_rect(),
+        view,
+        "starting a job moves no panel edge"
+    );
     let r = h.state().canvas_image_rect().unwrap();
     let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
     drag(&mut h, &[at(0.2, 0.5), at(0.5, 0.5), at(0.8, 0.5)]);
@@ -1193,4 +1199,31 @@ fn painting_during_a_running_job_changes_the_mask_and_cancel_says_so() {
     step_until(&mut h, 60, "the cancel", |h| !h.state().is_busy());
     assert_eq!(h.state().job_status(), "cancelled");
     assert!(masked_pixels(&h) > 100, "the mask painted during the job stays");
+}
+
+#[test]
+fn a_message_moves_neither_the_toolbar_nor_the_canvas() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.safetensors");
+    let bytes = std::fs::read(model_path()).unwrap();
+    std::fs::write(&broken, &bytes[..1000]).unwrap();
+    let mut settings = small_settings();
+    settings.selected_model = Some(broken);
+    let mut h = app_sized(dir.path(), settings, egui::vec2(1000.0, 700.0));
+    drop_picture(&mut h, fixture_image("init.png"));
+    let toolbar = h.get_by_label("Invert").rect();
+    let view = h.state().canvas_view_rect();
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 30, "the error message", |h| {
+        !h.state().messages().is_empty()
+    });
+    h.step();
+    assert!(h.query_by_label("dismiss").is_some() || h.query_by_label("×").is_some());
+    assert_eq!(h.get_by_label("Invert").rect(), toolbar, "the tool bar stays put");
+    assert_eq!(h.state().canvas_view_rect(), view, "the canvas stays put");
+    assert!(
+        h.state().job_status().starts_with("failed"),
+        "{}",
+        h.state().job_status()
+    );
 }

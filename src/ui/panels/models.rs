@@ -194,9 +194,11 @@ impl ModelsPanel {
         ui.heading("Models");
         ui.horizontal(|ui| {
             let l = ui.label("Filter");
-            ui.text_edit_singleline(&mut self.filter).labelled_by(l.id);
+            ui.add(egui::TextEdit::singleline(&mut self.filter).desired_width(f32::INFINITY))
+                .labelled_by(l.id);
         });
-        ui.horizontal(|ui| {
+        // Wraps rather than widening the panel.
+        ui.horizontal_wrapped(|ui| {
             if ui.button("Add folder…").clicked() {
                 commands.push(Command::AddFolder);
             }

@@ -329,13 +329,17 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
         ui.add(egui::DragValue::new(&mut p.height).range(64..=2048).speed(8))
     });
     ui.label("");
+    // A menu and a button: a row that fits the narrowest panel without wrapping.
     ui.horizontal(|ui| {
-        for (w, h) in [(512, 512), (512, 768), (768, 512)] {
-            if ui.small_button(format!("{w}×{h}")).clicked() {
-                p.width = w;
-                p.height = h;
+        ui.menu_button("Presets", |ui| {
+            for (w, h) in [(512, 512), (512, 768), (768, 512)] {
+                if ui.button(format!("{w}×{h}")).clicked() {
+                    p.width = w;
+                    p.height = h;
+                    ui.close();
+                }
             }
-        }
+        });
         if ui
             .small_button("Swap")
             .on_hover_text("swap width and height")
