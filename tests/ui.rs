@@ -1037,6 +1037,10 @@ fn keeping_a_sweep_result_of_another_size_keeps_the_pictures_size_and_mask() {
     // The user sets a smaller size by hand: the results come back at 64×64.
     h.state_mut().settings_mut().params.width = 64;
     h.state_mut().settings_mut().params.height = 64;
+    // The size note under the fields grows by a line: let the panel settle before clicking.
+    for _ in 0..3 {
+        h.step();
+    }
     h.get_by_label("Image to image").click();
     for _ in 0..3 {
         h.step();
@@ -1065,14 +1069,20 @@ fn keeping_a_sweep_result_of_another_size_keeps_the_pictures_size_and_mask() {
     }
     assert_eq!(outside_changed, 0, "pixels outside the mask are untouched");
     assert!(inside_changed > 50, "only {inside_changed} masked pixels changed");
+    // Asked, not done: the result at its own size is one click away, and undoable.
+    h.get_by_label("Use it at 64×64").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().document().unwrap().size(), (64, 64));
+    assert_eq!(h.state().settings().params.width, 64);
     assert!(
-        h.state()
-            .messages()
-            .iter()
-            .any(|m| m.contains("fitted into the 128×128 picture")),
-        "{:?}",
-        h.state().messages()
+        h.query_by_label("Use it at 64×64").is_none(),
+        "the question is answered"
     );
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert_eq!(h.state().document().unwrap().size(), (128, 128));
+    assert_eq!(h.state().document().unwrap().mask(), &mask);
 }
 
 /// The tool bar's widgets, left to right.
@@ -1225,5 +1235,37 @@ fn a_message_moves_neither_the_toolbar_nor_the_canvas() {
         h.state().job_status().starts_with("failed"),
         "{}",
         h.state().job_status()
+    );
+}
+
+#[test]
+fn a_long_model_name_is_cut_and_does_not_widen_the_models_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = AppPaths::under(dir.path().to_path_buf()).default_models_dir;
+    std::fs::create_dir_all(&models).unwrap();
+    let long = format!(
+        "{}.safetensors",
+        "an-extremely-long-merged-checkpoint-name-v7".repeat(4)
+    );
+    std::fs::copy(model_path(), models.join(&long)).unwrap();
+    let mut h = app_sized(dir.path(), small_settings(), egui::vec2(1000.0, 700.0));
+    step_until(&mut h, 30, "both models listed", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+            && h.query_by_label_contains("an-extremely-long").is_some()
+    });
+    for _ in 0..5 {
+        h.step();
+    }
+    let row = h.get_by_label_contains("an-extremely-long").rect();
+    assert!(row.max.x <= 1000.0, "the row {row:?} runs out of the window");
+    let canvas = h.state().canvas_view_rect().unwrap();
+    assert!(
+        canvas.width() >= 500.0,
+        "the canvas is {} points wide next to a long model name",
+        canvas.width()
+    );
+    assert!(
+        row.min.x >= canvas.max.x,
+        "the models panel {row:?} overlaps the canvas {canvas:?}"
     );
 }

@@ -120,6 +120,9 @@ pub struct EaselApp {
     gpu: bool,
     /// The document size the size fields last followed.
     followed_size: Option<(u32, u32)>,
+    /// A result of another size that was fitted into the picture, offered at its own size until
+    /// the user answers or the picture changes.
+    own_size_offer: Option<image::RgbImage>,
     /// Which side panels and the gallery are open (View menu).
     open_panels: OpenPanels,
     /// Frame timing (`EASEL_FRAME_STATS=1` logs it every 5 s).
@@ -172,6 +175,7 @@ impl EaselApp {
             commands: Vec::new(),
             gpu: false,
             followed_size: None,
+            own_size_offer: None,
             open_panels: OpenPanels::default(),
             frame_stats: std::env::var_os("EASEL_FRAME_STATS").map(|_| FrameStats::default()),
             started: None,
@@ -327,14 +331,36 @@ impl EaselApp {
         }
         let fitted = super::jobs::fit_into(doc.image(), &picture, mask.as_deref());
         tracing::info!("a {rw}×{rh} result fitted into the {w}×{h} picture");
-        // Rounding to the model's multiple of 8 is expected and not worth a message.
-        if super::jobs::working_size(w, h) != (rw, rh) {
-            self.messages.push(format!(
-                "the result is {rw}×{rh}, so it was fitted into the {w}×{h} picture, which keeps its size and \
-                 mask; open it from the gallery to work at its own size"
-            ));
-        }
         self.canvas.set_picture(fitted);
+        // Rounding to the model's multiple of 8 is expected and needs no question.
+        self.own_size_offer = (super::jobs::working_size(w, h) != (rw, rh)).then_some(picture);
+    }
+
+    /// The question after a result of another size was fitted into the picture.
+    fn own_size_offer_ui(&mut self, ui: &mut egui::Ui) {
+        let (Some(offer), Some(doc)) = (&self.own_size_offer, &self.canvas.doc) else {
+            return;
+        };
+        let (rw, rh) = offer.dimensions();
+        let (w, h) = doc.size();
+        ui.horizontal_wrapped(|ui| {
+            ui.label(
+                egui::RichText::new(format!(
+                    "The result is {rw}×{rh}: it was fitted into the {w}×{h} picture, which keeps its size and mask."
+                ))
+                .color(Color32::from_rgb(240, 200, 120)),
+            );
+            if ui
+                .small_button(format!("Use it at {rw}×{rh}"))
+                .on_hover_text("make the result the picture at its own size (a new version; the mask is cleared)")
+                .clicked()
+            {
+                self.commands.push(Command::ResultAtOwnSize(true));
+            }
+            if ui.small_button("Keep it fitted").clicked() {
+                self.commands.push(Command::ResultAtOwnSize(false));
+            }
+        });
     }
 
     /// With a picture open, Width and Height follow it (at the model's multiple of 8) whenever
@@ -345,6 +371,8 @@ impl EaselApp {
             return;
         }
         self.followed_size = size;
+        // The offer was about the picture that was open.
+        self.own_size_offer = None;
         if let Some((w, h)) = size {
             let (fw, fh) = super::jobs::working_size(w, h);
             self.settings.params.width = fw;
@@ -533,6 +561,13 @@ impl EaselApp {
                 }
             }
             Command::CloseSweep => self.jobs.close_sweep(),
+            Command::ResultAtOwnSize(take) => {
+                if let Some(picture) = self.own_size_offer.take()
+                    && take
+                {
+                    self.canvas.set_picture(picture);
+                }
+            }
             Command::SelectModel(path) => self.settings.selected_model = Some(path),
             Command::InsertLora(name) => {
                 let prompt = &mut self.settings.params.prompt;
@@ -818,7 +853,11 @@ impl EaselApp {
         let Some(view) = self.canvas.view_rect else {
             return;
         };
-        if self.messages.is_empty() && self.shown_note.is_none() && self.shown_infotext.is_none() {
+        if self.messages.is_empty()
+            && self.shown_note.is_none()
+            && self.shown_infotext.is_none()
+            && self.own_size_offer.is_none()
+        {
             return;
         }
         let mut overlay = ui.new_child(
@@ -831,8 +870,10 @@ impl EaselApp {
             .show(&mut overlay, |ui| self.notices_ui(ui));
     }
 
-    /// The newest messages (each dismissible) and the shown picture's parameters.
+    /// The newest messages (each dismissible), the own-size question and the shown picture's
+    /// parameters.
     fn notices_ui(&mut self, ui: &mut egui::Ui) {
+        self.own_size_offer_ui(ui);
         let hidden = self.messages.len().saturating_sub(SHOWN_MESSAGES);
         if hidden > 0 {
             ui.horizontal(|ui| {
