@@ -539,7 +539,15 @@ impl CanvasView {
             _ => rect,
         };
         let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-        painter.image(p.texture.id(), target, uv, Color32::WHITE);
+        // While a stroke is painted the preview fades, so the stroke shows through it at once
+        // (the outline follows when the stroke ends).
+        let stroking = self.doc.as_ref().is_some_and(Document::stroking);
+        let tint = if stroking {
+            Color32::from_white_alpha(80)
+        } else {
+            Color32::WHITE
+        };
+        painter.image(p.texture.id(), target, uv, tint);
         if !tools.show_mask {
             return;
         }
