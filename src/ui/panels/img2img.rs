@@ -92,8 +92,7 @@ impl Img2ImgPanel {
         commands: &mut Vec<Command>,
     ) {
         let masked = doc.is_some_and(Document::has_mask);
-        // Wraps in a narrow panel instead of cutting Strength sweep off.
-        ui.horizontal_wrapped(|ui| {
+        ui.horizontal(|ui| {
             let has_doc = doc.is_some();
             if ui
                 .add_enabled(has_doc && masked, egui::Button::new("Refine"))
