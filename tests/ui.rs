@@ -1277,3 +1277,22 @@ fn a_long_model_name_is_cut_and_does_not_widen_the_models_panel() {
         "the models panel {row:?} overlaps the canvas {canvas:?}"
     );
 }
+
+#[test]
+fn the_view_menu_hides_the_models_panel_and_the_canvas_takes_its_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app_sized(dir.path(), small_settings(), egui::vec2(800.0, 600.0));
+    drop_picture(&mut h, fixture_image("init.png"));
+    let before = h.state().canvas_view_rect().unwrap();
+    h.get_by_label("View").click();
+    step_until(&mut h, 5, "the View menu", |h| {
+        h.query_by_label("Models panel").is_some()
+    });
+    h.get_by_label("Models panel").click();
+    step_until(&mut h, 10, "the panel to slide away", |h| {
+        h.state()
+            .canvas_view_rect()
+            .is_some_and(|r| r.max.x > before.max.x + 100.0)
+    });
+    assert!(h.query_by_label("Rescan").is_none(), "the models panel is hidden");
+}
