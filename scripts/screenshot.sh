@@ -4,6 +4,7 @@
 #   OUT/app-mask.png     a painted inpainting mask on the GPU canvas
 #   OUT/app-refined.png  the picture after an only-masked refine of that mask (made with
 #                        `easel generate --inpaint-area only-masked`, the same job the Refine button runs)
+#   OUT/app-1000x700.png the same window at 1000×700 (the side panels shrink before the canvas)
 # Needs: xvfb xauth imagemagick mesa-vulkan-drivers libvulkan1 (see README). Usage:
 #   scripts/screenshot.sh [OUT_DIR]    (default: assets/screenshots)
 set -euo pipefail
@@ -26,10 +27,11 @@ MASK=tests/fixtures/ref/img2img/mask.png
 cp "$INIT" "$DATA/document/image.png"
 cp "$MASK" "$DATA/document/mask.png"
 
-shot() { # name
-    export HOME=$WORK/home EASEL_DATA_DIR=$DATA
+shot() { # name [WIDTHxHEIGHT]
+    local size=${2:-1280x800}
+    export HOME=$WORK/home EASEL_DATA_DIR=$DATA EASEL_WINDOW_SIZE=$size
     mkdir -p "$HOME"
-    Xvfb :77 -screen 0 1280x800x24 >/dev/null 2>&1 &
+    Xvfb :77 -screen 0 "${size}x24" >/dev/null 2>&1 &
     local xvfb=$!
     sleep 1
     DISPLAY=:77 WGPU_BACKEND=vulkan "$BIN" >"$WORK/$1.log" 2>&1 &
@@ -50,3 +52,4 @@ shot app-mask
     --inpaint-area only-masked --padding 32 --strength 0.4 --out "$WORK/refined.png" >/dev/null
 cp "$WORK/refined.png" "$DATA/document/image.png"
 shot app-refined
+shot app-1000x700 1000x700

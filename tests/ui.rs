@@ -32,6 +32,11 @@ fn small_settings() -> Settings {
 }
 
 fn app(dir: &Path, settings: Settings) -> Harness<'static, EaselApp> {
+    app_sized(dir, settings, egui::vec2(1280.0, 800.0))
+}
+
+/// The app in a window of `size` points.
+fn app_sized(dir: &Path, settings: Settings, size: egui::Vec2) -> Harness<'static, EaselApp> {
     // The tests query English labels whatever the machine's locale says.
     let settings = Settings {
         language: settings.language.or(Some(Language::English)),
@@ -56,7 +61,7 @@ fn app(dir: &Path, settings: Settings) -> Harness<'static, EaselApp> {
         .replace("version: tiny-clip", &format!("version: {}", clip.display()));
     std::fs::write(&yaml, text).unwrap();
     Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
+        .with_size(size)
         .build_eframe(move |cc| EaselApp::new(&cc.egui_ctx, paths, settings).unwrap())
 }
 
@@ -855,6 +860,14 @@ fn find_faces_masks_the_face_and_fix_faces_makes_one_new_version() {
     h.step();
     drop_picture(&mut h, common::fixtures().join("ref/detect/astronaut.png"));
     let original = h.state().document().unwrap().image().clone();
+    // The size fields followed the 200×200 photo; the face crops are repainted at 64×64 to keep
+    // the test quick (the picture keeps its size either way).
+    h.state_mut().settings_mut().params.width = 64;
+    h.state_mut().settings_mut().params.height = 64;
+    // The size note under the fields changes: let the panel settle before clicking.
+    for _ in 0..3 {
+        h.step();
+    }
     h.get_by_label("Image to image").click();
     // The action bar below the panel grows by the image-to-image buttons: let it settle.
     for _ in 0..3 {
@@ -982,95 +995,314 @@ fn the_sd_vae_picker_lists_the_vae_folder_and_generates_with_the_chosen_file() {
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
 }
 
-#[test]
-fn in_chinese_the_prompt_panel_speaks_chinese_prompts_get_real_glyphs_and_english_comes_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        language: Some(Language::SimplifiedChinese),
-        ..small_settings()
-    };
-    let mut h = app(dir.path(), settings);
-    h.step();
-    h.step();
-    // The prompt panel's labels, found by their Chinese text.
-    h.get_by_role_and_label(egui::Role::MultilineTextInput, "反向提示词");
-    for label in ["采样器", "采样步数", "提示词引导系数 (CFG)", "随机种子", "生成"] {
-        assert!(h.query_by_label(label).is_some(), "no {label:?} in the panel");
-    }
-    assert!(h.query_by_label("Generate").is_none(), "an English label is left");
-    // A prompt typed in Chinese lands in the settings and the fonts have every glyph of it.
-    let prompt = "一只红色的狐狸，水彩，柔和的光线";
-    h.get_by_role_and_label(egui::Role::MultilineTextInput, "提示词")
-        .focus();
-    h.step();
-    h.get_by_role_and_label(egui::Role::MultilineTextInput, "提示词")
-        .type_text(prompt);
-    h.step();
-    assert_eq!(h.state().settings().params.prompt, prompt);
-    for font in [egui::FontId::proportional(14.0), egui::FontId::monospace(14.0)] {
-        assert!(
-            h.ctx.fonts_mut(|f| f.has_glyphs(&font, prompt)),
-            "{font:?} would draw boxes for {prompt}"
-        );
-    }
-    // Back to English from the Language menu: the labels follow at once, and the choice is saved.
-    h.get_by_label("语言 (Language)").click();
-    step_until(&mut h, 5, "the Language menu", |h| {
-        h.query_by_label("English").is_some()
-    });
-    h.get_by_label("English").click();
-    h.step();
-    h.step();
-    h.get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt");
-    assert!(h.query_by_label("Generate").is_some());
-    assert!(h.query_by_label("生成").is_none());
-    assert_eq!(h.state().settings().language, Some(Language::English));
-    let saved = Settings::load(&AppPaths::under(dir.path().to_path_buf()).settings_file()).0;
-    assert_eq!(saved.language, Some(Language::English));
+/// The fixture picture scaled to `w` × `h`, written into `dir`.
+fn picture_of_size(dir: &Path, w: u32, h: u32) -> PathBuf {
+    let path = dir.join(format!("picture-{w}x{h}.png"));
+    let init = image::open(fixture_image("init.png")).unwrap().to_rgb8();
+    image::imageops::resize(&init, w, h, image::imageops::FilterType::Triangle)
+        .save(&path)
+        .unwrap();
+    path
 }
 
 #[test]
-fn find_hands_masks_the_hand_box_and_fix_hands_makes_one_new_version() {
+fn the_size_fields_follow_the_opened_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = small_settings();
+    settings.params.width = 512;
+    settings.params.height = 768;
+    let mut h = app(dir.path(), settings);
+    drop_picture(&mut h, picture_of_size(dir.path(), 99, 70));
+    h.step();
+    let p = &h.state().settings().params;
+    assert_eq!((p.width, p.height), (96, 72), "rounded to multiples of 8");
+    assert_eq!(
+        h.state().document().unwrap().size(),
+        (99, 70),
+        "the picture keeps its size"
+    );
+    assert!(
+        h.query_by_label_contains("scaled to 96×72").is_some(),
+        "the panel says how the picture is scaled"
+    );
+    drop_picture(&mut h, fixture_image("init.png"));
+    step_until(&mut h, 10, "the second picture", |h| {
+        h.state().document().unwrap().size() == (64, 64)
+    });
+    h.step();
+    let p = &h.state().settings().params;
+    assert_eq!((p.width, p.height), (64, 64));
+}
+
+#[test]
+fn keeping_a_sweep_result_of_another_size_keeps_the_pictures_size_and_mask() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = app(dir.path(), small_settings());
-    step_until(&mut h, 30, "the model list", |h| {
-        h.query_by_label_contains("tiny-sd15").is_some()
-    });
-    h.get_by_label_contains("tiny-sd15").click();
+    pick_model_and_prompt(&mut h, "a red barn");
+    drop_picture(&mut h, picture_of_size(dir.path(), 128, 128));
     h.step();
-    // A 128×128 picture with one hand (tests/fixtures/make_hand_fixtures.py): the box around its
-    // landmarks is about x 117…126, y 96…104.
-    drop_picture(&mut h, common::fixtures().join("ref/detect/hands_camera.png"));
+    assert_eq!(
+        h.state().settings().params.width,
+        128,
+        "the fields follow the picture"
+    );
+    let r = h.state().canvas_image_rect().unwrap();
+    let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+    drag(&mut h, &[at(0.3, 0.5), at(0.5, 0.5), at(0.7, 0.5)]);
+    let mask = h.state().document().unwrap().mask().clone();
+    assert!(mask.as_raw().iter().any(|v| *v > 0));
     let original = h.state().document().unwrap().image().clone();
+    // The user sets a smaller size by hand: the results come back at 64×64.
+    h.state_mut().settings_mut().params.width = 64;
+    h.state_mut().settings_mut().params.height = 64;
+    // The size note under the fields grows by a line: let the panel settle before clicking.
+    for _ in 0..3 {
+        h.step();
+    }
     h.get_by_label("Image to image").click();
     for _ in 0..3 {
         h.step();
     }
-    h.get_by_label("Find hands").click();
-    step_until(&mut h, 60, "the hand mask", |h| masked_pixels(h) > 0);
-    let mask = h.state().document().unwrap().mask().clone();
-    assert_eq!(mask.get_pixel(121, 99)[0], 255, "the hand is masked");
-    assert_eq!(mask.get_pixel(20, 20)[0], 0, "the rest is not");
-    let n = masked_pixels(&h);
-    assert!((100..250).contains(&n), "{n} masked pixels");
-    h.get_by_label("Fix hands").click();
-    step_until(&mut h, 120, "the fixed picture", |h| {
-        assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
-        h.state().gallery_len() == 1
-    });
-    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
-    let text = h.state().newest_infotext().unwrap().to_owned();
-    assert!(text.contains("ADetailer model: mediapipe_hands_lite"), "{text}");
+    h.get_by_label("Strength sweep").click();
+    step_until(&mut h, 240, "six sweep results", |h| h.state().gallery_len() == 6);
+    step_until(&mut h, 10, "the sweep to end", |h| !h.state().is_busy());
+    h.step();
+    h.get_by_role_and_label(egui::Role::Button, "strength 0.8")
+        .click();
+    h.step();
+    h.step();
     let doc = h.state().document().unwrap();
-    assert_eq!(doc.previous_image(), Some(&original), "one new version");
-    let result = doc.image();
-    assert_eq!(result.get_pixel(20, 20), original.get_pixel(20, 20));
-    assert_ne!(
-        (96..104)
-            .flat_map(|y| (118..126).map(move |x| (x, y)))
-            .filter(|&(x, y)| result.get_pixel(x, y) != original.get_pixel(x, y))
-            .count(),
-        0,
-        "the hand was repainted"
+    assert_eq!(doc.size(), (128, 128), "the picture keeps its size");
+    assert_eq!(doc.mask(), &mask, "the mask stays");
+    assert_eq!(doc.previous_image(), Some(&original));
+    let image = doc.image();
+    let (mut outside_changed, mut inside_changed) = (0, 0);
+    for (x, y, m) in mask.enumerate_pixels() {
+        let changed = image.get_pixel(x, y) != original.get_pixel(x, y);
+        match m.0[0] {
+            0 => outside_changed += usize::from(changed),
+            255 => inside_changed += usize::from(changed),
+            _ => {}
+        }
+    }
+    assert_eq!(outside_changed, 0, "pixels outside the mask are untouched");
+    assert!(inside_changed > 50, "only {inside_changed} masked pixels changed");
+    // Asked, not done: the result at its own size is one click away, and undoable.
+    h.get_by_label("Use it at 64×64").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().document().unwrap().size(), (64, 64));
+    assert_eq!(h.state().settings().params.width, 64);
+    assert!(
+        h.query_by_label("Use it at 64×64").is_none(),
+        "the question is answered"
     );
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert_eq!(h.state().document().unwrap().size(), (128, 128));
+    assert_eq!(h.state().document().unwrap().mask(), &mask);
+}
+
+/// The tool bar's widgets, left to right.
+const TOOLBAR: [&str; 11] = [
+    "Brush",
+    "Rectangle",
+    "Lasso",
+    "Erase",
+    "Options",
+    "Fill",
+    "Clear",
+    "Invert",
+    "Undo",
+    "Redo",
+    "Mask",
+];
+
+#[test]
+fn at_800x600_and_1000x700_the_canvas_keeps_half_the_width_and_the_toolbar_one_row() {
+    for (w, hgt) in [(800.0, 600.0), (1000.0, 700.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = app_sized(dir.path(), small_settings(), egui::vec2(w, hgt));
+        step_until(&mut h, 30, "the model list", |h| {
+            h.query_by_label_contains("tiny-sd15").is_some()
+        });
+        drop_picture(&mut h, fixture_image("init.png"));
+        for _ in 0..5 {
+            h.step();
+        }
+        let canvas = h.state().canvas_view_rect().unwrap();
+        assert!(
+            canvas.width() >= 0.5 * w,
+            "at {w}×{hgt} the canvas is {} points wide",
+            canvas.width()
+        );
+        assert!(canvas.height() >= 0.3 * hgt, "canvas {canvas:?} at {w}×{hgt}");
+        let rects: Vec<egui::Rect> = TOOLBAR.iter().map(|l| h.get_by_label(l).rect()).collect();
+        for (label, r) in TOOLBAR.iter().zip(&rects) {
+            assert!(
+                (r.center().y - rects[0].center().y).abs() < 2.0,
+                "{label} at {r:?} is not on the tool bar's row at {w}×{hgt}"
+            );
+            assert!(r.max.x <= w, "{label} at {r:?} is cut off at {w}×{hgt}");
+        }
+        for pair in rects.windows(2) {
+            assert!(
+                pair[0].max.x <= pair[1].min.x,
+                "overlapping {pair:?} at {w}×{hgt}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_toolbar_stays_put_when_the_brush_size_grows_and_fast_presses_all_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app_sized(dir.path(), small_settings(), egui::vec2(1000.0, 700.0));
+    drop_picture(&mut h, fixture_image("init.png"));
+    h.state_mut().settings_mut().tools.brush.size = 20.0;
+    h.step();
+    h.step();
+    let before: Vec<egui::Rect> = ["Invert", "Redo", "Mask"]
+        .iter()
+        .map(|l| h.get_by_label(l).rect())
+        .collect();
+    // One press a frame…
+    for _ in 0..5 {
+        h.key_press(egui::Key::CloseBracket);
+        h.step();
+    }
+    let one_by_one = h.state().settings().tools.brush.size;
+    assert!(one_by_one > 20.0 && one_by_one.fract() == 0.0, "{one_by_one}");
+    // …and five in one frame give the same size.
+    h.state_mut().settings_mut().tools.brush.size = 20.0;
+    for _ in 0..5 {
+        h.key_press(egui::Key::CloseBracket);
+    }
+    h.step();
+    assert_eq!(h.state().settings().tools.brush.size, one_by_one);
+    for _ in 0..80 {
+        h.key_press(egui::Key::CloseBracket);
+    }
+    h.step();
+    h.step();
+    assert_eq!(h.state().settings().tools.brush.size, 2048.0);
+    let after: Vec<egui::Rect> = ["Invert", "Redo", "Mask"]
+        .iter()
+        .map(|l| h.get_by_label(l).rect())
+        .collect();
+    assert_eq!(before, after, "the tool bar moved when the size grew to 2048");
+}
+
+#[test]
+fn painting_during_a_running_job_changes_the_mask_and_cancel_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = small_settings();
+    settings.params.steps = 1000;
+    let mut h = app(dir.path(), settings);
+    pick_model_and_prompt(&mut h, "a long one");
+    drop_picture(&mut h, fixture_image("init.png"));
+    let view = h.state().canvas_view_rect();
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 60, "sampling steps", |h| {
+        h.state().job_status().starts_with("step ")
+    });
+    assert_eq!(
+        h.state().canvas_view_rect(),
+        view,
+        "starting a job moves no panel edge"
+    );
+    let r = h.state().canvas_image_rect().unwrap();
+    let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+    drag(&mut h, &[at(0.2, 0.5), at(0.5, 0.5), at(0.8, 0.5)]);
+    assert!(h.state().is_busy(), "the job still runs");
+    assert!(masked_pixels(&h) > 100, "the drag painted the mask");
+    assert_eq!(
+        h.state().canvas_image_rect(),
+        Some(r),
+        "the drag painted instead of panning"
+    );
+    h.key_press(egui::Key::Escape);
+    h.step();
+    assert_eq!(h.state().job_status(), "cancelling…");
+    step_until(&mut h, 60, "the cancel", |h| !h.state().is_busy());
+    assert_eq!(h.state().job_status(), "cancelled");
+    assert!(masked_pixels(&h) > 100, "the mask painted during the job stays");
+}
+
+#[test]
+fn a_message_moves_neither_the_toolbar_nor_the_canvas() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.safetensors");
+    let bytes = std::fs::read(model_path()).unwrap();
+    std::fs::write(&broken, &bytes[..1000]).unwrap();
+    let mut settings = small_settings();
+    settings.selected_model = Some(broken);
+    let mut h = app_sized(dir.path(), settings, egui::vec2(1000.0, 700.0));
+    drop_picture(&mut h, fixture_image("init.png"));
+    let toolbar = h.get_by_label("Invert").rect();
+    let view = h.state().canvas_view_rect();
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 30, "the error message", |h| {
+        !h.state().messages().is_empty()
+    });
+    h.step();
+    assert!(h.query_by_label("dismiss").is_some() || h.query_by_label("×").is_some());
+    assert_eq!(h.get_by_label("Invert").rect(), toolbar, "the tool bar stays put");
+    assert_eq!(h.state().canvas_view_rect(), view, "the canvas stays put");
+    assert!(
+        h.state().job_status().starts_with("failed"),
+        "{}",
+        h.state().job_status()
+    );
+}
+
+#[test]
+fn a_long_model_name_is_cut_and_does_not_widen_the_models_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = AppPaths::under(dir.path().to_path_buf()).default_models_dir;
+    std::fs::create_dir_all(&models).unwrap();
+    let long = format!(
+        "{}.safetensors",
+        "an-extremely-long-merged-checkpoint-name-v7".repeat(4)
+    );
+    std::fs::copy(model_path(), models.join(&long)).unwrap();
+    let mut h = app_sized(dir.path(), small_settings(), egui::vec2(1000.0, 700.0));
+    step_until(&mut h, 30, "both models listed", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+            && h.query_by_label_contains("an-extremely-long").is_some()
+    });
+    for _ in 0..5 {
+        h.step();
+    }
+    let row = h.get_by_label_contains("an-extremely-long").rect();
+    assert!(row.max.x <= 1000.0, "the row {row:?} runs out of the window");
+    let canvas = h.state().canvas_view_rect().unwrap();
+    assert!(
+        canvas.width() >= 500.0,
+        "the canvas is {} points wide next to a long model name",
+        canvas.width()
+    );
+    assert!(
+        row.min.x >= canvas.max.x,
+        "the models panel {row:?} overlaps the canvas {canvas:?}"
+    );
+}
+
+#[test]
+fn the_view_menu_hides_the_models_panel_and_the_canvas_takes_its_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app_sized(dir.path(), small_settings(), egui::vec2(800.0, 600.0));
+    drop_picture(&mut h, fixture_image("init.png"));
+    let before = h.state().canvas_view_rect().unwrap();
+    h.get_by_label("View").click();
+    step_until(&mut h, 5, "the View menu", |h| {
+        h.query_by_label("Models panel").is_some()
+    });
+    h.get_by_label("Models panel").click();
+    step_until(&mut h, 10, "the panel to slide away", |h| {
+        h.state()
+            .canvas_view_rect()
+            .is_some_and(|r| r.max.x > before.max.x + 100.0)
+    });
+    assert!(h.query_by_label("Rescan").is_none(), "the models panel is hidden");
 }

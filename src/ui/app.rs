@@ -15,7 +15,7 @@ use super::command::{Command, PathKind};
 use super::downloads::Downloads;
 use super::i18n::{tr, tr_noop, trf};
 use super::io::{Io, IoTask, Reply};
-use super::jobs::{Effect, Jobs, Submit};
+use super::jobs::{Effect, JobResult, Jobs, Submit};
 use super::only_masked::OnlyMaskedBox;
 use super::panels::{Dialogs, GalleryPanel, GetModelsDialog, ModelsPanel, PromptPanel};
 use super::text::short;
@@ -31,6 +31,16 @@ const EMPTY_CANVAS_HINT: &str =
     tr_noop("Write a prompt and press Generate (Ctrl+Enter), or drop a picture here to paint on it");
 /// Seconds between two `EASEL_FRAME_STATS` log lines.
 const FRAME_STATS_WINDOW_SECS: f64 = 5.0;
+/// Newest messages shown over the canvas at once (older ones wait behind a "+N more" line).
+const SHOWN_MESSAGES: usize = 4;
+/// Side panel widths as shares of the window width, and their limits in points: the side panels
+/// shrink with the window before the canvas does.
+const LEFT_SHARE: f32 = 0.26;
+const LEFT_WIDTH_PT: (f32, f32) = (180.0, 420.0);
+const RIGHT_SHARE: f32 = 0.18;
+const RIGHT_WIDTH_PT: (f32, f32) = (150.0, 320.0);
+/// Width of the status bar's progress bar, in points.
+const PROGRESS_WIDTH_PT: f32 = 140.0;
 
 /// What a native file dialog picked.
 enum Picked {
@@ -57,6 +67,24 @@ struct FrameStats {
     worst_secs: f64,
     total_secs: f64,
     worst_interval_secs: f64,
+}
+
+/// Which collapsible panels are open (the View menu toggles them; dragging an edge past its
+/// minimum closes one).
+struct OpenPanels {
+    prompt: bool,
+    models: bool,
+    gallery: bool,
+}
+
+impl Default for OpenPanels {
+    fn default() -> Self {
+        Self {
+            prompt: true,
+            models: true,
+            gallery: true,
+        }
+    }
 }
 
 /// The Easel window.
@@ -91,6 +119,13 @@ pub struct EaselApp {
     commands: Vec<Command>,
     /// The GPU canvas pipeline is installed.
     gpu: bool,
+    /// The document size the size fields last followed.
+    followed_size: Option<(u32, u32)>,
+    /// A result of another size that was fitted into the picture, offered at its own size until
+    /// the user answers or the picture changes.
+    own_size_offer: Option<image::RgbImage>,
+    /// Which side panels and the gallery are open (View menu).
+    open_panels: OpenPanels,
     /// Frame timing (`EASEL_FRAME_STATS=1` logs it every 5 s).
     frame_stats: Option<FrameStats>,
     /// When the process started (for the time-to-first-frame log line).
@@ -142,6 +177,9 @@ impl EaselApp {
             picks: Picks { sender, receiver },
             commands: Vec::new(),
             gpu: false,
+            followed_size: None,
+            own_size_offer: None,
+            open_panels: OpenPanels::default(),
             frame_stats: std::env::var_os("EASEL_FRAME_STATS").map(|_| FrameStats::default()),
             started: None,
             ctx: ctx.clone(),
@@ -163,6 +201,21 @@ impl EaselApp {
     /// The persisted settings (tests read them).
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The settings, mutable (tests set fields that have no quick widget path).
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    /// The status bar's job line ("loading the model…", "job 2 of 6 · step 3/9 …", "cancelled").
+    pub fn job_status(&self) -> String {
+        self.jobs.status_text()
+    }
+
+    /// The canvas area on screen, in points (layout tests measure it).
+    pub fn canvas_view_rect(&self) -> Option<egui::Rect> {
+        self.canvas.view_rect
     }
 
     /// Number of images in the gallery.
@@ -258,20 +311,96 @@ impl EaselApp {
             ..to
         };
         if let Err(message) = start(&mut self.jobs, to) {
+            tracing::info!("job refused: {message}");
             self.messages.push(message);
+        }
+    }
+
+    /// Puts a finished picture on the canvas as the next version. A picture of another size than
+    /// the open one is fitted into it (scaled, and blended through its job's mask), so a result
+    /// never changes the picture's size or drops its mask; opening the result from the gallery
+    /// works at its own size.
+    fn put_result(&mut self, result: JobResult) {
+        let JobResult { picture, mask } = result;
+        let Some(doc) = &self.canvas.doc else {
+            self.canvas.set_picture(picture);
+            return;
+        };
+        let (w, h) = doc.size();
+        let (rw, rh) = picture.dimensions();
+        if (rw, rh) == (w, h) {
+            self.canvas.set_picture(picture);
+            return;
+        }
+        let fitted = super::jobs::fit_into(doc.image(), &picture, mask.as_deref());
+        tracing::info!("a {rw}×{rh} result fitted into the {w}×{h} picture");
+        self.canvas.set_picture(fitted);
+        // Rounding to the model's multiple of 8 is expected and needs no question.
+        self.own_size_offer = (super::jobs::working_size(w, h) != (rw, rh)).then_some(picture);
+    }
+
+    /// The question after a result of another size was fitted into the picture.
+    fn own_size_offer_ui(&mut self, ui: &mut egui::Ui) {
+        let (Some(offer), Some(doc)) = (&self.own_size_offer, &self.canvas.doc) else {
+            return;
+        };
+        let (rw, rh) = offer.dimensions();
+        let (w, h) = doc.size();
+        ui.horizontal_wrapped(|ui| {
+            ui.label(
+                egui::RichText::new(trf(
+                    "The result is {rw}×{rh}: it was fitted into the {w}×{h} picture, which keeps its size and mask.",
+                    &[("rw", &rw), ("rh", &rh), ("w", &w), ("h", &h)],
+                ))
+                .color(Color32::from_rgb(240, 200, 120)),
+            );
+            if ui
+                .small_button(trf("Use it at {rw}×{rh}", &[("rw", &rw), ("rh", &rh)]))
+                .on_hover_text(tr(
+                    "make the result the picture at its own size (a new version; the mask is cleared)",
+                ))
+                .clicked()
+            {
+                self.commands.push(Command::ResultAtOwnSize(true));
+            }
+            if ui.small_button(tr("Keep it fitted")).clicked() {
+                self.commands.push(Command::ResultAtOwnSize(false));
+            }
+        });
+    }
+
+    /// With a picture open, Width and Height follow it (at the model's multiple of 8) whenever
+    /// its size changes: a new picture opened, dropped, pasted or restored.
+    fn follow_document_size(&mut self) {
+        let size = self.canvas.doc.as_ref().map(Document::size);
+        if size == self.followed_size {
+            return;
+        }
+        self.followed_size = size;
+        // The offer was about the picture that was open.
+        self.own_size_offer = None;
+        if let Some((w, h)) = size {
+            let (fw, fh) = super::jobs::working_size(w, h);
+            self.settings.params.width = fw;
+            self.settings.params.height = fh;
         }
     }
 
     fn handle_engine_event(&mut self, event: Event) {
         for effect in self.jobs.handle_event(event, &self.ctx) {
             match effect {
-                Effect::Preview { image, size } => {
+                Effect::Preview { image, size, region } => {
                     let size_px = Vec2::new(size.width_px as f32, size.height_px as f32);
-                    self.canvas
-                        .set_preview(&self.ctx, &image.rgba, [image.width, image.height], size_px);
+                    self.canvas.set_preview(
+                        &self.ctx,
+                        &image.rgba,
+                        [image.width, image.height],
+                        size_px,
+                        region,
+                    );
                 }
                 Effect::ClearPreview => self.canvas.clear_preview(),
-                Effect::NewVersion(picture) => self.canvas.set_picture(picture),
+                Effect::NewVersion(result) => self.put_result(result),
                 Effect::Output(image) => {
                     self.shown_infotext = Some(image.infotext.clone());
                     self.shown_note = None;
@@ -467,11 +596,18 @@ impl EaselApp {
             Command::Cancel => self.jobs.cancel_running(),
             Command::RemoveQueued(job) => self.jobs.remove_queued(job),
             Command::KeepSweepResult(index) => {
-                if let Some(picture) = self.jobs.take_sweep_result(index) {
-                    self.canvas.set_picture(picture);
+                if let Some(result) = self.jobs.take_sweep_result(index) {
+                    self.put_result(result);
                 }
             }
             Command::CloseSweep => self.jobs.close_sweep(),
+            Command::ResultAtOwnSize(take) => {
+                if let Some(picture) = self.own_size_offer.take()
+                    && take
+                {
+                    self.canvas.set_picture(picture);
+                }
+            }
             Command::SelectModel(path) => self.settings.selected_model = Some(path),
             Command::InsertLora(name) => {
                 let prompt = &mut self.settings.params.prompt;
@@ -777,33 +913,108 @@ impl EaselApp {
         }
     }
 
-    /// The central panel: messages, the shown picture's parameters, the tool bar and the canvas.
+    /// The central panel: the canvas, with the messages and the shown picture's parameters over
+    /// its top edge (so they never move the tool bar or the picture).
     fn central_ui(&mut self, ui: &mut egui::Ui) {
-        for (i, message) in self.messages.iter().enumerate() {
+        self.canvas
+            .ui(ui, self.gpu, &mut self.settings.tools, tr(EMPTY_CANVAS_HINT));
+        let Some(view) = self.canvas.view_rect else {
+            return;
+        };
+        if self.messages.is_empty()
+            && self.shown_note.is_none()
+            && self.shown_infotext.is_none()
+            && self.own_size_offer.is_none()
+        {
+            return;
+        }
+        let mut overlay = ui.new_child(
+            egui::UiBuilder::new()
+                .max_rect(view.shrink(6.0))
+                .layout(egui::Layout::top_down(egui::Align::Min)),
+        );
+        egui::Frame::popup(overlay.style())
+            .fill(Color32::from_black_alpha(200))
+            .show(&mut overlay, |ui| self.notices_ui(ui));
+    }
+
+    /// The newest messages (each dismissible), the own-size question and the shown picture's
+    /// parameters.
+    fn notices_ui(&mut self, ui: &mut egui::Ui) {
+        self.own_size_offer_ui(ui);
+        let hidden = self.messages.len().saturating_sub(SHOWN_MESSAGES);
+        if hidden > 0 {
+            ui.horizontal(|ui| {
+                ui.small(trf("+{count} older messages", &[("count", &hidden)]));
+                if ui.small_button(tr("dismiss all")).clicked() {
+                    for i in (0..self.messages.len()).rev() {
+                        self.commands.push(Command::DismissMessage(i));
+                    }
+                }
+            });
+        }
+        for (i, message) in self.messages.iter().enumerate().skip(hidden) {
             ui.horizontal_top(|ui| {
                 if ui.small_button("×").on_hover_text(tr("dismiss")).clicked() {
                     self.commands.push(Command::DismissMessage(i));
                 }
+                // A message may quote a huge value (a path, a tag, a file's text): show its ends only.
+                let shown = crate::text::shorten(message, crate::text::MESSAGE_LIMIT);
                 ui.add(
-                    egui::Label::new(egui::RichText::new(message).color(Color32::from_rgb(230, 120, 100)))
-                        .wrap(),
+                    egui::Label::new(
+                        egui::RichText::new(shown.as_ref()).color(Color32::from_rgb(240, 140, 120)),
+                    )
+                    .wrap(),
                 );
             });
         }
         if let Some(note) = &self.shown_note {
-            ui.small(note.as_str());
+            ui.add(egui::Label::new(egui::RichText::new(note.as_str()).small()).truncate());
         }
         if let Some(text) = &self.shown_infotext {
             ui.horizontal(|ui| {
-                ui.small(short(text));
                 if ui.small_button(tr("Use parameters")).clicked() {
                     self.commands.push(Command::UseParameters(text.clone()));
                 }
+                ui.add(egui::Label::new(egui::RichText::new(short(text)).small()).truncate());
             });
         }
-        canvas::toolbar_ui(ui, &mut self.canvas, &mut self.settings.tools);
-        self.canvas
-            .ui(ui, self.gpu, &mut self.settings.tools, tr(EMPTY_CANVAS_HINT));
+    }
+
+    /// The status bar: picture size, zoom, tool, and the job line with its progress.
+    fn status_ui(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let picture = match (self.canvas.doc.as_ref(), self.canvas.shown_zoom) {
+                (Some(doc), Some(zoom)) => {
+                    let (w, h) = doc.size();
+                    format!("{w}×{h} px · {:.0} %", zoom * 100.0)
+                }
+                (Some(doc), None) => {
+                    let (w, h) = doc.size();
+                    format!("{w}×{h} px")
+                }
+                _ => tr("no picture").to_owned(),
+            };
+            let tools = &self.settings.tools;
+            let tool = match (tools.tool, tools.brush.erase) {
+                (crate::document::Tool::Brush, false) => tr("Brush"),
+                (crate::document::Tool::Brush, true) => tr("Brush (erase)"),
+                (crate::document::Tool::Rect, false) => tr("Rectangle"),
+                (crate::document::Tool::Rect, true) => tr("Rectangle (erase)"),
+                (crate::document::Tool::Lasso, false) => tr("Lasso"),
+                (crate::document::Tool::Lasso, true) => tr("Lasso (erase)"),
+            };
+            ui.label(format!("{picture} · {tool}"));
+            ui.separator();
+            if self.jobs.running().is_some() {
+                ui.add(
+                    egui::ProgressBar::new(self.jobs.fraction_done())
+                        .desired_width(PROGRESS_WIDTH_PT)
+                        .desired_height(ui.spacing().interact_size.y * 0.6),
+                );
+            }
+            ui.add(egui::Label::new(self.jobs.status_text()).truncate());
+        });
     }
 
     fn menu_ui(&mut self, ui: &mut egui::Ui) {
@@ -847,6 +1058,11 @@ impl EaselApp {
                 {
                     self.commands.push(Command::SetCivitaiLookup(on));
                 }
+            });
+            ui.menu_button(tr("View"), |ui| {
+                ui.checkbox(&mut self.open_panels.prompt, tr("Prompt panel"));
+                ui.checkbox(&mut self.open_panels.models, tr("Models panel"));
+                ui.checkbox(&mut self.open_panels.gallery, tr("Gallery"));
             });
             super::i18n::language_menu_ui(ui, self.settings.language, &mut self.commands);
             ui.menu_button(tr("Help"), |ui| self.dialogs.help_menu_ui(ui));
@@ -941,6 +1157,7 @@ impl eframe::App for EaselApp {
         }
         self.autosave_tick(ctx);
         self.read_input(ctx);
+        self.follow_document_size();
         for command in std::mem::take(&mut self.commands) {
             self.apply(command);
         }
@@ -964,17 +1181,25 @@ impl eframe::App for EaselApp {
             CanvasResources::install(render_state);
             self.gpu = true;
         }
+        let window = ui.ctx().content_rect().size();
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
+        egui::Panel::top("canvas-toolbar").show(ui, |ui| {
+            canvas::toolbar_ui(ui, &mut self.canvas, &mut self.settings.tools);
+        });
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
         egui::Panel::bottom("gallery")
             .resizable(true)
             .default_size(150.0)
-            .show(ui, |ui| {
-                self.gallery.ui(ui, self.jobs.running(), &mut self.commands);
+            .size_range(80.0..=(window.y * 0.35).max(80.0))
+            .show_collapsible(ui, &mut self.open_panels.gallery, |ui| {
+                self.gallery.ui(ui, &mut self.commands);
             });
+        let share = |share: f32, (min, max): (f32, f32)| (window.x * share).clamp(min, max);
         egui::Panel::left("prompt")
             .resizable(true)
             .default_size(300.0)
-            .show(ui, |ui| {
+            .size_range(LEFT_WIDTH_PT.0..=share(LEFT_SHARE, LEFT_WIDTH_PT))
+            .show_collapsible(ui, &mut self.open_panels.prompt, |ui| {
                 egui::Panel::bottom("prompt-actions").show(ui, |ui| {
                     ui.add_space(4.0);
                     PromptPanel::actions_ui(
@@ -999,8 +1224,9 @@ impl eframe::App for EaselApp {
             });
         egui::Panel::right("models")
             .resizable(true)
-            .default_size(260.0)
-            .show(ui, |ui| {
+            .default_size(240.0)
+            .size_range(RIGHT_WIDTH_PT.0..=share(RIGHT_SHARE, RIGHT_WIDTH_PT))
+            .show_collapsible(ui, &mut self.open_panels.models, |ui| {
                 self.models.ui(
                     ui,
                     self.settings.selected_model.as_deref(),

@@ -10,7 +10,14 @@ use eframe::egui::{
 
 use super::canvas_gpu::{CanvasCallback, CanvasUniforms, Upload};
 use super::i18n::{tr, tr_noop};
+use super::jobs::PreviewRegion;
 use crate::document::{self, Document, Layer, PixelRect, Tool, ToolSettings};
+
+/// Largest brush diameter, in image pixels.
+const MAX_BRUSH_PX: f32 = 2048.0;
+/// Width of the tool bar's number fields, in points: wide enough for "2048" and "100 %", so a
+/// growing value never moves the buttons after it.
+const FIELD_WIDTH_PT: f32 = 52.0;
 
 const ZOOM_IN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Plus);
 const ZOOM_IN_EQ: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Equals);
@@ -52,6 +59,46 @@ struct Preview {
     texture: TextureHandle,
     /// The job's picture size, in image pixels.
     size_px: Vec2,
+    /// Where on the document's picture it goes.
+    region: PreviewRegion,
+}
+
+/// The brush diameter one `[` (`grow` false) or `]` (`grow` true) press gives: about 10 % smaller
+/// or bigger, a whole number of pixels, at least one pixel of change, within 1 to 2048.
+pub fn brush_step(size: f32, grow: bool) -> f32 {
+    let size = size.round().clamp(1.0, MAX_BRUSH_PX);
+    let next = if grow {
+        (size * 1.1).round().max(size + 1.0)
+    } else {
+        (size / 1.1).round().min(size - 1.0)
+    };
+    next.clamp(1.0, MAX_BRUSH_PX)
+}
+
+/// The outline of a mask (pixels over half on, next to one that is not) as a texture image in
+/// `color`, two pixels thick so that it stays visible when the picture is shown smaller.
+fn mask_outline(mask: &image::GrayImage, color: Color32) -> ColorImage {
+    let (w, h) = mask.dimensions();
+    let on = |x: i64, y: i64| {
+        x >= 0
+            && y >= 0
+            && x < i64::from(w)
+            && y < i64::from(h)
+            && mask.get_pixel(x as u32, y as u32).0[0] > 127
+    };
+    let mut pixels = vec![Color32::TRANSPARENT; w as usize * h as usize];
+    for y in 0..i64::from(h) {
+        for x in 0..i64::from(w) {
+            if !on(x, y) {
+                continue;
+            }
+            let edge = (-1..=1).any(|dy| (-1..=1).any(|dx| !on(x + dx, y + dy)));
+            if edge {
+                pixels[y as usize * w as usize + x as usize] = color;
+            }
+        }
+    }
+    ColorImage::new([w as usize, h as usize], pixels)
 }
 
 enum Gesture {
@@ -85,6 +132,12 @@ pub struct CanvasView {
     compare_tex: Option<(TextureHandle, u64)>,
     /// Where the picture was drawn last frame, in points.
     pub image_rect: Option<egui::Rect>,
+    /// The canvas area last frame, in points.
+    pub view_rect: Option<egui::Rect>,
+    /// Points per image pixel last frame (the status bar shows it as a percentage).
+    pub shown_zoom: Option<f32>,
+    /// The mask's outline, drawn over live previews; with the document revision it shows.
+    outline_tex: Option<(TextureHandle, u64)>,
 }
 
 impl CanvasView {
@@ -103,21 +156,50 @@ impl CanvasView {
     }
 
     /// Shows a live preview: `rgba` is `size` texels (latent resolution), stretched over
-    /// `size_px`, the running job's picture size in pixels.
-    pub fn set_preview(&mut self, ctx: &egui::Context, rgba: &[u8], size: [usize; 2], size_px: Vec2) {
+    /// `region` of the picture (over `size_px`, the running job's picture size in pixels, when
+    /// no picture is open).
+    pub fn set_preview(
+        &mut self,
+        ctx: &egui::Context,
+        rgba: &[u8],
+        size: [usize; 2],
+        size_px: Vec2,
+        region: PreviewRegion,
+    ) {
         let image = ColorImage::from_rgba_unmultiplied(size, rgba);
         match &mut self.preview {
             Some(p) if p.texture.size() == size => {
                 p.texture.set(image, TextureOptions::LINEAR);
                 p.size_px = size_px;
+                p.region = region;
             }
             _ => {
                 self.preview = Some(Preview {
                     texture: ctx.load_texture("preview", image, TextureOptions::LINEAR),
                     size_px,
+                    region,
                 });
             }
         }
+    }
+
+    /// The mask outline texture for the document's current revision (`None` without a mask).
+    fn outline_texture(&mut self, ctx: &egui::Context, color: Color32) -> Option<TextureHandle> {
+        let doc = self.doc.as_ref().filter(|d| d.has_mask())?;
+        let revision = doc.revision();
+        // Not rebuilt during a brush stroke: the stroke shows through the mask overlay after it ends.
+        if let Some((t, r)) = &self.outline_tex
+            && (*r == revision || doc.stroking())
+        {
+            return Some(t.clone());
+        }
+        let tex = ctx.load_texture(
+            "mask-outline",
+            mask_outline(doc.mask(), color),
+            TextureOptions::LINEAR,
+        );
+        self.outline_tex = Some((tex.clone(), revision));
+        Some(tex)
     }
 
     /// Drops the preview (the job ended, or its picture went to the sweep picker).
@@ -125,14 +207,13 @@ impl CanvasView {
         self.preview = None;
     }
 
+    /// The size shown: the document's picture, or the running job's while there is none.
     fn image_size(&self) -> Option<Vec2> {
-        if let Some(p) = &self.preview {
-            return Some(p.size_px);
-        }
-        self.doc.as_ref().map(|d| {
+        let doc = self.doc.as_ref().map(|d| {
             let (w, h) = d.size();
             Vec2::new(w as f32, h as f32)
-        })
+        });
+        doc.or_else(|| self.preview.as_ref().map(|p| p.size_px))
     }
 
     /// Moves document changes to the GPU upload or the fallback textures.
@@ -246,11 +327,12 @@ impl CanvasView {
             {
                 d.undo();
             }
-            if i.consume_shortcut(&SMALLER) {
-                tools.brush.size = (tools.brush.size / 1.2).max(1.0);
+            // Every press counts, however many arrive in one frame.
+            for _ in 0..i.count_and_consume_key(SMALLER.modifiers, SMALLER.logical_key) {
+                tools.brush.size = brush_step(tools.brush.size, false);
             }
-            if i.consume_shortcut(&BIGGER) {
-                tools.brush.size = (tools.brush.size * 1.2).min(2048.0);
+            for _ in 0..i.count_and_consume_key(BIGGER.modifiers, BIGGER.logical_key) {
+                tools.brush.size = brush_step(tools.brush.size, true);
             }
             if i.consume_shortcut(&SWAP_ERASE) {
                 tools.brush.erase = !tools.brush.erase;
@@ -277,8 +359,10 @@ impl CanvasView {
         self.sync(ui.ctx(), gpu, tools);
         let (response, painter) = ui.allocate_painter(ui.available_size(), egui::Sense::click_and_drag());
         let view = response.rect;
+        self.view_rect = Some(view);
         painter.rect_filled(view, 0.0, Color32::from_gray(24));
         let Some(size) = self.image_size() else {
+            self.shown_zoom = None;
             painter.text(
                 view.center(),
                 egui::Align2::CENTER_CENTER,
@@ -325,6 +409,7 @@ impl CanvasView {
             }
         });
         let zoom = self.zoom.unwrap_or(fit);
+        self.shown_zoom = Some(zoom);
         let rect = egui::Rect::from_center_size(view.center() + self.pan, size * zoom);
         self.image_rect = Some(rect);
         let to_image = |p: egui::Pos2| ((p.x - rect.min.x) / zoom, (p.y - rect.min.y) / zoom);
@@ -333,13 +418,8 @@ impl CanvasView {
 
         let painter = painter.with_clip_rect(view);
         let ppp = ui.ctx().pixels_per_point();
-        let hover = response
-            .hover_pos()
-            .filter(|_| self.preview.is_none() && tools.tool == Tool::Brush);
-        if let Some(p) = &self.preview {
-            let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-            painter.image(p.texture.id(), rect, uv, Color32::WHITE);
-        } else if self.comparing
+        let hover = response.hover_pos().filter(|_| tools.tool == Tool::Brush);
+        if self.comparing
             && let Some(before) = self.previous_texture(ui.ctx())
         {
             let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
@@ -397,8 +477,9 @@ impl CanvasView {
                 painter.circle_stroke(p, tools.brush.size * 0.5 * zoom, stroke);
             }
         }
+        self.preview_ui(ui.ctx(), &painter, rect, zoom, tools);
         // Overlays in points: the "only masked" box and gestures in progress.
-        if let Some(region) = self.context_box.filter(|_| self.preview.is_none()) {
+        if let Some(region) = self.context_box {
             let to_screen = |x: u32, y: u32| rect.min + Vec2::new(x as f32, y as f32) * zoom;
             let r =
                 egui::Rect::from_min_max(to_screen(region.x0, region.y0), to_screen(region.x1, region.y1));
@@ -437,6 +518,46 @@ impl CanvasView {
         }
     }
 
+    /// The live preview over the part of the picture its job generates (the picture shows
+    /// around it), with the mask's outline over it so the painted area stays visible.
+    fn preview_ui(
+        &mut self,
+        ctx: &egui::Context,
+        painter: &egui::Painter,
+        rect: egui::Rect,
+        zoom: f32,
+        tools: &ToolSettings,
+    ) {
+        let Some(p) = &self.preview else {
+            return;
+        };
+        let target = match (p.region, &self.doc) {
+            (PreviewRegion::Part(r), Some(_)) => {
+                let to_screen = |x: u32, y: u32| rect.min + Vec2::new(x as f32, y as f32) * zoom;
+                egui::Rect::from_min_max(to_screen(r.x0, r.y0), to_screen(r.x1, r.y1))
+            }
+            (PreviewRegion::Hidden, _) => return,
+            _ => rect,
+        };
+        let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+        // While a stroke is painted the preview fades, so the stroke shows through it at once
+        // (the outline follows when the stroke ends).
+        let stroking = self.doc.as_ref().is_some_and(Document::stroking);
+        let tint = if stroking {
+            Color32::from_white_alpha(80)
+        } else {
+            Color32::WHITE
+        };
+        painter.image(p.texture.id(), target, uv, tint);
+        if !tools.show_mask {
+            return;
+        }
+        let [r, g, b] = tools.mask_color;
+        if let Some(outline) = self.outline_texture(ctx, Color32::from_rgb(r, g, b)) {
+            painter.image(outline.id(), rect, uv, Color32::WHITE);
+        }
+    }
+
     fn previous_texture(&mut self, ctx: &egui::Context) -> Option<TextureHandle> {
         let doc = self.doc.as_ref()?;
         let revision = doc.revision();
@@ -468,7 +589,9 @@ impl CanvasView {
                 i.pointer.primary_down(),
             )
         });
-        let editable = self.preview.is_none() && self.doc.is_some();
+        // Mask edits go on while a job runs: they apply to the next job (the running one has
+        // its own copy of the mask).
+        let editable = self.doc.is_some();
         if response.drag_started() {
             self.gesture = Some(if space || middle || !editable || !primary {
                 Gesture::Pan
@@ -556,75 +679,156 @@ fn whole(w: u32, h: u32) -> PixelRect {
     }
 }
 
-/// The tool bar above the canvas: tools, brush, mask edits, undo/redo, overlay colour.
+/// The tool bar above the canvas, on one row that never wraps (narrower windows scroll it):
+/// tools, erase, brush size, the brush and overlay options menu, mask edits, undo/redo and
+/// the mask toggle. Number fields have a fixed width, so a growing value moves nothing.
 pub fn toolbar_ui(ui: &mut egui::Ui, view: &mut CanvasView, tools: &mut ToolSettings) {
-    ui.horizontal_wrapped(|ui| {
-        ui.selectable_value(&mut tools.tool, Tool::Brush, tr("Brush"))
-            .on_hover_text("B");
-        ui.selectable_value(&mut tools.tool, Tool::Rect, tr("Rectangle"))
-            .on_hover_text("M");
-        ui.selectable_value(&mut tools.tool, Tool::Lasso, tr("Lasso"))
-            .on_hover_text("L");
-        ui.separator();
-        ui.selectable_value(&mut tools.brush.erase, false, tr("Paint"));
-        ui.selectable_value(&mut tools.brush.erase, true, tr("Erase"))
-            .on_hover_text("X");
-        ui.separator();
-        labelled_drag_ui(ui, tr("Size"), &mut tools.brush.size, 1.0..=2048.0, 1.0)
-            .on_hover_text(tr("[ and ]"));
-        labelled_drag_ui(ui, tr("Hardness"), &mut tools.brush.hardness, 0.0..=1.0, 0.01);
-        labelled_drag_ui(ui, tr("Opacity"), &mut tools.brush.opacity, 0.0..=1.0, 0.01);
-        ui.separator();
-        let has_doc = view.doc.is_some();
-        ui.add_enabled_ui(has_doc, |ui| {
-            let (can_undo, can_redo) = view
-                .doc
-                .as_ref()
-                .map_or((false, false), |d| (d.can_undo(), d.can_redo()));
-            let edits: [DocumentButton; 5] = [
-                (tr("Fill"), Some(tr("mask everything")), true, Document::fill_mask),
-                (
-                    tr("Clear"),
-                    Some(tr("remove the mask")),
-                    true,
-                    Document::clear_mask,
-                ),
-                (tr("Invert"), None, true, Document::invert_mask),
-                (tr("Undo"), Some("Ctrl+Z"), can_undo, |d| _ = d.undo()),
-                (tr("Redo"), Some("Ctrl+Shift+Z"), can_redo, |d| _ = d.redo()),
-            ];
-            for (label, hint, enabled, edit) in edits {
-                let mut response = ui.add_enabled(enabled, egui::Button::new(label));
-                if let Some(hint) = hint {
-                    response = response.on_hover_text(hint);
-                }
-                if response.clicked()
-                    && let Some(d) = &mut view.doc
-                {
-                    edit(d);
-                }
-            }
+    egui::ScrollArea::horizontal()
+        .id_salt("canvas-toolbar")
+        .scroll_bar_visibility(egui::scroll_area::ScrollBarVisibility::AlwaysHidden)
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.spacing_mut().item_spacing.x = 4.0;
+                tool_buttons_ui(ui, tools);
+                toolbar_separator(ui);
+                labelled_drag_ui(ui, tr("Size"), &mut tools.brush.size, 1.0..=MAX_BRUSH_PX, 1.0, 0)
+                    .on_hover_text(tr("brush diameter in pixels; [ and ] step it by 10 %"));
+                tools.brush.size = tools.brush.size.round().clamp(1.0, MAX_BRUSH_PX);
+                ui.menu_button(tr("Options"), |ui| options_ui(ui, tools))
+                    .response
+                    .on_hover_text(tr("brush hardness and opacity, mask colour and overlay opacity"));
+                toolbar_separator(ui);
+                document_buttons_ui(ui, view);
+                toolbar_separator(ui);
+                ui.toggle_value(&mut tools.show_mask, tr("Mask"))
+                    .on_hover_text(tr("show or hide the mask (H)"));
+            });
         });
-        ui.separator();
-        ui.checkbox(&mut tools.show_mask, tr("Show mask"))
-            .on_hover_text("H");
+}
+
+/// A narrow separator between groups of the tool bar.
+fn toolbar_separator(ui: &mut egui::Ui) {
+    ui.add(egui::Separator::default().spacing(6.0));
+}
+
+/// The tool and paint/erase buttons.
+fn tool_buttons_ui(ui: &mut egui::Ui, tools: &mut ToolSettings) {
+    ui.selectable_value(&mut tools.tool, Tool::Brush, tr("Brush"))
+        .on_hover_text("B");
+    ui.selectable_value(&mut tools.tool, Tool::Rect, tr("Rectangle"))
+        .on_hover_text("M");
+    ui.selectable_value(&mut tools.tool, Tool::Lasso, tr("Lasso"))
+        .on_hover_text("L");
+    toolbar_separator(ui);
+    ui.toggle_value(&mut tools.brush.erase, tr("Erase"))
+        .on_hover_text(tr("erase the mask instead of painting it (X)"));
+}
+
+/// The Options menu: brush hardness and opacity, mask overlay colour and opacity.
+fn options_ui(ui: &mut egui::Ui, tools: &mut ToolSettings) {
+    egui::Grid::new("canvas-options").num_columns(2).show(ui, |ui| {
+        labelled_drag_ui(ui, tr("Hardness"), &mut tools.brush.hardness, 0.0..=1.0, 0.01, 2);
+        ui.end_row();
+        labelled_drag_ui(ui, tr("Opacity"), &mut tools.brush.opacity, 0.0..=1.0, 0.01, 2);
+        ui.end_row();
+        ui.label(tr("Mask colour"));
         let mut color = Color32::from_rgb(tools.mask_color[0], tools.mask_color[1], tools.mask_color[2]);
         if ui.color_edit_button_srgba(&mut color).changed() {
             tools.mask_color = [color.r(), color.g(), color.b()];
         }
-        labelled_drag_ui(ui, tr("Overlay"), &mut tools.mask_opacity, 0.0..=1.0, 0.01);
+        ui.end_row();
+        labelled_drag_ui(ui, tr("Overlay"), &mut tools.mask_opacity, 0.0..=1.0, 0.01, 2);
+        ui.end_row();
     });
 }
 
-/// A label and a drag value labelled by it.
+/// Fill, Clear, Invert, Undo and Redo (disabled without a picture).
+fn document_buttons_ui(ui: &mut egui::Ui, view: &mut CanvasView) {
+    let has_doc = view.doc.is_some();
+    ui.add_enabled_ui(has_doc, |ui| {
+        let (can_undo, can_redo) = view
+            .doc
+            .as_ref()
+            .map_or((false, false), |d| (d.can_undo(), d.can_redo()));
+        let edits: [DocumentButton; 5] = [
+            (tr("Fill"), Some(tr("mask everything")), true, Document::fill_mask),
+            (
+                tr("Clear"),
+                Some(tr("remove the mask")),
+                true,
+                Document::clear_mask,
+            ),
+            (tr("Invert"), None, true, Document::invert_mask),
+            (tr("Undo"), Some("Ctrl+Z"), can_undo, |d| _ = d.undo()),
+            (tr("Redo"), Some("Ctrl+Shift+Z"), can_redo, |d| _ = d.redo()),
+        ];
+        for (label, hint, enabled, edit) in edits {
+            let mut response = ui.add_enabled(enabled, egui::Button::new(label));
+            if let Some(hint) = hint {
+                response = response.on_hover_text(hint);
+            }
+            if response.clicked()
+                && let Some(d) = &mut view.doc
+            {
+                edit(d);
+            }
+        }
+    });
+}
+
+/// A label and a fixed-width drag value with `decimals` decimals, labelled by it.
 fn labelled_drag_ui(
     ui: &mut egui::Ui,
     label: &str,
     value: &mut f32,
     range: std::ops::RangeInclusive<f32>,
     speed: f64,
+    decimals: usize,
 ) -> egui::Response {
     let label = ui.label(label);
-    ui.add(egui::DragValue::new(value).range(range).speed(speed))
+    let field = egui::DragValue::new(value)
+        .range(range)
+        .speed(speed)
+        .fixed_decimals(decimals);
+    ui.add_sized([FIELD_WIDTH_PT, ui.spacing().interact_size.y], field)
         .labelled_by(label.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brush_steps_are_whole_pixels_of_about_ten_percent() {
+        assert_eq!(brush_step(100.0, true), 110.0);
+        assert_eq!(brush_step(100.0, false), 91.0);
+        // Small brushes still change by a pixel; the ends hold.
+        assert_eq!(brush_step(3.0, true), 4.0);
+        assert_eq!(brush_step(3.0, false), 2.0);
+        assert_eq!(brush_step(1.0, false), 1.0);
+        assert_eq!(brush_step(2048.0, true), 2048.0);
+        // An odd stored size (older settings) snaps to whole pixels.
+        assert_eq!(brush_step(82.94, true), 91.0);
+        let mut size = 40.0;
+        for _ in 0..30 {
+            size = brush_step(size, true);
+            assert_eq!(size.fract(), 0.0);
+        }
+    }
+
+    #[test]
+    fn the_mask_outline_marks_only_the_edge() {
+        let mut mask = image::GrayImage::new(12, 12);
+        for y in 2..10 {
+            for x in 2..10 {
+                mask.put_pixel(x, y, image::Luma([255]));
+            }
+        }
+        let outline = mask_outline(&mask, Color32::RED);
+        let at = |x: usize, y: usize| outline.pixels[y * 12 + x];
+        assert_eq!(at(2, 2), Color32::RED);
+        assert_eq!(at(9, 5), Color32::RED);
+        assert_eq!(at(5, 5), Color32::TRANSPARENT, "the inside stays clear");
+        assert_eq!(at(0, 0), Color32::TRANSPARENT, "the outside stays clear");
+    }
 }

@@ -62,6 +62,9 @@ pub enum Command {
     KeepSweepResult(usize),
     /// Close the strength sweep picker without keeping anything.
     CloseSweep,
+    /// Answer the offer shown after a result of another size was fitted into the picture: `true`
+    /// makes the result the picture at its own size (a new version), `false` keeps the fitted one.
+    ResultAtOwnSize(bool),
     /// Ask for an image to open onto the canvas (a typed path, or the native dialog).
     OpenImage,
     /// Open the clipboard's image on the canvas.

@@ -1,16 +1,18 @@
 //! Job state of the window: the queue, the running job and its progress, and the strength sweep.
 //! Builds engine [`Request`]s from the settings and follows the engine [`Event`]s that concern jobs.
+//! The job state reads out as one line for the status bar: phase, "job k of n", step, measured ETA.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use eframe::egui::{self, ColorImage, TextureHandle, TextureOptions};
 
-use super::i18n::{tr, trf};
+use super::i18n::{tr, tr_noop, trf};
 use super::text::short;
 use crate::config::{AppPaths, Mode, Settings};
-use crate::document::Document;
+use crate::document::{Document, PixelRect};
 use crate::engine::{Engine, Event, GeneratedImage, JobId, PreviewImage, StepInfo};
 use crate::request::{
     ControlUnit, DeviceChoice, Img2ImgSettings, InitImage, InpaintArea, MaskedContent, Request,
@@ -40,6 +42,65 @@ impl JobSize {
     }
 }
 
+/// Where a job's live previews go on the canvas picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviewRegion {
+    /// Over the whole picture (text to image, image to image, inpaint of the whole picture).
+    Whole,
+    /// Over this part of the picture, in its pixels (inpaint "only masked": the crop the model sees).
+    Part(PixelRect),
+    /// Not shown: the job works on regions the UI does not know in advance (Fix faces).
+    Hidden,
+}
+
+/// What a job captured when it was submitted, for its previews and for fitting its result.
+#[derive(Clone)]
+struct Captured {
+    /// Its own picture size (the settings may change after it was submitted).
+    size: JobSize,
+    /// The mask it inpaints through (inverted when the job inverts it); `None` without one.
+    mask: Option<Arc<image::GrayImage>>,
+    region: PreviewRegion,
+}
+
+impl Captured {
+    fn of(request: &Request) -> Self {
+        let masked = request.init.as_ref().and_then(|init| {
+            let mask = init.mask.as_ref()?;
+            Some((init, mask))
+        });
+        let mask = masked.map(|(init, mask)| {
+            Arc::new(if init.settings.invert_mask {
+                crate::imaging::ops::invert(mask)
+            } else {
+                mask.clone()
+            })
+        });
+        let region = match masked {
+            _ if request.fix.is_some() => PreviewRegion::Hidden,
+            Some((init, mask)) if init.settings.inpaint_area == InpaintArea::OnlyMasked => {
+                let s = &init.settings;
+                let processed = crate::imaging::processed_mask(mask, s.invert_mask, s.mask_blur);
+                crate::imaging::only_masked_region(
+                    &processed,
+                    s.padding,
+                    request.params.width,
+                    request.params.height,
+                )
+                .map_or(PreviewRegion::Whole, |(x0, y0, x1, y1)| {
+                    PreviewRegion::Part(PixelRect { x0, y0, x1, y1 })
+                })
+            }
+            _ => PreviewRegion::Whole,
+        };
+        Self {
+            size: JobSize::of(request),
+            mask,
+            region,
+        }
+    }
+}
+
 /// A job waiting in the engine's queue.
 pub struct Queued {
     /// Its id.
@@ -47,7 +108,7 @@ pub struct Queued {
     cancel: Arc<AtomicBool>,
     /// One line for the queue list: prompt, steps, seed, strength.
     pub summary: String,
-    size: JobSize,
+    captured: Captured,
 }
 
 /// The latest step of the running job.
@@ -55,10 +116,22 @@ pub struct Queued {
 pub struct Progress {
     /// Which step of which batch.
     pub info: StepInfo,
-    /// Steps per second over the current batch.
-    pub steps_per_sec: f64,
-    /// Estimated seconds left for the whole job.
-    pub eta_secs: f64,
+    /// Steps per second, measured from the first step on (`None` until a second step).
+    pub steps_per_sec: Option<f64>,
+    /// Estimated seconds left for the whole job, from the measured step time (`None` until a
+    /// second step: the first one carries the model's warm-up).
+    pub eta_secs: Option<f64>,
+}
+
+/// What the running job is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// It left the queue; nothing reported yet.
+    Starting,
+    /// Its checkpoint is being loaded.
+    Loading,
+    /// The model is there: encoding the prompt, then sampling (see [`Running::progress`]).
+    Sampling,
 }
 
 /// The job the engine works on.
@@ -66,10 +139,18 @@ pub struct Running {
     /// Its id.
     pub job: JobId,
     cancel: Arc<AtomicBool>,
-    /// `None` until the first step (while the model loads).
+    /// `None` until the first step.
     pub progress: Option<Progress>,
     /// Its own picture size (the settings may have changed since it was submitted).
     pub size: JobSize,
+    /// Loading, or sampling.
+    pub phase: Phase,
+    /// Cancel was asked for; the job stops after its current step.
+    pub cancelling: bool,
+    /// When and after how many steps the first step event came (the start of the measured time).
+    first_step: Option<(Instant, usize)>,
+    started: Instant,
+    captured: Captured,
 }
 
 /// One finished image of a strength sweep.
@@ -91,6 +172,8 @@ struct SweepJob {
 /// A strength sweep: its jobs, and the results so far as a labelled row to pick from.
 pub struct Sweep {
     jobs: Vec<SweepJob>,
+    /// The mask all its jobs inpaint through, for fitting a kept result into the picture.
+    mask: Option<Arc<image::GrayImage>>,
     /// Results so far, ordered by strength.
     pub results: Vec<SweepResult>,
 }
@@ -114,15 +197,26 @@ pub enum Effect {
         image: PreviewImage,
         /// The job's picture size.
         size: JobSize,
+        /// Where on the picture it goes.
+        region: PreviewRegion,
     },
     /// The preview is over (the job ended, or its picture went to the sweep picker).
     ClearPreview,
     /// A finished picture for the canvas, as the document's next version.
-    NewVersion(image::RgbImage),
+    NewVersion(JobResult),
     /// A finished image: save it into the outputs folder and show its parameters.
     Output(Box<GeneratedImage>),
     /// A message for the user.
     Message(String),
+}
+
+/// A finished picture and the mask its job inpainted through (to fit it into a picture of
+/// another size without touching the pixels outside that mask).
+pub struct JobResult {
+    /// The picture, at the job's size.
+    pub picture: image::RgbImage,
+    /// The job's mask, at the size of the picture it was given.
+    pub mask: Option<Arc<image::GrayImage>>,
 }
 
 /// What submitting jobs reads and changes outside the job state.
@@ -209,6 +303,24 @@ pub struct Jobs {
     running: Option<Running>,
     sweep: Option<Sweep>,
     last_seed: Option<u64>,
+    /// Jobs submitted since the app was last idle, and how many of them have ended ("job k of n").
+    run_total: usize,
+    run_ended: usize,
+    /// How the last job ended ("cancelled", "failed"), until the next one starts.
+    outcome: Option<&'static str>,
+}
+
+/// Whole seconds, or minutes and seconds past a minute: "42 s", "3 min 05 s".
+fn duration_text(secs: f64) -> String {
+    let secs = secs.max(0.0).round() as u64;
+    if secs < 60 {
+        trf("{secs} s", &[("secs", &secs)])
+    } else {
+        trf(
+            "{min} min {secs} s",
+            &[("min", &(secs / 60)), ("secs", &format!("{:02}", secs % 60))],
+        )
+    }
 }
 
 impl Jobs {
@@ -235,6 +347,68 @@ impl Jobs {
     /// Seed of the newest image, for "Reuse".
     pub fn last_seed(&self) -> Option<u64> {
         self.last_seed
+    }
+
+    /// "k of n" for the running job when more than one job was submitted since the app was idle.
+    pub fn job_number(&self) -> Option<(usize, usize)> {
+        (self.running.is_some() && self.run_total > 1)
+            .then(|| ((self.run_ended + 1).min(self.run_total), self.run_total))
+    }
+
+    /// One line for the status bar: what the running job does ("loading the model…", "job 2 of 6 ·
+    /// step 3/9 · ETA 4 s", "cancelling…"), or how the last one ended, or "ready".
+    pub fn status_text(&self) -> String {
+        let Some(r) = &self.running else {
+            let mut text = tr(self.outcome.unwrap_or(tr_noop("ready"))).to_owned();
+            if !self.queue.is_empty() {
+                text.push_str(" · ");
+                text.push_str(&trf("{count} queued", &[("count", &self.queue.len())]));
+            }
+            return text;
+        };
+        let mut parts = Vec::new();
+        if let Some((k, n)) = self.job_number() {
+            parts.push(trf("job {k} of {n}", &[("k", &k), ("n", &n)]));
+        }
+        if r.cancelling {
+            parts.push(tr("cancelling…").to_owned());
+            return parts.join(" · ");
+        }
+        match (r.phase, r.progress) {
+            (Phase::Starting, _) => parts.push(tr("starting…").to_owned()),
+            (Phase::Loading, _) => parts.push(tr("loading the model…").to_owned()),
+            (Phase::Sampling, None) => parts.push(tr("preparing the first step…").to_owned()),
+            (Phase::Sampling, Some(p)) => {
+                let info = p.info;
+                if info.batch_count > 1 {
+                    parts.push(trf(
+                        "image {k} of {n}",
+                        &[("k", &(info.batch + 1)), ("n", &info.batch_count)],
+                    ));
+                }
+                parts.push(trf(
+                    "step {step}/{steps}",
+                    &[("step", &info.step), ("steps", &info.steps)],
+                ));
+                match (p.steps_per_sec, p.eta_secs) {
+                    (Some(rate), Some(eta)) => {
+                        parts.push(format!("{rate:.2} it/s"));
+                        parts.push(trf("ETA {time}", &[("time", &duration_text(eta))]));
+                    }
+                    _ => parts.push(tr("measuring…").to_owned()),
+                }
+            }
+        }
+        parts.join(" · ")
+    }
+
+    /// The running job's share done, 0 to 1 (0 while it loads).
+    pub fn fraction_done(&self) -> f32 {
+        self.running.as_ref().and_then(|r| r.progress).map_or(0.0, |p| {
+            let info = p.info;
+            let done = info.batch * info.steps + info.step;
+            done as f32 / (info.batch_count * info.steps).max(1) as f32
+        })
     }
 
     /// Queues the prompt panel's parameters: text to image, or image to image from `doc`.
@@ -350,8 +524,13 @@ impl Jobs {
             }
         }
         to.settings.random_seed = random;
+        let mask = jobs
+            .first()
+            .and_then(|j| self.queue.iter().find(|q| q.job == j.job))
+            .and_then(|q| q.captured.mask.clone());
         self.sweep = (!jobs.is_empty()).then(|| Sweep {
             jobs,
+            mask,
             results: Vec::new(),
         });
         failure.map_or(Ok(()), Err)
@@ -360,21 +539,37 @@ impl Jobs {
     /// Sends `request` to the engine and queues it.
     fn submit(&mut self, engine: &Engine, request: Request) -> JobId {
         let summary = summary(&request);
-        let size = JobSize::of(&request);
+        let captured = Captured::of(&request);
         let (job, cancel) = engine.submit(request);
-        self.queue.push_back(Queued {
+        tracing::info!("job {job} queued: {summary}");
+        self.push_queued(Queued {
             job,
             cancel,
             summary,
-            size,
+            captured,
         });
         job
     }
 
-    /// Asks the running job to stop after its current step.
-    pub fn cancel_running(&self) {
-        if let Some(r) = &self.running {
+    /// Queues a submitted job; a job submitted while the app is idle starts a new "k of n" count.
+    fn push_queued(&mut self, queued: Queued) {
+        if !self.is_busy() {
+            self.run_total = 0;
+            self.run_ended = 0;
+        }
+        self.run_total += 1;
+        self.queue.push_back(queued);
+    }
+
+    /// Asks the running job to stop after its current step; the status says "cancelling…" until
+    /// the engine confirms.
+    pub fn cancel_running(&mut self) {
+        if let Some(r) = &mut self.running {
             r.cancel.store(true, Ordering::Relaxed);
+            if !r.cancelling {
+                tracing::info!("job {}: cancel requested", r.job);
+            }
+            r.cancelling = true;
         }
     }
 
@@ -382,14 +577,19 @@ impl Jobs {
     pub fn remove_queued(&mut self, job: JobId) {
         if let Some(q) = self.queue.iter().find(|q| q.job == job) {
             q.cancel.store(true, Ordering::Relaxed);
+            tracing::info!("job {job} taken out of the queue");
+            self.run_total = self.run_total.saturating_sub(1);
         }
         self.queue.retain(|q| q.job != job);
     }
 
     /// Closes the sweep picker and hands back the result at `index`, if there is one.
-    pub fn take_sweep_result(&mut self, index: usize) -> Option<image::RgbImage> {
+    pub fn take_sweep_result(&mut self, index: usize) -> Option<JobResult> {
         let mut sweep = self.sweep.take()?;
-        (index < sweep.results.len()).then(|| sweep.results.swap_remove(index).picture)
+        (index < sweep.results.len()).then(|| JobResult {
+            picture: sweep.results.swap_remove(index).picture,
+            mask: sweep.mask.clone(),
+        })
     }
 
     /// Closes the sweep picker; later results of its jobs become document versions.
@@ -399,37 +599,77 @@ impl Jobs {
 
     /// Follows one engine event; events of jobs that are not running are ignored where it matters.
     pub fn handle_event(&mut self, event: Event, ctx: &egui::Context) -> Vec<Effect> {
+        self.handle_event_at(event, ctx, Instant::now())
+    }
+
+    /// [`Self::handle_event`] with the time the event arrived (tests give their own clock).
+    fn handle_event_at(&mut self, event: Event, ctx: &egui::Context, now: Instant) -> Vec<Effect> {
         match event {
             Event::Started { job } => {
                 if let Some(pos) = self.queue.iter().position(|q| q.job == job)
                     && let Some(q) = self.queue.remove(pos)
                 {
+                    tracing::info!("job {job} started");
+                    self.outcome = None;
                     self.running = Some(Running {
                         job,
                         cancel: q.cancel,
                         progress: None,
-                        size: q.size,
+                        size: q.captured.size,
+                        phase: Phase::Starting,
+                        cancelling: false,
+                        first_step: None,
+                        started: now,
+                        captured: q.captured,
                     });
                 }
                 Vec::new()
             }
-            Event::Progress {
-                job,
-                info,
-                steps_per_sec,
-                eta_secs,
-            } => {
+            Event::LoadingModel { job, path } => {
                 if let Some(r) = self.running.as_mut().filter(|r| r.job == job) {
+                    tracing::info!("job {job}: loading {}", path.display());
+                    r.phase = Phase::Loading;
+                }
+                Vec::new()
+            }
+            Event::ModelLoaded { job, secs } => {
+                if let Some(r) = self.running.as_mut().filter(|r| r.job == job) {
+                    tracing::info!("job {job}: model loaded in {secs:.1} s");
+                    r.phase = Phase::Sampling;
+                }
+                Vec::new()
+            }
+            Event::Progress { job, info, .. } => {
+                if let Some(r) = self.running.as_mut().filter(|r| r.job == job) {
+                    r.phase = Phase::Sampling;
+                    let done = info.batch * info.steps + info.step;
+                    let total = info.batch_count * info.steps;
+                    // The first step carries loading and warm-up: measure from it on.
+                    let (first_at, first_done) = *r.first_step.get_or_insert((now, done));
+                    let measured = done.saturating_sub(first_done);
+                    let rate = (measured > 0).then(|| {
+                        let per_step = now.duration_since(first_at).as_secs_f64() / measured as f64;
+                        (
+                            1.0 / per_step.max(1e-9),
+                            per_step * total.saturating_sub(done) as f64,
+                        )
+                    });
                     r.progress = Some(Progress {
                         info,
-                        steps_per_sec,
-                        eta_secs,
+                        steps_per_sec: rate.map(|(s, _)| s),
+                        eta_secs: rate.map(|(_, e)| e),
                     });
                 }
                 Vec::new()
             }
             Event::Preview { job, image } => match &self.running {
-                Some(r) if r.job == job => vec![Effect::Preview { image, size: r.size }],
+                Some(r) if r.job == job && r.captured.region != PreviewRegion::Hidden => {
+                    vec![Effect::Preview {
+                        image,
+                        size: r.size,
+                        region: r.captured.region,
+                    }]
+                }
                 _ => Vec::new(),
             },
             Event::Image { job, image } => {
@@ -455,7 +695,14 @@ impl Jobs {
                             effects.push(Effect::ClearPreview);
                         }
                         // A new version of the document: undo (Ctrl+Z) goes back to the previous picture.
-                        _ => effects.push(Effect::NewVersion(rgb)),
+                        _ => effects.push(Effect::NewVersion(JobResult {
+                            picture: rgb,
+                            mask: self
+                                .running
+                                .as_ref()
+                                .filter(|r| r.job == job)
+                                .and_then(|r| r.captured.mask.clone()),
+                        })),
                     }
                 }
                 effects.push(Effect::Output(image));
@@ -463,22 +710,31 @@ impl Jobs {
             }
             Event::Warning { message, .. } => vec![Effect::Message(message)],
             Event::Failed { job, message, .. } => {
-                let mut effects = self.finish(job);
+                tracing::warn!("job {job} failed: {message}");
+                let mut effects = self.finish(job, now, Some(tr_noop("failed")));
                 effects.push(Effect::Message(message));
                 effects
             }
-            Event::Finished { job } | Event::Cancelled { job } => self.finish(job),
-            Event::LoadingModel { .. } | Event::ModelLoaded { .. } => Vec::new(),
+            Event::Finished { job } => self.finish(job, now, None),
+            Event::Cancelled { job } => self.finish(job, now, Some(tr_noop("cancelled"))),
         }
     }
 
-    fn finish(&mut self, job: JobId) -> Vec<Effect> {
+    /// The job ended; `outcome` says how when it did not simply finish.
+    fn finish(&mut self, job: JobId, now: Instant, outcome: Option<&'static str>) -> Vec<Effect> {
         self.queue.retain(|q| q.job != job);
-        if self.running.as_ref().is_some_and(|r| r.job == job) {
-            self.running = None;
-            vec![Effect::ClearPreview]
-        } else {
-            Vec::new()
+        match &self.running {
+            Some(r) if r.job == job => {
+                let secs = now.duration_since(r.started).as_secs_f64();
+                tracing::info!("job {job} {} after {secs:.1} s", outcome.unwrap_or("finished"));
+                self.running = None;
+                self.run_ended += 1;
+                if outcome.is_some() {
+                    self.outcome = outcome;
+                }
+                vec![Effect::ClearPreview]
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -515,6 +771,47 @@ pub fn request(
         vae_approx_dirs: paths.vae_approx_dirs(&settings.model_folders),
         fix: None,
     })
+}
+
+/// `result` fitted into `picture` (another size): scaled to the picture's size, and where the
+/// job had a `mask` (at the picture's size), blended through it, so that the picture outside the
+/// mask stays exactly as it was. The picture keeps its size.
+pub fn fit_into(
+    picture: &image::RgbImage,
+    result: &image::RgbImage,
+    mask: Option<&image::GrayImage>,
+) -> image::RgbImage {
+    let (w, h) = picture.dimensions();
+    let scaled = image::imageops::resize(result, w, h, image::imageops::FilterType::Lanczos3);
+    let Some(mask) = mask.filter(|m| m.dimensions() == (w, h)) else {
+        return scaled;
+    };
+    let mut out = picture.clone();
+    for ((o, s), m) in out.pixels_mut().zip(scaled.pixels()).zip(mask.pixels()) {
+        let a = u32::from(m.0[0]);
+        for (oc, sc) in o.0.iter_mut().zip(s.0) {
+            *oc = ((u32::from(*oc) * (255 - a) + u32::from(sc) * a + 127) / 255) as u8;
+        }
+    }
+    out
+}
+
+/// Largest side the size fields allow, in pixels.
+pub const MAX_SIDE_PX: u32 = 2048;
+/// Smallest side the size fields allow, in pixels.
+pub const MIN_SIDE_PX: u32 = 64;
+
+/// The size a `width` × `height` picture is generated at: its own size rounded to the nearest
+/// multiple of 8 (the latent is an eighth of the picture), scaled down first when a side is over
+/// [`MAX_SIDE_PX`], and at least [`MIN_SIDE_PX`].
+pub fn working_size(width: u32, height: u32) -> (u32, u32) {
+    let (w, h) = (f64::from(width.max(1)), f64::from(height.max(1)));
+    let scale = (f64::from(MAX_SIDE_PX) / w.max(h)).min(1.0);
+    let side = |v: f64| {
+        let eighths = (v * scale / 8.0).round() as u32;
+        (eighths * 8).clamp(MIN_SIDE_PX, MAX_SIDE_PX)
+    };
+    (side(w), side(h))
 }
 
 /// One line for the queue list: "prompt · 20 steps · seed 42 · inpaint 0.40".
@@ -577,7 +874,7 @@ mod tests {
                 job,
                 cancel: Arc::new(AtomicBool::new(false)),
                 summary: summary(&request),
-                size: JobSize::of(&request),
+                captured: Captured::of(&request),
             });
         }
         (jobs, settings)
@@ -704,6 +1001,7 @@ mod tests {
                         strength: 0.4,
                     },
                 ],
+                mask: None,
                 results: Vec::new(),
             }),
             ..Jobs::default()
@@ -738,5 +1036,152 @@ mod tests {
         ));
         assert!(jobs.take_sweep_result(1).is_some());
         assert!(jobs.sweep().is_none(), "keeping a result closes the picker");
+    }
+
+    #[test]
+    fn a_result_of_another_size_fits_into_the_picture_through_its_mask() {
+        let picture = image::RgbImage::from_pixel(8, 8, image::Rgb([100, 100, 100]));
+        let result = image::RgbImage::from_pixel(4, 4, image::Rgb([200, 200, 200]));
+        let mut mask = image::GrayImage::new(8, 8);
+        for y in 0..8 {
+            for x in 0..4 {
+                mask.put_pixel(x, y, image::Luma([255]));
+            }
+        }
+        let fitted = fit_into(&picture, &result, Some(&mask));
+        assert_eq!(fitted.dimensions(), (8, 8));
+        assert_eq!(fitted.get_pixel(1, 3).0, [200; 3], "inside the mask: the result");
+        assert_eq!(
+            fitted.get_pixel(6, 3).0,
+            [100; 3],
+            "outside: the picture, untouched"
+        );
+        // Without a mask the whole result is scaled to the picture's size.
+        let whole = fit_into(&picture, &result, None);
+        assert_eq!(whole.dimensions(), (8, 8));
+        assert_eq!(whole.get_pixel(6, 3).0, [200; 3]);
+    }
+
+    #[test]
+    fn the_working_size_is_the_picture_rounded_to_eighths() {
+        assert_eq!(working_size(512, 512), (512, 512));
+        assert_eq!(working_size(515, 509), (512, 512));
+        assert_eq!(working_size(99, 70), (96, 72));
+        assert_eq!(working_size(20, 30), (64, 64));
+        // Too large: scaled down to 2048 on the long side, the aspect kept.
+        assert_eq!(working_size(4096, 3072), (2048, 1536));
+    }
+
+    fn step(job: JobId, step: usize, steps: usize) -> Event {
+        Event::Progress {
+            job,
+            info: StepInfo {
+                batch: 0,
+                batch_count: 1,
+                step,
+                steps,
+            },
+            steps_per_sec: 0.1,
+            eta_secs: 999.0,
+        }
+    }
+
+    #[test]
+    fn loading_then_sampling_with_an_eta_measured_after_the_first_step() {
+        let ctx = egui::Context::default();
+        let (mut jobs, _) = queued(&[1]);
+        let t0 = Instant::now();
+        let at = |secs: f64| t0 + std::time::Duration::from_secs_f64(secs);
+        jobs.handle_event_at(Event::Started { job: 1 }, &ctx, at(0.0));
+        assert_eq!(jobs.status_text(), "starting…");
+        let loading = Event::LoadingModel {
+            job: 1,
+            path: "tiny.safetensors".into(),
+        };
+        jobs.handle_event_at(loading, &ctx, at(0.1));
+        assert_eq!(jobs.status_text(), "loading the model…");
+        jobs.handle_event_at(Event::ModelLoaded { job: 1, secs: 9.0 }, &ctx, at(9.0));
+        assert_eq!(jobs.status_text(), "preparing the first step…");
+        // The first step ends 10 s after the start: no ETA from it.
+        jobs.handle_event_at(step(1, 1, 10), &ctx, at(10.0));
+        assert_eq!(jobs.status_text(), "step 1/10 · measuring…");
+        jobs.handle_event_at(step(1, 2, 10), &ctx, at(11.0));
+        jobs.handle_event_at(step(1, 3, 10), &ctx, at(12.0));
+        // One second a step since the first: 7 steps left, 7 s (not the 10 s a step of the first).
+        let p = jobs.running().unwrap().progress.unwrap();
+        assert!((p.eta_secs.unwrap() - 7.0).abs() < 1e-6, "{p:?}");
+        assert_eq!(jobs.status_text(), "step 3/10 · 1.00 it/s · ETA 7 s");
+        jobs.cancel_running();
+        assert_eq!(jobs.status_text(), "cancelling…");
+        jobs.handle_event_at(Event::Cancelled { job: 1 }, &ctx, at(12.5));
+        assert_eq!(jobs.status_text(), "cancelled");
+    }
+
+    #[test]
+    fn a_run_of_several_jobs_counts_them() {
+        let ctx = egui::Context::default();
+        let (mut jobs, _) = queued(&[]);
+        for job in 1..=3 {
+            let q = queued(&[job]).0.queue.pop_front().unwrap();
+            jobs.push_queued(q);
+        }
+        assert_eq!(jobs.status_text(), "ready · 3 queued");
+        jobs.handle_event(Event::Started { job: 1 }, &ctx);
+        assert_eq!(jobs.job_number(), Some((1, 3)));
+        jobs.handle_event(Event::Finished { job: 1 }, &ctx);
+        jobs.handle_event(Event::Started { job: 2 }, &ctx);
+        assert!(
+            jobs.status_text().starts_with("job 2 of 3 · "),
+            "{}",
+            jobs.status_text()
+        );
+        jobs.remove_queued(3);
+        assert_eq!(jobs.job_number(), Some((2, 2)));
+        jobs.handle_event(Event::Finished { job: 2 }, &ctx);
+        assert_eq!(jobs.status_text(), "ready");
+        // A job submitted while idle starts a new count of one: no "job k of n".
+        let q = queued(&[4]).0.queue.pop_front().unwrap();
+        jobs.push_queued(q);
+        jobs.handle_event(Event::Started { job: 4 }, &ctx);
+        assert_eq!(jobs.job_number(), None);
+    }
+
+    #[test]
+    fn only_masked_previews_cover_the_crop_and_fix_previews_are_hidden() {
+        let mut settings = settings_with_model();
+        settings.params.width = 64;
+        settings.params.height = 64;
+        let mut mask = image::GrayImage::new(256, 256);
+        for y in 100..120 {
+            for x in 100..120 {
+                mask.put_pixel(x, y, image::Luma([255]));
+            }
+        }
+        let init = |area| InitImage {
+            image: image::RgbImage::new(256, 256),
+            mask: Some(mask.clone()),
+            settings: Img2ImgSettings {
+                inpaint_area: area,
+                ..Img2ImgSettings::default()
+            },
+        };
+        let only = request(&mut settings, &paths(), Some(init(InpaintArea::OnlyMasked)), 0.5).unwrap();
+        let PreviewRegion::Part(r) = Captured::of(&only).region else {
+            panic!("a part of the picture expected");
+        };
+        assert!(r.x0 <= 100 && r.y0 <= 100 && r.x1 >= 120 && r.y1 >= 120, "{r:?}");
+        assert!(r.width() < 256, "{r:?}");
+        let whole = request(
+            &mut settings,
+            &paths(),
+            Some(init(InpaintArea::WholePicture)),
+            0.5,
+        )
+        .unwrap();
+        assert_eq!(Captured::of(&whole).region, PreviewRegion::Whole);
+        assert_eq!(Captured::of(&whole).mask.as_deref(), Some(&mask));
+        let mut fix = whole;
+        fix.fix = Some(crate::request::FixSettings::default());
+        assert_eq!(Captured::of(&fix).region, PreviewRegion::Hidden);
     }
 }

@@ -23,15 +23,32 @@ use crate::config::{AppPaths, Settings};
 pub use app::EaselApp;
 pub use panels::{PATH_LABEL, SOURCE_LABEL};
 
+/// The smallest window, in points: the tool bar's row, a canvas and both side panels at their
+/// minimum widths still fit.
+const MIN_WINDOW_PT: [f32; 2] = [720.0, 480.0];
+
+/// "1000x700" as a window size in points, at least [`MIN_WINDOW_PT`]; `None` when unreadable.
+fn parse_window_size(text: &str) -> Option<[f32; 2]> {
+    let (w, h) = text.trim().split_once(['x', '×'])?;
+    let w: f32 = w.trim().parse().ok()?;
+    let h: f32 = h.trim().parse().ok()?;
+    Some([w.max(MIN_WINDOW_PT[0]), h.max(MIN_WINDOW_PT[1])])
+}
+
 /// Opens the window and runs until it is closed.
 pub fn run(started: std::time::Instant) -> anyhow::Result<()> {
     let paths = AppPaths::platform();
+    // EASEL_WINDOW_SIZE=1000x700 opens the window at that size (screenshots of smaller windows).
+    let size = std::env::var("EASEL_WINDOW_SIZE")
+        .ok()
+        .and_then(|text| parse_window_size(&text))
+        .unwrap_or([1280.0, 800.0]);
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("Easel")
             .with_app_id("easel")
-            .with_inner_size([1280.0, 800.0])
-            .with_min_inner_size([720.0, 480.0])
+            .with_inner_size(size)
+            .with_min_inner_size(MIN_WINDOW_PT)
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Wgpu,
         ..Default::default()
@@ -62,4 +79,17 @@ pub fn run(started: std::time::Instant) -> anyhow::Result<()> {
         }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_window_size;
+
+    #[test]
+    fn window_sizes_read_as_width_x_height_within_the_minimum() {
+        assert_eq!(parse_window_size("1000x700"), Some([1000.0, 700.0]));
+        assert_eq!(parse_window_size(" 800 × 600 "), Some([800.0, 600.0]));
+        assert_eq!(parse_window_size("300x200"), Some([720.0, 480.0]));
+        assert_eq!(parse_window_size("wide"), None);
+    }
 }

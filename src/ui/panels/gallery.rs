@@ -1,4 +1,4 @@
-//! The bottom panel: progress of the running job, and the gallery of outputs (newest first) with
+//! The bottom panel: the gallery of outputs (newest first) with
 //! open, use parameters, copy infotext and delete (after a confirmation).
 
 use eframe::egui::{self, TextureHandle, Vec2};
@@ -7,7 +7,6 @@ use super::texture;
 use crate::ui::command::Command;
 use crate::ui::i18n::{tr, trf};
 use crate::ui::io::GalleryItem;
-use crate::ui::jobs::Running;
 
 /// Side of a gallery thumbnail, in points.
 const THUMB_PT: f32 = 96.0;
@@ -18,7 +17,7 @@ struct Entry {
     texture: TextureHandle,
 }
 
-/// The progress bar and the gallery strip.
+/// The gallery strip.
 #[derive(Default)]
 pub struct GalleryPanel {
     /// Newest first.
@@ -60,11 +59,8 @@ impl GalleryPanel {
             .collect();
     }
 
-    /// Draws the progress of `running`, the strip, and the delete confirmation.
-    pub fn ui(&mut self, ui: &mut egui::Ui, running: Option<&Running>, commands: &mut Vec<Command>) {
-        if let Some(running) = running {
-            progress_ui(ui, running);
-        }
+    /// Draws the strip and the delete confirmation (the job's progress is in the status bar).
+    pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         ui.horizontal(|ui| {
             ui.label(trf("Gallery ({count})", &[("count", &self.entries.len())]));
             if ui.small_button(tr("Open folder")).clicked() {
@@ -137,32 +133,6 @@ impl GalleryPanel {
                 commands.push(Command::DeleteGalleryItem(i));
             }
             self.confirm_delete = None;
-        }
-    }
-}
-
-/// The running job's progress bar, or a spinner while its model loads.
-fn progress_ui(ui: &mut egui::Ui, running: &Running) {
-    match running.progress {
-        Some(p) => {
-            let info = p.info;
-            let done = info.batch * info.steps + info.step;
-            let total = (info.batch_count * info.steps).max(1);
-            ui.add(egui::ProgressBar::new(done as f32 / total as f32).text(trf(
-                "step {step}/{steps} · {speed} it/s · ETA {eta} s",
-                &[
-                    ("step", &info.step),
-                    ("steps", &info.steps),
-                    ("speed", &format!("{:.2}", p.steps_per_sec)),
-                    ("eta", &format!("{:.0}", p.eta_secs)),
-                ],
-            )));
-        }
-        None => {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                ui.label(tr("loading the model…"));
-            });
         }
     }
 }

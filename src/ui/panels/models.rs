@@ -196,9 +196,11 @@ impl ModelsPanel {
         ui.heading(tr("Models"));
         ui.horizontal(|ui| {
             let l = ui.label(tr("Filter"));
-            ui.text_edit_singleline(&mut self.filter).labelled_by(l.id);
+            ui.add(egui::TextEdit::singleline(&mut self.filter).desired_width(f32::INFINITY))
+                .labelled_by(l.id);
         });
-        ui.horizontal(|ui| {
+        // Wraps rather than widening the panel.
+        ui.horizontal_wrapped(|ui| {
             if ui.button(tr("Add folder…")).clicked() {
                 commands.push(Command::AddFolder);
             }
@@ -307,7 +309,8 @@ impl ModelsPanel {
                         .alt_text(entry.name()),
                 );
             }
-            ui.add_enabled(enabled, button)
+            // Long names are cut with '…' (the hover text has the path), never widening the panel.
+            ui.add_enabled(enabled, button.truncate())
         })
         .inner
     }

@@ -201,6 +201,9 @@ impl PromptPanel {
         let p = &mut settings.params;
         p.width = p.width / 8 * 8;
         p.height = p.height / 8 * 8;
+        if let Some(doc) = doc {
+            size_note_ui(ui, p, doc.size());
+        }
         ui.separator();
         self.img2img.ui(ui, settings, doc);
         self.controlnet.ui(ui, settings, doc, commands);
@@ -349,13 +352,17 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
         ui.add(egui::DragValue::new(&mut p.height).range(64..=2048).speed(8))
     });
     ui.label("");
+    // A menu and a button: a row that fits the narrowest panel without wrapping.
     ui.horizontal(|ui| {
-        for (w, h) in [(512, 512), (512, 768), (768, 512)] {
-            if ui.small_button(format!("{w}×{h}")).clicked() {
-                p.width = w;
-                p.height = h;
+        ui.menu_button(tr("Presets"), |ui| {
+            for (w, h) in [(512, 512), (512, 768), (768, 512)] {
+                if ui.button(format!("{w}×{h}")).clicked() {
+                    p.width = w;
+                    p.height = h;
+                    ui.close();
+                }
             }
-        }
+        });
         if ui
             .small_button(tr("Swap"))
             .on_hover_text(tr("swap width and height"))
@@ -381,6 +388,44 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
     );
 }
 
+/// Under the size fields with a picture open: the size it is generated at and what that implies
+/// (scaled to a multiple of 8, or fitted back into the picture), and a way back to its size.
+fn size_note_ui(ui: &mut egui::Ui, p: &mut GenerationParams, (w, h): (u32, u32)) {
+    let working = crate::ui::jobs::working_size(w, h);
+    let fields = (p.width, p.height);
+    let note = if fields == (w, h) {
+        trf("works at the picture's size, {w}×{h}", &[("w", &w), ("h", &h)])
+    } else if fields == working {
+        trf(
+            "the {w}×{h} picture is scaled to {sw}×{sh} (the model needs multiples of 8; {dw} × {dh} px) and the result scaled back",
+            &[
+                ("w", &w),
+                ("h", &h),
+                ("sw", &working.0),
+                ("sh", &working.1),
+                ("dw", &format!("{:+}", i64::from(working.0) - i64::from(w))),
+                ("dh", &format!("{:+}", i64::from(working.1) - i64::from(h))),
+            ],
+        )
+    } else {
+        trf(
+            "differs from the {w}×{h} picture: the picture is scaled to {sw}×{sh} and the result fitted back into {w}×{h}",
+            &[("w", &w), ("h", &h), ("sw", &fields.0), ("sh", &fields.1)],
+        )
+    };
+    ui.horizontal_wrapped(|ui| {
+        ui.small(note);
+        if fields != working
+            && ui
+                .small_button(tr("Use the picture's size"))
+                .on_hover_text(format!("{}×{}", working.0, working.1))
+                .clicked()
+        {
+            (p.width, p.height) = working;
+        }
+    });
+}
+
 /// The jobs waiting, each with a button that takes it out of the queue.
 fn queue_ui(ui: &mut egui::Ui, jobs: &Jobs, commands: &mut Vec<Command>) {
     let queue = jobs.queue();
@@ -398,7 +443,7 @@ fn queue_ui(ui: &mut egui::Ui, jobs: &Jobs, commands: &mut Vec<Command>) {
             {
                 commands.push(Command::RemoveQueued(q.job));
             }
-            ui.small(&q.summary);
+            ui.add(egui::Label::new(egui::RichText::new(&q.summary).small()).truncate());
         });
     }
 }
