@@ -1306,3 +1306,96 @@ fn the_view_menu_hides_the_models_panel_and_the_canvas_takes_its_room() {
     });
     assert!(h.query_by_label("Rescan").is_none(), "the models panel is hidden");
 }
+
+#[test]
+fn in_chinese_the_prompt_panel_speaks_chinese_prompts_get_real_glyphs_and_english_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        language: Some(Language::SimplifiedChinese),
+        ..small_settings()
+    };
+    let mut h = app(dir.path(), settings);
+    h.step();
+    h.step();
+    // The prompt panel's labels, found by their Chinese text.
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "反向提示词");
+    for label in ["采样器", "采样步数", "提示词引导系数 (CFG)", "随机种子", "生成"] {
+        assert!(h.query_by_label(label).is_some(), "no {label:?} in the panel");
+    }
+    assert!(h.query_by_label("Generate").is_none(), "an English label is left");
+    // A prompt typed in Chinese lands in the settings and the fonts have every glyph of it.
+    let prompt = "一只红色的狐狸，水彩，柔和的光线";
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "提示词")
+        .focus();
+    h.step();
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "提示词")
+        .type_text(prompt);
+    h.step();
+    assert_eq!(h.state().settings().params.prompt, prompt);
+    for font in [egui::FontId::proportional(14.0), egui::FontId::monospace(14.0)] {
+        assert!(
+            h.ctx.fonts_mut(|f| f.has_glyphs(&font, prompt)),
+            "{font:?} would draw boxes for {prompt}"
+        );
+    }
+    // Back to English from the Language menu: the labels follow at once, and the choice is saved.
+    h.get_by_label("语言 (Language)").click();
+    step_until(&mut h, 5, "the Language menu", |h| {
+        h.query_by_label("English").is_some()
+    });
+    h.get_by_label("English").click();
+    h.step();
+    h.step();
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt");
+    assert!(h.query_by_label("Generate").is_some());
+    assert!(h.query_by_label("生成").is_none());
+    assert_eq!(h.state().settings().language, Some(Language::English));
+    let saved = Settings::load(&AppPaths::under(dir.path().to_path_buf()).settings_file()).0;
+    assert_eq!(saved.language, Some(Language::English));
+}
+
+#[test]
+fn find_hands_masks_the_hand_box_and_fix_hands_makes_one_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.get_by_label_contains("tiny-sd15").click();
+    h.step();
+    // A 128×128 picture with one hand (tests/fixtures/make_hand_fixtures.py): the box around its
+    // landmarks is about x 117…126, y 96…104.
+    drop_picture(&mut h, common::fixtures().join("ref/detect/hands_camera.png"));
+    let original = h.state().document().unwrap().image().clone();
+    h.get_by_label("Image to image").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    h.get_by_label("Find hands").click();
+    step_until(&mut h, 60, "the hand mask", |h| masked_pixels(h) > 0);
+    let mask = h.state().document().unwrap().mask().clone();
+    assert_eq!(mask.get_pixel(121, 99)[0], 255, "the hand is masked");
+    assert_eq!(mask.get_pixel(20, 20)[0], 0, "the rest is not");
+    let n = masked_pixels(&h);
+    assert!((100..250).contains(&n), "{n} masked pixels");
+    h.get_by_label("Fix hands").click();
+    step_until(&mut h, 120, "the fixed picture", |h| {
+        assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+        h.state().gallery_len() == 1
+    });
+    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(text.contains("ADetailer model: mediapipe_hands_lite"), "{text}");
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.previous_image(), Some(&original), "one new version");
+    let result = doc.image();
+    assert_eq!(result.get_pixel(20, 20), original.get_pixel(20, 20));
+    assert_ne!(
+        (96..104)
+            .flat_map(|y| (118..126).map(move |x| (x, y)))
+            .filter(|&(x, y)| result.get_pixel(x, y) != original.get_pixel(x, y))
+            .count(),
+        0,
+        "the hand was repainted"
+    );
+}
