@@ -1399,3 +1399,36 @@ fn find_hands_masks_the_hand_box_and_fix_hands_makes_one_new_version() {
         "the hand was repainted"
     );
 }
+
+#[test]
+fn select_person_and_background_put_the_segmentation_on_the_canvas() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    let photo = common::fixtures().join("ref/detect/astronaut.png");
+    drop_picture(&mut h, photo.clone());
+    h.get_by_label("Image to image").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    // MediaPipe's selfie segmentation at probability 0.5, as `easel detect people --mask` writes it.
+    let picture = image::open(&photo).unwrap().to_rgb8();
+    let people = easel::detect::segment::segment_people(&picture)
+        .unwrap()
+        .to_mask(0.5);
+    let selected = people.pixels().filter(|p| p.0[0] == 255).count();
+    assert!(selected > 1000, "the fixture shows a person ({selected} pixels)");
+    h.get_by_label("Select person").click();
+    step_until(&mut h, 60, "the person mask", |h| masked_pixels(h) > 0);
+    assert_eq!(h.state().document().unwrap().mask(), &people);
+    h.get_by_label("Select background").click();
+    let rest = picture.width() as usize * picture.height() as usize - selected;
+    step_until(&mut h, 60, "the background mask", |h| masked_pixels(h) == rest);
+    let mask = h.state().document().unwrap().mask().clone();
+    assert!(
+        mask.pixels()
+            .zip(people.pixels())
+            .all(|(m, p)| m.0[0] == 255 - p.0[0]),
+        "the background is the person's complement"
+    );
+    assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}

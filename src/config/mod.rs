@@ -7,7 +7,7 @@ mod settings;
 use std::path::PathBuf;
 
 pub use language::Language;
-pub use settings::{ControlSettings, Mode, Settings};
+pub use settings::{ControlSettings, FixAfter, Mode, Settings};
 
 /// Folders the app reads and writes.
 #[derive(Debug, Clone)]

@@ -143,6 +143,8 @@ pub struct Settings {
     pub controlnet: ControlSettings,
     /// Refine adds a ControlNet inpaint (or tile) unit, so the repainted area keeps its structure.
     pub keep_structure: bool,
+    /// "After generating: fix faces / fix hands": ADetailer's flow after every Generate.
+    pub fix_after: FixAfter,
     /// The final decode: the checkpoint's VAE, or TAESD ("Decode with TAESD" in the prompt panel).
     pub vae_decoder: VaeDecoder,
     /// The encode of the img2img start image: the checkpoint's VAE, or TAESD ("Encode with TAESD").
@@ -152,6 +154,16 @@ pub struct Settings {
     pub vae: Option<PathBuf>,
     /// The UI language; `None` (and settings files from before the field) follow the system locale.
     pub language: Option<super::Language>,
+}
+
+/// What every Generate fixes afterwards (ADetailer's "Enable" with its first and second tab).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct FixAfter {
+    /// Repaint each face found in the result.
+    pub faces: bool,
+    /// Repaint each hand found in the result (after the faces).
+    pub hands: bool,
 }
 
 impl Default for Settings {
@@ -169,6 +181,7 @@ impl Default for Settings {
             civitai_lookup: false,
             controlnet: ControlSettings::default(),
             keep_structure: false,
+            fix_after: FixAfter::default(),
             vae_decoder: VaeDecoder::Full,
             vae_encoder: VaeEncoder::Full,
             vae: None,

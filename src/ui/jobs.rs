@@ -106,6 +106,7 @@ pub struct Queued {
     /// Its id.
     pub job: JobId,
     cancel: Arc<AtomicBool>,
+
     /// One line for the queue list: prompt, steps, seed, strength.
     pub summary: String,
     captured: Captured,
@@ -427,7 +428,9 @@ impl Jobs {
             }
         };
         let strength = to.settings.strength;
-        self.submit(to.engine, to.request(init, strength)?);
+        let mut request = to.request(init, strength)?;
+        request.fix = fix_after_generating(to.settings.fix_after);
+        self.submit(to.engine, request);
         Ok(())
     }
 
@@ -839,9 +842,48 @@ fn summary(request: &Request) -> String {
     )
 }
 
+/// The fix that follows a Generate: faces, then hands, with ADetailer's defaults; `None` when
+/// neither is ticked.
+fn fix_after_generating(after: crate::config::FixAfter) -> Option<crate::request::FixSettings> {
+    use crate::request::FixTarget;
+    let mut targets = [(after.faces, FixTarget::Faces), (after.hands, FixTarget::Hands)]
+        .into_iter()
+        .filter_map(|(on, target)| on.then_some(target));
+    let target = targets.next()?;
+    Some(crate::request::FixSettings {
+        target,
+        more_targets: targets.collect(),
+        ..crate::request::FixSettings::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_generating_fixes_faces_then_hands_with_adetailers_defaults() {
+        use crate::config::FixAfter;
+        use crate::request::FixTarget;
+        assert!(fix_after_generating(FixAfter::default()).is_none());
+        let both = fix_after_generating(FixAfter {
+            faces: true,
+            hands: true,
+        })
+        .unwrap();
+        assert_eq!(
+            (both.target, both.more_targets.as_slice()),
+            (FixTarget::Faces, &[FixTarget::Hands][..])
+        );
+        assert!(!both.picture_only, "the fix follows the generation");
+        assert!((both.strength - 0.4).abs() < 1e-6 && both.padding == 32 && both.mask_blur == 4);
+        let hands = fix_after_generating(FixAfter {
+            faces: false,
+            hands: true,
+        })
+        .unwrap();
+        assert_eq!((hands.target, hands.more_targets.len()), (FixTarget::Hands, 0));
+    }
     use crate::params::GenerationParams;
 
     fn settings_with_model() -> Settings {

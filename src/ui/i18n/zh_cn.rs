@@ -531,4 +531,11 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("{count} queued", "{count} 个排队中"),
     ("{min} min {secs} s", "{min} 分 {secs} 秒"),
     ("{secs} s", "{secs} 秒"),
+    ("After generating, fix:", "生成后修复："),
+    (
+        "repaint each one found at full resolution, as ADetailer does (denoise 0.4, padding 32, blur 4)",
+        "以全分辨率逐一重绘检测到的每一处，与 ADetailer 相同（重绘幅度 0.4，预留 32 像素，模糊 4）",
+    ),
+    ("faces", "人脸"),
+    ("hands", "手部"),
 ];

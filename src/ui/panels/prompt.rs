@@ -189,6 +189,12 @@ impl PromptPanel {
                 };
             }
         });
+        ui.horizontal(|ui| {
+            ui.label(tr("After generating, fix:"));
+            let hint = tr("repaint each one found at full resolution, as ADetailer does (denoise 0.4, padding 32, blur 4)");
+            ui.checkbox(&mut settings.fix_after.faces, tr("faces")).on_hover_text(hint);
+            ui.checkbox(&mut settings.fix_after.hands, tr("hands")).on_hover_text(hint);
+        });
         if let Some(note) = &self.fast_note {
             ui.small(note);
         }
