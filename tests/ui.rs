@@ -1432,3 +1432,41 @@ fn select_person_and_background_put_the_segmentation_on_the_canvas() {
     );
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
 }
+
+#[test]
+fn export_writes_the_canvas_picture_in_the_format_its_extension_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    drop_picture(&mut h, fixture_image("init.png"));
+    let picture = h.state().document().unwrap().image().clone();
+    let label = easel::ui::PATH_LABEL;
+    let type_path = |h: &mut Harness<'_, EaselApp>, path: &str| {
+        h.get_by_role_and_label(egui::Role::TextInput, label).focus();
+        h.step();
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+        h.get_by_role_and_label(egui::Role::TextInput, label)
+            .type_text(path);
+        h.step();
+        h.get_by_label("Export").click();
+        h.run_steps(3);
+    };
+    h.get_by_label("File").click();
+    step_until(&mut h, 5, "the File menu", |h| {
+        h.query_by_label("Export picture…").is_some()
+    });
+    h.get_by_label("Export picture…").click();
+    h.run_steps(3);
+    // An extension Easel cannot write, and a missing folder: refused at once, the window stays.
+    type_path(&mut h, &dir.path().join("picture.tiff").display().to_string());
+    let messages = h.state().messages().join("\n");
+    assert!(messages.contains("export as .png, .jpg or .webp"), "{messages}");
+    type_path(&mut h, &dir.path().join("nowhere/p.png").display().to_string());
+    let messages = h.state().messages().join("\n");
+    assert!(messages.contains("the folder does not exist"), "{messages}");
+    // A WebP path: lossless, the same pixels.
+    let out = dir.path().join("exported.webp");
+    type_path(&mut h, &out.display().to_string());
+    step_until(&mut h, 30, "the exported file", |_| out.is_file());
+    assert_eq!(image::open(&out).unwrap().to_rgb8(), picture);
+    assert!(h.query_by_label(label).is_none(), "the window closed");
+}

@@ -113,6 +113,8 @@ pub enum OutputError {
 /// # Errors
 /// A pixel buffer of the wrong size, an encoder error, infotext too long for JPEG EXIF, or an
 /// I/O error; each names the path.
+///
+/// Empty `parameters` write no text chunk or EXIF block at all (a picture without settings).
 pub fn write_image_with_parameters(
     path: &Path,
     format: OutputFormat,
@@ -126,11 +128,16 @@ pub fn write_image_with_parameters(
         .and_then(|n| n.checked_mul(3));
     if format == OutputFormat::Png || expected != Some(rgb.len()) {
         // The PNG writer also reports a wrong buffer size, with the numbers.
-        return Ok(png_chunks::write_png_with_parameters(
-            path, width, height, rgb, parameters,
+        let chunks: &[(&str, &str)] = if parameters.is_empty() {
+            &[]
+        } else {
+            &[(png_chunks::PARAMETERS_KEYWORD, parameters)]
+        };
+        return Ok(png_chunks::write_png_with_text_chunks(
+            path, width, height, rgb, chunks,
         )?);
     }
-    let block = exif::user_comment_block(parameters);
+    let block = (!parameters.is_empty()).then(|| exif::user_comment_block(parameters));
     let encode_error = |e: image::ImageError| OutputError::Encode {
         format,
         path: path.to_owned(),
@@ -139,34 +146,36 @@ pub fn write_image_with_parameters(
     let mut bytes = Vec::new();
     match format {
         OutputFormat::Jpeg => {
-            if block.len() > MAX_JPEG_EXIF_BYTES {
+            if let Some(block) = &block
+                && block.len() > MAX_JPEG_EXIF_BYTES
+            {
                 return Err(OutputError::TooLongForJpeg {
                     path: path.to_owned(),
                     bytes: block.len(),
                 });
             }
             let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY);
-            encoder
-                .set_exif_metadata(block)
-                .map_err(|e| encode_error(image::ImageError::Unsupported(e)))?;
+            if let Some(block) = block {
+                encoder
+                    .set_exif_metadata(block)
+                    .map_err(|e| encode_error(image::ImageError::Unsupported(e)))?;
+            }
             encoder
                 .write_image(rgb, width, height, image::ExtendedColorType::Rgb8)
                 .map_err(encode_error)?;
         }
         OutputFormat::WebP => {
             let mut encoder = image::codecs::webp::WebPEncoder::new_lossless(&mut bytes);
-            encoder
-                .set_exif_metadata(block)
-                .map_err(|e| encode_error(image::ImageError::Unsupported(e)))?;
+            if let Some(block) = block {
+                encoder
+                    .set_exif_metadata(block)
+                    .map_err(|e| encode_error(image::ImageError::Unsupported(e)))?;
+            }
             encoder
                 .write_image(rgb, width, height, image::ExtendedColorType::Rgb8)
                 .map_err(encode_error)?;
         }
-        OutputFormat::Png => {
-            return Ok(png_chunks::write_png_with_parameters(
-                path, width, height, rgb, parameters,
-            )?);
-        }
+        OutputFormat::Png => unreachable!("PNG is written above"),
     }
     png_chunks::write_atomically(path, &bytes)?;
     Ok(())
@@ -179,6 +188,18 @@ mod tests {
 
     fn gradient(width: u32, height: u32) -> Vec<u8> {
         (0..width * height * 3).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn empty_parameters_write_no_metadata() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for format in [OutputFormat::Jpeg, OutputFormat::WebP, OutputFormat::Png] {
+            let path = dir.path().join(format!("plain.{}", format.extension()));
+            write_image_with_parameters(&path, format, 4, 4, &gradient(4, 4), "").expect("writes");
+            assert_eq!(image::open(&path).expect("decodes").width(), 4);
+            let read = read_image_file(&path).expect("reads");
+            assert!(read.metadata.is_none(), "{format}: no settings were written");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::params::GenerationParams;
 
 const GENERATE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
 const CANCEL: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Escape);
+const EXPORT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::SHIFT), Key::S);
 /// What the empty canvas says.
 const EMPTY_CANVAS_HINT: &str =
     tr_noop("Write a prompt and press Generate (Ctrl+Enter), or drop a picture here to paint on it");
@@ -50,6 +51,8 @@ enum Picked {
     Image(PathBuf),
     /// The ControlNet section's control image.
     ControlImage(PathBuf),
+    /// Where to export the canvas picture.
+    Export(PathBuf),
 }
 
 /// Where the dialog threads send what the user picked.
@@ -107,6 +110,8 @@ pub struct EaselApp {
     civitai: Option<CivitaiLookup>,
     /// Parameters of the picture shown, when it came from a file that has them.
     shown_infotext: Option<String>,
+    /// The last file operation that went well ("exported to …"), shown in the status bar.
+    notice: Option<String>,
     /// The tool that wrote those parameters, and what could not be read, for the line above them.
     shown_note: Option<String>,
     /// Dismissible messages, oldest first.
@@ -170,6 +175,7 @@ impl EaselApp {
             downloads: Downloads::default(),
             civitai: None,
             shown_infotext: None,
+            notice: None,
             shown_note: None,
             messages: Vec::new(),
             only_masked: OnlyMaskedBox::default(),
@@ -494,6 +500,10 @@ impl EaselApp {
                 Ok((false, _)) => self.messages.push(tr("no person found").into()),
                 Err(message) => self.messages.push(message),
             },
+            Reply::Exported(path) => {
+                tracing::info!("exported the picture to {}", path.display());
+                self.notice = Some(trf("exported to {path}", &[("path", &path.display())]));
+            }
             Reply::Done => {}
             Reply::Failed(message) => self.messages.push(message),
         }
@@ -526,9 +536,15 @@ impl EaselApp {
 
     /// A typed path: used when it is the right kind of thing, otherwise a message says why.
     fn use_path(&mut self, kind: PathKind, path: PathBuf) {
+        if kind == PathKind::Export {
+            self.export_to(path);
+            return;
+        }
         let (ok, wanted) = match kind {
             PathKind::ModelFolder => (path.is_dir(), tr("a folder")),
-            PathKind::Image | PathKind::ControlImage => (path.is_file(), tr("an image file")),
+            PathKind::Image | PathKind::ControlImage | PathKind::Export => {
+                (path.is_file(), tr("an image file"))
+            }
         };
         if !ok {
             let why = if path.exists() {
@@ -544,6 +560,42 @@ impl EaselApp {
             PathKind::ModelFolder => Picked::ModelFolder(path),
             PathKind::Image => Picked::Image(path),
             PathKind::ControlImage => Picked::ControlImage(path),
+            PathKind::Export => Picked::Export(path),
+        });
+    }
+
+    /// Writes the canvas picture to `path` off the UI thread, in the format its extension names,
+    /// with the parameters shown for it (if any) as A1111 writes them. A path that cannot work
+    /// (no picture, unknown extension, a folder, a missing folder) is refused at once.
+    fn export_to(&mut self, path: PathBuf) {
+        let Some(doc) = &self.canvas.doc else {
+            self.messages.push(tr("open a picture first").into());
+            return;
+        };
+        let shown = crate::text::shorten(&path.display().to_string(), 300).into_owned();
+        let Some(format) = crate::infotext::OutputFormat::from_path(&path) else {
+            self.messages.push(trf(
+                "{path}: export as .png, .jpg or .webp (the extension picks the format)",
+                &[("path", &shown)],
+            ));
+            return;
+        };
+        let folder_ok = path
+            .parent()
+            .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
+        if path.is_dir() || !folder_ok {
+            self.messages.push(trf(
+                "{path}: the folder does not exist or the path is a folder",
+                &[("path", &shown)],
+            ));
+            return;
+        }
+        self.dialogs.close_path();
+        self.io.send(IoTask::Export {
+            path,
+            picture: Box::new(doc.image().clone()),
+            parameters: self.shown_infotext.clone().unwrap_or_default(),
+            format,
         });
     }
 
@@ -555,6 +607,7 @@ impl EaselApp {
                 self.settings.controlnet.image_file = Some(file.clone());
                 self.io.send(IoTask::LoadControlImage(file));
             }
+            Picked::Export(path) => self.export_to(path),
             Picked::ModelFolder(folder) => {
                 if !self.settings.model_folders.contains(&folder) {
                     self.settings.model_folders.push(folder);
@@ -644,6 +697,16 @@ impl EaselApp {
                     .add_filter(tr("Images"), &["png", "jpg", "jpeg", "webp"])
                     .pick_file()
                     .map(Picked::Image)
+            }),
+            Command::Browse(PathKind::Export) => self.open_dialog("export-dialog", tr("file dialog"), || {
+                rfd::FileDialog::new()
+                    .set_title(tr("Export the picture"))
+                    .add_filter("PNG", &["png"])
+                    .add_filter("JPEG", &["jpg", "jpeg"])
+                    .add_filter("WebP", &["webp"])
+                    .set_file_name("picture.png")
+                    .save_file()
+                    .map(Picked::Export)
             }),
             Command::UsePath(kind, path) => self.use_path(kind, path),
             Command::PasteImage => self.io.send(IoTask::PasteImage),
@@ -887,8 +950,16 @@ impl EaselApp {
 
     /// Shortcuts, paste and dropped files of this frame, as commands or disk work.
     fn read_input(&mut self, ctx: &egui::Context) {
-        let (generate, cancel) =
-            ctx.input_mut(|i| (i.consume_shortcut(&GENERATE), i.consume_shortcut(&CANCEL)));
+        let (generate, cancel, export) = ctx.input_mut(|i| {
+            (
+                i.consume_shortcut(&GENERATE),
+                i.consume_shortcut(&CANCEL),
+                i.consume_shortcut(&EXPORT),
+            )
+        });
+        if export {
+            self.commands.push(Command::AskPath(PathKind::Export));
+        }
         // Ctrl+V outside text fields pastes an image onto the canvas (egui turns it into a Paste event).
         let paste = !ctx.egui_wants_keyboard_input()
             && ctx.input(|i| i.events.iter().any(|e| matches!(e, egui::Event::Paste(_))));
@@ -1013,7 +1084,12 @@ impl EaselApp {
                         .desired_height(ui.spacing().interact_size.y * 0.6),
                 );
             }
-            ui.add(egui::Label::new(self.jobs.status_text()).truncate());
+            let mut status = self.jobs.status_text();
+            if let Some(notice) = &self.notice {
+                status.push_str(" · ");
+                status.push_str(notice);
+            }
+            ui.add(egui::Label::new(status).truncate());
         });
     }
 
@@ -1023,6 +1099,7 @@ impl EaselApp {
                 let items = [
                     (tr("Open image…"), None, Command::OpenImage),
                     (tr("Paste image"), Some("Ctrl+V"), Command::PasteImage),
+                    (tr("Export picture…"), Some("Ctrl+Shift+S"), Command::AskPath(PathKind::Export)),
                     (tr("Add model folder…"), None, Command::AddFolder),
                     (tr("Get models…"), None, Command::GetModels),
                     (tr("Open outputs folder"), None, Command::OpenOutputs),

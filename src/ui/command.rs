@@ -101,4 +101,6 @@ pub enum PathKind {
     Image,
     /// The ControlNet section's control image.
     ControlImage,
+    /// Where to export the canvas picture (PNG, JPEG or WebP by the extension).
+    Export,
 }

@@ -43,6 +43,17 @@ pub enum IoTask {
     ScanLoras(Vec<PathBuf>),
     /// Write a generated image into the outputs folder, in this format.
     Save(PathBuf, Box<GeneratedImage>, OutputFormat),
+    /// Write the canvas picture to a file the user chose, with its parameters (empty: none).
+    Export {
+        /// The file.
+        path: PathBuf,
+        /// The picture.
+        picture: Box<image::RgbImage>,
+        /// A1111 parameters text.
+        parameters: String,
+        /// The format the extension named.
+        format: OutputFormat,
+    },
     /// Read every PNG of the outputs folder, newest first.
     LoadGallery(PathBuf),
     /// Read one image at full size (for the canvas).
@@ -121,6 +132,8 @@ pub enum Reply {
     /// The people (or the background) of the picture of a document revision: whether anything was
     /// selected, and the mask.
     People(u64, Result<(bool, image::GrayImage), String>),
+    /// The canvas picture was exported to this file.
+    Exported(PathBuf),
     /// Nothing to show (a save finished, or there was nothing to do); never sent to the UI.
     Done,
     /// Something failed; the text is for the user.
@@ -192,6 +205,18 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
         IoTask::Scan(folders) => Reply::Models(registry::scan(&folders)),
         IoTask::ScanLoras(folders) => Reply::Loras(registry::scan_loras(&folders)),
         IoTask::Save(dir, image, format) => save(&dir, &image, format).unwrap_or_else(Reply::Failed),
+        IoTask::Export {
+            path,
+            picture,
+            parameters,
+            format,
+        } => {
+            let (w, h) = picture.dimensions();
+            match infotext::write_image_with_parameters(&path, format, w, h, picture.as_raw(), &parameters) {
+                Ok(()) => Reply::Exported(path),
+                Err(e) => Reply::Failed(trf("could not export the picture: {error}", &[("error", &e)])),
+            }
+        }
         IoTask::LoadGallery(dir) => Reply::Gallery(load_gallery(&dir)),
         IoTask::LoadImage(path) => match crate::imaging::read_file(&path) {
             Ok(bytes) => decode_image(&path.display().to_string(), &bytes),

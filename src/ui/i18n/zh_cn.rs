@@ -538,4 +538,17 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ),
     ("faces", "人脸"),
     ("hands", "手部"),
+    ("Export the picture", "导出图片"),
+    ("Export", "导出"),
+    ("Export picture…", "导出图片…"),
+    (
+        "{path}: export as .png, .jpg or .webp (the extension picks the format)",
+        "{path}：请导出为 .png、.jpg 或 .webp（由扩展名决定格式）",
+    ),
+    (
+        "{path}: the folder does not exist or the path is a folder",
+        "{path}：文件夹不存在，或该路径是一个文件夹",
+    ),
+    ("could not export the picture: {error}", "无法导出图片：{error}"),
+    ("exported to {path}", "已导出到 {path}"),
 ];

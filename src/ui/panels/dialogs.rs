@@ -103,6 +103,7 @@ impl Dialogs {
             PathKind::ModelFolder => (tr("Add a model folder"), "/path/to/models", tr("Add")),
             PathKind::Image => (tr("Open an image"), "/path/to/picture.png", tr("Open")),
             PathKind::ControlImage => (tr("Choose a control image"), "/path/to/control.png", tr("Use")),
+            PathKind::Export => (tr("Export the picture"), "/path/to/picture.png", tr("Export")),
         };
         let mut open = true;
         let mut cancel = false;
