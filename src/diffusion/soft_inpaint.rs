@@ -301,7 +301,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(mask.get_pixel(0, 0).0[0], 0);
-        // Distance 2 against the threshold 0.5: 255·(1 − smootherstep(1/17)) = 254.99…, truncated.
+        // Distance 4 against the threshold 0.5: 255·(1 − smootherstep(1/65)) = 254.99…, truncated.
         assert_eq!(mask.get_pixel(8, 8).0[0], 254);
     }
 }
