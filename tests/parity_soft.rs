@@ -185,6 +185,11 @@ fn soft_inpainting_matches_a1111() {
             |_, _, _| Ok(()),
         )
         .unwrap();
+        assert_eq!(
+            sampled.evaluations as u64,
+            case["unet_evals"].as_u64().unwrap(),
+            "{name}: UNet evaluations"
+        );
         let want = get("latent");
         let rel = max_abs_diff(&sampled.latents, &want) / max_abs(&want).max(1.0);
 
