@@ -176,12 +176,42 @@ impl SoftInpainting {
     /// # Errors
     /// A non-finite or out-of-range value, named as in the CLI.
     pub fn validate(&self) -> Result<(), InvalidRequest> {
+        // (label, CLI flag, value, low, high, low excluded)
         let checks = [
-            ("--soft-schedule-bias", self.schedule_bias, 0.0, 8.0, false),
-            ("--soft-preservation", self.preservation, 0.0, 8.0, false),
-            ("--soft-transition-boost", self.transition_boost, 1.0, 32.0, false),
-            ("--soft-mask-influence", self.mask_influence, 0.0, 1.0, false),
             (
+                "Schedule bias",
+                "--soft-schedule-bias",
+                self.schedule_bias,
+                0.0,
+                8.0,
+                false,
+            ),
+            (
+                "Preservation strength",
+                "--soft-preservation",
+                self.preservation,
+                0.0,
+                8.0,
+                false,
+            ),
+            (
+                "Transition contrast boost",
+                "--soft-transition-boost",
+                self.transition_boost,
+                1.0,
+                32.0,
+                false,
+            ),
+            (
+                "Mask influence",
+                "--soft-mask-influence",
+                self.mask_influence,
+                0.0,
+                1.0,
+                false,
+            ),
+            (
+                "Difference threshold",
                 "--soft-difference-threshold",
                 self.difference_threshold,
                 0.0,
@@ -189,6 +219,7 @@ impl SoftInpainting {
                 true,
             ),
             (
+                "Difference contrast",
                 "--soft-difference-contrast",
                 self.difference_contrast,
                 0.0,
@@ -196,7 +227,7 @@ impl SoftInpainting {
                 false,
             ),
         ];
-        for (flag, v, lo, hi, above_lo) in checks {
+        for (label, flag, v, lo, hi, above_lo) in checks {
             let ok = v.is_finite() && v <= hi && if above_lo { v > lo } else { v >= lo };
             if !ok {
                 let range = if above_lo {
@@ -205,7 +236,7 @@ impl SoftInpainting {
                     format!("between {lo} and {hi}")
                 };
                 return Err(InvalidRequest(format!(
-                    "soft inpainting: {flag} {v} must be {range}"
+                    "soft inpainting: {label} ({flag}) {v} must be {range}"
                 )));
             }
         }
@@ -538,6 +569,67 @@ pub struct PreviewImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soft_inpainting_defaults_ranges_and_old_settings() {
+        let d = SoftInpainting::default();
+        assert_eq!(
+            (
+                d.schedule_bias,
+                d.preservation,
+                d.transition_boost,
+                d.mask_influence
+            ),
+            (1.0, 0.5, 4.0, 0.0)
+        );
+        assert_eq!((d.difference_threshold, d.difference_contrast), (0.5, 2.0));
+        assert!(d.validate().is_ok());
+        let edges = SoftInpainting {
+            schedule_bias: 0.0,
+            preservation: 8.0,
+            transition_boost: 1.0,
+            mask_influence: 1.0,
+            difference_threshold: 8.0,
+            difference_contrast: 0.0,
+        };
+        assert!(edges.validate().is_ok());
+        for bad in [
+            SoftInpainting {
+                schedule_bias: -0.1,
+                ..d
+            },
+            SoftInpainting {
+                preservation: f32::INFINITY,
+                ..d
+            },
+            SoftInpainting {
+                transition_boost: 0.0,
+                ..d
+            },
+            SoftInpainting {
+                mask_influence: 1.01,
+                ..d
+            },
+            SoftInpainting {
+                difference_threshold: 0.0,
+                ..d
+            },
+            SoftInpainting {
+                difference_contrast: f32::NAN,
+                ..d
+            },
+        ] {
+            let s = Img2ImgSettings {
+                soft: Some(bad),
+                ..Img2ImgSettings::default()
+            };
+            assert!(s.validate().unwrap_err().0.contains("soft inpainting"), "{bad:?}");
+        }
+        // Settings saved before soft inpainting existed load with it off.
+        let old: Img2ImgSettings = serde_json::from_str(r#"{"mask_blur": 8}"#).unwrap();
+        assert_eq!(old.soft, None);
+        assert_eq!(old.mask_blur, 8);
+    }
 
     #[test]
     fn names_parse() {

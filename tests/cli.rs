@@ -1060,7 +1060,7 @@ fn bad_soft_inpainting_input_is_a_clear_message() {
             "1.5",
         ],
     );
-    assert_bad_input(&o, "--soft-mask-influence 1.5 must be between 0 and 1");
+    assert_bad_input(&o, "(--soft-mask-influence) 1.5 must be between 0 and 1");
     let o = generate(
         &model_path(),
         &out,
@@ -1074,7 +1074,7 @@ fn bad_soft_inpainting_input_is_a_clear_message() {
             "0",
         ],
     );
-    assert_bad_input(&o, "--soft-difference-threshold 0 must be above 0");
+    assert_bad_input(&o, "(--soft-difference-threshold) 0 must be above 0");
     let o = generate(
         &model_path(),
         &out,

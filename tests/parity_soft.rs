@@ -290,16 +290,25 @@ fn soft_inpainting_softens_the_seam_and_keeps_far_pixels() {
 }
 
 #[test]
-fn soft_inpainting_without_a_mask_or_with_bad_values_is_refused() {
+fn soft_inpainting_without_a_mask_is_plain_img2img_and_bad_values_are_refused() {
     let tok = ClipTokenizer::bundled().unwrap();
     let model = tiny_model();
     let (_, index) = load();
     let case = &index["cases"][0];
     let p = params_of(case);
+    // Without a mask soft inpainting does nothing (A1111 skips it when nothing is inpainted).
     let mut init = init_of(case);
     init.mask = None;
-    let e = pipeline::generate(model, &tok, &p, Some(&init), &mut Quiet).unwrap_err();
-    assert!(e.to_string().contains("soft inpainting needs a mask"), "{e}");
+    let with = pipeline::generate(model, &tok, &p, Some(&init), &mut Quiet)
+        .unwrap()
+        .remove(0);
+    init.settings.soft = None;
+    let without = pipeline::generate(model, &tok, &p, Some(&init), &mut Quiet)
+        .unwrap()
+        .remove(0);
+    assert_eq!(with.rgb, without.rgb);
+    assert_eq!(with.infotext, without.infotext);
+    assert!(!with.infotext.contains("Soft inpainting"), "{}", with.infotext);
     let mut init = init_of(case);
     init.settings.soft = Some(SoftInpainting {
         transition_boost: 0.5,
@@ -308,7 +317,7 @@ fn soft_inpainting_without_a_mask_or_with_bad_values_is_refused() {
     let e = pipeline::generate(model, &tok, &p, Some(&init), &mut Quiet).unwrap_err();
     assert!(
         e.to_string()
-            .contains("--soft-transition-boost 0.5 must be between 1 and 32"),
+            .contains("Transition contrast boost (--soft-transition-boost) 0.5 must be between 1 and 32"),
         "{e}"
     );
     init.settings.soft = Some(SoftInpainting {

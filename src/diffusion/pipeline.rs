@@ -702,12 +702,9 @@ pub fn generate_with(
     params.denoising_strength = strength;
     if let (Some(init), Some(strength)) = (init, strength) {
         crate::request::validate_strength(strength)?;
+        // Soft inpainting without a mask is plain img2img, as in A1111 (a pasted infotext may carry
+        // it); the CLI refuses `--soft-inpainting` without `--mask` itself.
         init.settings.validate()?;
-        if init.settings.soft.is_some() && init.mask.is_none() {
-            return Err(DiffusionError::Input(
-                "soft inpainting needs a mask: give one, or turn soft inpainting off".into(),
-            ));
-        }
         infotext::write_img2img(
             &mut params.extra,
             &init.settings,
