@@ -29,26 +29,32 @@ fn norm_keepdim(x: &Tensor) -> Result<Tensor, DiffusionError> {
 
 /// A1111's `latent_blend(a, b, t)`: the linear interpolation of `a` (original) and `b` (denoised)
 /// by `t` (`[B or 1, 1, h, w]`), rescaled so that each latent vector's length is the
-/// `transition_boost`-power mean of the two lengths (computed in f64, as A1111 does).
+/// `transition_boost`-power mean of the two lengths (computed in f64 as A1111 does; f32 on Metal,
+/// where A1111 falls back to f32 too).
 pub fn latent_blend(
     a: &Tensor,
     b: &Tensor,
     t: &Tensor,
     s: &SoftInpainting,
 ) -> Result<Tensor, DiffusionError> {
+    // A1111's `torch_utils.float64`: f64, except f32 on Apple's GPU, which has no f64.
+    let wide = if a.device().is_metal() {
+        DType::F32
+    } else {
+        DType::F64
+    };
     let one_minus = (1.0 - t)?;
     let interp = (a.broadcast_mul(&one_minus)? + b.broadcast_mul(t)?)?;
-    let current = (norm_keepdim(&interp)?.to_dtype(DType::F64)? + 1e-5)?;
+    let current = (norm_keepdim(&interp)?.to_dtype(wide)? + 1e-5)?;
     let p = f64::from(s.transition_boost);
-    let t64 = t.to_dtype(DType::F64)?;
     let a_mag = norm_keepdim(a)?
-        .to_dtype(DType::F64)?
+        .to_dtype(wide)?
         .powf(p)?
-        .broadcast_mul(&one_minus.to_dtype(DType::F64)?)?;
+        .broadcast_mul(&one_minus.to_dtype(wide)?)?;
     let b_mag = norm_keepdim(b)?
-        .to_dtype(DType::F64)?
+        .to_dtype(wide)?
         .powf(p)?
-        .broadcast_mul(&t64)?;
+        .broadcast_mul(&t.to_dtype(wide)?)?;
     let desired = (a_mag + b_mag)?.powf(1.0 / p)?;
     let factor = (desired / current)?.to_dtype(interp.dtype())?;
     Ok(interp.broadcast_mul(&factor)?)
