@@ -18,7 +18,10 @@ use easel::infotext::{self, OutputFormat};
 use easel::params::{GenerationParams, Overrides, RngSource, Sampler, Schedule};
 mod cli_control;
 
-use easel::request::{DeviceChoice, InitImage, InpaintArea, MaskedContent, Request, ResizeMode, VaeDecoder};
+use easel::request::{
+    DeviceChoice, Img2ImgSettings, InitImage, InpaintArea, MaskedContent, Request, ResizeMode,
+    SoftInpainting, VaeDecoder,
+};
 
 #[derive(Parser)]
 #[command(
@@ -168,6 +171,28 @@ struct GenerateArgs {
     /// Inpainting models: conditional mask weight, 0..1 [default: 1].
     #[arg(long)]
     mask_weight: Option<f32>,
+    /// Inpaint: soft inpainting (A1111 1.8+): blend by mask strength at every step and composite by
+    /// how much each area changed, so a feathered mask leaves no seam. Needs --mask.
+    #[arg(long)]
+    soft_inpainting: bool,
+    /// Soft inpainting "Schedule bias", 0..8 [default: 1].
+    #[arg(long)]
+    soft_schedule_bias: Option<f32>,
+    /// Soft inpainting "Preservation strength", 0..8 [default: 0.5].
+    #[arg(long)]
+    soft_preservation: Option<f32>,
+    /// Soft inpainting "Transition contrast boost", 1..32 [default: 4].
+    #[arg(long)]
+    soft_transition_boost: Option<f32>,
+    /// Soft inpainting "Mask influence", 0..1 [default: 0].
+    #[arg(long)]
+    soft_mask_influence: Option<f32>,
+    /// Soft inpainting "Difference threshold", above 0, at most 8 [default: 0.5].
+    #[arg(long)]
+    soft_difference_threshold: Option<f32>,
+    /// Soft inpainting "Difference contrast", 0..8 [default: 2].
+    #[arg(long)]
+    soft_difference_contrast: Option<f32>,
     /// Folder with LoRA files for `<lora:name:weight>` tags in the prompt (repeatable)
     /// [default: the desktop app's LoRA folders].
     #[arg(long)]
@@ -462,7 +487,9 @@ fn build_init(args: &GenerateArgs, params: &GenerationParams) -> anyhow::Result<
             || args.inpaint_area.is_some()
             || args.padding.is_some()
             || args.invert_mask
-            || args.mask_weight.is_some();
+            || args.mask_weight.is_some()
+            || args.soft_inpainting
+            || soft_flags(args).iter().any(|(_, v)| v.is_some());
         if img2img_flags {
             return Err(bad("img2img and inpaint options need --init IMAGE"));
         }
@@ -497,6 +524,7 @@ fn build_init(args: &GenerateArgs, params: &GenerationParams) -> anyhow::Result<
     if let Some(v) = args.mask_weight {
         settings.mask_weight = v;
     }
+    apply_soft_flags(args, &mut settings)?;
     settings.validate().map_err(|e| bad(e.to_string()))?;
     if let Some(strength) = params.denoising_strength {
         easel::request::validate_strength(strength).map_err(|e| bad(e.to_string()))?;
@@ -525,6 +553,57 @@ fn build_init(args: &GenerateArgs, params: &GenerationParams) -> anyhow::Result<
         mask,
         settings,
     }))
+}
+
+/// The `--soft-*` value flags with their names.
+fn soft_flags(args: &GenerateArgs) -> [(&'static str, Option<f32>); 6] {
+    [
+        ("--soft-schedule-bias", args.soft_schedule_bias),
+        ("--soft-preservation", args.soft_preservation),
+        ("--soft-transition-boost", args.soft_transition_boost),
+        ("--soft-mask-influence", args.soft_mask_influence),
+        ("--soft-difference-threshold", args.soft_difference_threshold),
+        ("--soft-difference-contrast", args.soft_difference_contrast),
+    ]
+}
+
+/// `--soft-inpainting` and its values over what --params-from gave. Soft inpainting asked for on
+/// the command line needs --mask; one that only came from --params-from is dropped without a mask,
+/// as A1111 ignores it for plain img2img.
+fn apply_soft_flags(args: &GenerateArgs, settings: &mut Img2ImgSettings) -> anyhow::Result<()> {
+    if args.soft_inpainting && settings.soft.is_none() {
+        settings.soft = Some(SoftInpainting::default());
+    }
+    let given = soft_flags(args);
+    if let Some((flag, _)) = given.iter().find(|(_, v)| v.is_some())
+        && settings.soft.is_none()
+    {
+        return Err(bad(format!("{flag} needs --soft-inpainting")));
+    }
+    if let Some(soft) = &mut settings.soft {
+        let [a, b, c, d, e, f] = given.map(|(_, v)| v);
+        for (slot, v) in [
+            (&mut soft.schedule_bias, a),
+            (&mut soft.preservation, b),
+            (&mut soft.transition_boost, c),
+            (&mut soft.mask_influence, d),
+            (&mut soft.difference_threshold, e),
+            (&mut soft.difference_contrast, f),
+        ] {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+    }
+    if args.mask.is_none() && settings.soft.is_some() {
+        if args.soft_inpainting || given.iter().any(|(_, v)| v.is_some()) {
+            return Err(bad(
+                "--soft-inpainting needs --mask MASK.png (it softens an inpainting mask)",
+            ));
+        }
+        settings.soft = None;
+    }
+    Ok(())
 }
 
 /// Refuses an `--out` that cannot be written before any work starts: a folder, a missing or

@@ -134,6 +134,114 @@ pub struct Img2ImgSettings {
     pub invert_mask: bool,
     /// Inpainting models: how much of the masked image the model sees (A1111's "Conditional mask weight").
     pub mask_weight: f32,
+    /// Soft inpainting (A1111 1.8+): blend by mask strength instead of a binary latent mask. `None` = off.
+    pub soft: Option<SoftInpainting>,
+}
+
+/// A1111's soft inpainting parameters (its built-in `soft-inpainting` extension), with its defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SoftInpainting {
+    /// "Schedule bias" (`mask_blend_power`): the σ exponent of the per-step preservation, 0–8.
+    pub schedule_bias: f32,
+    /// "Preservation strength" (`mask_blend_scale`): how strongly partly masked content is kept, 0–8.
+    pub preservation: f32,
+    /// "Transition contrast boost" (`inpaint_detail_preservation`): the magnitude-blend power, 1–32.
+    pub transition_boost: f32,
+    /// "Mask influence" (`composite_mask_influence`): how much the mask biases the difference threshold, 0–1.
+    pub mask_influence: f32,
+    /// "Difference threshold" (`composite_difference_threshold`): the latent change at which the
+    /// original keeps 50 % opacity in the final composite, above 0 and at most 8.
+    pub difference_threshold: f32,
+    /// "Difference contrast" (`composite_difference_contrast`): how sharp that transition is, 0–8.
+    pub difference_contrast: f32,
+}
+
+impl Default for SoftInpainting {
+    fn default() -> Self {
+        Self {
+            schedule_bias: 1.0,
+            preservation: 0.5,
+            transition_boost: 4.0,
+            mask_influence: 0.0,
+            difference_threshold: 0.5,
+            difference_contrast: 2.0,
+        }
+    }
+}
+
+impl SoftInpainting {
+    /// Checks the six values against A1111's slider ranges.
+    ///
+    /// # Errors
+    /// A non-finite or out-of-range value, named as in the CLI.
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
+        // (label, CLI flag, value, low, high, low excluded)
+        let checks = [
+            (
+                "Schedule bias",
+                "--soft-schedule-bias",
+                self.schedule_bias,
+                0.0,
+                8.0,
+                false,
+            ),
+            (
+                "Preservation strength",
+                "--soft-preservation",
+                self.preservation,
+                0.0,
+                8.0,
+                false,
+            ),
+            (
+                "Transition contrast boost",
+                "--soft-transition-boost",
+                self.transition_boost,
+                1.0,
+                32.0,
+                false,
+            ),
+            (
+                "Mask influence",
+                "--soft-mask-influence",
+                self.mask_influence,
+                0.0,
+                1.0,
+                false,
+            ),
+            (
+                "Difference threshold",
+                "--soft-difference-threshold",
+                self.difference_threshold,
+                0.0,
+                8.0,
+                true,
+            ),
+            (
+                "Difference contrast",
+                "--soft-difference-contrast",
+                self.difference_contrast,
+                0.0,
+                8.0,
+                false,
+            ),
+        ];
+        for (label, flag, v, lo, hi, above_lo) in checks {
+            let ok = v.is_finite() && v <= hi && if above_lo { v > lo } else { v >= lo };
+            if !ok {
+                let range = if above_lo {
+                    format!("above {lo} and at most {hi}")
+                } else {
+                    format!("between {lo} and {hi}")
+                };
+                return Err(InvalidRequest(format!(
+                    "soft inpainting: {label} ({flag}) {v} must be {range}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Img2ImgSettings {
@@ -146,6 +254,7 @@ impl Default for Img2ImgSettings {
             padding: 32,
             invert_mask: false,
             mask_weight: 1.0,
+            soft: None,
         }
     }
 }
@@ -161,6 +270,9 @@ impl Img2ImgSettings {
                 "conditional mask weight {} must be between 0 and 1",
                 self.mask_weight
             )));
+        }
+        if let Some(soft) = &self.soft {
+            soft.validate()?;
         }
         if self.mask_blur > 256 {
             return Err(InvalidRequest(format!(
@@ -457,6 +569,67 @@ pub struct PreviewImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soft_inpainting_defaults_ranges_and_old_settings() {
+        let d = SoftInpainting::default();
+        assert_eq!(
+            (
+                d.schedule_bias,
+                d.preservation,
+                d.transition_boost,
+                d.mask_influence
+            ),
+            (1.0, 0.5, 4.0, 0.0)
+        );
+        assert_eq!((d.difference_threshold, d.difference_contrast), (0.5, 2.0));
+        assert!(d.validate().is_ok());
+        let edges = SoftInpainting {
+            schedule_bias: 0.0,
+            preservation: 8.0,
+            transition_boost: 1.0,
+            mask_influence: 1.0,
+            difference_threshold: 8.0,
+            difference_contrast: 0.0,
+        };
+        assert!(edges.validate().is_ok());
+        for bad in [
+            SoftInpainting {
+                schedule_bias: -0.1,
+                ..d
+            },
+            SoftInpainting {
+                preservation: f32::INFINITY,
+                ..d
+            },
+            SoftInpainting {
+                transition_boost: 0.0,
+                ..d
+            },
+            SoftInpainting {
+                mask_influence: 1.01,
+                ..d
+            },
+            SoftInpainting {
+                difference_threshold: 0.0,
+                ..d
+            },
+            SoftInpainting {
+                difference_contrast: f32::NAN,
+                ..d
+            },
+        ] {
+            let s = Img2ImgSettings {
+                soft: Some(bad),
+                ..Img2ImgSettings::default()
+            };
+            assert!(s.validate().unwrap_err().0.contains("soft inpainting"), "{bad:?}");
+        }
+        // Settings saved before soft inpainting existed load with it off.
+        let old: Img2ImgSettings = serde_json::from_str(r#"{"mask_blur": 8}"#).unwrap();
+        assert_eq!(old.soft, None);
+        assert_eq!(old.mask_blur, 8);
+    }
 
     #[test]
     fn names_parse() {

@@ -974,3 +974,120 @@ fn taesd_encode_of_the_init_image_writes_a1111s_key_and_replays() {
         "unknown --vae-encoder 'tiny'",
     );
 }
+
+#[test]
+fn soft_inpainting_from_the_command_line_writes_a1111s_keys_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (init, mask) = (img2img_fixture("init.png"), img2img_fixture("mask.png"));
+    let base = ["--init", &init, "--mask", &mask, "--strength", "0.75"];
+    let soft = dir.path().join("soft.png");
+    let mut args = base.to_vec();
+    args.extend([
+        "--soft-inpainting",
+        "--soft-schedule-bias",
+        "1.5",
+        "--soft-difference-contrast",
+        "3",
+    ]);
+    let o = generate(&model_path(), &soft, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = parameters_of(&soft);
+    for key in [
+        "Soft inpainting enabled: True",
+        "Soft inpainting schedule bias: 1.5",
+        "Soft inpainting preservation strength: 0.5",
+        "Soft inpainting transition contrast boost: 4",
+        "Soft inpainting mask influence: 0",
+        "Soft inpainting difference threshold: 0.5",
+        "Soft inpainting difference contrast: 3",
+    ] {
+        assert!(text.contains(key), "{key} missing in {text}");
+    }
+    let binary = dir.path().join("binary.png");
+    let o = generate(&model_path(), &binary, &base);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!parameters_of(&binary).contains("Soft inpainting"));
+    let soft_rgb = image::open(&soft).unwrap().to_rgb8();
+    assert_ne!(soft_rgb, image::open(&binary).unwrap().to_rgb8());
+    // The infotext alone turns it back on with the same values.
+    let again = dir.path().join("again.png");
+    let o = easel(&[
+        "generate",
+        "--model",
+        model_path().to_str().unwrap(),
+        "--params-from",
+        soft.to_str().unwrap(),
+        "--init",
+        &init,
+        "--mask",
+        &mask,
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        image::open(&again).unwrap().to_rgb8(),
+        soft_rgb,
+        "replay from the infotext"
+    );
+}
+
+#[test]
+fn bad_soft_inpainting_input_is_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.png");
+    let (init, mask) = (img2img_fixture("init.png"), img2img_fixture("mask.png"));
+    let o = generate(&model_path(), &out, &["--soft-inpainting"]);
+    assert_bad_input(&o, "need --init");
+    let o = generate(&model_path(), &out, &["--init", &init, "--soft-inpainting"]);
+    assert_bad_input(&o, "--soft-inpainting needs --mask");
+    let o = generate(
+        &model_path(),
+        &out,
+        &["--init", &init, "--mask", &mask, "--soft-preservation", "1"],
+    );
+    assert_bad_input(&o, "--soft-preservation needs --soft-inpainting");
+    let o = generate(
+        &model_path(),
+        &out,
+        &[
+            "--init",
+            &init,
+            "--mask",
+            &mask,
+            "--soft-inpainting",
+            "--soft-mask-influence",
+            "1.5",
+        ],
+    );
+    assert_bad_input(&o, "(--soft-mask-influence) 1.5 must be between 0 and 1");
+    let o = generate(
+        &model_path(),
+        &out,
+        &[
+            "--init",
+            &init,
+            "--mask",
+            &mask,
+            "--soft-inpainting",
+            "--soft-difference-threshold",
+            "0",
+        ],
+    );
+    assert_bad_input(&o, "(--soft-difference-threshold) 0 must be above 0");
+    let o = generate(
+        &model_path(),
+        &out,
+        &[
+            "--init",
+            &init,
+            "--mask",
+            &mask,
+            "--soft-inpainting",
+            "--soft-schedule-bias",
+            "NaN",
+        ],
+    );
+    assert_bad_input(&o, "--soft-schedule-bias");
+    assert!(!out.exists());
+}

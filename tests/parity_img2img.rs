@@ -56,6 +56,7 @@ fn settings_of(case: &serde_json::Value) -> Img2ImgSettings {
         padding: case["padding"].as_u64().unwrap_or(0) as u32,
         invert_mask: case["invert"].as_bool().unwrap_or(false),
         mask_weight: case["mask_weight"].as_f64().unwrap_or(1.0) as f32,
+        soft: None,
     }
 }
 

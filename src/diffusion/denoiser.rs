@@ -8,7 +8,9 @@ use super::conditioning::Conditioning;
 use super::controlnet::{ActiveControl, guidance_active};
 use super::sampler::{Denoiser, EpsModel};
 use super::schedule::{self, ModelSigmas};
+use super::soft_inpaint;
 use super::unet::Unet;
+use crate::request::SoftInpainting;
 
 /// Runs the UNet on `[cond, uncond]` (one batch when the lengths match, two calls otherwise), or
 /// on `cond` alone when `uncond` is `None` (CFG scale 1). `image_cond` (inpainting models) is
@@ -113,6 +115,9 @@ pub struct LatentBlend {
     pub init: Tensor,
     /// Repaint mask (A1111's `nmask`), broadcastable to the latents.
     pub repaint: Tensor,
+    /// Soft inpainting: the unrounded mask is raised to a per-step power and the vectors' lengths
+    /// are blended separately (see [`super::soft_inpaint`]).
+    pub soft: Option<SoftInpainting>,
 }
 
 impl LatentBlend {
@@ -120,6 +125,26 @@ impl LatentBlend {
     pub fn apply(&self, x: &Tensor) -> Result<Tensor, DiffusionError> {
         let keep = (1.0 - &self.repaint)?;
         Ok((self.init.broadcast_mul(&keep)? + x.broadcast_mul(&self.repaint)?)?)
+    }
+
+    /// The per-step blend at noise level `sigma` (the timestep itself for timestep samplers, as
+    /// A1111 passes it): binary as [`Self::apply`], or soft inpainting's `latent_blend`.
+    pub fn apply_at(&self, x: &Tensor, sigma: f32) -> Result<Tensor, DiffusionError> {
+        match &self.soft {
+            None => self.apply(x),
+            Some(s) => {
+                let t = soft_inpaint::step_mask(&self.repaint, sigma, s)?;
+                soft_inpaint::latent_blend(&self.init, x, &t, s)
+            }
+        }
+    }
+
+    /// The blend after sampling: binary, or none with soft inpainting (A1111's `is_final_blend`).
+    pub fn apply_final(&self, x: &Tensor) -> Result<Tensor, DiffusionError> {
+        match self.soft {
+            None => self.apply(x),
+            Some(_) => Ok(x.clone()),
+        }
     }
 }
 
@@ -162,7 +187,7 @@ impl Denoiser for CfgDenoiser<'_> {
         let d_u = eps_u.map(x0).transpose()?;
         let denoised = combine(d_c, d_u, self.cfg)?;
         match &self.blend {
-            Some(blend) => blend.apply(&denoised),
+            Some(blend) => blend.apply_at(&denoised, sigma),
             None => Ok(denoised),
         }
     }
@@ -176,7 +201,7 @@ impl EpsModel for CfgDenoiser<'_> {
     fn eps_at(&mut self, x: &Tensor, t: f64) -> Result<Tensor, DiffusionError> {
         // A1111's timestep samplers blend before the model call (`mask_before_denoising`): the model
         // sees the clean original latents outside the mask; the sampler's own x is not changed.
-        let blended = self.blend.as_ref().map(|b| b.apply(x)).transpose()?;
+        let blended = self.blend.as_ref().map(|b| b.apply_at(x, t as f32)).transpose()?;
         let x_in = blended.as_ref().unwrap_or(x).to_dtype(self.dtype)?;
         let (e_c, e_u) = unet_cfg(
             self.unet,

@@ -14,7 +14,7 @@ use super::DiffusionError;
 use super::model::SdModel;
 use crate::imaging::ops;
 use crate::imaging::{only_masked_region, processed_mask};
-use crate::request::{Img2ImgSettings, InitImage, InpaintArea, MaskedContent, ResizeMode};
+use crate::request::{Img2ImgSettings, InitImage, InpaintArea, MaskedContent, ResizeMode, SoftInpainting};
 
 /// How the decoded image goes back over the original.
 #[derive(Debug, Clone)]
@@ -141,11 +141,8 @@ pub fn prepare(
     if s.masked_content != MaskedContent::Original {
         image = ops::masking_fill(&image, &image_mask).map_err(ops_error)?;
     }
-    let small = ops::resize_bicubic_gray(&image_mask, latent_w, latent_h);
-    let latent_mask = small
-        .pixels()
-        .map(|p| (f32::from(p.0[0]) / 255.0).round_ties_even())
-        .collect();
+    // Soft inpainting turns off A1111's `mask_round`.
+    let latent_mask = ops::latent_mask(&image_mask, latent_w, latent_h, s.soft.is_none());
     Ok(Prepared {
         encode_rgb: image,
         image_mask: Some(image_mask),
@@ -281,8 +278,9 @@ pub fn latent_start(
     Ok(Start {
         image: Some((latent, strength)),
         // An inpainting model repaints through its conditioning; A1111 still blends with the latent mask.
-        repaint,
+        repaint: repaint.clone(),
         image_cond,
+        soft: if repaint.is_some() { settings.soft } else { None },
         controls: Vec::new(),
     })
 }
@@ -297,6 +295,8 @@ pub struct Start {
     pub repaint: Option<Tensor>,
     /// Inpainting models: mask + masked-image latents `[1, 5, h, w]`.
     pub image_cond: Option<Tensor>,
+    /// Soft inpainting (with `repaint`, which is then unrounded).
+    pub soft: Option<SoftInpainting>,
     /// ControlNet units, each with its hint.
     pub controls: Vec<super::controlnet::ActiveControl>,
 }

@@ -19,6 +19,7 @@ pub mod profile;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
+pub mod soft_inpaint;
 pub mod special;
 pub mod taesd;
 pub mod unet;

@@ -173,6 +173,7 @@ pub fn sample_batch(
         (Some(init), Some(mask)) => Some(LatentBlend {
             init: init.clone(),
             repaint: batch(mask)?,
+            soft: start.soft,
         }),
         _ => None,
     };
@@ -346,7 +347,7 @@ pub fn sample_batch(
         }
     };
     if let Some(blend) = &blend {
-        latents = blend.apply(&latents)?;
+        latents = blend.apply_final(&latents)?;
     }
     Ok(SampledBatch {
         latents,
@@ -646,6 +647,38 @@ pub fn generate(
     generate_with(model, tokenizer, params, init, &[], observer)
 }
 
+/// Soft inpainting's composite for image `index` of a batch: the overlay with A1111's adaptive mask
+/// (how far each latent moved) in place of the blurred user mask. `None` without soft inpainting.
+pub fn soft_overlay(
+    start: &Start,
+    prepared: Option<&img2img::Prepared>,
+    overlay: &img2img::Overlay,
+    latents: &Tensor,
+    index: usize,
+    params: &GenerationParams,
+) -> Result<Option<img2img::Overlay>, DiffusionError> {
+    let (Some(soft), Some((init, _)), Some(nmask)) = (
+        start.soft.as_ref(),
+        start.image.as_ref(),
+        prepared.and_then(|p| p.latent_mask.as_ref()),
+    ) else {
+        return Ok(None);
+    };
+    let mask = super::soft_inpaint::composite_mask(
+        soft,
+        nmask,
+        &init.get(0)?,
+        &latents.get(index)?,
+        (params.width, params.height),
+        overlay.paste_to,
+        overlay.original.dimensions(),
+    )?;
+    Ok(Some(img2img::Overlay {
+        mask,
+        ..overlay.clone()
+    }))
+}
+
 /// [`generate`] with ControlNet units.
 pub fn generate_with(
     model: &SdModel,
@@ -669,6 +702,8 @@ pub fn generate_with(
     params.denoising_strength = strength;
     if let (Some(init), Some(strength)) = (init, strength) {
         crate::request::validate_strength(strength)?;
+        // Soft inpainting without a mask is plain img2img, as in A1111 (a pasted infotext may carry
+        // it); the CLI refuses `--soft-inpainting` without `--mask` itself.
         init.settings.validate()?;
         infotext::write_img2img(
             &mut params.extra,
@@ -792,7 +827,10 @@ pub fn generate_with(
             let mut image = image::RgbImage::from_raw(params.width, params.height, rgb)
                 .ok_or_else(|| DiffusionError::Input("decoded image has the wrong size".into()))?;
             if let Some(overlay) = prepared.as_ref().and_then(|p| p.overlay.as_ref()) {
-                image = overlay.apply(&image)?;
+                image = match soft_overlay(&start, prepared.as_ref(), overlay, &sampled.latents, i, params)? {
+                    Some(soft) => soft.apply(&image)?,
+                    None => overlay.apply(&image)?,
+                };
             }
             let image = GeneratedImage {
                 index: batch * seeds.len() + i,

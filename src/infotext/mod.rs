@@ -21,7 +21,7 @@ pub use output::{OutputFormat, write_image_with_parameters};
 pub use read::{ImageRead, MetadataError, read_image_bytes, read_image_file, read_infotext};
 
 use crate::params::{GenerationParams, TCD_DEFAULT_GAMMA, UniPcOptions, UniPcVariant};
-use crate::request::{Img2ImgSettings, InpaintArea, MaskedContent};
+use crate::request::{Img2ImgSettings, InpaintArea, MaskedContent, SoftInpainting};
 
 /// The PNG text keyword A1111 stores the infotext under.
 pub const PARAMETERS_KEYWORD: &str = png_chunks::PARAMETERS_KEYWORD;
@@ -71,14 +71,46 @@ pub const UNI_PC_LOWER_ORDER_FINAL: &str = "UniPC lower order final";
 /// `TCD gamma`: TCD's stochasticity (diffusers' `eta`), written when it is not 0.3.
 pub const TCD_GAMMA: &str = "TCD gamma";
 
+/// `Soft inpainting enabled: True` (A1111's built-in soft-inpainting extension).
+pub const SOFT_INPAINTING_ENABLED: &str = "Soft inpainting enabled";
+/// Soft inpainting's six parameters as the extension names them in the infotext, in the order of
+/// [`soft_values`].
+pub const SOFT_INPAINTING_KEYS: [&str; 6] = [
+    "Soft inpainting schedule bias",
+    "Soft inpainting preservation strength",
+    "Soft inpainting transition contrast boost",
+    "Soft inpainting mask influence",
+    "Soft inpainting difference threshold",
+    "Soft inpainting difference contrast",
+];
+
+/// The six soft-inpainting values in [`SOFT_INPAINTING_KEYS`] order.
+fn soft_values(s: &mut SoftInpainting) -> [&mut f32; 6] {
+    [
+        &mut s.schedule_bias,
+        &mut s.preservation,
+        &mut s.transition_boost,
+        &mut s.mask_influence,
+        &mut s.difference_threshold,
+        &mut s.difference_contrast,
+    ]
+}
+
 /// The img2img and inpainting keys Easel reads and writes.
-pub const IMG2IMG_KEYS: [&str; 6] = [
+pub const IMG2IMG_KEYS: [&str; 13] = [
     CONDITIONAL_MASK_WEIGHT,
     MASK_BLUR,
     MASK_MODE,
     MASKED_CONTENT,
     INPAINT_AREA,
     MASKED_AREA_PADDING,
+    SOFT_INPAINTING_ENABLED,
+    SOFT_INPAINTING_KEYS[0],
+    SOFT_INPAINTING_KEYS[1],
+    SOFT_INPAINTING_KEYS[2],
+    SOFT_INPAINTING_KEYS[3],
+    SOFT_INPAINTING_KEYS[4],
+    SOFT_INPAINTING_KEYS[5],
 ];
 
 /// The `Version:` value Easel writes.
@@ -243,6 +275,12 @@ pub fn write_img2img(
         set(extra, INPAINT_AREA, settings.inpaint_area.label().into());
         set(extra, MASKED_AREA_PADDING, settings.padding.to_string());
     }
+    if let Some(mut soft) = settings.soft {
+        set(extra, SOFT_INPAINTING_ENABLED, "True".into());
+        for (key, v) in SOFT_INPAINTING_KEYS.iter().zip(soft_values(&mut soft)) {
+            set(extra, key, py_number(*v));
+        }
+    }
 }
 
 /// Removes the keys [`write_img2img`] writes (before a txt2img job reuses the params).
@@ -271,6 +309,15 @@ pub fn read_img2img(extra: &[(String, String)]) -> Img2ImgSettings {
         s.mask_weight = v;
     }
     s.invert_mask = get(MASK_MODE) == Some("Inpaint not masked");
+    if get(SOFT_INPAINTING_ENABLED).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        let mut soft = SoftInpainting::default();
+        for (key, v) in SOFT_INPAINTING_KEYS.iter().zip(soft_values(&mut soft)) {
+            if let Some(x) = get(key).and_then(|x| x.trim().parse::<f32>().ok()) {
+                *v = x;
+            }
+        }
+        s.soft = Some(soft);
+    }
     s
 }
 
@@ -321,12 +368,28 @@ mod tests {
             padding: 24,
             invert_mask: true,
             mask_weight: 0.5,
+            soft: Some(SoftInpainting {
+                schedule_bias: 1.5,
+                difference_contrast: 3.25,
+                ..SoftInpainting::default()
+            }),
             ..Img2ImgSettings::default()
         };
         let mut extra = Vec::new();
         write_img2img(&mut extra, &s, true, true);
         let back = read_img2img(&extra);
         assert_eq!(back, s);
+        let has = |k: &str, v: &str| extra.iter().any(|(a, b)| a == k && b == v);
+        assert!(has("Soft inpainting enabled", "True"), "{extra:?}");
+        assert!(has("Soft inpainting schedule bias", "1.5"), "{extra:?}");
+        assert!(has("Soft inpainting preservation strength", "0.5"), "{extra:?}");
+        assert!(has("Soft inpainting transition contrast boost", "4"), "{extra:?}");
+        assert!(has("Soft inpainting difference contrast", "3.25"), "{extra:?}");
+        strip_img2img(&mut extra);
+        assert!(extra.is_empty(), "{extra:?}");
+        // Without the enabled key the values are ignored, as A1111's paste does.
+        let lone = vec![("Soft inpainting schedule bias".to_owned(), "2".to_owned())];
+        assert_eq!(read_img2img(&lone).soft, None);
         let mut plain = Vec::new();
         write_img2img(&mut plain, &s, false, false);
         assert!(plain.is_empty());

@@ -359,6 +359,14 @@ pub(super) fn pil_gaussian_blur(img: &mut Raw, radius: f32) {
     }
 }
 
+/// Pillow `ImageFilter.GaussianBlur(radius)` on an `L` image (soft inpainting's anti-aliasing blur of
+/// its composite mask). Same integer path as the masked-content fill's blur.
+pub fn pil_gaussian_blur_gray(mask: &GrayImage, radius: f32) -> GrayImage {
+    let mut raw = Raw::of_gray(mask);
+    pil_gaussian_blur(&mut raw, radius);
+    GrayImage::from_raw(mask.width(), mask.height(), raw.data).unwrap_or_else(|| mask.clone())
+}
+
 #[cfg(test)]
 mod tests {
     //! Expected arrays were produced with Pillow 13 / OpenCV 5 as described in `ops::tests`.

@@ -21,7 +21,7 @@ use std::fmt;
 
 use image::{GrayImage, RgbImage};
 
-pub use blur::{gaussian_blur_x, gaussian_blur_y, mask_blur};
+pub use blur::{gaussian_blur_x, gaussian_blur_y, mask_blur, pil_gaussian_blur_gray};
 pub use composite::{
     apply_overlay, masking_fill, overlay_composite, overlay_image, overlay_mask_whole, paste_back,
 };
