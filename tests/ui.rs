@@ -1470,3 +1470,41 @@ fn export_writes_the_canvas_picture_in_the_format_its_extension_names() {
     assert_eq!(image::open(&out).unwrap().to_rgb8(), picture);
     assert!(h.query_by_label(label).is_none(), "the window closed");
 }
+
+#[test]
+fn soft_inpainting_is_a_checkbox_in_the_inpaint_section_and_reaches_the_infotext() {
+    let dir = tempfile::tempdir().unwrap();
+    // A tall window, so the Inpaint section is on screen without scrolling the panel.
+    let mut h = app_sized(dir.path(), small_settings(), egui::vec2(1280.0, 1400.0));
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    h.get_by_label_contains("tiny-sd15").click();
+    h.step();
+    drop_picture(&mut h, fixture_image("init.png"));
+    h.key_press(egui::Key::M);
+    h.step();
+    let r = h.state().canvas_image_rect().unwrap();
+    let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+    drag(&mut h, &[at(0.3, 0.3), at(0.5, 0.5), at(0.7, 0.7)]);
+    h.get_by_label("Image to image").click();
+    h.run_steps(3);
+    assert!(h.query_all_by_label("Schedule bias").next().is_none());
+    // The row's label names the checkbox.
+    h.get_by_role_and_label(egui::Role::CheckBox, "Soft inpainting")
+        .click();
+    h.run_steps(3);
+    assert_eq!(
+        h.state().settings().img2img.soft,
+        Some(easel::request::SoftInpainting::default())
+    );
+    assert!(
+        h.query_all_by_label("Schedule bias").next().is_some(),
+        "the six parameters show"
+    );
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the result", |h| h.state().gallery_len() == 1);
+    let text = h.state().newest_infotext().unwrap().to_owned();
+    assert!(text.contains("Soft inpainting enabled: True"), "{text}");
+    assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}

@@ -551,4 +551,16 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ),
     ("could not export the picture: {error}", "无法导出图片：{error}"),
     ("exported to {path}", "已导出到 {path}"),
+    ("Soft inpainting", "软重绘"),
+    ("blend by mask strength", "按蒙版强度混合"),
+    (
+        "A1111's soft inpainting: a blurred mask edge blends gradually during sampling and in the final composite, so no seam shows (also used by Refine)",
+        "A1111 的软重绘：模糊的蒙版边缘在采样和最终合成时逐渐混合，不留接缝（“精修”也会使用）",
+    ),
+    ("Schedule bias", "调度偏移"),
+    ("Preservation strength", "保留强度"),
+    ("Transition contrast boost", "过渡对比度增强"),
+    ("Mask influence", "蒙版影响"),
+    ("Difference threshold", "差异阈值"),
+    ("Difference contrast", "差异对比度"),
 ];

@@ -6,7 +6,7 @@ use eframe::egui;
 use super::{combo_row_ui, row_ui};
 use crate::config::{Mode, Settings};
 use crate::document::Document;
-use crate::request::{InpaintArea, MaskedContent, ResizeMode, VaeEncoder};
+use crate::request::{InpaintArea, MaskedContent, ResizeMode, SoftInpainting, VaeEncoder};
 use crate::ui::command::Command;
 use crate::ui::i18n::tr;
 
@@ -116,6 +116,29 @@ impl Img2ImgPanel {
                 row_ui(ui, tr("Mask mode"), |ui| {
                     ui.checkbox(&mut s.invert_mask, tr("Inpaint not masked"))
                 });
+                row_ui(ui, tr("Soft inpainting"), |ui| {
+                    let mut on = s.soft.is_some();
+                    let response = ui.checkbox(&mut on, tr("blend by mask strength")).on_hover_text(tr(
+                        "A1111's soft inpainting: a blurred mask edge blends gradually during sampling and in the final composite, so no seam shows (also used by Refine)",
+                    ));
+                    if response.changed() {
+                        s.soft = on.then(SoftInpainting::default);
+                    }
+                    response
+                });
+                if let Some(soft) = &mut s.soft {
+                    let sliders: [(&str, &mut f32, std::ops::RangeInclusive<f32>); 6] = [
+                        (tr("Schedule bias"), &mut soft.schedule_bias, 0.0..=8.0),
+                        (tr("Preservation strength"), &mut soft.preservation, 0.0..=8.0),
+                        (tr("Transition contrast boost"), &mut soft.transition_boost, 1.0..=32.0),
+                        (tr("Mask influence"), &mut soft.mask_influence, 0.0..=1.0),
+                        (tr("Difference threshold"), &mut soft.difference_threshold, 0.01..=8.0),
+                        (tr("Difference contrast"), &mut soft.difference_contrast, 0.0..=8.0),
+                    ];
+                    for (label, value, range) in sliders {
+                        row_ui(ui, label, |ui| ui.add(egui::Slider::new(value, range)));
+                    }
+                }
                 row_ui(ui, tr("Conditional mask weight"), |ui| {
                     ui.add(egui::Slider::new(&mut s.mask_weight, 0.0..=1.0))
                 })
