@@ -1508,3 +1508,32 @@ fn soft_inpainting_is_a_checkbox_in_the_inpaint_section_and_reaches_the_infotext
     assert!(text.contains("Soft inpainting enabled: True"), "{text}");
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
 }
+
+#[test]
+fn each_found_face_is_a_region_that_can_be_left_out_of_the_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    drop_picture(&mut h, common::fixtures().join("ref/detect/astronaut.png"));
+    h.get_by_label("Image to image").click();
+    h.run_steps(3);
+    h.get_by_label("Find faces").click();
+    step_until(&mut h, 60, "the face mask", |h| masked_pixels(h) > 0);
+    let with_face = masked_pixels(&h);
+    step_until(&mut h, 5, "the list of faces", |h| {
+        h.query_by_label_contains("Face 1 · ").is_some()
+    });
+    assert!(
+        h.query_by_label_contains("Face 2 · ").is_none(),
+        "one face in this photo"
+    );
+    h.get_by_label_contains("Face 1 · ").click();
+    h.run_steps(2);
+    assert_eq!(masked_pixels(&h), 0, "the face left the mask");
+    h.get_by_label_contains("Face 1 · ").click();
+    h.run_steps(2);
+    assert_eq!(masked_pixels(&h), with_face, "and came back");
+    // Undo goes back through those edits.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(masked_pixels(&h), 0);
+}

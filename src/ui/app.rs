@@ -112,6 +112,8 @@ pub struct EaselApp {
     shown_infotext: Option<String>,
     /// The last file operation that went well ("exported to …"), shown in the status bar.
     notice: Option<String>,
+    /// The faces or hands of the last Find, listed so each one can be dropped from the mask.
+    found: Option<super::found::Found>,
     /// The tool that wrote those parameters, and what could not be read, for the line above them.
     shown_note: Option<String>,
     /// Dismissible messages, oldest first.
@@ -176,6 +178,7 @@ impl EaselApp {
             civitai: None,
             shown_infotext: None,
             notice: None,
+            found: None,
             shown_note: None,
             messages: Vec::new(),
             only_masked: OnlyMaskedBox::default(),
@@ -476,16 +479,18 @@ impl EaselApp {
             Reply::Hint(serial, result) => self.prompt.controlnet_mut().set_hint(&self.ctx, serial, result),
             Reply::Faces(revision, target, found) => match found {
                 // Only onto the picture it was computed for.
-                Ok((count, mask)) => match self.canvas.doc.as_mut() {
+                Ok(regions) => match self.canvas.doc.as_mut() {
                     Some(doc) if doc.revision() == revision => {
-                        if count == 0 {
+                        if regions.is_empty() {
                             self.messages.push(if target == crate::request::FixTarget::Hands {
                                 tr("no hand found").into()
                             } else {
                                 tr("no face found").into()
                             });
                         }
-                        doc.set_mask(&mask);
+                        let found = super::found::Found::new(target, regions);
+                        doc.set_mask(&found.mask(doc.size()));
+                        self.found = (!found.is_empty()).then_some(found);
                     }
                     _ => {}
                 },
@@ -562,6 +567,36 @@ impl EaselApp {
             PathKind::ControlImage => Picked::ControlImage(path),
             PathKind::Export => Picked::Export(path),
         });
+    }
+
+    /// The window that lists the faces or hands of the last Find: unticking one takes it out of
+    /// the mask (and ticking puts it back); closing the window keeps the mask as it is.
+    fn found_ui(&mut self, ctx: &egui::Context) {
+        let size = self.canvas.doc.as_ref().map(Document::size);
+        if self.found.as_ref().is_some_and(|f| f.size() != size) {
+            // Another picture is open: these regions belong to the old one.
+            self.found = None;
+        }
+        let Some(found) = &mut self.found else {
+            return;
+        };
+        let mut open = true;
+        let mut changed = false;
+        egui::Window::new(found.title())
+            .id(egui::Id::unique("found-regions"))
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(false)
+            .show(ctx, |ui| {
+                ui.small(tr("untick one to leave it out of the mask"));
+                changed = found.ui(ui);
+            });
+        if changed && let (Some(doc), Some(size)) = (self.canvas.doc.as_mut(), size) {
+            doc.set_mask(&found.mask(size));
+        }
+        if !open {
+            self.found = None;
+        }
     }
 
     /// Writes the canvas picture to `path` off the UI thread, in the format its extension names,
@@ -1315,6 +1350,7 @@ impl eframe::App for EaselApp {
         self.dialogs
             .ui(ui, &self.paths, self.jobs.sweep(), &mut self.commands);
         self.get_models.ui(ui.ctx(), &self.downloads, &mut self.commands);
+        self.found_ui(ui.ctx());
         // What this frame queued or changed is applied in `logic`: make sure a next frame comes.
         if !self.commands.is_empty()
             || self

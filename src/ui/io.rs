@@ -123,11 +123,12 @@ pub enum Reply {
     ControlImage(PathBuf, std::sync::Arc<image::RgbImage>),
     /// A hint preview (request serial, picture) or why it could not be made.
     Hint(u64, Result<Rgba, String>),
-    /// The faces (or hands) found in the picture of a document revision: their number and the mask.
+    /// The faces (or hands) found in the picture of a document revision: each one's score and
+    /// its own mask (ADetailer's grown box).
     Faces(
         u64,
         crate::request::FixTarget,
-        Result<(usize, image::GrayImage), String>,
+        Result<Vec<(f32, image::GrayImage)>, String>,
     ),
     /// The people (or the background) of the picture of a document revision: whether anything was
     /// selected, and the mask.
@@ -473,11 +474,12 @@ fn people_mask(picture: &image::RgbImage, background: bool) -> Result<(bool, ima
     Ok((found && selected, mask))
 }
 
-/// The union of ADetailer's masks of every face or hand (the Fix flow's detector and its defaults).
+/// ADetailer's mask of every face or hand, with its score (the Fix flow's detector and its
+/// defaults).
 fn face_mask(
     picture: &image::RgbImage,
     target: crate::request::FixTarget,
-) -> Result<(usize, image::GrayImage), String> {
+) -> Result<Vec<(f32, image::GrayImage)>, String> {
     let fix = crate::request::FixSettings {
         target,
         ..crate::request::FixSettings::default()
@@ -491,13 +493,8 @@ fn face_mask(
             .map_err(|e| trf("could not look for hands: {error}", &[("error", &e)]))?,
     };
     let (w, h) = picture.dimensions();
-    let mut mask = image::GrayImage::new(w, h);
-    for d in &found {
-        if let Some(m) = crate::detect::adetailer_box_mask(d, w, h, fix.dilate_erode) {
-            for (dst, src) in mask.iter_mut().zip(m.iter()) {
-                *dst = (*dst).max(*src);
-            }
-        }
-    }
-    Ok((found.len(), mask))
+    Ok(found
+        .iter()
+        .filter_map(|d| crate::detect::adetailer_box_mask(d, w, h, fix.dilate_erode).map(|m| (d.score, m)))
+        .collect())
 }

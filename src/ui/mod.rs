@@ -11,6 +11,7 @@ mod canvas_gpu;
 mod civitai;
 mod command;
 mod downloads;
+mod found;
 mod i18n;
 mod io;
 mod jobs;

@@ -563,4 +563,12 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("Mask influence", "蒙版影响"),
     ("Difference threshold", "差异阈值"),
     ("Difference contrast", "差异对比度"),
+    ("Faces found", "找到的人脸"),
+    ("Hands found", "找到的手部"),
+    (
+        "untick one to leave it out of the mask",
+        "取消勾选即可将其从蒙版中移除",
+    ),
+    ("Face {n} · {score} %", "人脸 {n} · {score}%"),
+    ("Hand {n} · {score} %", "手部 {n} · {score}%"),
 ];
