@@ -459,6 +459,9 @@ pub struct FixSettings {
     /// the pass's own), e.g. an inpaint ControlNet that keeps the face's structure.
     #[serde(skip)]
     pub control: Option<ControlUnit>,
+    /// Soft inpainting for every fix inpaint (A1111 runs its always-on scripts, soft inpainting
+    /// among them, in ADetailer's passes); `None`: the binary mask.
+    pub soft: Option<SoftInpainting>,
 }
 
 impl Default for FixSettings {
@@ -476,6 +479,7 @@ impl Default for FixSettings {
             negative_prompt: String::new(),
             picture_only: false,
             control: None,
+            soft: None,
         }
     }
 }

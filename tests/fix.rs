@@ -365,3 +365,60 @@ fn fix_faces_then_hands_runs_both_like_adetailers_two_tabs() {
         "{text}"
     );
 }
+
+/// The fixed picture of `two_faces` through the engine, with or without soft inpainting.
+fn fix_through_the_engine(soft: Option<easel::request::SoftInpainting>) -> image::RgbImage {
+    use easel::engine::{Engine, Event};
+    use easel::request::{DeviceChoice, FixSettings, Img2ImgSettings, InitImage, Request};
+    let params = easel::params::GenerationParams {
+        prompt: "a portrait".into(),
+        steps: 4,
+        width: 64,
+        height: 64,
+        seed: 7,
+        denoising_strength: Some(0.4),
+        ..easel::params::GenerationParams::default()
+    };
+    let request = Request {
+        device: DeviceChoice::Cpu,
+        init: Some(InitImage {
+            image: two_faces(),
+            mask: None,
+            settings: Img2ImgSettings::default(),
+        }),
+        fix: Some(FixSettings {
+            picture_only: true,
+            soft,
+            ..FixSettings::default()
+        }),
+        ..Request::new(model_path(), params)
+    };
+    let engine = Engine::spawn(None).unwrap();
+    let (job, _) = engine.submit(request);
+    let mut picture = None;
+    loop {
+        match engine
+            .events()
+            .recv_timeout(std::time::Duration::from_mins(5))
+            .unwrap()
+        {
+            Event::Image { job: j, image } if j == job => {
+                picture = image::RgbImage::from_raw(image.width, image.height, image.rgb);
+            }
+            Event::Failed { job: j, message, .. } if j == job => panic!("{message}"),
+            Event::Finished { job: j } if j == job => break,
+            _ => {}
+        }
+    }
+    picture.unwrap()
+}
+
+#[test]
+fn soft_inpainting_reaches_every_fix_inpaint() {
+    let input = two_faces();
+    let binary = fix_through_the_engine(None);
+    let soft = fix_through_the_engine(Some(easel::request::SoftInpainting::default()));
+    assert_eq!(soft.dimensions(), input.dimensions());
+    assert_ne!(soft, binary, "soft inpainting changed nothing in the fix");
+    assert_ne!(soft, input, "the faces were repainted");
+}

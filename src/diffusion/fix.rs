@@ -181,7 +181,7 @@ fn fix_picture(
                     padding: fix.padding,
                     invert_mask: false,
                     mask_weight: Img2ImgSettings::default().mask_weight,
-                    soft: None,
+                    soft: fix.soft,
                 },
             };
             let pass = pipeline::generate_with(

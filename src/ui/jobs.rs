@@ -429,7 +429,7 @@ impl Jobs {
         };
         let strength = to.settings.strength;
         let mut request = to.request(init, strength)?;
-        request.fix = fix_after_generating(to.settings.fix_after);
+        request.fix = fix_after_generating(to.settings.fix_after, to.settings.img2img.soft);
         self.submit(to.engine, request);
         Ok(())
     }
@@ -484,6 +484,7 @@ impl Jobs {
             } else {
                 None
             },
+            soft: to.settings.img2img.soft,
             ..crate::request::FixSettings::default()
         };
         let init = InitImage {
@@ -844,7 +845,10 @@ fn summary(request: &Request) -> String {
 
 /// The fix that follows a Generate: faces, then hands, with ADetailer's defaults; `None` when
 /// neither is ticked.
-fn fix_after_generating(after: crate::config::FixAfter) -> Option<crate::request::FixSettings> {
+fn fix_after_generating(
+    after: crate::config::FixAfter,
+    soft: Option<crate::request::SoftInpainting>,
+) -> Option<crate::request::FixSettings> {
     use crate::request::FixTarget;
     let mut targets = [(after.faces, FixTarget::Faces), (after.hands, FixTarget::Hands)]
         .into_iter()
@@ -853,6 +857,7 @@ fn fix_after_generating(after: crate::config::FixAfter) -> Option<crate::request
     Some(crate::request::FixSettings {
         target,
         more_targets: targets.collect(),
+        soft,
         ..crate::request::FixSettings::default()
     })
 }
@@ -865,11 +870,14 @@ mod tests {
     fn after_generating_fixes_faces_then_hands_with_adetailers_defaults() {
         use crate::config::FixAfter;
         use crate::request::FixTarget;
-        assert!(fix_after_generating(FixAfter::default()).is_none());
-        let both = fix_after_generating(FixAfter {
-            faces: true,
-            hands: true,
-        })
+        assert!(fix_after_generating(FixAfter::default(), None).is_none());
+        let both = fix_after_generating(
+            FixAfter {
+                faces: true,
+                hands: true,
+            },
+            None,
+        )
         .unwrap();
         assert_eq!(
             (both.target, both.more_targets.as_slice()),
@@ -877,12 +885,19 @@ mod tests {
         );
         assert!(!both.picture_only, "the fix follows the generation");
         assert!((both.strength - 0.4).abs() < 1e-6 && both.padding == 32 && both.mask_blur == 4);
-        let hands = fix_after_generating(FixAfter {
-            faces: false,
-            hands: true,
-        })
+        assert_eq!(both.soft, None);
+        // The Inpaint section's soft inpainting goes along into every fix inpaint.
+        let soft = crate::request::SoftInpainting::default();
+        let hands = fix_after_generating(
+            FixAfter {
+                faces: false,
+                hands: true,
+            },
+            Some(soft),
+        )
         .unwrap();
         assert_eq!((hands.target, hands.more_targets.len()), (FixTarget::Hands, 0));
+        assert_eq!(hands.soft, Some(soft));
     }
     use crate::params::GenerationParams;
 
