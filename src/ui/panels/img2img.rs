@@ -177,64 +177,64 @@ impl Img2ImgPanel {
                 commands.push(Command::StrengthSweep);
             }
         });
-        ui.horizontal(|ui| {
-            let has_doc = doc.is_some();
-            if ui
-                .add_enabled(has_doc, egui::Button::new(tr("Find faces")))
-                .on_hover_text(tr("mask every face the detector finds (MediaPipe, confidence 0.5, boxes grown by 4 px)"))
-                .on_disabled_hover_text(tr("open a picture first"))
-                .clicked()
-            {
-                commands.push(Command::FindFaces);
-            }
-            if ui
-                .add_enabled(has_doc, egui::Button::new(tr("Fix faces")))
-                .on_hover_text(tr("repaint every face at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)"))
-                .on_disabled_hover_text(tr("open a picture first"))
-                .clicked()
-            {
-                commands.push(Command::FixFaces);
-            }
-        });
-        ui.horizontal(|ui| {
-            let has_doc = doc.is_some();
-            if ui
-                .add_enabled(has_doc, egui::Button::new(tr("Find hands")))
-                .on_hover_text(tr("mask every hand the detector finds (MediaPipe Hands, confidence 0.5, boxes grown by 4 px)"))
-                .on_disabled_hover_text(tr("open a picture first"))
-                .clicked()
-            {
-                commands.push(Command::FindHands);
-            }
-            if ui
-                .add_enabled(has_doc, egui::Button::new(tr("Fix hands")))
-                .on_hover_text(tr("repaint every hand at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)"))
-                .on_disabled_hover_text(tr("open a picture first"))
-                .clicked()
-            {
-                commands.push(Command::FixHands);
-            }
-        });
-        ui.horizontal(|ui| {
-            let has_doc = doc.is_some();
-            if ui
-                .add_enabled(has_doc, egui::Button::new(tr("Select person")))
-                .on_hover_text(tr(
-                    "mask the people in the picture (MediaPipe selfie segmentation)",
-                ))
-                .on_disabled_hover_text(tr("open a picture first"))
-                .clicked()
-            {
-                commands.push(Command::SelectPeople { background: false });
-            }
-            if ui
-                .add_enabled(has_doc, egui::Button::new(tr("Select background")))
-                .on_hover_text(tr("mask everything but the people in the picture"))
-                .on_disabled_hover_text(tr("open a picture first"))
-                .clicked()
-            {
-                commands.push(Command::SelectPeople { background: true });
-            }
-        });
+        // Rows of two buttons that need a picture: what they say, their hover text, what they do.
+        let rows: [[(&str, &str, Command); 2]; 3] = [
+            [
+                (
+                    tr("Find faces"),
+                    tr("mask every face the detector finds (MediaPipe, confidence 0.5, boxes grown by 4 px)"),
+                    Command::FindFaces,
+                ),
+                (
+                    tr("Fix faces"),
+                    tr(
+                        "repaint every face at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)",
+                    ),
+                    Command::FixFaces,
+                ),
+            ],
+            [
+                (
+                    tr("Find hands"),
+                    tr(
+                        "mask every hand the detector finds (MediaPipe Hands, confidence 0.5, boxes grown by 4 px)",
+                    ),
+                    Command::FindHands,
+                ),
+                (
+                    tr("Fix hands"),
+                    tr(
+                        "repaint every hand at full resolution, one after the other (ADetailer: denoise 0.4, padding 32, blur 4)",
+                    ),
+                    Command::FixHands,
+                ),
+            ],
+            [
+                (
+                    tr("Select person"),
+                    tr("mask the people in the picture (MediaPipe selfie segmentation)"),
+                    Command::SelectPeople { background: false },
+                ),
+                (
+                    tr("Select background"),
+                    tr("mask everything but the people in the picture"),
+                    Command::SelectPeople { background: true },
+                ),
+            ],
+        ];
+        for row in rows {
+            ui.horizontal(|ui| {
+                for (label, hint, command) in row {
+                    if ui
+                        .add_enabled(doc.is_some(), egui::Button::new(label))
+                        .on_hover_text(hint)
+                        .on_disabled_hover_text(tr("open a picture first"))
+                        .clicked()
+                    {
+                        commands.push(command);
+                    }
+                }
+            });
+        }
     }
 }
