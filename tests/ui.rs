@@ -203,6 +203,15 @@ fn dropping_an_a1111_png_offers_its_parameters() {
     assert_eq!(p.sampler, easel::params::Sampler::DpmPp2M);
 }
 
+/// Accepts the result staged over the picture (the Accept button of the staging bar).
+fn accept_staged(h: &mut Harness<'_, EaselApp>) {
+    step_until(h, 10, "a staged result", |h| h.state().staged().is_some());
+    h.get_by_label("Accept").click();
+    h.step();
+    h.step();
+    assert!(h.state().staged().is_none(), "accepting ends the staging");
+}
+
 fn fixture_image(name: &str) -> PathBuf {
     common::fixtures().join("ref").join("img2img").join(name)
 }
@@ -305,6 +314,9 @@ fn refine_repaints_only_the_masked_region() {
     ] {
         assert!(text.contains(key), "{key} missing in {text}");
     }
+    // The result is staged over the picture until it is accepted.
+    assert_eq!(h.state().document().unwrap().image(), &original);
+    accept_staged(&mut h);
     let doc = h.state().document().unwrap();
     assert_eq!(
         doc.previous_image(),
@@ -416,6 +428,7 @@ fn typing_a_lora_tag_offers_the_fixture_lora_and_generating_with_it_changes_the_
         h.state().gallery_len() == 2
     });
     step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    accept_staged(&mut h);
     let text = h.state().newest_infotext().unwrap().to_owned();
     let hash = easel::models::lora_file::LoraFile::open(&fixture, "tiny_style")
         .unwrap()
@@ -431,7 +444,7 @@ fn typing_a_lora_tag_offers_the_fixture_lora_and_generating_with_it_changes_the_
 }
 
 #[test]
-fn strength_sweep_offers_a_labelled_row_and_keeps_the_chosen_one() {
+fn strength_sweep_results_are_staged_in_order_browsed_and_the_chosen_one_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = app(dir.path(), small_settings());
     pick_model_and_prompt(&mut h, "a red barn");
@@ -446,27 +459,121 @@ fn strength_sweep_offers_a_labelled_row_and_keeps_the_chosen_one() {
     step_until(&mut h, 240, "six sweep results", |h| h.state().gallery_len() == 6);
     step_until(&mut h, 10, "the sweep to end", |h| !h.state().is_busy());
     h.step();
-    // Results wait in the picker; the document is still the original.
+    // Results are staged over the picture in strength order; the document is still the original.
     assert_eq!(h.state().document().unwrap().image(), &original);
-    for s in ["0.3", "0.5", "0.8"] {
-        assert!(
-            h.query_by_role_and_label(egui::Role::Button, &format!("strength {s}"))
-                .is_some(),
-            "strength {s} missing"
-        );
-    }
-    h.get_by_role_and_label(egui::Role::Button, "strength 0.5")
-        .click();
+    let (labels, shown) = h.state().staged().unwrap();
+    let strengths: Vec<&str> = labels.iter().map(|l| l.split(" · ").next().unwrap()).collect();
+    assert_eq!(
+        strengths,
+        [
+            "strength 0.3",
+            "strength 0.4",
+            "strength 0.5",
+            "strength 0.6",
+            "strength 0.7",
+            "strength 0.8"
+        ]
+    );
+    assert!(labels.iter().all(|l| l.ends_with("seed 11")), "{labels:?}");
+    assert_eq!(shown, 5, "the newest arrival shows until the user browses");
+    assert!(h.query_by_label("6 of 6").is_some());
+    // Browse with the keys and the buttons, then keep strength 0.5.
+    h.key_press(egui::Key::ArrowRight);
+    h.step();
+    assert_eq!(h.state().staged().unwrap().1, 0, "after the last comes the first");
+    // A click is applied in the frame after the one that saw it.
+    h.get_by_label("›").click();
     h.step();
     h.step();
+    h.get_by_label("›").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().staged().unwrap().1, 2);
+    assert!(h.query_by_label("3 of 6").is_some());
+    h.key_press(egui::Key::Enter);
+    h.step();
+    h.step();
+    assert!(h.state().staged().is_none(), "Enter accepts");
     let doc = h.state().document().unwrap();
     assert_ne!(doc.image(), &original);
     assert_eq!(doc.previous_image(), Some(&original));
-    assert!(
-        h.query_by_role_and_label(egui::Role::Button, "strength 0.3")
-            .is_none(),
-        "the picker closes"
+    let kept = doc.image().clone();
+    let strength_05 = std::fs::read_dir(dir.path().join("outputs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            easel::infotext::png_chunks::read_png_text_chunks(p)
+                .unwrap()
+                .iter()
+                .any(|(k, v)| k == "parameters" && v.contains("Denoising strength: 0.5,"))
+        })
+        .expect("the 0.5 output");
+    assert_eq!(image::open(strength_05).unwrap().to_rgb8(), kept);
+}
+
+#[test]
+fn discarding_staged_results_keeps_the_picture_and_a_gallery_click_is_staged_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    pick_model_and_prompt(&mut h, "a red barn");
+    drop_picture(&mut h, fixture_image("init.png"));
+    let original = h.state().document().unwrap().image().clone();
+    let r = h.state().canvas_image_rect().unwrap();
+    let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+    drag(&mut h, &[at(0.3, 0.5), at(0.5, 0.5), at(0.7, 0.5)]);
+    let mask = h.state().document().unwrap().mask().clone();
+    h.get_by_label("Image to image").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    let view = h.state().canvas_view_rect();
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the result", |h| h.state().gallery_len() == 1);
+    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    h.step();
+    assert_eq!(
+        h.state().canvas_view_rect(),
+        view,
+        "the first gallery image does not grow the gallery over the canvas"
     );
+    // Re-rolling is one click: the mask is still there, a second result joins the staging.
+    assert_eq!(h.state().document().unwrap().mask(), &mask);
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 120, "the second result", |h| h.state().gallery_len() == 2);
+    step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
+    let (labels, shown) = h.state().staged().unwrap();
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    assert_eq!(shown, 1);
+    h.get_by_label("Discard").click();
+    h.step();
+    h.step();
+    assert!(h.state().staged().is_none());
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.image(), &original, "discard keeps the picture");
+    assert_eq!(doc.mask(), &mask, "and the mask");
+    assert!(
+        !doc.can_redo() && doc.previous_image().is_none(),
+        "no version was made"
+    );
+    // A gallery click over the open picture is staged as well: picture and mask stay until Accept.
+    h.get_by_label_contains("00001-").click();
+    step_until(&mut h, 30, "the gallery image staged", |h| {
+        h.state().staged().is_some()
+    });
+    assert_eq!(h.state().document().unwrap().image(), &original);
+    assert_eq!(h.state().document().unwrap().mask(), &mask);
+    accept_staged(&mut h);
+    let doc = h.state().document().unwrap();
+    assert_ne!(doc.image(), &original);
+    assert_eq!(
+        doc.mask(),
+        &mask,
+        "accepting a picture of the same size keeps the mask"
+    );
+    // Undo goes back; results staged over a picture that is gone are dropped.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert_eq!(h.state().document().unwrap().image(), &original);
 }
 
 #[test]
@@ -890,6 +997,7 @@ fn find_faces_masks_the_face_and_fix_faces_makes_one_new_version() {
     step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
     let text = h.state().newest_infotext().unwrap().to_owned();
     assert!(text.contains("ADetailer model: mediapipe_face_short"), "{text}");
+    accept_staged(&mut h);
     let doc = h.state().document().unwrap();
     assert_eq!(doc.previous_image(), Some(&original), "one new version");
     let result = doc.image();
@@ -1067,10 +1175,9 @@ fn keeping_a_sweep_result_of_another_size_keeps_the_pictures_size_and_mask() {
     step_until(&mut h, 240, "six sweep results", |h| h.state().gallery_len() == 6);
     step_until(&mut h, 10, "the sweep to end", |h| !h.state().is_busy());
     h.step();
-    h.get_by_role_and_label(egui::Role::Button, "strength 0.8")
-        .click();
-    h.step();
-    h.step();
+    // The 0.8 result (the last) is the one shown: keep it.
+    assert_eq!(h.state().staged().unwrap().1, 5);
+    accept_staged(&mut h);
     let doc = h.state().document().unwrap();
     assert_eq!(doc.size(), (128, 128), "the picture keeps its size");
     assert_eq!(doc.mask(), &mask, "the mask stays");
@@ -1386,6 +1493,7 @@ fn find_hands_masks_the_hand_box_and_fix_hands_makes_one_new_version() {
     step_until(&mut h, 10, "the job to end", |h| !h.state().is_busy());
     let text = h.state().newest_infotext().unwrap().to_owned();
     assert!(text.contains("ADetailer model: mediapipe_hands_lite"), "{text}");
+    accept_staged(&mut h);
     let doc = h.state().document().unwrap();
     assert_eq!(doc.previous_image(), Some(&original), "one new version");
     let result = doc.image();

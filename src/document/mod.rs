@@ -140,6 +140,13 @@ struct Stroke {
     carry: f32,
 }
 
+/// A number no picture of any document had before (so results staged over one picture are
+/// never taken for another's, even across documents).
+fn next_picture_revision() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The document: picture, mask and history.
 pub struct Document {
     image: RgbImage,
@@ -149,6 +156,7 @@ pub struct Document {
     stroke: Option<Stroke>,
     dirty: Vec<(Layer, PixelRect)>,
     revision: u64,
+    picture_revision: u64,
 }
 
 impl Document {
@@ -163,6 +171,7 @@ impl Document {
             stroke: None,
             dirty: vec![(Layer::Image, full(w, h)), (Layer::Mask, full(w, h))],
             revision: 0,
+            picture_revision: next_picture_revision(),
         }
     }
 
@@ -193,6 +202,12 @@ impl Document {
     /// Changes with every edit, undo and redo (for autosave and caches).
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// Changes whenever the picture does (a new version, or undo/redo across one), not with mask
+    /// edits; unique across documents. Results staged over the picture remember it.
+    pub fn picture_revision(&self) -> u64 {
+        self.picture_revision
     }
 
     /// True if any mask pixel is set.
@@ -469,6 +484,7 @@ impl Document {
         );
         let after = (self.image.clone(), self.mask.clone());
         self.push(Edit::Image { before, after });
+        self.picture_revision = next_picture_revision();
         let (w, h) = self.size();
         self.mark(Layer::Image, full(w, h));
         self.mark(Layer::Mask, full(w, h));
@@ -486,6 +502,7 @@ impl Document {
                 let (image, mask) = if forward { after } else { before };
                 self.image.clone_from(image);
                 self.mask.clone_from(mask);
+                self.picture_revision = next_picture_revision();
                 let (w, h) = self.size();
                 self.mark(Layer::Image, full(w, h));
                 self.mark(Layer::Mask, full(w, h));
@@ -657,6 +674,27 @@ mod tests {
         assert!(d.undo());
         assert!(!d.has_mask());
         assert!(!d.undo());
+    }
+
+    #[test]
+    fn the_picture_revision_follows_the_picture_not_the_mask_and_is_unique() {
+        let mut d = Document::new(RgbImage::new(8, 8));
+        let other = Document::new(RgbImage::new(8, 8));
+        assert_ne!(
+            d.picture_revision(),
+            other.picture_revision(),
+            "unique across documents"
+        );
+        let first = d.picture_revision();
+        d.fill_mask();
+        d.undo();
+        assert_eq!(d.picture_revision(), first, "mask edits and their undo leave it");
+        d.set_image(RgbImage::from_pixel(8, 8, image::Rgb([9, 9, 9])));
+        let second = d.picture_revision();
+        assert_ne!(second, first);
+        d.undo();
+        assert_ne!(d.picture_revision(), second, "undo across a version changes it");
+        assert_ne!(d.picture_revision(), first, "to a number not used before");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::io::{Io, IoTask, Reply};
 use super::jobs::{Effect, JobResult, Jobs, Submit};
 use super::only_masked::OnlyMaskedBox;
 use super::panels::{Dialogs, GalleryPanel, GetModelsDialog, ModelsPanel, PromptPanel};
+use super::staging::{Accept, Candidate, Staging};
 use super::text::short;
 use crate::config::{AppPaths, Mode, Settings};
 use crate::document::Document;
@@ -90,6 +91,9 @@ impl Default for OpenPanels {
     }
 }
 
+/// Width of the staging bar's "k of n", in points (room for "99 of 99" in either language).
+const STAGING_COUNT_PT: f32 = 90.0;
+
 /// The Easel window.
 pub struct EaselApp {
     settings: Settings,
@@ -131,6 +135,10 @@ pub struct EaselApp {
     /// A result of another size that was fitted into the picture, offered at its own size until
     /// the user answers or the picture changes.
     own_size_offer: Option<image::RgbImage>,
+    /// Results staged over the picture, waiting to be accepted or discarded.
+    staging: Option<Staging>,
+    /// The staged candidate whose parameters are shown (to follow browsing).
+    staged_shown: Option<u64>,
     /// Which side panels and the gallery are open (View menu).
     open_panels: OpenPanels,
     /// Frame timing (`EASEL_FRAME_STATS=1` logs it every 5 s).
@@ -188,6 +196,8 @@ impl EaselApp {
             gpu: false,
             followed_size: None,
             own_size_offer: None,
+            staging: None,
+            staged_shown: None,
             open_panels: OpenPanels::default(),
             frame_stats: std::env::var_os("EASEL_FRAME_STATS").map(|_| FrameStats::default()),
             started: None,
@@ -255,6 +265,14 @@ impl EaselApp {
     /// The open document, for tests.
     pub fn document(&self) -> Option<&Document> {
         self.canvas.doc.as_ref()
+    }
+
+    /// The labels of the results staged over the picture, in browsing order, and the shown one's
+    /// index (tests).
+    pub fn staged(&self) -> Option<(Vec<String>, usize)> {
+        let staging = self.staging.as_ref()?;
+        let labels = staging.candidates().iter().map(|c| c.label.clone()).collect();
+        Some((labels, staging.position()))
     }
 
     /// Where the canvas picture is on screen, in points (tests aim the pointer with it).
@@ -329,23 +347,194 @@ impl EaselApp {
     /// the open one is fitted into it (scaled, and blended through its job's mask), so a result
     /// never changes the picture's size or drops its mask; opening the result from the gallery
     /// works at its own size.
-    fn put_result(&mut self, result: JobResult) {
-        let JobResult { picture, mask } = result;
+    /// Stages a job's result over the picture (with no picture open, it becomes the picture).
+    /// A result of another size is fitted into the picture through its job's mask; accepting it
+    /// then offers it at its own size.
+    fn stage_result(&mut self, result: JobResult) {
+        let JobResult {
+            picture,
+            mask,
+            seed,
+            strength,
+            infotext,
+        } = result;
         let Some(doc) = &self.canvas.doc else {
+            // Nothing to stage over: the first result is the picture, the next ones stage over it.
             self.canvas.set_picture(picture);
             return;
         };
         let (w, h) = doc.size();
         let (rw, rh) = picture.dimensions();
-        if (rw, rh) == (w, h) {
-            self.canvas.set_picture(picture);
+        let (shown, own_size) = if (rw, rh) == (w, h) {
+            (picture, None)
+        } else {
+            let fitted = super::jobs::fit_into(doc.image(), &picture, mask.as_deref());
+            tracing::info!("a {rw}×{rh} result fitted into the {w}×{h} picture");
+            // Rounding to the model's multiple of 8 is expected and needs no question.
+            let offer = (super::jobs::working_size(w, h) != (rw, rh)).then_some(picture);
+            (fitted, offer)
+        };
+        let label = match strength {
+            Some(strength) => trf(
+                "strength {strength} · seed {seed}",
+                &[("strength", &format!("{strength:.1}")), ("seed", &seed)],
+            ),
+            None => trf("seed {seed}", &[("seed", &seed)]),
+        };
+        let mut candidate = Candidate::new(shown, label);
+        candidate.accept = Accept::Fitted { own_size };
+        candidate.infotext = Some(infotext);
+        candidate.strength = strength;
+        let revision = doc.picture_revision();
+        self.stage(candidate, revision);
+    }
+
+    /// Stages a picture read from a file (a gallery image) over the open picture; one of another
+    /// size is accepted at its own size.
+    fn stage_file(&mut self, path: &std::path::Path, rgba: super::io::Rgba, infotext: Option<String>) {
+        let Some(image) = image::RgbaImage::from_raw(rgba.width as u32, rgba.height as u32, rgba.pixels)
+        else {
             return;
+        };
+        let picture = crate::imaging::flatten_on_white(&image::DynamicImage::ImageRgba8(image));
+        let Some(doc) = &self.canvas.doc else {
+            self.canvas.set_picture(picture);
+            self.shown_infotext = infotext;
+            return;
+        };
+        let fits = doc.size() == picture.dimensions();
+        let revision = doc.picture_revision();
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let mut candidate = Candidate::new(picture, name);
+        if !fits {
+            candidate.accept = Accept::OwnSize;
         }
-        let fitted = super::jobs::fit_into(doc.image(), &picture, mask.as_deref());
-        tracing::info!("a {rw}×{rh} result fitted into the {w}×{h} picture");
-        self.canvas.set_picture(fitted);
-        // Rounding to the model's multiple of 8 is expected and needs no question.
-        self.own_size_offer = (super::jobs::working_size(w, h) != (rw, rh)).then_some(picture);
+        candidate.infotext = infotext;
+        self.stage(candidate, revision);
+    }
+
+    /// Adds a candidate to the staging over the picture at `revision` (a new staging when the
+    /// picture changed since the last one).
+    fn stage(&mut self, candidate: Candidate, revision: u64) {
+        let staging = match &mut self.staging {
+            Some(staging) if staging.picture_revision() == revision => staging,
+            _ => self.staging.insert(Staging::new(revision)),
+        };
+        staging.add(candidate);
+    }
+
+    /// Makes the shown staged result the document's next version (undoable; the mask stays when
+    /// the size does) and ends the staging.
+    fn accept_staged(&mut self) {
+        let Some(candidate) = self.staging.take().and_then(Staging::accept) else {
+            return;
+        };
+        tracing::info!("accepted the staged result {}", candidate.label);
+        self.canvas.set_picture(candidate.picture);
+        if let Accept::Fitted { own_size } = candidate.accept {
+            self.own_size_offer = own_size;
+        }
+        if let Some(text) = candidate.infotext {
+            self.shown_infotext = Some(text);
+        }
+    }
+
+    /// Drops the staging when the picture it was made over is gone, and keeps the canvas and the
+    /// shown parameters on the current candidate.
+    fn sync_staging(&mut self) {
+        let revision = self.canvas.doc.as_ref().map(Document::picture_revision);
+        if self
+            .staging
+            .as_ref()
+            .is_some_and(|s| s.is_empty() || Some(s.picture_revision()) != revision)
+        {
+            tracing::info!("the picture changed: staged results dropped (they stay in the gallery)");
+            self.staging = None;
+        }
+        let current = self.staging.as_ref().and_then(Staging::current);
+        self.canvas
+            .show_staged(&self.ctx, current.map(|c| (&c.picture, c.id)));
+        if let Some(c) = current
+            && self.staged_shown != Some(c.id)
+        {
+            self.staged_shown = Some(c.id);
+            if let Some(text) = &c.infotext {
+                self.shown_infotext = Some(text.clone());
+                self.shown_note = None;
+            }
+        }
+    }
+
+    /// The bar under a staged result: previous/next with "k of n", Accept, Discard, and its
+    /// label last. Anchored at the canvas's lower left with fixed-width parts, so no button moves
+    /// as the shown result changes.
+    fn staging_bar_ui(&mut self, ui: &mut egui::Ui, view: egui::Rect) {
+        let Some(staging) = &self.staging else {
+            return;
+        };
+        let Some(current) = staging.current() else {
+            return;
+        };
+        let height = ui.spacing().interact_size.y + 16.0;
+        let bar = egui::Rect::from_min_max(
+            egui::pos2(view.min.x + 6.0, view.max.y - height - 6.0),
+            egui::pos2(view.max.x - 6.0, view.max.y - 6.0),
+        );
+        let mut child = ui.new_child(
+            egui::UiBuilder::new()
+                .id_salt("staging-bar")
+                .max_rect(bar)
+                .layout(egui::Layout::bottom_up(egui::Align::Min)),
+        );
+        egui::Frame::popup(child.style())
+            .fill(Color32::from_black_alpha(220))
+            .show(&mut child, |ui| {
+                ui.horizontal(|ui| {
+                    let many = staging.len() > 1;
+                    if ui
+                        .add_enabled(many, egui::Button::new("‹"))
+                        .on_hover_text(tr("previous result (Left arrow key)"))
+                        .clicked()
+                    {
+                        self.commands.push(Command::StagedPrevious);
+                    }
+                    let count = trf(
+                        "{k} of {n}",
+                        &[("k", &(staging.position() + 1)), ("n", &staging.len())],
+                    );
+                    ui.add_sized([STAGING_COUNT_PT, ui.spacing().interact_size.y], egui::Label::new(count));
+                    if ui
+                        .add_enabled(many, egui::Button::new("›"))
+                        .on_hover_text(tr("next result (Right arrow key)"))
+                        .clicked()
+                    {
+                        self.commands.push(Command::StagedNext);
+                    }
+                    let accept_hint = match &current.accept {
+                        Accept::OwnSize => trf(
+                            "make it the picture at {w}×{h}; the mask does not fit it and is cleared (undo brings both back)",
+                            &[("w", &current.picture.width()), ("h", &current.picture.height())],
+                        ),
+                        Accept::Fitted { .. } => tr(
+                            "make it the picture's next version (Enter); the mask stays; undo goes back",
+                        )
+                        .to_owned(),
+                    };
+                    if ui.button(tr("Accept")).on_hover_text(accept_hint).clicked() {
+                        self.commands.push(Command::AcceptStaged);
+                    }
+                    if ui
+                        .button(tr("Discard"))
+                        .on_hover_text(tr("keep the picture as it is; the results stay in the gallery"))
+                        .clicked()
+                    {
+                        self.commands.push(Command::DiscardStaged);
+                    }
+                    ui.add(egui::Label::new(current.label.as_str()).truncate());
+                });
+            });
     }
 
     /// The question after a result of another size was fitted into the picture.
@@ -396,7 +585,7 @@ impl EaselApp {
     }
 
     fn handle_engine_event(&mut self, event: Event) {
-        for effect in self.jobs.handle_event(event, &self.ctx) {
+        for effect in self.jobs.handle_event(event) {
             match effect {
                 Effect::Preview { image, size, region } => {
                     let size_px = Vec2::new(size.width_px as f32, size.height_px as f32);
@@ -409,7 +598,7 @@ impl EaselApp {
                     );
                 }
                 Effect::ClearPreview => self.canvas.clear_preview(),
-                Effect::NewVersion(result) => self.put_result(result),
+                Effect::Result(result) => self.stage_result(result),
                 Effect::Output(image) => {
                     self.shown_infotext = Some(image.infotext.clone());
                     self.shown_note = None;
@@ -457,6 +646,9 @@ impl EaselApp {
                     note
                 });
                 self.shown_infotext = metadata.map(|m| m.infotext());
+            }
+            Reply::Staged(path, rgba, metadata) => {
+                self.stage_file(&path, rgba, metadata.map(|m| m.infotext()));
             }
             Reply::Hashed(path, hash) => {
                 if let Ok(hash) = &hash {
@@ -683,12 +875,22 @@ impl EaselApp {
             }
             Command::Cancel => self.jobs.cancel_running(),
             Command::RemoveQueued(job) => self.jobs.remove_queued(job),
-            Command::KeepSweepResult(index) => {
-                if let Some(result) = self.jobs.take_sweep_result(index) {
-                    self.put_result(result);
+            Command::StagedPrevious => {
+                if let Some(staging) = &mut self.staging {
+                    staging.previous();
                 }
             }
-            Command::CloseSweep => self.jobs.close_sweep(),
+            Command::StagedNext => {
+                if let Some(staging) = &mut self.staging {
+                    staging.next();
+                }
+            }
+            Command::AcceptStaged => self.accept_staged(),
+            Command::DiscardStaged => {
+                if self.staging.take().is_some() {
+                    tracing::info!("staged results discarded");
+                }
+            }
             Command::ResultAtOwnSize(take) => {
                 if let Some(picture) = self.own_size_offer.take()
                     && take
@@ -748,7 +950,12 @@ impl EaselApp {
             Command::Rescan => self.rescan(),
             Command::ShowGalleryItem(index) => {
                 if let Some(item) = self.gallery.get(index) {
-                    self.io.send(IoTask::LoadImage(item.path.clone()));
+                    // Over an open picture it is staged, so neither the picture nor the mask is lost.
+                    self.io.send(if self.canvas.doc.is_some() {
+                        IoTask::StageImage(item.path.clone())
+                    } else {
+                        IoTask::LoadImage(item.path.clone())
+                    });
                 }
             }
             Command::UseParameters(text) => self.use_parameters(&text),
@@ -1007,6 +1214,21 @@ impl EaselApp {
         if cancel {
             self.commands.push(Command::Cancel);
         }
+        // Staged results: Left/Right browse them, Enter accepts the shown one (outside text fields).
+        if self.staging.is_some() && !ctx.egui_wants_keyboard_input() {
+            let keys = ctx.input_mut(|i| {
+                [
+                    (Key::ArrowLeft, Command::StagedPrevious),
+                    (Key::ArrowRight, Command::StagedNext),
+                    (Key::Enter, Command::AcceptStaged),
+                ]
+                .into_iter()
+                .filter(|(key, _)| i.consume_key(Modifiers::NONE, *key))
+                .map(|(_, command)| command)
+                .collect::<Vec<_>>()
+            });
+            self.commands.extend(keys);
+        }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
@@ -1027,21 +1249,22 @@ impl EaselApp {
         let Some(view) = self.canvas.view_rect else {
             return;
         };
-        if self.messages.is_empty()
-            && self.shown_note.is_none()
-            && self.shown_infotext.is_none()
-            && self.own_size_offer.is_none()
+        if !self.messages.is_empty()
+            || self.shown_note.is_some()
+            || self.shown_infotext.is_some()
+            || self.own_size_offer.is_some()
         {
-            return;
+            let mut overlay = ui.new_child(
+                egui::UiBuilder::new()
+                    .id_salt("canvas-notices")
+                    .max_rect(view.shrink(6.0))
+                    .layout(egui::Layout::top_down(egui::Align::Min)),
+            );
+            egui::Frame::popup(overlay.style())
+                .fill(Color32::from_black_alpha(200))
+                .show(&mut overlay, |ui| self.notices_ui(ui));
         }
-        let mut overlay = ui.new_child(
-            egui::UiBuilder::new()
-                .max_rect(view.shrink(6.0))
-                .layout(egui::Layout::top_down(egui::Align::Min)),
-        );
-        egui::Frame::popup(overlay.style())
-            .fill(Color32::from_black_alpha(200))
-            .show(&mut overlay, |ui| self.notices_ui(ui));
+        self.staging_bar_ui(ui, view);
     }
 
     /// The newest messages (each dismissible), the own-size question and the shown picture's
@@ -1273,6 +1496,7 @@ impl eframe::App for EaselApp {
         for command in std::mem::take(&mut self.commands) {
             self.apply(command);
         }
+        self.sync_staging();
         for task in self.prompt.controlnet_mut().take_tasks() {
             self.io.send(task);
         }
@@ -1347,8 +1571,7 @@ impl eframe::App for EaselApp {
                 );
             });
         egui::CentralPanel::default().show(ui, |ui| self.central_ui(ui));
-        self.dialogs
-            .ui(ui, &self.paths, self.jobs.sweep(), &mut self.commands);
+        self.dialogs.ui(ui, &self.paths, &mut self.commands);
         self.get_models.ui(ui.ctx(), &self.downloads, &mut self.commands);
         self.found_ui(ui.ctx());
         // What this frame queued or changed is applied in `logic`: make sure a next frame comes.

@@ -138,6 +138,8 @@ pub struct CanvasView {
     pub shown_zoom: Option<f32>,
     /// The mask's outline, drawn over live previews; with the document revision it shows.
     outline_tex: Option<(TextureHandle, u64)>,
+    /// The staged result shown over the picture, with its candidate id.
+    staged: Option<(TextureHandle, u64)>,
 }
 
 impl CanvasView {
@@ -202,7 +204,25 @@ impl CanvasView {
         Some(tex)
     }
 
-    /// Drops the preview (the job ended, or its picture went to the sweep picker).
+    /// Shows a staged result (`picture` with its candidate `id`) over the picture, or none.
+    pub fn show_staged(&mut self, ctx: &egui::Context, staged: Option<(&image::RgbImage, u64)>) {
+        let Some((picture, id)) = staged else {
+            self.staged = None;
+            return;
+        };
+        if self.staged.as_ref().is_some_and(|(_, shown)| *shown == id) {
+            return;
+        }
+        let size = [picture.width() as usize, picture.height() as usize];
+        let texture = ctx.load_texture(
+            "staged",
+            ColorImage::from_rgb(size, picture.as_raw()),
+            TextureOptions::LINEAR,
+        );
+        self.staged = Some((texture, id));
+    }
+
+    /// Drops the preview (the job ended).
     pub fn clear_preview(&mut self) {
         self.preview = None;
     }
@@ -419,7 +439,10 @@ impl CanvasView {
         let painter = painter.with_clip_rect(view);
         let ppp = ui.ctx().pixels_per_point();
         let hover = response.hover_pos().filter(|_| tools.tool == Tool::Brush);
+        // Holding C while a result is staged shows the picture under it; otherwise the previous version.
+        let before_staged = self.comparing && self.staged.is_some();
         if self.comparing
+            && !before_staged
             && let Some(before) = self.previous_texture(ui.ctx())
         {
             let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
@@ -477,6 +500,17 @@ impl CanvasView {
                 painter.circle_stroke(p, tools.brush.size * 0.5 * zoom, stroke);
             }
         }
+        if before_staged {
+            painter.text(
+                view.left_top() + Vec2::new(8.0, 8.0),
+                egui::Align2::LEFT_TOP,
+                tr("the picture without the result"),
+                egui::FontId::proportional(14.0),
+                Color32::WHITE,
+            );
+        } else {
+            self.staged_ui(ui.ctx(), &painter, rect, tools);
+        }
         self.preview_ui(ui.ctx(), &painter, rect, zoom, tools);
         // Overlays in points: the "only masked" box and gestures in progress.
         if let Some(region) = self.context_box {
@@ -515,6 +549,42 @@ impl CanvasView {
                 ));
             }
             _ => {}
+        }
+    }
+
+    /// The staged result over the picture (fitted into it, keeping its own proportions when it
+    /// has another size), with the mask's outline over it.
+    fn staged_ui(
+        &mut self,
+        ctx: &egui::Context,
+        painter: &egui::Painter,
+        rect: egui::Rect,
+        tools: &ToolSettings,
+    ) {
+        let Some((texture, _)) = &self.staged else {
+            return;
+        };
+        let fits = self
+            .doc
+            .as_ref()
+            .is_some_and(|d| d.size() == (texture.size()[0] as u32, texture.size()[1] as u32));
+        let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+        if fits {
+            painter.image(texture.id(), rect, uv, Color32::WHITE);
+        } else {
+            let [tw, th] = texture.size().map(|v| v as f32);
+            let scale = (rect.width() / tw).min(rect.height() / th);
+            let target = egui::Rect::from_center_size(rect.center(), Vec2::new(tw, th) * scale);
+            painter.rect_filled(rect, 0.0, Color32::from_gray(24));
+            painter.image(texture.id(), target, uv, Color32::WHITE);
+            return;
+        }
+        if !tools.show_mask {
+            return;
+        }
+        let [r, g, b] = tools.mask_color;
+        if let Some(outline) = self.outline_texture(ctx, Color32::from_rgb(r, g, b)) {
+            painter.image(outline.id(), rect, uv, Color32::WHITE);
         }
     }
 

@@ -58,10 +58,14 @@ pub enum Command {
         /// Select the background instead of the people.
         background: bool,
     },
-    /// Keep a strength sweep result (by index) as the document's next version; closes the sweep.
-    KeepSweepResult(usize),
-    /// Close the strength sweep picker without keeping anything.
-    CloseSweep,
+    /// Show the previous staged result.
+    StagedPrevious,
+    /// Show the next staged result.
+    StagedNext,
+    /// Make the shown staged result the picture's next version.
+    AcceptStaged,
+    /// Drop the staged results; the picture stays as it is.
+    DiscardStaged,
     /// Answer the offer shown after a result of another size was fitted into the picture: `true`
     /// makes the result the picture at its own size (a new version), `false` keeps the fitted one.
     ResultAtOwnSize(bool),

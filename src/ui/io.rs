@@ -58,6 +58,8 @@ pub enum IoTask {
     LoadGallery(PathBuf),
     /// Read one image at full size (for the canvas).
     LoadImage(PathBuf),
+    /// Read an image to stage over the canvas picture (a gallery item).
+    StageImage(PathBuf),
     /// Read an image from the system clipboard.
     PasteImage,
     /// Compute the AutoV2 hash (from the cached SHA-256) of these files, one reply each; after the
@@ -111,6 +113,8 @@ pub enum Reply {
     Gallery(Vec<GalleryItem>),
     /// A full-size image and the generation settings it carries (any tool's), if any.
     Image(Rgba, Option<Box<ImageMetadata>>),
+    /// An image to stage over the canvas picture, read from this file, with its settings if any.
+    Staged(PathBuf, Rgba, Option<Box<ImageMetadata>>),
     /// A file's AutoV2 hash, or why it could not be computed.
     Hashed(PathBuf, Result<String, String>),
     /// The preview picture of a checkpoint or LoRA, keyed by that file.
@@ -221,6 +225,13 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
         IoTask::LoadGallery(dir) => Reply::Gallery(load_gallery(&dir)),
         IoTask::LoadImage(path) => match crate::imaging::read_file(&path) {
             Ok(bytes) => decode_image(&path.display().to_string(), &bytes),
+            Err(e) => Reply::Failed(e.to_string()),
+        },
+        IoTask::StageImage(path) => match crate::imaging::read_file(&path) {
+            Ok(bytes) => match decode_image(&path.display().to_string(), &bytes) {
+                Reply::Image(rgba, metadata) => Reply::Staged(path, rgba, metadata),
+                other => other,
+            },
             Err(e) => Reply::Failed(e.to_string()),
         },
         IoTask::PasteImage => paste_image(),

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use eframe::egui::{self, ColorImage, TextureHandle, TextureOptions};
-
 use super::i18n::{tr, tr_noop, trf};
 use super::text::short;
 use crate::config::{AppPaths, Mode, Settings};
@@ -154,37 +152,19 @@ pub struct Running {
     captured: Captured,
 }
 
-/// One finished image of a strength sweep.
-pub struct SweepResult {
-    /// The strength it was made with.
-    pub strength: f32,
-    /// The picture, for the document if it is kept.
-    pub picture: image::RgbImage,
-    /// The picture on the GPU, for the picker.
-    pub texture: TextureHandle,
-}
-
 /// One job of a strength sweep.
 struct SweepJob {
     job: JobId,
     strength: f32,
 }
 
-/// A strength sweep: its jobs, and the results so far as a labelled row to pick from.
-pub struct Sweep {
+/// A strength sweep: its jobs and their strengths (its results are staged on the canvas in
+/// strength order, labelled with it).
+struct Sweep {
     jobs: Vec<SweepJob>,
-    /// The mask all its jobs inpaint through, for fitting a kept result into the picture.
-    mask: Option<Arc<image::GrayImage>>,
-    /// Results so far, ordered by strength.
-    pub results: Vec<SweepResult>,
 }
 
 impl Sweep {
-    /// How many jobs the sweep submitted.
-    pub fn job_count(&self) -> usize {
-        self.jobs.len()
-    }
-
     fn strength_of(&self, job: JobId) -> Option<f32> {
         self.jobs.iter().find(|j| j.job == job).map(|j| j.strength)
     }
@@ -201,10 +181,10 @@ pub enum Effect {
         /// Where on the picture it goes.
         region: PreviewRegion,
     },
-    /// The preview is over (the job ended, or its picture went to the sweep picker).
+    /// The preview is over (the job ended).
     ClearPreview,
-    /// A finished picture for the canvas, as the document's next version.
-    NewVersion(JobResult),
+    /// A finished picture for the canvas, to be staged over the picture.
+    Result(JobResult),
     /// A finished image: save it into the outputs folder and show its parameters.
     Output(Box<GeneratedImage>),
     /// A message for the user.
@@ -218,6 +198,12 @@ pub struct JobResult {
     pub picture: image::RgbImage,
     /// The job's mask, at the size of the picture it was given.
     pub mask: Option<Arc<image::GrayImage>>,
+    /// Its seed.
+    pub seed: u64,
+    /// The strength, when it came from a strength sweep.
+    pub strength: Option<f32>,
+    /// Its A1111 parameters.
+    pub infotext: String,
 }
 
 /// What submitting jobs reads and changes outside the job state.
@@ -338,11 +324,6 @@ impl Jobs {
     /// Jobs waiting, oldest first.
     pub fn queue(&self) -> &VecDeque<Queued> {
         &self.queue
-    }
-
-    /// The open strength sweep, if any.
-    pub fn sweep(&self) -> Option<&Sweep> {
-        self.sweep.as_ref()
     }
 
     /// Seed of the newest image, for "Reuse".
@@ -498,8 +479,8 @@ impl Jobs {
         Ok(())
     }
 
-    /// Queues one image-to-image job per sweep strength, all with the same seed, and opens the
-    /// picker that collects their results.
+    /// Queues one image-to-image job per sweep strength, all with the same seed; their results
+    /// are staged on the canvas in strength order.
     pub fn strength_sweep(&mut self, mut to: Submit<'_>) -> Result<(), String> {
         let doc = to.doc.ok_or(tr("open a picture first"))?;
         let (image, mask) = (doc.image().clone(), doc.has_mask().then(|| doc.mask().clone()));
@@ -528,15 +509,7 @@ impl Jobs {
             }
         }
         to.settings.random_seed = random;
-        let mask = jobs
-            .first()
-            .and_then(|j| self.queue.iter().find(|q| q.job == j.job))
-            .and_then(|q| q.captured.mask.clone());
-        self.sweep = (!jobs.is_empty()).then(|| Sweep {
-            jobs,
-            mask,
-            results: Vec::new(),
-        });
+        self.sweep = (!jobs.is_empty()).then_some(Sweep { jobs });
         failure.map_or(Ok(()), Err)
     }
 
@@ -587,27 +560,13 @@ impl Jobs {
         self.queue.retain(|q| q.job != job);
     }
 
-    /// Closes the sweep picker and hands back the result at `index`, if there is one.
-    pub fn take_sweep_result(&mut self, index: usize) -> Option<JobResult> {
-        let mut sweep = self.sweep.take()?;
-        (index < sweep.results.len()).then(|| JobResult {
-            picture: sweep.results.swap_remove(index).picture,
-            mask: sweep.mask.clone(),
-        })
-    }
-
-    /// Closes the sweep picker; later results of its jobs become document versions.
-    pub fn close_sweep(&mut self) {
-        self.sweep = None;
-    }
-
     /// Follows one engine event; events of jobs that are not running are ignored where it matters.
-    pub fn handle_event(&mut self, event: Event, ctx: &egui::Context) -> Vec<Effect> {
-        self.handle_event_at(event, ctx, Instant::now())
+    pub fn handle_event(&mut self, event: Event) -> Vec<Effect> {
+        self.handle_event_at(event, Instant::now())
     }
 
     /// [`Self::handle_event`] with the time the event arrived (tests give their own clock).
-    fn handle_event_at(&mut self, event: Event, ctx: &egui::Context, now: Instant) -> Vec<Effect> {
+    fn handle_event_at(&mut self, event: Event, now: Instant) -> Vec<Effect> {
         match event {
             Event::Started { job } => {
                 if let Some(pos) = self.queue.iter().position(|q| q.job == job)
@@ -680,34 +639,17 @@ impl Jobs {
                 self.last_seed = Some(image.seed);
                 let mut effects = Vec::with_capacity(2);
                 if let Some(rgb) = image::RgbImage::from_raw(image.width, image.height, image.rgb.clone()) {
-                    let strength = self.sweep.as_ref().and_then(|s| s.strength_of(job));
-                    match (self.sweep.as_mut(), strength) {
-                        (Some(sweep), Some(strength)) => {
-                            // Sweep results wait in the picker instead of becoming versions one by one.
-                            let size = [rgb.width() as usize, rgb.height() as usize];
-                            let texture = ctx.load_texture(
-                                "sweep",
-                                ColorImage::from_rgb(size, rgb.as_raw()),
-                                TextureOptions::LINEAR,
-                            );
-                            sweep.results.push(SweepResult {
-                                strength,
-                                picture: rgb,
-                                texture,
-                            });
-                            sweep.results.sort_by(|a, b| a.strength.total_cmp(&b.strength));
-                            effects.push(Effect::ClearPreview);
-                        }
-                        // A new version of the document: undo (Ctrl+Z) goes back to the previous picture.
-                        _ => effects.push(Effect::NewVersion(JobResult {
-                            picture: rgb,
-                            mask: self
-                                .running
-                                .as_ref()
-                                .filter(|r| r.job == job)
-                                .and_then(|r| r.captured.mask.clone()),
-                        })),
-                    }
+                    effects.push(Effect::Result(JobResult {
+                        picture: rgb,
+                        mask: self
+                            .running
+                            .as_ref()
+                            .filter(|r| r.job == job)
+                            .and_then(|r| r.captured.mask.clone()),
+                        seed: image.seed,
+                        strength: self.sweep.as_ref().and_then(|s| s.strength_of(job)),
+                        infotext: image.infotext.clone(),
+                    }));
                 }
                 effects.push(Effect::Output(image));
                 effects
@@ -984,19 +926,15 @@ mod tests {
 
     #[test]
     fn previews_use_the_running_jobs_own_size() {
-        let ctx = egui::Context::default();
         let (mut jobs, mut settings) = queued(&[1]);
         // The user changes the size while the job waits.
         settings.params.width = 512;
-        assert!(jobs.handle_event(Event::Started { job: 1 }, &ctx).is_empty());
+        assert!(jobs.handle_event(Event::Started { job: 1 }).is_empty());
         assert!(jobs.is_busy() && jobs.queue().is_empty());
-        let effects = jobs.handle_event(
-            Event::Preview {
-                job: 1,
-                image: preview(),
-            },
-            &ctx,
-        );
+        let effects = jobs.handle_event(Event::Preview {
+            job: 1,
+            image: preview(),
+        });
         let [Effect::Preview { size, .. }] = effects.as_slice() else {
             panic!("one preview expected");
         };
@@ -1011,9 +949,8 @@ mod tests {
 
     #[test]
     fn events_of_other_jobs_are_ignored() {
-        let ctx = egui::Context::default();
         let (mut jobs, _) = queued(&[1, 2]);
-        jobs.handle_event(Event::Started { job: 1 }, &ctx);
+        jobs.handle_event(Event::Started { job: 1 });
         let info = StepInfo {
             batch: 0,
             batch_count: 1,
@@ -1026,26 +963,25 @@ mod tests {
             steps_per_sec: 2.0,
             eta_secs: 1.0,
         };
-        jobs.handle_event(progress(2), &ctx);
+        jobs.handle_event(progress(2));
         assert_eq!(jobs.running().unwrap().progress, None);
-        jobs.handle_event(progress(1), &ctx);
+        jobs.handle_event(progress(1));
         assert_eq!(jobs.running().unwrap().progress.unwrap().info, info);
         let stale = Event::Preview {
             job: 2,
             image: preview(),
         };
-        assert!(jobs.handle_event(stale, &ctx).is_empty());
+        assert!(jobs.handle_event(stale).is_empty());
         // Ending the waiting job leaves the running one alone and clears no preview.
-        assert!(jobs.handle_event(Event::Cancelled { job: 2 }, &ctx).is_empty());
+        assert!(jobs.handle_event(Event::Cancelled { job: 2 }).is_empty());
         assert_eq!(jobs.running().unwrap().job, 1);
-        let effects = jobs.handle_event(Event::Finished { job: 1 }, &ctx);
+        let effects = jobs.handle_event(Event::Finished { job: 1 });
         assert!(matches!(effects.as_slice(), [Effect::ClearPreview]));
         assert!(!jobs.is_busy());
     }
 
     #[test]
-    fn sweep_results_wait_in_strength_order() {
-        let ctx = egui::Context::default();
+    fn sweep_results_carry_their_strength_and_others_none() {
         let mut jobs = Jobs {
             sweep: Some(Sweep {
                 jobs: vec![
@@ -1058,41 +994,22 @@ mod tests {
                         strength: 0.4,
                     },
                 ],
-                mask: None,
-                results: Vec::new(),
             }),
             ..Jobs::default()
         };
-        for (job, seed) in [(2, 5), (1, 5)] {
-            let effects = jobs.handle_event(
-                Event::Image {
-                    job,
-                    image: Box::new(image(seed)),
-                },
-                &ctx,
-            );
-            assert!(matches!(
-                effects.as_slice(),
-                [Effect::ClearPreview, Effect::Output(_)]
-            ));
+        for (job, seed, strength) in [(2, 5, Some(0.4)), (1, 5, Some(0.3)), (3, 6, None)] {
+            let effects = jobs.handle_event(Event::Image {
+                job,
+                image: Box::new(image(seed)),
+            });
+            let [Effect::Result(result), Effect::Output(_)] = effects.as_slice() else {
+                panic!("a result and an output");
+            };
+            assert_eq!(result.strength, strength);
+            assert_eq!(result.seed, seed);
+            assert_eq!(result.infotext, image(seed).infotext);
         }
-        let strengths: Vec<f32> = jobs.sweep().unwrap().results.iter().map(|r| r.strength).collect();
-        assert_eq!(strengths, [0.3, 0.4]);
-        assert_eq!(jobs.last_seed(), Some(5));
-        // An image of a job outside the sweep becomes a document version.
-        let effects = jobs.handle_event(
-            Event::Image {
-                job: 3,
-                image: Box::new(image(6)),
-            },
-            &ctx,
-        );
-        assert!(matches!(
-            effects.as_slice(),
-            [Effect::NewVersion(_), Effect::Output(_)]
-        ));
-        assert!(jobs.take_sweep_result(1).is_some());
-        assert!(jobs.sweep().is_none(), "keeping a result closes the picker");
+        assert_eq!(jobs.last_seed(), Some(6));
     }
 
     #[test]
@@ -1145,48 +1062,46 @@ mod tests {
 
     #[test]
     fn loading_then_sampling_with_an_eta_measured_after_the_first_step() {
-        let ctx = egui::Context::default();
         let (mut jobs, _) = queued(&[1]);
         let t0 = Instant::now();
         let at = |secs: f64| t0 + std::time::Duration::from_secs_f64(secs);
-        jobs.handle_event_at(Event::Started { job: 1 }, &ctx, at(0.0));
+        jobs.handle_event_at(Event::Started { job: 1 }, at(0.0));
         assert_eq!(jobs.status_text(), "starting…");
         let loading = Event::LoadingModel {
             job: 1,
             path: "tiny.safetensors".into(),
         };
-        jobs.handle_event_at(loading, &ctx, at(0.1));
+        jobs.handle_event_at(loading, at(0.1));
         assert_eq!(jobs.status_text(), "loading the model…");
-        jobs.handle_event_at(Event::ModelLoaded { job: 1, secs: 9.0 }, &ctx, at(9.0));
+        jobs.handle_event_at(Event::ModelLoaded { job: 1, secs: 9.0 }, at(9.0));
         assert_eq!(jobs.status_text(), "preparing the first step…");
         // The first step ends 10 s after the start: no ETA from it.
-        jobs.handle_event_at(step(1, 1, 10), &ctx, at(10.0));
+        jobs.handle_event_at(step(1, 1, 10), at(10.0));
         assert_eq!(jobs.status_text(), "step 1/10 · measuring…");
-        jobs.handle_event_at(step(1, 2, 10), &ctx, at(11.0));
-        jobs.handle_event_at(step(1, 3, 10), &ctx, at(12.0));
+        jobs.handle_event_at(step(1, 2, 10), at(11.0));
+        jobs.handle_event_at(step(1, 3, 10), at(12.0));
         // One second a step since the first: 7 steps left, 7 s (not the 10 s a step of the first).
         let p = jobs.running().unwrap().progress.unwrap();
         assert!((p.eta_secs.unwrap() - 7.0).abs() < 1e-6, "{p:?}");
         assert_eq!(jobs.status_text(), "step 3/10 · 1.00 it/s · ETA 7 s");
         jobs.cancel_running();
         assert_eq!(jobs.status_text(), "cancelling…");
-        jobs.handle_event_at(Event::Cancelled { job: 1 }, &ctx, at(12.5));
+        jobs.handle_event_at(Event::Cancelled { job: 1 }, at(12.5));
         assert_eq!(jobs.status_text(), "cancelled");
     }
 
     #[test]
     fn a_run_of_several_jobs_counts_them() {
-        let ctx = egui::Context::default();
         let (mut jobs, _) = queued(&[]);
         for job in 1..=3 {
             let q = queued(&[job]).0.queue.pop_front().unwrap();
             jobs.push_queued(q);
         }
         assert_eq!(jobs.status_text(), "ready · 3 queued");
-        jobs.handle_event(Event::Started { job: 1 }, &ctx);
+        jobs.handle_event(Event::Started { job: 1 });
         assert_eq!(jobs.job_number(), Some((1, 3)));
-        jobs.handle_event(Event::Finished { job: 1 }, &ctx);
-        jobs.handle_event(Event::Started { job: 2 }, &ctx);
+        jobs.handle_event(Event::Finished { job: 1 });
+        jobs.handle_event(Event::Started { job: 2 });
         assert!(
             jobs.status_text().starts_with("job 2 of 3 · "),
             "{}",
@@ -1194,12 +1109,12 @@ mod tests {
         );
         jobs.remove_queued(3);
         assert_eq!(jobs.job_number(), Some((2, 2)));
-        jobs.handle_event(Event::Finished { job: 2 }, &ctx);
+        jobs.handle_event(Event::Finished { job: 2 });
         assert_eq!(jobs.status_text(), "ready");
         // A job submitted while idle starts a new count of one: no "job k of n".
         let q = queued(&[4]).0.queue.pop_front().unwrap();
         jobs.push_queued(q);
-        jobs.handle_event(Event::Started { job: 4 }, &ctx);
+        jobs.handle_event(Event::Started { job: 4 });
         assert_eq!(jobs.job_number(), None);
     }
 

@@ -18,6 +18,7 @@ mod jobs;
 mod only_masked;
 mod output_name;
 mod panels;
+mod staging;
 mod text;
 
 use crate::config::{AppPaths, Settings};

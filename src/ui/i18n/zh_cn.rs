@@ -219,12 +219,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("Choose a control image", "选择控制图"),
     ("Use", "使用"),
     ("Browse…", "浏览…"),
-    (
-        "{done} of {total} done; click one to keep it as the next version",
-        "已完成 {done}/{total}；点击其中一张，将其保留为下一个版本",
-    ),
-    ("strength {strength}", "重绘幅度 {strength}"),
-    ("keep this one", "保留这一张"),
     // Canvas shortcuts.
     ("Brush", "画笔"),
     ("Rectangle fill", "矩形填充"),
@@ -571,4 +565,32 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ),
     ("Face {n} · {score} %", "人脸 {n} · {score}%"),
     ("Hand {n} · {score} %", "手部 {n} · {score}%"),
+    ("Accept", "采用"),
+    ("Discard", "放弃"),
+    ("Accept the staged result", "采用暂存的结果"),
+    (
+        "Show the previous or next staged result",
+        "显示上一个或下一个暂存结果",
+    ),
+    (
+        "keep the picture as it is; the results stay in the gallery",
+        "保持图片不变；结果仍在图库中",
+    ),
+    (
+        "make it the picture at {w}×{h}; the mask does not fit it and is cleared (undo brings both back)",
+        "将其作为 {w}×{h} 的图片；蒙版尺寸不符，将被清除（撤销可恢复两者）",
+    ),
+    (
+        "make it the picture's next version (Enter); the mask stays; undo goes back",
+        "将其作为图片的下一个版本（Enter）；蒙版保留；可撤销",
+    ),
+    ("next result (Right arrow key)", "下一个结果（右方向键）"),
+    ("previous result (Left arrow key)", "上一个结果（左方向键）"),
+    ("{k} of {n}", "第 {k} 个，共 {n} 个"),
+    ("seed {seed}", "种子 {seed}"),
+    (
+        "strength {strength} · seed {seed}",
+        "重绘幅度 {strength} · 种子 {seed}",
+    ),
+    ("the picture without the result", "不含结果的图片"),
 ];

@@ -1,19 +1,14 @@
-//! The floating windows: Shortcuts and About (opened from the Help menu), the strength sweep
-//! picker while a sweep is open, and the path window of "Add model folder…" and "Open image…".
+//! The floating windows: Shortcuts and About (opened from the Help menu), and the path window of "Add model folder…" and "Open image…".
 
-use eframe::egui::{self, Vec2};
+use eframe::egui;
 
 use crate::config::AppPaths;
 use crate::ui::canvas;
 use crate::ui::command::{Command, PathKind};
 use crate::ui::i18n::{tr, tr_noop, trf};
-use crate::ui::jobs::Sweep;
 
 /// The path window's prompt (also the accessible name of its text field).
 pub const PATH_LABEL: &str = tr_noop("Type or paste a path, or browse for it:");
-
-/// Side of a sweep result in the picker, in points.
-const SWEEP_THUMB_PT: f32 = 128.0;
 
 /// Which of the Help windows are open, and the path being typed, if that window is open.
 #[derive(Default)]
@@ -51,14 +46,8 @@ impl Dialogs {
         self.path = None;
     }
 
-    /// Draws the open windows; `sweep` is the open strength sweep, if any.
-    pub fn ui(
-        &mut self,
-        ui: &egui::Ui,
-        paths: &AppPaths,
-        sweep: Option<&Sweep>,
-        commands: &mut Vec<Command>,
-    ) {
+    /// Draws the open windows.
+    pub fn ui(&mut self, ui: &egui::Ui, paths: &AppPaths, commands: &mut Vec<Command>) {
         let ctx = ui.ctx();
         egui::Window::new(tr("Shortcuts"))
             .id(egui::Id::unique("shortcuts-window"))
@@ -68,6 +57,8 @@ impl Dialogs {
                     for (keys, what) in [
                         ("Ctrl+Enter", tr("Generate")),
                         ("Esc", tr("Cancel the running job")),
+                        ("Left / Right", tr("Show the previous or next staged result")),
+                        ("Enter", tr("Accept the staged result")),
                     ]
                     .into_iter()
                     .chain(canvas::SHORTCUTS.map(|(keys, what)| (keys, tr(what))))
@@ -87,9 +78,6 @@ impl Dialogs {
                 ui.label(trf("Outputs: {path}", &[("path", &paths.outputs_dir.display())]));
                 ui.label(trf("Log: {path}", &[("path", &paths.log_file().display())]));
             });
-        if let Some(sweep) = sweep {
-            sweep_ui(ctx, sweep, commands);
-        }
         self.path_ui(ctx, commands);
     }
 
@@ -134,42 +122,6 @@ impl Dialogs {
         if !open || cancel {
             self.path = None;
         }
-    }
-}
-
-/// The strength sweep picker: a labelled row of results; a click keeps one as the next version.
-fn sweep_ui(ctx: &egui::Context, sweep: &Sweep, commands: &mut Vec<Command>) {
-    let mut open = true;
-    egui::Window::new(tr("Strength sweep"))
-        .id(egui::Id::unique("strength-sweep-window"))
-        .open(&mut open)
-        .show(ctx, |ui| {
-            ui.label(trf(
-                "{done} of {total} done; click one to keep it as the next version",
-                &[("done", &sweep.results.len()), ("total", &sweep.job_count())],
-            ));
-            ui.horizontal_wrapped(|ui| {
-                for (i, result) in sweep.results.iter().enumerate() {
-                    ui.vertical(|ui| {
-                        let label = trf(
-                            "strength {strength}",
-                            &[("strength", &format!("{:.1}", result.strength))],
-                        );
-                        let button = egui::Button::image(
-                            egui::Image::new(&result.texture)
-                                .max_size(Vec2::splat(SWEEP_THUMB_PT))
-                                .alt_text(label.clone()),
-                        );
-                        if ui.add(button).on_hover_text(tr("keep this one")).clicked() {
-                            commands.push(Command::KeepSweepResult(i));
-                        }
-                        ui.label(label);
-                    });
-                }
-            });
-        });
-    if !open {
-        commands.push(Command::CloseSweep);
     }
 }
 

@@ -67,6 +67,14 @@ impl GalleryPanel {
                 commands.push(Command::OpenOutputs);
             }
         });
+        // Thumbnails fit the panel's height, so the first image arriving never grows the panel
+        // (and never moves the canvas above it).
+        let spacing = ui.spacing();
+        let side = (ui.available_height()
+            - spacing.scroll.allocated_width()
+            - 2.0 * spacing.button_padding.y
+            - 2.0 * spacing.item_spacing.y)
+            .clamp(24.0, THUMB_PT);
         egui::ScrollArea::horizontal().show(ui, |ui| {
             ui.horizontal(|ui| {
                 for (i, Entry { item, texture }) in self.entries.iter().enumerate() {
@@ -77,7 +85,7 @@ impl GalleryPanel {
                         .unwrap_or_default();
                     let button = egui::Button::image(
                         egui::Image::new(texture)
-                            .max_size(Vec2::splat(THUMB_PT))
+                            .max_size(Vec2::splat(side))
                             .alt_text(name.clone()),
                     );
                     let response = ui
