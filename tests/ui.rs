@@ -490,6 +490,9 @@ fn strength_sweep_results_are_staged_in_order_browsed_and_the_chosen_one_kept() 
     h.step();
     assert_eq!(h.state().staged().unwrap().1, 2);
     assert!(h.query_by_label("3 of 6").is_some());
+    // The parameters shown (and used by "Use parameters") are the shown result's.
+    let shown = h.state().shown_infotext().unwrap();
+    assert!(shown.contains("Denoising strength: 0.5,"), "{shown}");
     h.key_press(egui::Key::Enter);
     h.step();
     h.step();

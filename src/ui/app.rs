@@ -267,6 +267,11 @@ impl EaselApp {
         self.canvas.doc.as_ref()
     }
 
+    /// The parameters shown over the canvas (tests).
+    pub fn shown_infotext(&self) -> Option<&str> {
+        self.shown_infotext.as_deref()
+    }
+
     /// The labels of the results staged over the picture, in browsing order, and the shown one's
     /// index (tests).
     pub fn staged(&self) -> Option<(Vec<String>, usize)> {
@@ -600,8 +605,12 @@ impl EaselApp {
                 Effect::ClearPreview => self.canvas.clear_preview(),
                 Effect::Result(result) => self.stage_result(result),
                 Effect::Output(image) => {
-                    self.shown_infotext = Some(image.infotext.clone());
-                    self.shown_note = None;
+                    // With results staged, the parameters shown are the shown result's (see
+                    // `sync_staging`), not the newest's.
+                    if self.staging.is_none() {
+                        self.shown_infotext = Some(image.infotext.clone());
+                        self.shown_note = None;
+                    }
                     self.io.send(IoTask::Save(
                         self.paths.outputs_dir.clone(),
                         image,
