@@ -1643,8 +1643,26 @@ fn each_found_face_is_a_region_that_can_be_left_out_of_the_mask() {
     h.get_by_label_contains("Face 1 · ").click();
     h.run_steps(2);
     assert_eq!(masked_pixels(&h), with_face, "and came back");
-    // Undo goes back through those edits.
-    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    // Growing the box by 5 px each side: a box of w×h becomes (w+10)×(h+10).
+    let mask = h.state().document().unwrap().mask().clone();
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (x, y, _) in mask.enumerate_pixels().filter(|(_, _, p)| p.0[0] > 0) {
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+    }
+    h.get_by_value("grow 0 px").set_value_accesskit(5.0);
     h.run_steps(2);
+    assert_eq!(
+        masked_pixels(&h),
+        ((x1 - x0 + 10) * (y1 - y0 + 10)) as usize,
+        "the grown box"
+    );
+    h.get_by_value("grow 5 px").set_value_accesskit(0.0);
+    h.run_steps(2);
+    assert_eq!(masked_pixels(&h), with_face, "back to the box as found");
+    // Undo goes back through those edits.
+    for _ in 0..3 {
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+        h.run_steps(2);
+    }
     assert_eq!(masked_pixels(&h), 0);
 }

@@ -789,7 +789,9 @@ impl EaselApp {
             .collapsible(false)
             .resizable(false)
             .show(ctx, |ui| {
-                ui.small(tr("untick one to leave it out of the mask"));
+                ui.small(tr(
+                    "untick one to leave it out of the mask; grow or shrink a box that misses or overshoots",
+                ));
                 changed = found.ui(ui);
             });
         if changed && let (Some(doc), Some(size)) = (self.canvas.doc.as_mut(), size) {

@@ -559,10 +559,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("Difference contrast", "差异对比度"),
     ("Faces found", "找到的人脸"),
     ("Hands found", "找到的手部"),
-    (
-        "untick one to leave it out of the mask",
-        "取消勾选即可将其从蒙版中移除",
-    ),
     ("Face {n} · {score} %", "人脸 {n} · {score}%"),
     ("Hand {n} · {score} %", "手部 {n} · {score}%"),
     ("Accept", "采用"),
@@ -593,4 +589,14 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "重绘幅度 {strength} · 种子 {seed}",
     ),
     ("the picture without the result", "不含结果的图片"),
+    ("grow ", "扩展 "),
+    (" px", " 像素"),
+    (
+        "pixels added on each side of the box (negative: taken off)",
+        "在框的每一边增加的像素（负数为缩小）",
+    ),
+    (
+        "untick one to leave it out of the mask; grow or shrink a box that misses or overshoots",
+        "取消勾选即可将其从蒙版中移除；框太小或太大时可扩展或缩小",
+    ),
 ];
