@@ -172,7 +172,8 @@ struct GenerateArgs {
     #[arg(long)]
     mask_weight: Option<f32>,
     /// Inpaint: soft inpainting (A1111 1.8+): blend by mask strength at every step and composite by
-    /// how much each area changed, so a feathered mask leaves no seam. Needs --mask.
+    /// how much each area changed, so a feathered mask leaves no seam. Needs --mask, or --fix (it
+    /// then softens every fix inpaint, as A1111 does in ADetailer's passes).
     #[arg(long)]
     soft_inpainting: bool,
     /// Soft inpainting "Schedule bias", 0..8 [default: 1].
@@ -488,8 +489,8 @@ fn build_init(args: &GenerateArgs, params: &GenerationParams) -> anyhow::Result<
             || args.padding.is_some()
             || args.invert_mask
             || args.mask_weight.is_some()
-            || args.soft_inpainting
-            || soft_flags(args).iter().any(|(_, v)| v.is_some());
+            // With --fix, soft inpainting softens the fix's inpaints: no --init needed.
+            || (soft_asked(args) && args.fix.fix.is_empty());
         if img2img_flags {
             return Err(bad("img2img and inpaint options need --init IMAGE"));
         }
@@ -567,20 +568,22 @@ fn soft_flags(args: &GenerateArgs) -> [(&'static str, Option<f32>); 6] {
     ]
 }
 
-/// `--soft-inpainting` and its values over what --params-from gave. Soft inpainting asked for on
-/// the command line needs --mask; one that only came from --params-from is dropped without a mask,
-/// as A1111 ignores it for plain img2img.
-fn apply_soft_flags(args: &GenerateArgs, settings: &mut Img2ImgSettings) -> anyhow::Result<()> {
-    if args.soft_inpainting && settings.soft.is_none() {
-        settings.soft = Some(SoftInpainting::default());
+/// `--soft-inpainting` and its values over `base` (what --params-from gave, if anything).
+fn soft_settings(
+    args: &GenerateArgs,
+    base: Option<SoftInpainting>,
+) -> anyhow::Result<Option<SoftInpainting>> {
+    let mut soft = base;
+    if args.soft_inpainting && soft.is_none() {
+        soft = Some(SoftInpainting::default());
     }
     let given = soft_flags(args);
     if let Some((flag, _)) = given.iter().find(|(_, v)| v.is_some())
-        && settings.soft.is_none()
+        && soft.is_none()
     {
         return Err(bad(format!("{flag} needs --soft-inpainting")));
     }
-    if let Some(soft) = &mut settings.soft {
+    if let Some(soft) = &mut soft {
         let [a, b, c, d, e, f] = given.map(|(_, v)| v);
         for (slot, v) in [
             (&mut soft.schedule_bias, a),
@@ -595,10 +598,23 @@ fn apply_soft_flags(args: &GenerateArgs, settings: &mut Img2ImgSettings) -> anyh
             }
         }
     }
+    Ok(soft)
+}
+
+/// True when soft inpainting was asked for on the command line.
+fn soft_asked(args: &GenerateArgs) -> bool {
+    args.soft_inpainting || soft_flags(args).iter().any(|(_, v)| v.is_some())
+}
+
+/// `--soft-inpainting` and its values over what --params-from gave. Soft inpainting asked for on
+/// the command line needs --mask, or --fix (whose inpaints it softens); one that only came from
+/// --params-from is dropped without a mask, as A1111 ignores it for plain img2img.
+fn apply_soft_flags(args: &GenerateArgs, settings: &mut Img2ImgSettings) -> anyhow::Result<()> {
+    settings.soft = soft_settings(args, settings.soft.take())?;
     if args.mask.is_none() && settings.soft.is_some() {
-        if args.soft_inpainting || given.iter().any(|(_, v)| v.is_some()) {
+        if soft_asked(args) && args.fix.fix.is_empty() {
             return Err(bad(
-                "--soft-inpainting needs --mask MASK.png (it softens an inpainting mask)",
+                "--soft-inpainting needs --mask MASK.png (it softens an inpainting mask) or --fix faces|hands (it softens each fix's mask)",
             ));
         }
         settings.soft = None;
@@ -729,7 +745,12 @@ fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<E
     check_output(&args.out)?;
     let init = build_init(args, &params)?;
     let fix_picture_only = args.init.is_some() && args.strength.is_none() && args.mask.is_none();
-    let fix = cli_fix::settings(&args.fix, fix_picture_only)?;
+    let mut fix = cli_fix::settings(&args.fix, fix_picture_only)?;
+    if let Some(fix) = &mut fix {
+        // A1111 runs its always-on scripts (soft inpainting among them) in ADetailer's inpaints.
+        let base = init.as_ref().and_then(|i| i.settings.soft.clone());
+        fix.soft = soft_settings(args, base)?;
+    }
     let total_images = usize::try_from(params.image_count()).unwrap_or(usize::MAX);
     let app_folders = || {
         let paths = AppPaths::platform();

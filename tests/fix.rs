@@ -422,3 +422,58 @@ fn soft_inpainting_reaches_every_fix_inpaint() {
     assert_ne!(soft, binary, "soft inpainting changed nothing in the fix");
     assert_ne!(soft, input, "the faces were repainted");
 }
+
+#[test]
+fn soft_inpainting_flags_reach_the_fix_without_a_mask_and_are_refused_without_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("pair.png");
+    two_faces().save(&init).unwrap();
+    let out = dir.path().join("fixed.png");
+    let model = model_path();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "a portrait",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "2",
+            "--seed",
+            "7",
+            "--init",
+            init.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        easel(&args)
+    };
+    let o = run(&[
+        "--fix",
+        "faces",
+        "--soft-inpainting",
+        "--soft-preservation",
+        "0.8",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = parameters_of(&out);
+    assert!(
+        text.contains("Soft inpainting enabled: True")
+            && text.contains("Soft inpainting preservation strength: 0.8"),
+        "{text}"
+    );
+    assert!(text.contains(ADETAILER_KEYS), "{text}");
+    // Without --mask and without --fix there is nothing for it to soften: refused, saying why.
+    let o = run(&["--soft-inpainting"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--soft-inpainting needs --mask") && err.contains("--fix"),
+        "{err}"
+    );
+}
