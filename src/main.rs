@@ -748,7 +748,7 @@ fn generate(args: &GenerateArgs, matches: &clap::ArgMatches) -> anyhow::Result<E
     let mut fix = cli_fix::settings(&args.fix, fix_picture_only)?;
     if let Some(fix) = &mut fix {
         // A1111 runs its always-on scripts (soft inpainting among them) in ADetailer's inpaints.
-        let base = init.as_ref().and_then(|i| i.settings.soft.clone());
+        let base = init.as_ref().and_then(|i| i.settings.soft);
         fix.soft = soft_settings(args, base)?;
     }
     let total_images = usize::try_from(params.image_count()).unwrap_or(usize::MAX);
