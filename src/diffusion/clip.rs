@@ -4,6 +4,7 @@
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
+use super::ops::linear;
 use crate::models::config::{ClipActivation, ClipConfig};
 
 struct Attention {
@@ -35,13 +36,13 @@ impl Attention {
                 .contiguous()
         };
         let scale = (head_dim as f64).powf(-0.5);
-        let q = split((self.q.forward(x)? * scale)?)?;
-        let k = split(self.k.forward(x)?)?;
-        let v = split(self.v.forward(x)?)?;
+        let q = split((linear(&self.q, x)? * scale)?)?;
+        let k = split(linear(&self.k, x)?)?;
+        let v = split(linear(&self.v, x)?)?;
         let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        self.out.forward(&y)
+        linear(&self.out, &y)
     }
 }
 
@@ -68,12 +69,12 @@ impl EncoderLayer {
 
     fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let h = (x + self.attn.forward(&self.ln1.forward(x)?, mask)?)?;
-        let m = self.fc1.forward(&self.ln2.forward(&h)?)?;
+        let m = linear(&self.fc1, &self.ln2.forward(&h)?)?;
         let m = match self.activation {
             ClipActivation::QuickGelu => (&m * candle_nn::ops::sigmoid(&(&m * 1.702)?)?)?,
             ClipActivation::Gelu => m.gelu_erf()?,
         };
-        h + self.fc2.forward(&m)?
+        h + linear(&self.fc2, &m)?
     }
 }
 
