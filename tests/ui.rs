@@ -1537,3 +1537,48 @@ fn each_found_face_is_a_region_that_can_be_left_out_of_the_mask() {
     h.run_steps(2);
     assert_eq!(masked_pixels(&h), 0);
 }
+
+#[test]
+fn a_lora_for_another_family_is_not_offered_is_greyed_in_the_list_and_refused_at_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let loras = dir.path().join("loras");
+    std::fs::create_dir_all(&loras).unwrap();
+    for name in ["tiny_style.safetensors", "tiny_sdxl_like.safetensors"] {
+        let fixture = common::fixtures().join("models").join("loras").join(name);
+        std::fs::copy(&fixture, loras.join(name)).unwrap();
+    }
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the LoRA list", |h| h.state().lora_names().len() == 2);
+    pick_model_and_prompt(&mut h, "a red barn <lora:tiny");
+    h.step();
+    h.step();
+    // The completion offers the SD 1.x LoRA only, and says one was left out.
+    assert!(h.query_by_label("tiny_style").is_some());
+    assert!(h.query_by_label("tiny_sdxl_like").is_none());
+    assert!(
+        h.query_by_label_contains("1 for other model families not offered")
+            .is_some()
+    );
+    // The LoRA list shows both; the SDXL one is greyed.
+    let disabled = |label: &str| {
+        use egui_kittest::kittest::NodeT as _;
+        h.get_by_label_contains(label).accesskit_node().is_disabled()
+    };
+    assert!(disabled("tiny_sdxl_like  [SDXL]"));
+    assert!(!disabled("tiny_style  [SD 1.x]"));
+    // Written by hand anyway, the tag fails the job with a message naming it and both families.
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt")
+        .type_text("_sdxl_like:1>");
+    h.step();
+    assert_eq!(
+        h.state().settings().params.prompt,
+        "a red barn <lora:tiny_sdxl_like:1>"
+    );
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 60, "the refusal", |h| !h.state().messages().is_empty());
+    let message = h.state().messages().join("\n");
+    for part in ["tiny_sdxl_like", "SDXL", "SD 1.x"] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    assert_eq!(h.state().gallery_len(), 0);
+}

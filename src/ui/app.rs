@@ -1323,11 +1323,12 @@ impl eframe::App for EaselApp {
                     );
                 });
                 egui::ScrollArea::vertical().show(ui, |ui| {
+                    let checkpoint = self.models.family_of(self.settings.selected_model.as_deref());
                     self.prompt.ui(
                         ui,
                         &mut self.settings,
                         &self.paths,
-                        self.models.loras(),
+                        (self.models.loras(), checkpoint),
                         &self.jobs,
                         self.canvas.doc.as_ref(),
                         &mut self.commands,

@@ -309,6 +309,18 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ),
     ("unreadable", "无法读取"),
     ("insert {tag} into the prompt", "将 {tag} 插入提示词"),
+    (
+        "this LoRA is for {lora}; it will not apply to the selected {model} checkpoint",
+        "此 LoRA 适用于 {lora}，不会作用于所选的 {model} 模型",
+    ),
+    (
+        "complete the tag; which model family this LoRA is for could not be read from its file",
+        "补全标签；无法从文件中读出此 LoRA 适用的模型系列",
+    ),
+    (
+        "{count} for other model families not offered",
+        "另有 {count} 个适用于其他模型系列，未列出",
+    ),
     // Disk work.
     (
         "could not autosave the document: {error}",

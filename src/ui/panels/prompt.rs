@@ -8,7 +8,8 @@ use super::img2img::Img2ImgPanel;
 use super::{combo_row_ui, row_ui};
 use crate::config::{AppPaths, Settings};
 use crate::document::Document;
-use crate::models::registry::LoraEntry;
+use crate::models::family::Family;
+use crate::models::registry::{LoraEntry, LoraFit};
 use crate::params::{GenerationParams, RngSource, Sampler, Schedule};
 use crate::request::VaeDecoder;
 use crate::ui::command::Command;
@@ -144,7 +145,8 @@ impl PromptPanel {
         self.fast_note = Some(note);
     }
 
-    /// Draws the panel; edits go straight into `settings`, actions into `commands`.
+    /// Draws the panel; edits go straight into `settings`, actions into `commands`. `loras` are
+    /// offered for completion where they fit the selected checkpoint's family, `checkpoint`.
     #[expect(
         clippy::too_many_arguments,
         reason = "borrows disjoint parts of the app; a context struct for one caller would only rename them"
@@ -154,12 +156,12 @@ impl PromptPanel {
         ui: &mut egui::Ui,
         settings: &mut Settings,
         paths: &AppPaths,
-        loras: &[LoraEntry],
+        (loras, checkpoint): (&[LoraEntry], Option<Family>),
         jobs: &Jobs,
         doc: Option<&Document>,
         commands: &mut Vec<Command>,
     ) {
-        prompts_ui(ui, &mut settings.params, loras);
+        prompts_ui(ui, &mut settings.params, loras, checkpoint);
         ui.separator();
         ui.horizontal(|ui| {
             if ui
@@ -247,7 +249,7 @@ impl PromptPanel {
 }
 
 /// The prompt and negative prompt fields.
-fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry]) {
+fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry], checkpoint: Option<Family>) {
     multiline_ui(ui, tr("Prompt"), &mut p.prompt, 4);
     if let Err(err) = crate::prompt::editing::parse(&p.prompt) {
         ui.small(
@@ -258,7 +260,7 @@ fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry]) 
             .color(Color32::from_rgb(230, 160, 90)),
         );
     }
-    lora_completion_ui(ui, &mut p.prompt, loras);
+    lora_completion_ui(ui, &mut p.prompt, loras, checkpoint);
     multiline_ui(ui, tr("Negative prompt"), &mut p.negative_prompt, 2);
 }
 
@@ -274,33 +276,62 @@ fn multiline_ui(ui: &mut egui::Ui, label: &str, text: &mut String, rows: usize) 
 }
 
 /// Typing `<lora:` offers the LoRAs whose names start with what follows; a click completes the tag.
-fn lora_completion_ui(ui: &mut egui::Ui, prompt: &mut String, loras: &[LoraEntry]) {
+/// LoRAs made for another family than the `checkpoint`'s are not offered (a note says how many);
+/// one whose family could not be read is offered with a mark.
+fn lora_completion_ui(
+    ui: &mut egui::Ui,
+    prompt: &mut String,
+    loras: &[LoraEntry],
+    checkpoint: Option<Family>,
+) {
     let Some(partial) = open_lora_tag(prompt) else {
         return;
     };
     let partial = partial.to_lowercase();
-    let matches: Vec<&str> = loras
+    let (offered, hidden): (Vec<&LoraEntry>, Vec<&LoraEntry>) = loras
         .iter()
-        .map(|l| l.name.as_str())
-        .filter(|n| n.to_lowercase().starts_with(&partial))
-        .take(LORA_SUGGESTIONS)
-        .collect();
-    if matches.is_empty() {
+        .filter(|l| l.name.to_lowercase().starts_with(&partial))
+        .partition(|l| !matches!(l.fit(checkpoint), LoraFit::Mismatch { .. }));
+    if offered.is_empty() && hidden.is_empty() {
         return;
     }
     ui.horizontal_wrapped(|ui| {
         ui.small(tr("LoRA:"));
-        for name in matches {
-            if ui
-                .small_button(name)
-                .on_hover_text(tr("complete the tag"))
-                .clicked()
-            {
+        for l in offered.into_iter().take(LORA_SUGGESTIONS) {
+            let (text, hover) = if l.family.is_some() {
+                (l.name.clone(), tr("complete the tag").to_owned())
+            } else {
+                (
+                    format!("{} (?)", l.name),
+                    tr("complete the tag; which model family this LoRA is for could not be read from its file")
+                        .to_owned(),
+                )
+            };
+            if ui.small_button(text).on_hover_text(hover).clicked() {
                 let cut = prompt.len() - partial.len();
                 prompt.truncate(cut);
-                prompt.push_str(name);
+                prompt.push_str(&l.name);
                 prompt.push_str(":1>");
             }
+        }
+        if !hidden.is_empty() {
+            let why: Vec<String> = hidden
+                .iter()
+                .filter_map(|l| match l.fit(checkpoint) {
+                    LoraFit::Mismatch { lora, model } => {
+                        Some(format!("{}: {}", l.name, super::models::mismatch_text(lora, model)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            ui.small(
+                egui::RichText::new(trf(
+                    "{count} for other model families not offered",
+                    &[("count", &hidden.len())],
+                ))
+                .weak(),
+            )
+            .on_hover_text(why.join("\n"));
         }
     });
 }
