@@ -1582,3 +1582,34 @@ fn a_lora_for_another_family_is_not_offered_is_greyed_in_the_list_and_refused_at
     }
     assert_eq!(h.state().gallery_len(), 0);
 }
+
+#[test]
+fn an_unclosed_bracket_in_the_prompt_shows_a_warning_under_it_until_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    h.step();
+    let prompt = || egui::Role::MultilineTextInput;
+    let field = h.get_by_role_and_label(prompt(), "Prompt");
+    let before = field.rect();
+    field.focus();
+    h.step();
+    h.get_by_role_and_label(prompt(), "Prompt")
+        .type_text("a [smile:frown");
+    h.step();
+    h.step();
+    let warning = "“[” at character 3 is never closed";
+    let shown = h.get_by_label_contains(warning).rect();
+    let field = h.get_by_role_and_label(prompt(), "Prompt").rect();
+    assert_eq!(field, before, "the prompt box stays where it was");
+    assert!(
+        shown.min.y >= field.max.y,
+        "the warning {shown:?} is under the box {field:?}"
+    );
+    // The parse is A1111's either way: the text is kept as typed.
+    assert_eq!(h.state().settings().params.prompt, "a [smile:frown");
+    h.get_by_role_and_label(prompt(), "Prompt").type_text("]");
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains(warning).is_none());
+    assert!(h.query_by_label_contains("never closed").is_none());
+}

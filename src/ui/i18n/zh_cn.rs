@@ -321,6 +321,30 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "{count} for other model families not offered",
         "另有 {count} 个适用于其他模型系列，未列出",
     ),
+    (
+        "“(” at character {pos} is never closed: everything after it is strengthened",
+        "第 {pos} 个字符处的“(”没有闭合：其后的全部内容都会被加强",
+    ),
+    (
+        "“[” at character {pos} is never closed: everything after it is weakened",
+        "第 {pos} 个字符处的“[”没有闭合：其后的全部内容都会被减弱",
+    ),
+    (
+        "“<lora:” at character {pos} is never closed with “>”: it stays text and no LoRA is applied",
+        "第 {pos} 个字符处的“<lora:”没有用“>”闭合：它被当作普通文字，不会应用任何 LoRA",
+    ),
+    (
+        "“)” at character {pos} closes nothing and stays text",
+        "第 {pos} 个字符处的“)”没有对应的开括号，被当作普通文字",
+    ),
+    (
+        "“]” at character {pos} closes nothing and stays text",
+        "第 {pos} 个字符处的“]”没有对应的开括号，被当作普通文字",
+    ),
+    (
+        "and {count} more unpaired brackets",
+        "另有 {count} 个未配对的括号",
+    ),
     // Disk work.
     (
         "could not autosave the document: {error}",

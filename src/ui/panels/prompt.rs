@@ -260,8 +260,47 @@ fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry], 
             .color(Color32::from_rgb(230, 160, 90)),
         );
     }
+    bracket_warnings_ui(ui, &p.prompt);
     lora_completion_ui(ui, &mut p.prompt, loras, checkpoint);
     multiline_ui(ui, tr("Negative prompt"), &mut p.negative_prompt, 2);
+}
+
+/// Most bracket warnings listed under the prompt; the rest are counted.
+const BRACKET_WARNINGS_SHOWN: usize = 3;
+
+/// Under the prompt box: each bracket that does not pair up, where it is and how A1111 reads it.
+fn bracket_warnings_ui(ui: &mut egui::Ui, prompt: &str) {
+    use crate::prompt::brackets::{BracketIssue, bracket_warnings};
+    let warnings = bracket_warnings(prompt);
+    for w in warnings.iter().take(BRACKET_WARNINGS_SHOWN) {
+        let pos = ("pos", &w.char_pos as &dyn std::fmt::Display);
+        let text = match w.issue {
+            BracketIssue::UnclosedRound => trf(
+                "“(” at character {pos} is never closed: everything after it is strengthened",
+                &[pos],
+            ),
+            BracketIssue::UnclosedSquare => trf(
+                "“[” at character {pos} is never closed: everything after it is weakened",
+                &[pos],
+            ),
+            BracketIssue::UnclosedTag => trf(
+                "“<lora:” at character {pos} is never closed with “>”: it stays text and no LoRA is applied",
+                &[pos],
+            ),
+            BracketIssue::StrayRound => trf("“)” at character {pos} closes nothing and stays text", &[pos]),
+            BracketIssue::StraySquare => trf("“]” at character {pos} closes nothing and stays text", &[pos]),
+        };
+        ui.small(egui::RichText::new(text).color(Color32::from_rgb(230, 160, 90)));
+    }
+    if warnings.len() > BRACKET_WARNINGS_SHOWN {
+        ui.small(
+            egui::RichText::new(trf(
+                "and {count} more unpaired brackets",
+                &[("count", &(warnings.len() - BRACKET_WARNINGS_SHOWN))],
+            ))
+            .color(Color32::from_rgb(230, 160, 90)),
+        );
+    }
 }
 
 /// A label and a full-width text box of `rows` lines labelled by it.
