@@ -1613,3 +1613,22 @@ fn an_unclosed_bracket_in_the_prompt_shows_a_warning_under_it_until_it_is_closed
     assert!(h.query_by_label_contains(warning).is_none());
     assert!(h.query_by_label_contains("never closed").is_none());
 }
+
+#[test]
+fn a_model_copied_into_the_models_folder_appears_without_a_rescan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    assert!(h.query_by_label_contains("copied-in").is_none());
+    // Let the watcher take the folder as it is, then copy a model in as a file manager would.
+    std::thread::sleep(Duration::from_millis(300));
+    let models = AppPaths::under(dir.path().to_path_buf()).default_models_dir;
+    std::fs::copy(model_path(), models.join("copied-in.safetensors")).unwrap();
+    // Two polls of two seconds each (changed, then settled), with room to spare.
+    step_until(&mut h, 30, "the copied model in the list", |h| {
+        h.query_by_label_contains("copied-in").is_some()
+    });
+    assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}

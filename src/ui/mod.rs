@@ -19,6 +19,7 @@ mod only_masked;
 mod output_name;
 mod panels;
 mod text;
+mod watch;
 
 use crate::config::{AppPaths, Settings};
 pub use app::EaselApp;
