@@ -881,6 +881,10 @@ fn find_faces_masks_the_face_and_fix_faces_makes_one_new_version() {
     assert_eq!(mask.get_pixel(10, 190)[0], 0, "the rest is not");
     let n = masked_pixels(&h);
     assert!((1200..2500).contains(&n), "{n} masked pixels");
+    // The inpaint section opens with the mask and the action bar rewraps: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     // Fix faces: one job, one new version, ADetailer's keys in the infotext.
     h.get_by_label("Fix faces").click();
     step_until(&mut h, 120, "the fixed picture", |h| {
@@ -1378,6 +1382,10 @@ fn find_hands_masks_the_hand_box_and_fix_hands_makes_one_new_version() {
     assert_eq!(mask.get_pixel(20, 20)[0], 0, "the rest is not");
     let n = masked_pixels(&h);
     assert!((100..250).contains(&n), "{n} masked pixels");
+    // The inpaint section opens with the mask and the action bar rewraps: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     h.get_by_label("Fix hands").click();
     step_until(&mut h, 120, "the fixed picture", |h| {
         assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
@@ -1420,6 +1428,10 @@ fn select_person_and_background_put_the_segmentation_on_the_canvas() {
     h.get_by_label("Select person").click();
     step_until(&mut h, 60, "the person mask", |h| masked_pixels(h) > 0);
     assert_eq!(h.state().document().unwrap().mask(), &people);
+    // The inpaint section opens with the mask and the action bar rewraps: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     h.get_by_label("Select background").click();
     let rest = picture.width() as usize * picture.height() as usize - selected;
     step_until(&mut h, 60, "the background mask", |h| masked_pixels(h) == rest);
@@ -1631,4 +1643,58 @@ fn a_model_copied_into_the_models_folder_appears_without_a_rescan() {
         h.query_by_label_contains("copied-in").is_some()
     });
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}
+
+#[test]
+fn at_720x480_and_800x600_every_prompt_panel_control_lies_inside_the_panel() {
+    const CONTROLS: [&str; 17] = [
+        "Fast",
+        "Decode with TAESD",
+        "faces",
+        "hands",
+        "Random",
+        "Presets",
+        "Swap",
+        "Refine",
+        "Keep structure",
+        "Strength sweep",
+        "Find faces",
+        "Fix faces",
+        "Find hands",
+        "Fix hands",
+        "Select person",
+        "Select background",
+        "Generate",
+    ];
+    for (w, hgt) in [(720.0, 480.0), (800.0, 600.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            mode: easel::config::Mode::ImageToImage,
+            ..small_settings()
+        };
+        let mut h = app_sized(dir.path(), settings, egui::vec2(w, hgt));
+        step_until(&mut h, 30, "the model list", |h| {
+            h.query_by_label_contains("tiny-sd15").is_some()
+        });
+        for _ in 0..3 {
+            h.step();
+        }
+        // The prompt box spans the panel's width; the canvas starts right of the panel.
+        let panel = h
+            .get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt")
+            .rect();
+        let canvas = h.state().canvas_view_rect().unwrap();
+        assert!(panel.max.x <= canvas.min.x, "{panel:?} {canvas:?}");
+        let mut outside = Vec::new();
+        for label in CONTROLS {
+            let r = h.get_by_label(label).rect();
+            if r.min.x < panel.min.x - 1.0 || r.max.x > panel.max.x + 1.0 {
+                outside.push(format!("{label} {r:?}"));
+            }
+        }
+        assert!(
+            outside.is_empty(),
+            "at {w}×{hgt} these leave the panel {panel:?}: {outside:?}"
+        );
+    }
 }

@@ -61,7 +61,7 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("Steps", "采样步数"),
     ("CFG scale", "提示词引导系数 (CFG)"),
     ("Seed", "随机种子"),
-    ("Random seed", "随机"),
+    ("Random", "随机"),
     (
         "pick a new seed for every generation",
         "每次生成都使用新的随机种子",

@@ -156,7 +156,8 @@ impl Img2ImgPanel {
         commands: &mut Vec<Command>,
     ) {
         let masked = doc.is_some_and(Document::has_mask);
-        ui.horizontal(|ui| {
+        // Rows wrap rather than run past the right edge of the narrowest panel.
+        ui.horizontal_wrapped(|ui| {
             let has_doc = doc.is_some();
             if ui
                 .add_enabled(has_doc && masked, egui::Button::new(tr("Refine")))
@@ -223,7 +224,7 @@ impl Img2ImgPanel {
             ],
         ];
         for row in rows {
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 for (label, hint, command) in row {
                     if ui
                         .add_enabled(doc.is_some(), egui::Button::new(label))

@@ -163,7 +163,8 @@ impl PromptPanel {
     ) {
         prompts_ui(ui, &mut settings.params, loras, checkpoint);
         ui.separator();
-        ui.horizontal(|ui| {
+        // Rows wrap rather than run past the right edge of the narrowest panel.
+        ui.horizontal_wrapped(|ui| {
             if ui
                 .button(tr("Fast"))
                 .on_hover_text(trf(
@@ -191,7 +192,7 @@ impl PromptPanel {
                 };
             }
         });
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label(tr("After generating, fix:"));
             let hint = tr("repaint each one found at full resolution, as ADetailer does (denoise 0.4, padding 32, blur 4)");
             ui.checkbox(&mut settings.fix_after.faces, tr("faces")).on_hover_text(hint);
@@ -405,10 +406,11 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
         )
     });
     let l = ui.label(tr("Seed"));
-    ui.horizontal(|ui| {
+    // The grid's last column is as wide as the panel leaves it: wrap within it.
+    ui.horizontal_wrapped(|ui| {
         ui.add_enabled(!settings.random_seed, egui::DragValue::new(&mut p.seed))
             .labelled_by(l.id);
-        ui.checkbox(&mut settings.random_seed, tr("Random seed"))
+        ui.checkbox(&mut settings.random_seed, tr("Random"))
             .on_hover_text(tr("pick a new seed for every generation"));
         if let Some(seed) = last_seed
             && ui
@@ -428,8 +430,8 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
         ui.add(egui::DragValue::new(&mut p.height).range(64..=2048).speed(8))
     });
     ui.label("");
-    // A menu and a button: a row that fits the narrowest panel without wrapping.
-    ui.horizontal(|ui| {
+    // A menu and a button; in the narrowest panel the button goes under the menu.
+    ui.horizontal_wrapped(|ui| {
         ui.menu_button(tr("Presets"), |ui| {
             for (w, h) in [(512, 512), (512, 768), (768, 512)] {
                 if ui.button(format!("{w}×{h}")).clicked() {
