@@ -1647,6 +1647,7 @@ fn a_model_copied_into_the_models_folder_appears_without_a_rescan() {
 
 #[test]
 fn at_720x480_and_800x600_every_prompt_panel_control_lies_inside_the_panel() {
+    use egui_kittest::kittest::NodeT as _;
     const CONTROLS: [&str; 17] = [
         "Fast",
         "Decode with TAESD",
@@ -1676,20 +1677,52 @@ fn at_720x480_and_800x600_every_prompt_panel_control_lies_inside_the_panel() {
         step_until(&mut h, 30, "the model list", |h| {
             h.query_by_label_contains("tiny-sd15").is_some()
         });
-        for _ in 0..3 {
+        // A painted mask opens the inpaint section, the widest part of the panel.
+        drop_picture(&mut h, fixture_image("init.png"));
+        let r = h.state().canvas_image_rect().unwrap();
+        let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+        drag(&mut h, &[at(0.2, 0.5), at(0.5, 0.5), at(0.8, 0.5)]);
+        for _ in 0..5 {
             h.step();
         }
+        assert!(h.query_by_label("Inpaint (mask painted)").is_some());
         // The prompt box spans the panel's width; the canvas starts right of the panel.
         let panel = h
             .get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt")
             .rect();
         let canvas = h.state().canvas_view_rect().unwrap();
         assert!(panel.max.x <= canvas.min.x, "{panel:?} {canvas:?}");
+        let inside = |r: egui::Rect| r.min.x >= panel.min.x - 1.0 && r.max.x <= panel.max.x + 1.0;
         let mut outside = Vec::new();
         for label in CONTROLS {
             let r = h.get_by_label(label).rect();
-            if r.min.x < panel.min.x - 1.0 || r.max.x > panel.max.x + 1.0 {
+            if !inside(r) {
                 outside.push(format!("{label} {r:?}"));
+            }
+        }
+        // Every other control that starts in the panel (the scrolled-away ones too), below the
+        // tool bar and above the status bar.
+        for node in h.query_all(egui_kittest::kittest::by().predicate(|_| true)) {
+            let a = node.accesskit_node();
+            let interactive = matches!(
+                a.role(),
+                egui::accesskit::Role::Button
+                    | egui::accesskit::Role::CheckBox
+                    | egui::accesskit::Role::ComboBox
+                    | egui::accesskit::Role::Slider
+                    | egui::accesskit::Role::SpinButton
+                    | egui::accesskit::Role::TextInput
+                    | egui::accesskit::Role::MultilineTextInput
+            );
+            let Some(b) = a.bounding_box() else { continue };
+            #[expect(clippy::cast_possible_truncation, reason = "screen points")]
+            let r = egui::Rect::from_min_max(
+                egui::pos2(b.x0 as f32, b.y0 as f32),
+                egui::pos2(b.x1 as f32, b.y1 as f32),
+            );
+            let in_band = r.min.y > panel.min.y - 20.0 && !(r.min.y >= hgt - 24.0 && r.max.y <= hgt);
+            if interactive && in_band && r.min.x < panel.max.x && !inside(r) {
+                outside.push(format!("{:?} {:?} {r:?}", a.role(), a.label()));
             }
         }
         assert!(

@@ -202,7 +202,7 @@ impl PromptPanel {
             ui.small(note);
         }
         ui.separator();
-        egui::Grid::new("params").num_columns(2).show(ui, |ui| {
+        super::form_ui(ui, "params", |ui| {
             params_ui(ui, settings, jobs.last_seed());
             self.vae_row_ui(ui, settings, paths);
         });
