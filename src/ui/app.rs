@@ -820,7 +820,12 @@ impl EaselApp {
                     &self.paths.vae_approx_dirs(&self.settings.model_folders),
                 )
                 .is_some();
-                let note = super::panels::apply_fast_preset(&mut self.settings, self.models.loras(), taesd);
+                let checkpoint = self.models.family_of(self.settings.selected_model.as_deref());
+                let note = super::panels::apply_fast_preset(
+                    &mut self.settings,
+                    (self.models.loras(), checkpoint),
+                    taesd,
+                );
                 self.prompt.set_fast_note(note);
             }
             Command::SetCivitaiLookup(on) => {

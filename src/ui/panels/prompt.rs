@@ -43,9 +43,14 @@ fn is_lcm_lora(name: &str) -> bool {
 }
 
 /// The Fast preset: the LCM sampler, [`FAST_STEPS`] steps, CFG [`FAST_CFG`], TAESD decode when a
-/// decoder is present, and an LCM-LoRA tag in the prompt when one is in the LoRA folders. Returns
-/// what it did and what is missing, for the user.
-pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_found: bool) -> String {
+/// decoder is present, and an LCM-LoRA tag in the prompt when one is in the LoRA folders (one made
+/// for another family than the `checkpoint`'s is passed over). Returns what it did and what is
+/// missing, for the user.
+pub fn apply_fast_preset(
+    settings: &mut Settings,
+    (loras, checkpoint): (&[LoraEntry], Option<Family>),
+    taesd_found: bool,
+) -> String {
     let p = &mut settings.params;
     p.sampler = Sampler::Lcm;
     p.schedule = Schedule::Automatic;
@@ -58,7 +63,8 @@ pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_fou
     let tagged = crate::prompt::extra_networks::extract_tags(&p.prompt)
         .is_ok_and(|(_, tags, _)| tags.iter().any(|t| is_lcm_lora(&t.name)));
     if !tagged {
-        match loras.iter().find(|l| is_lcm_lora(&l.name)) {
+        let fits = |l: &&LoraEntry| !matches!(l.fit(checkpoint), LoraFit::Mismatch { .. });
+        match loras.iter().filter(fits).find(|l| is_lcm_lora(&l.name)) {
             Some(lora) => {
                 if !p.prompt.is_empty() && !p.prompt.ends_with([' ', '\n']) {
                     p.prompt.push(' ');
