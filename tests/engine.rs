@@ -123,3 +123,31 @@ fn half_precision_vae_overflow_falls_back_to_f32() {
     assert!(rec.0[0].contains("f32"), "{:?}", rec.0);
     assert_eq!(rgb[0].len(), 64 * 64 * 3);
 }
+
+#[test]
+fn a_lora_tag_for_another_family_fails_the_job_naming_the_lora_and_both_families() {
+    let engine = Engine::spawn(None).unwrap();
+    let mut params = small(2);
+    params.prompt = "a lighthouse <lora:tiny_sdxl_like:1>".into();
+    let request = Request {
+        lora_dirs: vec![common::fixtures().join("models").join("loras")],
+        ..cpu(model_path(), params)
+    };
+    let (job, _) = engine.submit(request);
+    let mut steps = 0;
+    let end = until_done(&engine, job, |e| {
+        if matches!(e, Event::Progress { .. }) {
+            steps += 1;
+        }
+    });
+    match end {
+        Event::Failed { kind, message, .. } => {
+            assert_eq!(kind, FailureKind::BadInput, "{message}");
+            for part in ["tiny_sdxl_like", "SDXL", "SD 1.x"] {
+                assert!(message.contains(part), "{part:?} missing from: {message}");
+            }
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(steps, 0, "refused before sampling");
+}

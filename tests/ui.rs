@@ -991,6 +991,10 @@ fn find_faces_masks_the_face_and_fix_faces_makes_one_new_version() {
     assert_eq!(mask.get_pixel(10, 190)[0], 0, "the rest is not");
     let n = masked_pixels(&h);
     assert!((1200..2500).contains(&n), "{n} masked pixels");
+    // The inpaint section opens with the mask and the action bar rewraps: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     // Fix faces: one job, one new version, ADetailer's keys in the infotext.
     h.get_by_label("Fix faces").click();
     step_until(&mut h, 120, "the fixed picture", |h| {
@@ -1488,6 +1492,10 @@ fn find_hands_masks_the_hand_box_and_fix_hands_makes_one_new_version() {
     assert_eq!(mask.get_pixel(20, 20)[0], 0, "the rest is not");
     let n = masked_pixels(&h);
     assert!((100..250).contains(&n), "{n} masked pixels");
+    // The inpaint section opens with the mask and the action bar rewraps: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     h.get_by_label("Fix hands").click();
     step_until(&mut h, 120, "the fixed picture", |h| {
         assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
@@ -1531,6 +1539,10 @@ fn select_person_and_background_put_the_segmentation_on_the_canvas() {
     h.get_by_label("Select person").click();
     step_until(&mut h, 60, "the person mask", |h| masked_pixels(h) > 0);
     assert_eq!(h.state().document().unwrap().mask(), &people);
+    // The inpaint section opens with the mask and the action bar rewraps: let it settle.
+    for _ in 0..3 {
+        h.step();
+    }
     h.get_by_label("Select background").click();
     let rest = picture.width() as usize * picture.height() as usize - selected;
     step_until(&mut h, 60, "the background mask", |h| masked_pixels(h) == rest);
@@ -1665,4 +1677,186 @@ fn each_found_face_is_a_region_that_can_be_left_out_of_the_mask() {
         h.run_steps(2);
     }
     assert_eq!(masked_pixels(&h), 0);
+}
+
+#[test]
+fn a_lora_for_another_family_is_not_offered_is_greyed_in_the_list_and_refused_at_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let loras = dir.path().join("loras");
+    std::fs::create_dir_all(&loras).unwrap();
+    for name in ["tiny_style.safetensors", "tiny_sdxl_like.safetensors"] {
+        let fixture = common::fixtures().join("models").join("loras").join(name);
+        std::fs::copy(&fixture, loras.join(name)).unwrap();
+    }
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the LoRA list", |h| h.state().lora_names().len() == 2);
+    pick_model_and_prompt(&mut h, "a red barn <lora:tiny");
+    h.step();
+    h.step();
+    // The completion offers the SD 1.x LoRA only, and says one was left out.
+    assert!(h.query_by_label("tiny_style").is_some());
+    assert!(h.query_by_label("tiny_sdxl_like").is_none());
+    assert!(
+        h.query_by_label_contains("1 for other model families not offered")
+            .is_some()
+    );
+    // The LoRA list shows both; the SDXL one is greyed.
+    let disabled = |label: &str| {
+        use egui_kittest::kittest::NodeT as _;
+        h.get_by_label_contains(label).accesskit_node().is_disabled()
+    };
+    assert!(disabled("tiny_sdxl_like  [SDXL]"));
+    assert!(!disabled("tiny_style  [SD 1.x]"));
+    // Written by hand anyway, the tag fails the job with a message naming it and both families.
+    h.get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt")
+        .type_text("_sdxl_like:1>");
+    h.step();
+    assert_eq!(
+        h.state().settings().params.prompt,
+        "a red barn <lora:tiny_sdxl_like:1>"
+    );
+    h.get_by_label("Generate").click();
+    step_until(&mut h, 60, "the refusal", |h| !h.state().messages().is_empty());
+    let message = h.state().messages().join("\n");
+    for part in ["tiny_sdxl_like", "SDXL", "SD 1.x"] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    assert_eq!(h.state().gallery_len(), 0);
+}
+
+#[test]
+fn an_unclosed_bracket_in_the_prompt_shows_a_warning_under_it_until_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    h.step();
+    let prompt = || egui::Role::MultilineTextInput;
+    let field = h.get_by_role_and_label(prompt(), "Prompt");
+    let before = field.rect();
+    field.focus();
+    h.step();
+    h.get_by_role_and_label(prompt(), "Prompt")
+        .type_text("a [smile:frown");
+    h.step();
+    h.step();
+    let warning = "“[” at character 3 is never closed";
+    let shown = h.get_by_label_contains(warning).rect();
+    let field = h.get_by_role_and_label(prompt(), "Prompt").rect();
+    assert_eq!(field, before, "the prompt box stays where it was");
+    assert!(
+        shown.min.y >= field.max.y,
+        "the warning {shown:?} is under the box {field:?}"
+    );
+    // The parse is A1111's either way: the text is kept as typed.
+    assert_eq!(h.state().settings().params.prompt, "a [smile:frown");
+    h.get_by_role_and_label(prompt(), "Prompt").type_text("]");
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains(warning).is_none());
+    assert!(h.query_by_label_contains("never closed").is_none());
+}
+
+#[test]
+fn a_model_copied_into_the_models_folder_appears_without_a_rescan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the model list", |h| {
+        h.query_by_label_contains("tiny-sd15").is_some()
+    });
+    assert!(h.query_by_label_contains("copied-in").is_none());
+    // Let the watcher take the folder as it is, then copy a model in as a file manager would.
+    std::thread::sleep(Duration::from_millis(300));
+    let models = AppPaths::under(dir.path().to_path_buf()).default_models_dir;
+    std::fs::copy(model_path(), models.join("copied-in.safetensors")).unwrap();
+    // Two polls of two seconds each (changed, then settled), with room to spare.
+    step_until(&mut h, 30, "the copied model in the list", |h| {
+        h.query_by_label_contains("copied-in").is_some()
+    });
+    assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+}
+
+#[test]
+fn at_720x480_and_800x600_every_prompt_panel_control_lies_inside_the_panel() {
+    use egui_kittest::kittest::NodeT as _;
+    const CONTROLS: [&str; 17] = [
+        "Fast",
+        "Decode with TAESD",
+        "faces",
+        "hands",
+        "Random",
+        "Presets",
+        "Swap",
+        "Refine",
+        "Keep structure",
+        "Strength sweep",
+        "Find faces",
+        "Fix faces",
+        "Find hands",
+        "Fix hands",
+        "Select person",
+        "Select background",
+        "Generate",
+    ];
+    for (w, hgt) in [(720.0, 480.0), (800.0, 600.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            mode: easel::config::Mode::ImageToImage,
+            ..small_settings()
+        };
+        let mut h = app_sized(dir.path(), settings, egui::vec2(w, hgt));
+        step_until(&mut h, 30, "the model list", |h| {
+            h.query_by_label_contains("tiny-sd15").is_some()
+        });
+        // A painted mask opens the inpaint section, the widest part of the panel.
+        drop_picture(&mut h, fixture_image("init.png"));
+        let r = h.state().canvas_image_rect().unwrap();
+        let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+        drag(&mut h, &[at(0.2, 0.5), at(0.5, 0.5), at(0.8, 0.5)]);
+        for _ in 0..5 {
+            h.step();
+        }
+        assert!(h.query_by_label("Inpaint (mask painted)").is_some());
+        // The prompt box spans the panel's width; the canvas starts right of the panel.
+        let panel = h
+            .get_by_role_and_label(egui::Role::MultilineTextInput, "Prompt")
+            .rect();
+        let canvas = h.state().canvas_view_rect().unwrap();
+        assert!(panel.max.x <= canvas.min.x, "{panel:?} {canvas:?}");
+        let inside = |r: egui::Rect| r.min.x >= panel.min.x - 1.0 && r.max.x <= panel.max.x + 1.0;
+        let mut outside = Vec::new();
+        for label in CONTROLS {
+            let r = h.get_by_label(label).rect();
+            if !inside(r) {
+                outside.push(format!("{label} {r:?}"));
+            }
+        }
+        // Every other control that starts in the panel (the scrolled-away ones too), below the
+        // tool bar and above the status bar.
+        for node in h.query_all(egui_kittest::kittest::by().predicate(|_| true)) {
+            let a = node.accesskit_node();
+            let interactive = matches!(
+                a.role(),
+                egui::accesskit::Role::Button
+                    | egui::accesskit::Role::CheckBox
+                    | egui::accesskit::Role::ComboBox
+                    | egui::accesskit::Role::Slider
+                    | egui::accesskit::Role::SpinButton
+                    | egui::accesskit::Role::TextInput
+                    | egui::accesskit::Role::MultilineTextInput
+            );
+            let Some(b) = a.bounding_box() else { continue };
+            #[expect(clippy::cast_possible_truncation, reason = "screen points")]
+            let r = egui::Rect::from_min_max(
+                egui::pos2(b.x0 as f32, b.y0 as f32),
+                egui::pos2(b.x1 as f32, b.y1 as f32),
+            );
+            let in_band = r.min.y > panel.min.y - 20.0 && !(r.min.y >= hgt - 24.0 && r.max.y <= hgt);
+            if interactive && in_band && r.min.x < panel.max.x && !inside(r) {
+                outside.push(format!("{:?} {:?} {r:?}", a.role(), a.label()));
+            }
+        }
+        assert!(
+            outside.is_empty(),
+            "at {w}×{hgt} these leave the panel {panel:?}: {outside:?}"
+        );
+    }
 }

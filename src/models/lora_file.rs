@@ -184,7 +184,9 @@ pub enum LoraError {
         why: String,
     },
     /// Made for another model family.
-    #[error("LoRA '{name}' is for {family}; the loaded model is SD 1.x")]
+    #[error(
+        "LoRA '{name}' is for {family} and will not apply to the loaded SD 1.x model: take its tag out of the prompt or use an SD 1.x LoRA"
+    )]
     WrongFamily {
         /// Name.
         name: String,

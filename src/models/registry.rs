@@ -157,6 +157,51 @@ pub struct LoraEntry {
     pub family: Option<&'static str>,
 }
 
+/// How a LoRA fits the selected checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoraFit {
+    /// Made for the checkpoint's family.
+    Fits,
+    /// Cannot tell: the LoRA's header could not be read, or the checkpoint's family is unknown.
+    Unknown,
+    /// Made for another family: merging it into this checkpoint does nothing useful.
+    Mismatch {
+        /// What the LoRA is for ("SDXL").
+        lora: &'static str,
+        /// What the checkpoint is ("SD 1.x").
+        model: &'static str,
+    },
+}
+
+/// The LoRA family label (as [`super::lora_file::family_label`] writes it) that fits checkpoints
+/// of `family`; `None` where no LoRA label names it.
+fn lora_label_for(family: Family) -> Option<&'static str> {
+    match family {
+        Family::Sd1 | Family::Sd1Inpaint | Family::Sd1Other => Some("SD 1.x"),
+        Family::Sdxl | Family::SdxlRefiner => Some("SDXL"),
+        Family::Sd3 | Family::Flux => Some("SD 3 / Flux"),
+        _ => None,
+    }
+}
+
+impl LoraEntry {
+    /// How this LoRA fits a checkpoint of family `checkpoint` (`None`: no checkpoint, or one
+    /// whose header could not be read).
+    pub fn fit(&self, checkpoint: Option<Family>) -> LoraFit {
+        let Some(model) = checkpoint else {
+            return LoraFit::Unknown;
+        };
+        match (self.family, lora_label_for(model)) {
+            (Some(lora), Some(wanted)) if lora == wanted => LoraFit::Fits,
+            (Some(lora), Some(_)) => LoraFit::Mismatch {
+                lora,
+                model: model.label(),
+            },
+            _ => LoraFit::Unknown,
+        }
+    }
+}
+
 /// Every LoRA under `folders`.
 pub fn scan_loras(folders: &[PathBuf]) -> Vec<LoraEntry> {
     super::lora_file::list(folders)
@@ -315,6 +360,40 @@ pub fn missing_taesd_message(dirs: &[PathBuf], part: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lora_fits_its_own_family_only() {
+        let lora = |family| LoraEntry {
+            name: "l".into(),
+            path: PathBuf::from("/l.safetensors"),
+            size_bytes: 1,
+            thumbnail: None,
+            family,
+        };
+        let sd1 = lora(Some("SD 1.x"));
+        let xl = lora(Some("SDXL"));
+        let unreadable = lora(None);
+        assert_eq!(sd1.fit(Some(Family::Sd1)), LoraFit::Fits);
+        assert_eq!(sd1.fit(Some(Family::Sd1Inpaint)), LoraFit::Fits);
+        assert_eq!(
+            xl.fit(Some(Family::Sd1)),
+            LoraFit::Mismatch {
+                lora: "SDXL",
+                model: "SD 1.x"
+            }
+        );
+        assert_eq!(
+            sd1.fit(Some(Family::Sdxl)),
+            LoraFit::Mismatch {
+                lora: "SD 1.x",
+                model: "SDXL"
+            }
+        );
+        assert_eq!(xl.fit(Some(Family::Sdxl)), LoraFit::Fits);
+        assert_eq!(unreadable.fit(Some(Family::Sd1)), LoraFit::Unknown);
+        assert_eq!(sd1.fit(None), LoraFit::Unknown);
+        assert_eq!(sd1.fit(Some(Family::Unknown)), LoraFit::Unknown);
+    }
 
     #[test]
     fn finds_checkpoints_in_a1111_layout_with_thumbnails() {

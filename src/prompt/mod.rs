@@ -2,6 +2,7 @@
 //! Pure text → token ids and per-token weights; the tensors are made in `diffusion::conditioning`.
 
 pub mod attention;
+pub mod brackets;
 pub mod editing;
 pub mod extra_networks;
 pub mod tokenizer;

@@ -100,6 +100,8 @@ pub struct EaselApp {
     paths: AppPaths,
     engine: Engine,
     io: Io,
+    /// Asks for a rescan when a model, LoRA, embedding or ControlNet folder changes.
+    watcher: super::watch::FolderWatcher,
     jobs: Jobs,
     canvas: CanvasView,
     prompt: PromptPanel,
@@ -159,6 +161,12 @@ impl EaselApp {
             move || ctx.request_repaint()
         };
         let engine = Engine::spawn(Some(Box::new(wake.clone())))?;
+        let watcher = super::watch::FolderWatcher::spawn(
+            paths.clone(),
+            settings.model_folders.clone(),
+            super::watch::POLL,
+            wake.clone(),
+        )?;
         let io = Io::spawn(wake)?;
         for dir in [
             &paths.default_models_dir,
@@ -175,6 +183,7 @@ impl EaselApp {
             paths,
             engine,
             io,
+            watcher,
             jobs: Jobs::default(),
             canvas: CanvasView::default(),
             prompt: PromptPanel::default(),
@@ -316,11 +325,13 @@ impl EaselApp {
         Ok(())
     }
 
-    /// Lists the checkpoint and LoRA folders again.
+    /// Lists the checkpoint, LoRA and ControlNet folders again (the Rescan button, and the folder
+    /// watcher when they change).
     fn rescan(&mut self) {
         let mut folders = vec![self.paths.default_models_dir.clone()];
         folders.extend(self.settings.model_folders.iter().cloned());
         self.models.start_scan();
+        self.watcher.set_folders(self.settings.model_folders.clone());
         self.io.send(IoTask::Scan(folders));
         let lora_dirs = self.paths.lora_dirs(&self.settings.model_folders);
         self.io.send(IoTask::ScanLoras(lora_dirs));
@@ -1027,7 +1038,12 @@ impl EaselApp {
                     &self.paths.vae_approx_dirs(&self.settings.model_folders),
                 )
                 .is_some();
-                let note = super::panels::apply_fast_preset(&mut self.settings, self.models.loras(), taesd);
+                let checkpoint = self.models.family_of(self.settings.selected_model.as_deref());
+                let note = super::panels::apply_fast_preset(
+                    &mut self.settings,
+                    (self.models.loras(), checkpoint),
+                    taesd,
+                );
                 self.prompt.set_fast_note(note);
             }
             Command::SetCivitaiLookup(on) => {
@@ -1456,6 +1472,9 @@ impl eframe::App for EaselApp {
         for reply in self.io.drain() {
             self.handle_reply(reply);
         }
+        if self.watcher.take_change() {
+            self.rescan();
+        }
         while let Ok(picked) = self.picks.receiver.try_recv() {
             self.handle_pick(picked);
         }
@@ -1558,11 +1577,12 @@ impl eframe::App for EaselApp {
                     );
                 });
                 egui::ScrollArea::vertical().show(ui, |ui| {
+                    let checkpoint = self.models.family_of(self.settings.selected_model.as_deref());
                     self.prompt.ui(
                         ui,
                         &mut self.settings,
                         &self.paths,
-                        self.models.loras(),
+                        (self.models.loras(), checkpoint),
                         &self.jobs,
                         self.canvas.doc.as_ref(),
                         &mut self.commands,

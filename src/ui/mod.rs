@@ -20,6 +20,7 @@ mod output_name;
 mod panels;
 mod staging;
 mod text;
+mod watch;
 
 use crate::config::{AppPaths, Settings};
 pub use app::EaselApp;

@@ -61,7 +61,7 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("Steps", "采样步数"),
     ("CFG scale", "提示词引导系数 (CFG)"),
     ("Seed", "随机种子"),
-    ("Random seed", "随机"),
+    ("Random", "随机"),
     (
         "pick a new seed for every generation",
         "每次生成都使用新的随机种子",
@@ -303,6 +303,42 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ),
     ("unreadable", "无法读取"),
     ("insert {tag} into the prompt", "将 {tag} 插入提示词"),
+    (
+        "this LoRA is for {lora}; it will not apply to the selected {model} checkpoint",
+        "此 LoRA 适用于 {lora}，不会作用于所选的 {model} 模型",
+    ),
+    (
+        "complete the tag; which model family this LoRA is for could not be read from its file",
+        "补全标签；无法从文件中读出此 LoRA 适用的模型系列",
+    ),
+    (
+        "{count} for other model families not offered",
+        "另有 {count} 个适用于其他模型系列，未列出",
+    ),
+    (
+        "“(” at character {pos} is never closed: everything after it is strengthened",
+        "第 {pos} 个字符处的“(”没有闭合：其后的全部内容都会被加强",
+    ),
+    (
+        "“[” at character {pos} is never closed: everything after it is weakened",
+        "第 {pos} 个字符处的“[”没有闭合：其后的全部内容都会被减弱",
+    ),
+    (
+        "“<lora:” at character {pos} is never closed with “>”: it stays text and no LoRA is applied",
+        "第 {pos} 个字符处的“<lora:”没有用“>”闭合：它被当作普通文字，不会应用任何 LoRA",
+    ),
+    (
+        "“)” at character {pos} closes nothing and stays text",
+        "第 {pos} 个字符处的“)”没有对应的开括号，被当作普通文字",
+    ),
+    (
+        "“]” at character {pos} closes nothing and stays text",
+        "第 {pos} 个字符处的“]”没有对应的开括号，被当作普通文字",
+    ),
+    (
+        "and {count} more unpaired brackets",
+        "另有 {count} 个未配对的括号",
+    ),
     // Disk work.
     (
         "could not autosave the document: {error}",

@@ -136,7 +136,7 @@ impl ControlNetPanel {
         if self.scanned && self.entries.is_empty() {
             ui.small(tr("No ControlNet found. Put control_v11p_sd15_*.safetensors files in the controlnet folder (or a WebUI/ComfyUI folder added on the right), or use Get models…."));
         }
-        egui::Grid::new("controlnet-grid").num_columns(2).show(ui, |ui| {
+        super::form_ui(ui, "controlnet-grid", |ui| {
             row_ui(ui, tr("ControlNet model"), |ui| {
                 let chosen = c
                     .model
@@ -170,7 +170,7 @@ impl ControlNetPanel {
                     .response
             });
             row_ui(ui, tr("Control image"), |ui| {
-                ui.horizontal(|ui| {
+                ui.horizontal_wrapped(|ui| {
                     let file = c.image_file.clone();
                     if ui
                         .selectable_label(file.is_none(), tr("Canvas picture"))

@@ -40,7 +40,7 @@ impl Img2ImgPanel {
         reason = "every panel has the same `ui` shape; this one keeps all it edits in the settings"
     )]
     pub fn ui(&mut self, ui: &mut egui::Ui, settings: &mut Settings, doc: Option<&Document>) {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.selectable_value(&mut settings.mode, Mode::TextToImage, tr("Text to image"));
             ui.selectable_value(&mut settings.mode, Mode::ImageToImage, tr("Image to image"))
                 .on_hover_text(tr(
@@ -51,7 +51,7 @@ impl Img2ImgPanel {
             return;
         }
         let s = &mut settings.img2img;
-        egui::Grid::new("img2img").num_columns(2).show(ui, |ui| {
+        super::form_ui(ui, "img2img", |ui| {
             row_ui(ui, tr("Denoising strength"), |ui| {
                 ui.add(egui::Slider::new(&mut settings.strength, 0.0..=1.0).step_by(0.01))
             });
@@ -87,7 +87,7 @@ impl Img2ImgPanel {
         })
         .default_open(masked)
         .show(ui, |ui| {
-            egui::Grid::new("inpaint").num_columns(2).show(ui, |ui| {
+            super::form_ui(ui, "inpaint", |ui| {
                 row_ui(ui, tr("Mask blur"), |ui| {
                     ui.add(egui::DragValue::new(&mut s.mask_blur).range(0..=64))
                 });
@@ -100,7 +100,7 @@ impl Img2ImgPanel {
                     masked_content_label,
                 );
                 row_ui(ui, tr("Inpaint area"), |ui| {
-                    ui.horizontal(|ui| {
+                    ui.horizontal_wrapped(|ui| {
                         ui.selectable_value(
                             &mut s.inpaint_area,
                             InpaintArea::WholePicture,
@@ -156,7 +156,8 @@ impl Img2ImgPanel {
         commands: &mut Vec<Command>,
     ) {
         let masked = doc.is_some_and(Document::has_mask);
-        ui.horizontal(|ui| {
+        // Rows wrap rather than run past the right edge of the narrowest panel.
+        ui.horizontal_wrapped(|ui| {
             let has_doc = doc.is_some();
             if ui
                 .add_enabled(has_doc && masked, egui::Button::new(tr("Refine")))
@@ -223,7 +224,7 @@ impl Img2ImgPanel {
             ],
         ];
         for row in rows {
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 for (label, hint, command) in row {
                     if ui
                         .add_enabled(doc.is_some(), egui::Button::new(label))

@@ -25,7 +25,29 @@ fn texture(ctx: &egui::Context, name: &str, rgba: &Rgba) -> TextureHandle {
     ctx.load_texture(name, image, TextureOptions::LINEAR)
 }
 
-/// One row of a two-column grid: `label`, then what `add` puts beside it, labelled by it (screen
+/// Below this width a form's labels go above their controls: beside them, a long label leaves
+/// no room for a slider or a combo box in the narrowest left panel.
+const NARROW_FORM_PT: f32 = 240.0;
+/// Room for the number box beside a slider in a narrow form, in points.
+const SLIDER_VALUE_PT: f32 = 80.0;
+
+/// A form of [`row_ui`] rows: a two-column grid (labels, controls) where the panel is wide enough,
+/// otherwise one column, each label above its control.
+fn form_ui(ui: &mut egui::Ui, id_salt: &str, add: impl FnOnce(&mut egui::Ui)) {
+    if ui.available_width() < NARROW_FORM_PT {
+        ui.vertical(|ui| {
+            // A slider's number box sits beside it: leave room for one.
+            let room = ui.available_width() - SLIDER_VALUE_PT;
+            let spacing = ui.spacing_mut();
+            spacing.slider_width = spacing.slider_width.min(room);
+            add(ui);
+        });
+    } else {
+        egui::Grid::new(id_salt).num_columns(2).show(ui, add);
+    }
+}
+
+/// One row of a two-column grid (or of a narrow [`form_ui`]): `label`, then what `add` puts beside it, labelled by it (screen
 /// readers and the UI tests find the widget by that label).
 fn row_ui(
     ui: &mut egui::Ui,

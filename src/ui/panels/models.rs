@@ -9,7 +9,8 @@ use eframe::egui::{self, TextureHandle, Vec2};
 use super::texture;
 use crate::config::AppPaths;
 use crate::download::CivitaiInfo;
-use crate::models::registry::{LoraEntry, ModelEntry};
+use crate::models::family::Family;
+use crate::models::registry::{LoraEntry, LoraFit, ModelEntry};
 use crate::ui::command::Command;
 use crate::ui::i18n::{tr, trf};
 use crate::ui::io::{IoTask, Rgba};
@@ -81,6 +82,12 @@ impl ModelsPanel {
     /// LoRAs found by the last scan.
     pub fn loras(&self) -> &[LoraEntry] {
         &self.loras
+    }
+
+    /// The family of the checkpoint at `path`, when the scan found it and could read its header.
+    pub fn family_of(&self, path: Option<&Path>) -> Option<Family> {
+        let path = path?;
+        self.models.iter().find(|m| m.path == path)?.family
     }
 
     /// Shows the spinner until [`Self::set_models`].
@@ -183,7 +190,7 @@ impl ModelsPanel {
     ) {
         self.models_ui(ui, selected, paths, commands);
         ui.separator();
-        self.loras_ui(ui, paths, commands);
+        self.loras_ui(ui, self.family_of(selected), paths, commands);
     }
 
     fn models_ui(
@@ -253,7 +260,14 @@ impl ModelsPanel {
         });
     }
 
-    fn loras_ui(&self, ui: &mut egui::Ui, paths: &AppPaths, commands: &mut Vec<Command>) {
+    /// The LoRA list; one made for another family than the `checkpoint`'s is greyed, and says why.
+    fn loras_ui(
+        &self,
+        ui: &mut egui::Ui,
+        checkpoint: Option<Family>,
+        paths: &AppPaths,
+        commands: &mut Vec<Command>,
+    ) {
         egui::CollapsingHeader::new(trf("LoRAs ({count})", &[("count", &self.loras.len())]))
             .default_open(!self.loras.is_empty())
             .show(ui, |ui| {
@@ -274,7 +288,13 @@ impl ModelsPanel {
                         l.family.unwrap_or(tr("unreadable")),
                         human_size(l.size_bytes)
                     );
-                    let response = self.row_ui(ui, l, LORA_THUMB_PT, true, egui::Button::new(text));
+                    let fit = l.fit(checkpoint);
+                    let fits = !matches!(fit, LoraFit::Mismatch { .. });
+                    let response = self.row_ui(ui, l, LORA_THUMB_PT, fits, egui::Button::new(text));
+                    if let LoraFit::Mismatch { lora, model } = fit {
+                        response.on_disabled_hover_text(mismatch_text(lora, model));
+                        continue;
+                    }
                     if response
                         .on_hover_text(format!(
                             "{}{}",
@@ -314,6 +334,14 @@ impl ModelsPanel {
         })
         .inner
     }
+}
+
+/// Why a LoRA made for `lora` models is not offered for a `model` checkpoint.
+pub(super) fn mismatch_text(lora: &str, model: &str) -> String {
+    trf(
+        "this LoRA is for {lora}; it will not apply to the selected {model} checkpoint",
+        &[("lora", &lora), ("model", &model)],
+    )
 }
 
 /// The entries whose name contains `filter`, ignoring case.

@@ -8,7 +8,8 @@ use super::img2img::Img2ImgPanel;
 use super::{combo_row_ui, row_ui};
 use crate::config::{AppPaths, Settings};
 use crate::document::Document;
-use crate::models::registry::LoraEntry;
+use crate::models::family::Family;
+use crate::models::registry::{LoraEntry, LoraFit};
 use crate::params::{GenerationParams, RngSource, Sampler, Schedule};
 use crate::request::VaeDecoder;
 use crate::ui::command::Command;
@@ -42,9 +43,14 @@ fn is_lcm_lora(name: &str) -> bool {
 }
 
 /// The Fast preset: the LCM sampler, [`FAST_STEPS`] steps, CFG [`FAST_CFG`], TAESD decode when a
-/// decoder is present, and an LCM-LoRA tag in the prompt when one is in the LoRA folders. Returns
-/// what it did and what is missing, for the user.
-pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_found: bool) -> String {
+/// decoder is present, and an LCM-LoRA tag in the prompt when one is in the LoRA folders (one made
+/// for another family than the `checkpoint`'s is passed over). Returns what it did and what is
+/// missing, for the user.
+pub fn apply_fast_preset(
+    settings: &mut Settings,
+    (loras, checkpoint): (&[LoraEntry], Option<Family>),
+    taesd_found: bool,
+) -> String {
     let p = &mut settings.params;
     p.sampler = Sampler::Lcm;
     p.schedule = Schedule::Automatic;
@@ -57,7 +63,8 @@ pub fn apply_fast_preset(settings: &mut Settings, loras: &[LoraEntry], taesd_fou
     let tagged = crate::prompt::extra_networks::extract_tags(&p.prompt)
         .is_ok_and(|(_, tags, _)| tags.iter().any(|t| is_lcm_lora(&t.name)));
     if !tagged {
-        match loras.iter().find(|l| is_lcm_lora(&l.name)) {
+        let fits = |l: &&LoraEntry| !matches!(l.fit(checkpoint), LoraFit::Mismatch { .. });
+        match loras.iter().filter(fits).find(|l| is_lcm_lora(&l.name)) {
             Some(lora) => {
                 if !p.prompt.is_empty() && !p.prompt.ends_with([' ', '\n']) {
                     p.prompt.push(' ');
@@ -144,7 +151,8 @@ impl PromptPanel {
         self.fast_note = Some(note);
     }
 
-    /// Draws the panel; edits go straight into `settings`, actions into `commands`.
+    /// Draws the panel; edits go straight into `settings`, actions into `commands`. `loras` are
+    /// offered for completion where they fit the selected checkpoint's family, `checkpoint`.
     #[expect(
         clippy::too_many_arguments,
         reason = "borrows disjoint parts of the app; a context struct for one caller would only rename them"
@@ -154,14 +162,15 @@ impl PromptPanel {
         ui: &mut egui::Ui,
         settings: &mut Settings,
         paths: &AppPaths,
-        loras: &[LoraEntry],
+        (loras, checkpoint): (&[LoraEntry], Option<Family>),
         jobs: &Jobs,
         doc: Option<&Document>,
         commands: &mut Vec<Command>,
     ) {
-        prompts_ui(ui, &mut settings.params, loras);
+        prompts_ui(ui, &mut settings.params, loras, checkpoint);
         ui.separator();
-        ui.horizontal(|ui| {
+        // Rows wrap rather than run past the right edge of the narrowest panel.
+        ui.horizontal_wrapped(|ui| {
             if ui
                 .button(tr("Fast"))
                 .on_hover_text(trf(
@@ -189,7 +198,7 @@ impl PromptPanel {
                 };
             }
         });
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label(tr("After generating, fix:"));
             let hint = tr("repaint each one found at full resolution, as ADetailer does (denoise 0.4, padding 32, blur 4)");
             ui.checkbox(&mut settings.fix_after.faces, tr("faces")).on_hover_text(hint);
@@ -199,7 +208,7 @@ impl PromptPanel {
             ui.small(note);
         }
         ui.separator();
-        egui::Grid::new("params").num_columns(2).show(ui, |ui| {
+        super::form_ui(ui, "params", |ui| {
             params_ui(ui, settings, jobs.last_seed());
             self.vae_row_ui(ui, settings, paths);
         });
@@ -247,7 +256,7 @@ impl PromptPanel {
 }
 
 /// The prompt and negative prompt fields.
-fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry]) {
+fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry], checkpoint: Option<Family>) {
     multiline_ui(ui, tr("Prompt"), &mut p.prompt, 4);
     if let Err(err) = crate::prompt::editing::parse(&p.prompt) {
         ui.small(
@@ -258,8 +267,47 @@ fn prompts_ui(ui: &mut egui::Ui, p: &mut GenerationParams, loras: &[LoraEntry]) 
             .color(Color32::from_rgb(230, 160, 90)),
         );
     }
-    lora_completion_ui(ui, &mut p.prompt, loras);
+    bracket_warnings_ui(ui, &p.prompt);
+    lora_completion_ui(ui, &mut p.prompt, loras, checkpoint);
     multiline_ui(ui, tr("Negative prompt"), &mut p.negative_prompt, 2);
+}
+
+/// Most bracket warnings listed under the prompt; the rest are counted.
+const BRACKET_WARNINGS_SHOWN: usize = 3;
+
+/// Under the prompt box: each bracket that does not pair up, where it is and how A1111 reads it.
+fn bracket_warnings_ui(ui: &mut egui::Ui, prompt: &str) {
+    use crate::prompt::brackets::{BracketIssue, bracket_warnings};
+    let warnings = bracket_warnings(prompt);
+    for w in warnings.iter().take(BRACKET_WARNINGS_SHOWN) {
+        let pos = ("pos", &w.char_pos as &dyn std::fmt::Display);
+        let text = match w.issue {
+            BracketIssue::UnclosedRound => trf(
+                "“(” at character {pos} is never closed: everything after it is strengthened",
+                &[pos],
+            ),
+            BracketIssue::UnclosedSquare => trf(
+                "“[” at character {pos} is never closed: everything after it is weakened",
+                &[pos],
+            ),
+            BracketIssue::UnclosedTag => trf(
+                "“<lora:” at character {pos} is never closed with “>”: it stays text and no LoRA is applied",
+                &[pos],
+            ),
+            BracketIssue::StrayRound => trf("“)” at character {pos} closes nothing and stays text", &[pos]),
+            BracketIssue::StraySquare => trf("“]” at character {pos} closes nothing and stays text", &[pos]),
+        };
+        ui.small(egui::RichText::new(text).color(Color32::from_rgb(230, 160, 90)));
+    }
+    if warnings.len() > BRACKET_WARNINGS_SHOWN {
+        ui.small(
+            egui::RichText::new(trf(
+                "and {count} more unpaired brackets",
+                &[("count", &(warnings.len() - BRACKET_WARNINGS_SHOWN))],
+            ))
+            .color(Color32::from_rgb(230, 160, 90)),
+        );
+    }
 }
 
 /// A label and a full-width text box of `rows` lines labelled by it.
@@ -274,33 +322,62 @@ fn multiline_ui(ui: &mut egui::Ui, label: &str, text: &mut String, rows: usize) 
 }
 
 /// Typing `<lora:` offers the LoRAs whose names start with what follows; a click completes the tag.
-fn lora_completion_ui(ui: &mut egui::Ui, prompt: &mut String, loras: &[LoraEntry]) {
+/// LoRAs made for another family than the `checkpoint`'s are not offered (a note says how many);
+/// one whose family could not be read is offered with a mark.
+fn lora_completion_ui(
+    ui: &mut egui::Ui,
+    prompt: &mut String,
+    loras: &[LoraEntry],
+    checkpoint: Option<Family>,
+) {
     let Some(partial) = open_lora_tag(prompt) else {
         return;
     };
     let partial = partial.to_lowercase();
-    let matches: Vec<&str> = loras
+    let (offered, hidden): (Vec<&LoraEntry>, Vec<&LoraEntry>) = loras
         .iter()
-        .map(|l| l.name.as_str())
-        .filter(|n| n.to_lowercase().starts_with(&partial))
-        .take(LORA_SUGGESTIONS)
-        .collect();
-    if matches.is_empty() {
+        .filter(|l| l.name.to_lowercase().starts_with(&partial))
+        .partition(|l| !matches!(l.fit(checkpoint), LoraFit::Mismatch { .. }));
+    if offered.is_empty() && hidden.is_empty() {
         return;
     }
     ui.horizontal_wrapped(|ui| {
         ui.small(tr("LoRA:"));
-        for name in matches {
-            if ui
-                .small_button(name)
-                .on_hover_text(tr("complete the tag"))
-                .clicked()
-            {
+        for l in offered.into_iter().take(LORA_SUGGESTIONS) {
+            let (text, hover) = if l.family.is_some() {
+                (l.name.clone(), tr("complete the tag").to_owned())
+            } else {
+                (
+                    format!("{} (?)", l.name),
+                    tr("complete the tag; which model family this LoRA is for could not be read from its file")
+                        .to_owned(),
+                )
+            };
+            if ui.small_button(text).on_hover_text(hover).clicked() {
                 let cut = prompt.len() - partial.len();
                 prompt.truncate(cut);
-                prompt.push_str(name);
+                prompt.push_str(&l.name);
                 prompt.push_str(":1>");
             }
+        }
+        if !hidden.is_empty() {
+            let why: Vec<String> = hidden
+                .iter()
+                .filter_map(|l| match l.fit(checkpoint) {
+                    LoraFit::Mismatch { lora, model } => {
+                        Some(format!("{}: {}", l.name, super::models::mismatch_text(lora, model)))
+                    }
+                    _ => None,
+                })
+                .collect();
+            ui.small(
+                egui::RichText::new(trf(
+                    "{count} for other model families not offered",
+                    &[("count", &hidden.len())],
+                ))
+                .weak(),
+            )
+            .on_hover_text(why.join("\n"));
         }
     });
 }
@@ -335,10 +412,11 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
         )
     });
     let l = ui.label(tr("Seed"));
-    ui.horizontal(|ui| {
+    // The grid's last column is as wide as the panel leaves it: wrap within it.
+    ui.horizontal_wrapped(|ui| {
         ui.add_enabled(!settings.random_seed, egui::DragValue::new(&mut p.seed))
             .labelled_by(l.id);
-        ui.checkbox(&mut settings.random_seed, tr("Random seed"))
+        ui.checkbox(&mut settings.random_seed, tr("Random"))
             .on_hover_text(tr("pick a new seed for every generation"));
         if let Some(seed) = last_seed
             && ui
@@ -358,8 +436,8 @@ fn params_ui(ui: &mut egui::Ui, settings: &mut Settings, last_seed: Option<u64>)
         ui.add(egui::DragValue::new(&mut p.height).range(64..=2048).speed(8))
     });
     ui.label("");
-    // A menu and a button: a row that fits the narrowest panel without wrapping.
-    ui.horizontal(|ui| {
+    // A menu and a button; in the narrowest panel the button goes under the menu.
+    ui.horizontal_wrapped(|ui| {
         ui.menu_button(tr("Presets"), |ui| {
             for (w, h) in [(512, 512), (512, 768), (768, 512)] {
                 if ui.button(format!("{w}×{h}")).clicked() {
