@@ -846,7 +846,7 @@ mod tests {
     fn absurd_sizes_and_counts_are_refused_before_anything_is_allocated() {
         let bytes = to_bytes(&three(), 0);
         let err = open(with_manifest(bytes.clone(), |m| {
-            m["versions"][2]["height"] = 100_000.into()
+            m["versions"][2]["height"] = 100_000.into();
         }))
         .unwrap_err();
         assert!(matches!(err, FileError::TooLarge { .. }), "{err:?}");

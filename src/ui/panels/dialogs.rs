@@ -1,5 +1,6 @@
 //! The floating windows: Shortcuts and About (opened from the Help menu), the strength sweep
-//! picker while a sweep is open, and the path window of "Add model folder…" and "Open image…".
+//! picker while a sweep is open, and the path window of "Add model folder…", "Open image…",
+//! "Export picture…" and "Save as…".
 
 use eframe::egui::{self, Vec2};
 
@@ -68,6 +69,9 @@ impl Dialogs {
                     for (keys, what) in [
                         ("Ctrl+Enter", tr("Generate")),
                         ("Esc", tr("Cancel the running job")),
+                        ("Ctrl+S", tr("Save")),
+                        ("Ctrl+Alt+S", tr("Save as…")),
+                        ("Ctrl+Shift+S", tr("Export picture…")),
                     ]
                     .into_iter()
                     .chain(canvas::SHORTCUTS.map(|(keys, what)| (keys, tr(what))))
@@ -104,6 +108,7 @@ impl Dialogs {
             PathKind::Image => (tr("Open an image"), "/path/to/picture.png", tr("Open")),
             PathKind::ControlImage => (tr("Choose a control image"), "/path/to/control.png", tr("Use")),
             PathKind::Export => (tr("Export the picture"), "/path/to/picture.png", tr("Export")),
+            PathKind::Document => (tr("Save the document"), "/path/to/picture.easel", tr("Save")),
         };
         let mut open = true;
         let mut cancel = false;
