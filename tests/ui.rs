@@ -113,6 +113,8 @@ fn generate_from_the_prompt_panel_lands_in_the_gallery() {
         text.contains("Seed: 11, Size: 64x64, Model hash: bb4501b74a, Model: tiny-sd15"),
         "{text}"
     );
+    // The new version keeps its parameters (saved with it in a document file).
+    assert_eq!(h.state().document().unwrap().label(), Some(text.as_str()));
     let names: Vec<String> = std::fs::read_dir(dir.path().join("outputs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -1622,8 +1624,19 @@ fn a_saved_document_reopens_with_its_picture_mask_and_versions() {
         });
         assert!(h.query_by_label(easel::ui::PATH_LABEL).is_none(), "no path asked");
         assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+        h.state_mut().save_document_now().unwrap();
         (first, second, mask)
     };
+    // Restored from the autosave, it still belongs to its file, saved.
+    {
+        let mut h = app(dir.path(), small_settings());
+        step_until(&mut h, 30, "the restored document", |h| {
+            h.state().document().is_some()
+        });
+        assert_eq!(h.state().document_file(), Some(file.as_path()));
+        assert!(!h.state().has_unsaved_changes());
+        assert_eq!(h.state().document().unwrap().image(), &second);
+    }
     // A fresh app (its own data folder, so no autosave brings the document back).
     let fresh = tempfile::tempdir().unwrap();
     let mut h = app(fresh.path(), small_settings());

@@ -271,10 +271,7 @@ pub fn write(
         path: path.to_path_buf(),
         why,
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| fail("the path names no file".into()))?;
-    let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let tmp = temporary_beside(path).ok_or_else(|| fail("the path names no file".into()))?;
     let result = (|| {
         let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
         let file = write_to(std::io::BufWriter::new(file), versions, current, cache)?
@@ -289,6 +286,19 @@ pub fn write(
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(fail)
+}
+
+/// A temporary file name beside `path` that no other write (of any thread of this process, or of
+/// another process) uses at the same time; `None` when `path` names no file.
+pub fn temporary_beside(path: &Path) -> Option<PathBuf> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = path.file_name()?;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some(path.with_file_name(format!(
+        ".{}.{}-{n}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }
 
 /// Reads a document file.

@@ -14,7 +14,7 @@ use super::civitai::CivitaiLookup;
 use super::command::{Command, PathKind};
 use super::downloads::Downloads;
 use super::i18n::{tr, tr_noop, trf};
-use super::io::{DocumentSave, Io, IoTask, Reply};
+use super::io::{DocumentSave, Io, IoTask, Origin, Reply};
 use super::jobs::{Effect, JobResult, Jobs, Submit};
 use super::only_masked::OnlyMaskedBox;
 use super::panels::{Dialogs, GalleryPanel, GetModelsDialog, ModelsPanel, PromptPanel};
@@ -306,10 +306,12 @@ impl EaselApp {
     /// Writes the document now (tests; the app autosaves by itself).
     pub fn save_document_now(&mut self) -> Result<(), String> {
         if let Some(doc) = &self.canvas.doc {
-            let (versions, current) = doc.versions();
-            let mut pngs = crate::document::file::PngCache::default();
-            super::io::save_document(&self.paths.document_dir(), &versions, current, &mut pngs)?;
-            self.autosave.mark_saved(doc.revision());
+            let revision = doc.revision();
+            if let Some(save) = self.document_save() {
+                let mut pngs = crate::document::file::PngCache::default();
+                super::io::save_document(&self.paths.document_dir(), &save, &mut pngs)?;
+            }
+            self.autosave.mark_saved(revision);
         }
         Ok(())
     }
@@ -351,6 +353,10 @@ impl EaselApp {
             current,
             serial: self.doc_serial,
             revision: doc.revision(),
+            origin: Origin {
+                file: self.doc_file.clone(),
+                saved: self.doc_saved == Some(doc.revision()),
+            },
         })
     }
 
@@ -540,6 +546,13 @@ impl EaselApp {
                 Effect::ClearPreview => self.canvas.clear_preview(),
                 Effect::NewVersion(result) => self.put_result(result),
                 Effect::Output(image) => {
+                    // The version it became (if shown as it is) keeps its parameters as its label.
+                    if let Some(doc) = self.canvas.doc.as_mut()
+                        && doc.size() == (image.width, image.height)
+                        && doc.image().as_raw() == &image.rgb
+                    {
+                        doc.set_label(Some(image.infotext.clone()));
+                    }
                     self.shown_infotext = Some(image.infotext.clone());
                     self.shown_note = None;
                     self.io.send(IoTask::Save(
@@ -597,13 +610,15 @@ impl EaselApp {
                 self.models.set_hash(path, hash);
             }
             Reply::Thumbnail(path, rgba) => self.models.set_thumbnail(&self.ctx, path, &rgba),
-            Reply::Document(opened) => {
+            Reply::Document(opened, origin) => {
                 if self.canvas.doc.is_none() {
                     self.open_document(None, *opened);
                     // It came from the autosave: nothing to autosave until it changes.
                     if let Some(doc) = &self.canvas.doc {
                         self.autosave.mark_saved(doc.revision());
+                        self.doc_saved = origin.saved.then_some(doc.revision());
                     }
+                    self.doc_file = origin.file;
                 }
             }
             Reply::OpenedFile(path, opened) => {
@@ -1552,12 +1567,10 @@ impl eframe::App for EaselApp {
         // Whatever is unsaved goes to disk now, on this thread: the process is about to end.
         if let Some(doc) = &self.canvas.doc
             && !self.autosave.is_saved(doc.revision())
+            && let Some(save) = self.document_save()
         {
-            let (versions, current) = doc.versions();
             let mut pngs = crate::document::file::PngCache::default();
-            if let Err(err) =
-                super::io::save_document(&self.paths.document_dir(), &versions, current, &mut pngs)
-            {
+            if let Err(err) = super::io::save_document(&self.paths.document_dir(), &save, &mut pngs) {
                 tracing::error!("{err}");
             }
         }

@@ -17,6 +17,19 @@ use crate::ui::i18n::{tr, trf};
 const THUMB_PX: u32 = 128;
 /// The autosaved document in the autosave folder.
 pub const AUTOSAVE_FILE: &str = "document.easel";
+/// Beside it: which file the document belongs to ([`Origin`]).
+const ORIGIN_FILE: &str = "origin.json";
+
+/// The file an autosaved document was saved to or opened from, so that after a restart it keeps
+/// its name and Save writes there.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Origin {
+    /// The document's `.easel` file, if it has one.
+    pub file: Option<PathBuf>,
+    /// The autosaved revision is what that file holds.
+    pub saved: bool,
+}
 
 /// A document to write: its versions, which one is shown, and which document and revision they
 /// are (so the reply can say what was saved).
@@ -29,6 +42,8 @@ pub struct DocumentSave {
     pub serial: u64,
     /// The document's revision when it was handed over.
     pub revision: u64,
+    /// The file it belongs to (written beside the autosave).
+    pub origin: Origin,
 }
 
 /// RGBA pixels with their size.
@@ -135,8 +150,8 @@ pub enum Reply {
     Hashed(PathBuf, Result<String, String>),
     /// The preview picture of a checkpoint or LoRA, keyed by that file.
     Thumbnail(PathBuf, Rgba),
-    /// The autosaved document.
-    Document(Box<docfile::Opened>),
+    /// The autosaved document and the file it belongs to.
+    Document(Box<docfile::Opened>, Origin),
     /// A `.easel` document, opened.
     OpenedFile(PathBuf, Box<docfile::Opened>),
     /// The document (serial, revision) was saved to this file.
@@ -279,7 +294,7 @@ fn handle(
             }
             Reply::Done
         }
-        IoTask::SaveDocument(dir, doc) => match save_document(&dir, &doc.versions, doc.current, pngs) {
+        IoTask::SaveDocument(dir, doc) => match save_document(&dir, &doc, pngs) {
             Ok(()) => Reply::Done,
             Err(e) => Reply::Failed(trf("could not autosave the document: {error}", &[("error", &e)])),
         },
@@ -288,7 +303,7 @@ fn handle(
             Err(e) => Reply::Failed(trf("could not save the document: {error}", &[("error", &e)])),
         },
         IoTask::LoadDocument(dir) => match load_document(&dir) {
-            Ok(Some(doc)) => Reply::Document(Box::new(doc)),
+            Ok(Some((doc, origin))) => Reply::Document(Box::new(doc), origin),
             Ok(None) => Reply::Done,
             Err(e) => Reply::Failed(trf(
                 "could not restore the autosaved document: {error}",
@@ -399,16 +414,21 @@ fn paste_image() -> Reply {
     }
 }
 
-/// Writes the document as [`AUTOSAVE_FILE`] into `dir` (through a temporary file and a rename);
-/// the `image.png` and `mask.png` of older autosaves go once it is written.
-pub fn save_document(
-    dir: &Path,
-    versions: &[Version],
-    current: usize,
-    pngs: &mut PngCache,
-) -> Result<(), String> {
+/// Writes the document as [`AUTOSAVE_FILE`] into `dir`, and its [`Origin`] beside it (each
+/// through a temporary file and a rename); the `image.png` and `mask.png` of older autosaves go
+/// once it is written.
+pub fn save_document(dir: &Path, doc: &DocumentSave, pngs: &mut PngCache) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    docfile::write(&dir.join(AUTOSAVE_FILE), versions, current, pngs).map_err(|e| e.to_string())?;
+    docfile::write(&dir.join(AUTOSAVE_FILE), &doc.versions, doc.current, pngs).map_err(|e| e.to_string())?;
+    let origin = dir.join(ORIGIN_FILE);
+    let tmp = docfile::temporary_beside(&origin).unwrap_or_else(|| dir.join(".origin.tmp"));
+    let json = serde_json::to_vec_pretty(&doc.origin).map_err(|e| e.to_string())?;
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, &origin))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("{}: {e}", origin.display())
+        })?;
     for old in ["image.png", "mask.png"] {
         // Best effort: they are only read when no document file is there.
         let _ = std::fs::remove_file(dir.join(old));
@@ -417,15 +437,22 @@ pub fn save_document(
 }
 
 /// Reads what [`save_document`] wrote, or else the `image.png` and `mask.png` of an older Easel's
-/// autosave; `Ok(None)` when there is neither.
-pub fn load_document(dir: &Path) -> Result<Option<docfile::Opened>, docfile::FileError> {
+/// autosave; `Ok(None)` when there is neither. An unreadable origin is no origin.
+pub fn load_document(dir: &Path) -> Result<Option<(docfile::Opened, Origin)>, docfile::FileError> {
     let file = dir.join(AUTOSAVE_FILE);
     if file.exists() {
-        return docfile::read(&file).map(Some);
+        let origin = std::fs::read(dir.join(ORIGIN_FILE))
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .unwrap_or_default();
+        return docfile::read(&file).map(|doc| Some((doc, origin)));
     }
-    Ok(docfile::read_old_autosave(dir).map(|version| docfile::Opened {
-        versions: vec![version],
-        current: 0,
+    Ok(docfile::read_old_autosave(dir).map(|version| {
+        let opened = docfile::Opened {
+            versions: vec![version],
+            current: 0,
+        };
+        (opened, Origin::default())
     }))
 }
 
