@@ -479,8 +479,8 @@ fn read_entry<R: Read + Seek>(
             limit >> 20
         )));
     }
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
-    // The header's size may lie: never read past the limit.
+    // The header's size may lie: reserve little up front, and never read past the limit.
+    let mut bytes = Vec::with_capacity(entry.size().min(1 << 20) as usize);
     entry
         .take(limit + 1)
         .read_to_end(&mut bytes)
@@ -917,6 +917,27 @@ mod tests {
         bytes[middle] ^= 0x55;
         let err = open(bytes).unwrap_err().to_string();
         assert!(err.contains("is damaged"), "{err}");
+    }
+
+    #[test]
+    fn no_damaged_byte_or_cut_makes_reading_panic() {
+        let versions = vec![version(6, 4, 10, Some("a")), version(3, 5, 200, None)];
+        let bytes = to_bytes(&versions, 1);
+        let mut refused = 0;
+        for at in 0..bytes.len() {
+            for flip in [0x01, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= flip;
+                // Some bytes (timestamps, PNG filler) do not matter; the rest must be refused.
+                if let Ok(opened) = open(damaged) {
+                    assert_eq!(opened.versions.len(), 2);
+                } else {
+                    refused += 1;
+                }
+            }
+            assert!(open(bytes[..at].to_vec()).is_err(), "cut at {at}");
+        }
+        assert!(refused > bytes.len(), "{refused} of {} refused", 2 * bytes.len());
     }
 
     #[test]
