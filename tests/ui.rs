@@ -1682,9 +1682,26 @@ fn a_saved_document_reopens_with_its_picture_mask_and_versions() {
     h.run_steps(2);
     assert_eq!(h.state().document().unwrap().image(), &second);
     assert_eq!(h.state().document().unwrap().mask(), &mask);
-    // Dropped onto the window, a document opens in place of the open one.
+    // Dropped onto the window, a document opens in place of the open one; over unsaved changes
+    // only when the user says so.
     h.state_mut().document_mut().unwrap().clear_mask();
-    h.input_mut().dropped_files.push(Arc::new(Dropped(file.clone())));
+    let drop_file = |h: &mut Harness<'_, EaselApp>| {
+        h.input_mut().dropped_files.push(Arc::new(Dropped(file.clone())));
+        step_until(h, 30, "the question", |h| {
+            h.query_by_label("Open anyway").is_some()
+        });
+    };
+    drop_file(&mut h);
+    h.get_by_label("Cancel").click();
+    h.run_steps(3);
+    assert!(h.query_by_label("Open anyway").is_none());
+    assert!(h.state().has_unsaved_changes());
+    assert!(
+        !h.state().document().unwrap().has_mask(),
+        "the open document stayed"
+    );
+    drop_file(&mut h);
+    h.get_by_label("Open anyway").click();
     step_until(&mut h, 30, "the dropped document", |h| {
         !h.state().has_unsaved_changes()
     });

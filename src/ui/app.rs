@@ -129,6 +129,9 @@ pub struct EaselApp {
     doc_serial: u64,
     /// The window title last sent.
     shown_title: String,
+    /// A document file that was opened while the open document had unsaved changes, waiting for
+    /// the user to say whether it replaces them.
+    pending_open: Option<(PathBuf, Box<crate::document::file::Opened>)>,
     /// The tool that wrote those parameters, and what could not be read, for the line above them.
     shown_note: Option<String>,
     /// Dismissible messages, oldest first.
@@ -198,6 +201,7 @@ impl EaselApp {
             doc_saved: None,
             doc_serial: 0,
             shown_title: String::new(),
+            pending_open: None,
             shown_note: None,
             messages: Vec::new(),
             only_masked: OnlyMaskedBox::default(),
@@ -623,7 +627,11 @@ impl EaselApp {
             }
             Reply::OpenedFile(path, opened) => {
                 tracing::info!("opened the document {}", path.display());
-                self.open_document(Some(path), *opened);
+                if self.has_unsaved_changes() {
+                    self.pending_open = Some((path, opened));
+                } else {
+                    self.open_document(Some(path), *opened);
+                }
             }
             Reply::SavedFile(path, serial, revision) => {
                 tracing::info!("saved the document to {}", path.display());
@@ -731,6 +739,40 @@ impl EaselApp {
             PathKind::Export => Picked::Export(path),
             PathKind::Document => Picked::SaveAs(path),
         });
+    }
+
+    /// The question when a document file was opened while the open document has unsaved changes.
+    fn pending_open_ui(&mut self, ctx: &egui::Context) {
+        let Some((path, _)) = &self.pending_open else {
+            return;
+        };
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+        };
+        let open = name(path);
+        let current = self
+            .doc_file
+            .as_deref()
+            .map_or_else(|| tr("untitled").to_owned(), name);
+        egui::Window::new(tr("Unsaved changes"))
+            .id(egui::Id::unique("open-over-unsaved"))
+            .collapsible(false)
+            .resizable(false)
+            .show(ctx, |ui| {
+                ui.label(trf(
+                    "{current} has changes that no file holds. Opening {open} in its place loses them.",
+                    &[("current", &current), ("open", &open)],
+                ));
+                ui.horizontal(|ui| {
+                    if ui.button(tr("Open anyway")).clicked() {
+                        self.commands.push(Command::OpenOverUnsaved(true));
+                    }
+                    if ui.button(tr("Cancel")).clicked() {
+                        self.commands.push(Command::OpenOverUnsaved(false));
+                    }
+                });
+            });
     }
 
     /// The window that lists the faces or hands of the last Find: unticking one takes it out of
@@ -923,6 +965,13 @@ impl EaselApp {
                 });
             }
             Command::Save => self.save(),
+            Command::OpenOverUnsaved(open) => {
+                if let Some((path, opened)) = self.pending_open.take()
+                    && open
+                {
+                    self.open_document(Some(path), *opened);
+                }
+            }
             Command::UsePath(kind, path) => self.use_path(kind, path),
             Command::PasteImage => self.io.send(IoTask::PasteImage),
             Command::Rescan => self.rescan(),
@@ -1546,6 +1595,7 @@ impl eframe::App for EaselApp {
             .ui(ui, &self.paths, self.jobs.sweep(), &mut self.commands);
         self.get_models.ui(ui.ctx(), &self.downloads, &mut self.commands);
         self.found_ui(ui.ctx());
+        self.pending_open_ui(ui.ctx());
         // What this frame queued or changed is applied in `logic`: make sure a next frame comes.
         if !self.commands.is_empty()
             || self

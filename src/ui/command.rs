@@ -69,6 +69,9 @@ pub enum Command {
     OpenImage,
     /// Save the document to its file (asking for a path the first time).
     Save,
+    /// Answer the question shown when a document file was opened over unsaved changes: `true`
+    /// opens it anyway, `false` keeps the open document.
+    OpenOverUnsaved(bool),
     /// Open the clipboard's image on the canvas.
     PasteImage,
     /// Remove a message (by index) from the message list.

@@ -561,6 +561,12 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "{path}：文档请保存为 .easel 文件（“导出图片…”可写出 PNG、JPEG 或 WebP）",
     ),
     ("could not save the document: {error}", "无法保存文档：{error}"),
+    ("Unsaved changes", "未保存的更改"),
+    (
+        "{current} has changes that no file holds. Opening {open} in its place loses them.",
+        "{current} 有尚未保存到文件的更改。在此打开 {open} 会丢失这些更改。",
+    ),
+    ("Open anyway", "仍然打开"),
     ("could not open the document: {error}", "无法打开文档：{error}"),
     (
         "could not restore the autosaved document: {error}",
