@@ -1566,6 +1566,11 @@ fn the_autosave_of_an_older_easel_is_still_restored() {
     assert_eq!(h.state().document().unwrap().image(), &picture);
     assert_eq!(h.state().document().unwrap().mask(), &mask);
     assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+    // The next autosave writes the document file and drops the old pair.
+    h.state_mut().document_mut().unwrap().invert_mask();
+    h.state_mut().save_document_now().unwrap();
+    assert!(folder.join("document.easel").is_file());
+    assert!(!folder.join("image.png").exists() && !folder.join("mask.png").exists());
 }
 
 /// Types `path` into the open path window and presses its `action` button.
