@@ -159,11 +159,27 @@ fn entry_names(index: usize, current: usize) -> (String, String) {
     }
 }
 
-/// The versions a file keeps: at most [`MAX_VERSIONS`], dropping the oldest first, always keeping
-/// the shown one. Returns the kept range.
-fn kept_range(len: usize, current: usize) -> std::ops::Range<usize> {
-    let start = len.saturating_sub(MAX_VERSIONS).min(current);
-    start..len.min(start + MAX_VERSIONS)
+/// The bytes a version takes decoded, as reading counts them.
+fn decoded_bytes(v: &Version) -> u64 {
+    u64::from(v.image.width()) * u64::from(v.image.height()) * 4
+}
+
+/// The versions a file keeps, so that it opens again: at most [`MAX_VERSIONS`] taking at most
+/// `max_bytes` (reading allows [`MAX_DECODED_BYTES`]), dropping the oldest first, then the newest
+/// redo steps, never the shown one. Returns the kept range.
+fn kept_range(versions: &[Version], current: usize, max_bytes: u64) -> std::ops::Range<usize> {
+    let mut start = versions.len().saturating_sub(MAX_VERSIONS).min(current);
+    let mut end = versions.len().min(start + MAX_VERSIONS);
+    let mut total: u64 = versions[start..end].iter().map(decoded_bytes).sum();
+    while total > max_bytes && start < current {
+        total -= decoded_bytes(&versions[start]);
+        start += 1;
+    }
+    while total > max_bytes && end > current + 1 {
+        end -= 1;
+        total -= decoded_bytes(&versions[end]);
+    }
+    start..end
 }
 
 fn encode_png(
@@ -198,7 +214,17 @@ pub fn write_to<W: Write + Seek>(
             versions.len()
         ));
     }
-    let range = kept_range(versions.len(), current);
+    if let Some(v) = versions
+        .iter()
+        .find(|v| v.image.width() > MAX_SIDE_PX || v.image.height() > MAX_SIDE_PX)
+    {
+        return Err(format!(
+            "a version is {}×{} pixels, and documents hold pictures up to {MAX_SIDE_PX} pixels a side (Export picture… writes it as a picture)",
+            v.image.width(),
+            v.image.height()
+        ));
+    }
+    let range = kept_range(versions, current, MAX_DECODED_BYTES);
     let kept = &versions[range.clone()];
     let current = current - range.start;
     let shown = &kept[current];
@@ -688,6 +714,23 @@ mod tests {
         assert_eq!(opened.current, 0);
         assert_eq!(opened.versions[0].image, versions[2].image);
         assert_eq!(opened.versions[19].image, versions[21].image);
+    }
+
+    #[test]
+    fn what_is_saved_opens_again() {
+        // Versions that together pass a memory limit of three: the oldest go first, then the
+        // newest redo steps.
+        let versions: Vec<Version> = (0..6).map(|i| version(4, 4, i, None)).collect();
+        let three = 3 * 4 * 4 * 4;
+        assert_eq!(kept_range(&versions, 4, three), 3..6);
+        assert_eq!(kept_range(&versions, 1, three), 1..4);
+        assert_eq!(kept_range(&versions, 1, 1), 1..2, "never without the shown one");
+        assert_eq!(kept_range(&versions, 4, MAX_DECODED_BYTES), 0..6);
+        // Pictures over the side limit are refused with a way out.
+        let huge = vec![version(20_000, 1, 0, None)];
+        let err = write_to(Cursor::new(Vec::new()), &huge, 0, &mut PngCache::default()).unwrap_err();
+        assert!(err.contains("a version is 20000×1 pixels"), "{err}");
+        assert!(err.contains("Export picture…"), "{err}");
     }
 
     #[test]
