@@ -57,7 +57,7 @@ pub enum FileError {
         source: std::io::Error,
     },
     /// The file is not a zip archive with a `document.json` of this format.
-    #[error("{path} is not an Easel document ({why}): only files written by Easel's File → Save are; a picture opens under its own extension (.png, .jpg, .webp)", path = .path.display())]
+    #[error("{path} is not an Easel document ({why}): only files written by Easel's File > Save are; a picture opens under its own extension (.png, .jpg, .webp)", path = .path.display())]
     NotADocument {
         /// The file.
         path: PathBuf,
