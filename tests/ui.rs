@@ -113,6 +113,8 @@ fn generate_from_the_prompt_panel_lands_in_the_gallery() {
         text.contains("Seed: 11, Size: 64x64, Model hash: bb4501b74a, Model: tiny-sd15"),
         "{text}"
     );
+    // The new version keeps its parameters (saved with it in a document file).
+    assert_eq!(h.state().document().unwrap().label(), Some(text.as_str()));
     let names: Vec<String> = std::fs::read_dir(dir.path().join("outputs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -345,16 +347,21 @@ fn the_document_is_autosaved_and_restored() {
     let painted = {
         let mut h = app(dir.path(), small_settings());
         drop_picture(&mut h, fixture_image("init.png"));
+        // A second version, so the restored document has one to undo back to.
+        let mut second = h.state().document().unwrap().image().clone();
+        image::imageops::invert(&mut second);
+        h.state_mut().document_mut().unwrap().set_image(second);
+        h.step();
         let r = h.state().canvas_image_rect().unwrap();
         let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
         drag(&mut h, &[at(0.3, 0.3), at(0.5, 0.5), at(0.7, 0.4)]);
         let mask = h.state().document().unwrap().mask().clone();
         assert!(mask.as_raw().iter().any(|v| *v > 0));
         // No explicit save: wait for the debounced autosave.
-        let file = dir.path().join("document").join("mask.png");
+        let file = dir.path().join("document").join("document.easel");
         step_until(&mut h, 30, "the autosave", |_| file.exists());
         step_until(&mut h, 10, "the autosave to finish", |_| {
-            image::open(&file).is_ok_and(|m| m.to_luma8() == mask)
+            easel::document::file::read(&file).is_ok_and(|d| *d.versions[d.current].mask == mask)
         });
         mask
     };
@@ -365,6 +372,11 @@ fn the_document_is_autosaved_and_restored() {
     });
     assert_eq!(h.state().document().unwrap().mask(), &painted);
     assert_eq!(h.state().document().unwrap().size(), (64, 64));
+    // The versions came back too: undo shows the dropped picture.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    let first = image::open(fixture_image("init.png")).unwrap().to_rgb8();
+    assert_eq!(h.state().document().unwrap().image(), &first);
 }
 
 #[test]
@@ -512,6 +524,16 @@ fn strength_sweep_results_are_staged_in_order_browsed_and_the_chosen_one_kept() 
         })
         .expect("the 0.5 output");
     assert_eq!(image::open(strength_05).unwrap().to_rgb8(), kept);
+    // The kept version carries its parameters: undo shows the original's (none), redo its own.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    h.step();
+    assert_eq!(h.state().shown_infotext(), None);
+    h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    h.step();
+    h.step();
+    let shown = h.state().shown_infotext().unwrap();
+    assert!(shown.contains("Denoising strength: 0.5,"), "{shown}");
 }
 
 #[test]
@@ -1859,4 +1881,167 @@ fn at_720x480_and_800x600_every_prompt_panel_control_lies_inside_the_panel() {
             "at {w}×{hgt} these leave the panel {panel:?}: {outside:?}"
         );
     }
+}
+
+#[test]
+fn the_autosave_of_an_older_easel_is_still_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("document");
+    std::fs::create_dir_all(&folder).unwrap();
+    let picture = image::RgbImage::from_fn(48, 32, |x, y| image::Rgb([x as u8 * 5, y as u8 * 7, 90]));
+    let mask = image::GrayImage::from_fn(48, 32, |x, _| image::Luma([if x < 20 { 255 } else { 0 }]));
+    picture.save(folder.join("image.png")).unwrap();
+    mask.save(folder.join("mask.png")).unwrap();
+    let mut h = app(dir.path(), small_settings());
+    step_until(&mut h, 30, "the restored document", |h| {
+        h.state().document().is_some()
+    });
+    assert_eq!(h.state().document().unwrap().image(), &picture);
+    assert_eq!(h.state().document().unwrap().mask(), &mask);
+    assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+    // The next autosave writes the document file and drops the old pair.
+    h.state_mut().document_mut().unwrap().invert_mask();
+    h.state_mut().save_document_now().unwrap();
+    assert!(folder.join("document.easel").is_file());
+    assert!(!folder.join("image.png").exists() && !folder.join("mask.png").exists());
+}
+
+/// Types `path` into the open path window and presses its `action` button.
+fn use_typed_path(h: &mut Harness<'_, EaselApp>, path: &Path, action: &str) {
+    let label = easel::ui::PATH_LABEL;
+    step_until(h, 5, "the path window", |h| h.query_by_label(label).is_some());
+    h.get_by_role_and_label(egui::Role::TextInput, label).focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_role_and_label(egui::Role::TextInput, label)
+        .type_text(&path.display().to_string());
+    h.step();
+    h.get_by_label(action).click();
+    h.run_steps(3);
+}
+
+#[test]
+fn a_saved_document_reopens_with_its_picture_mask_and_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("work.easel");
+    let (first, second, mask) = {
+        let mut h = app(dir.path(), small_settings());
+        drop_picture(&mut h, fixture_image("init.png"));
+        let first = h.state().document().unwrap().image().clone();
+        let mut second = first.clone();
+        image::imageops::invert(&mut second);
+        h.state_mut().document_mut().unwrap().set_image(second.clone());
+        h.step();
+        let r = h.state().canvas_image_rect().unwrap();
+        let at = |fx: f32, fy: f32| egui::pos2(r.min.x + r.width() * fx, r.min.y + r.height() * fy);
+        drag(&mut h, &[at(0.3, 0.3), at(0.6, 0.6)]);
+        let mask = h.state().document().unwrap().mask().clone();
+        assert!(mask.as_raw().iter().any(|v| *v > 0));
+        assert!(
+            h.query_by_label_contains("untitled •").is_some(),
+            "unsaved, no file yet"
+        );
+        // Save As (Ctrl+Alt+S) through the typed path; the extension is added.
+        h.key_press_modifiers(egui::Modifiers::COMMAND.plus(egui::Modifiers::ALT), egui::Key::S);
+        h.run_steps(2);
+        assert!(h.query_by_label("Save the document").is_some());
+        use_typed_path(&mut h, &dir.path().join("work"), "Save");
+        step_until(&mut h, 30, "the saved file", |h| !h.state().has_unsaved_changes());
+        assert!(file.is_file());
+        assert_eq!(h.state().document_file(), Some(file.as_path()));
+        h.run_steps(2);
+        assert!(h.query_by_label_contains("work.easel · 64×64").is_some());
+        // Another edit marks it unsaved; Ctrl+S saves to the same file without asking.
+        h.state_mut().document_mut().unwrap().clear_mask();
+        h.state_mut().document_mut().unwrap().undo();
+        h.run_steps(2);
+        assert!(h.query_by_label_contains("work.easel • ·").is_some());
+        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
+        step_until(&mut h, 30, "the second save", |h| {
+            !h.state().has_unsaved_changes()
+        });
+        assert!(h.query_by_label(easel::ui::PATH_LABEL).is_none(), "no path asked");
+        assert!(h.state().messages().is_empty(), "{:?}", h.state().messages());
+        h.state_mut().save_document_now().unwrap();
+        (first, second, mask)
+    };
+    // Restored from the autosave, it still belongs to its file, saved.
+    {
+        let mut h = app(dir.path(), small_settings());
+        step_until(&mut h, 30, "the restored document", |h| {
+            h.state().document().is_some()
+        });
+        assert_eq!(h.state().document_file(), Some(file.as_path()));
+        assert!(!h.state().has_unsaved_changes());
+        assert_eq!(h.state().document().unwrap().image(), &second);
+    }
+    // A fresh app (its own data folder, so no autosave brings the document back).
+    let fresh = tempfile::tempdir().unwrap();
+    let mut h = app(fresh.path(), small_settings());
+    h.run_steps(3);
+    // A broken file: a message, nothing opened.
+    let broken = fresh.path().join("broken.easel");
+    std::fs::write(&broken, b"PK\x03\x04 not really a zip").unwrap();
+    h.get_by_label("File").click();
+    step_until(&mut h, 5, "the File menu", |h| {
+        h.query_by_label("Open image…").is_some()
+    });
+    h.get_by_label("Open image…").click();
+    use_typed_path(&mut h, &broken, "Open");
+    step_until(&mut h, 30, "the message", |h| !h.state().messages().is_empty());
+    let message = h.state().messages().join("\n");
+    assert!(message.contains("could not open the document"), "{message}");
+    assert!(message.contains("is not an Easel document"), "{message}");
+    assert!(h.state().document().is_none());
+    // The saved file.
+    h.get_by_label("File").click();
+    step_until(&mut h, 5, "the File menu", |h| {
+        h.query_by_label("Open image…").is_some()
+    });
+    h.get_by_label("Open image…").click();
+    use_typed_path(&mut h, &file, "Open");
+    step_until(&mut h, 30, "the opened document", |h| {
+        h.state().document().is_some()
+    });
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.image(), &second);
+    assert_eq!(doc.mask(), &mask);
+    assert!(!h.state().has_unsaved_changes());
+    assert_eq!(h.state().document_file(), Some(file.as_path()));
+    // Undo steps back to the first version (the mask strokes are not kept as steps), redo forward.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(h.state().document().unwrap().image(), &first);
+    assert!(h.state().has_unsaved_changes());
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND.plus(egui::Modifiers::SHIFT),
+        egui::Key::Z,
+    );
+    h.run_steps(2);
+    assert_eq!(h.state().document().unwrap().image(), &second);
+    assert_eq!(h.state().document().unwrap().mask(), &mask);
+    // Dropped onto the window, a document opens in place of the open one; over unsaved changes
+    // only when the user says so.
+    h.state_mut().document_mut().unwrap().clear_mask();
+    let drop_file = |h: &mut Harness<'_, EaselApp>| {
+        h.input_mut().dropped_files.push(Arc::new(Dropped(file.clone())));
+        step_until(h, 30, "the question", |h| {
+            h.query_by_label("Open anyway").is_some()
+        });
+    };
+    drop_file(&mut h);
+    h.get_by_label("Cancel").click();
+    h.run_steps(3);
+    assert!(h.query_by_label("Open anyway").is_none());
+    assert!(h.state().has_unsaved_changes());
+    assert!(
+        !h.state().document().unwrap().has_mask(),
+        "the open document stayed"
+    );
+    drop_file(&mut h);
+    h.get_by_label("Open anyway").click();
+    step_until(&mut h, 30, "the dropped document", |h| {
+        !h.state().has_unsaved_changes()
+    });
+    assert_eq!(h.state().document().unwrap().mask(), &mask);
 }

@@ -4,9 +4,14 @@
 //! (before and after), so undo memory grows with what was painted, not with the canvas size.
 //! A new picture (a generation result, a dropped image) is a transaction too, so nothing is ever
 //! replaced without a way back. [`Document::take_dirty`] tells the canvas which rectangle of which
-//! layer to upload to the GPU.
+//! layer to upload to the GPU. [`Document::versions`] and [`Document::from_versions`] carry the
+//! pictures of that history through a file ([`file`]).
+
+pub mod file;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
@@ -112,20 +117,64 @@ struct TileEdit {
     after: Vec<u8>,
 }
 
+/// Gives every picture held by a document an id no other picture of this process has.
+static NEXT_PICTURE_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_picture_id() -> u64 {
+    NEXT_PICTURE_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One version of the document: its picture, the mask it had, and its label (the parameters
+/// that made it, when known). Pictures are shared, not copied, between the history and exports.
+#[derive(Debug, Clone)]
+pub struct Version {
+    /// The picture.
+    pub image: Arc<RgbImage>,
+    /// The mask as it was when this version was left (255 = repaint).
+    pub mask: Arc<GrayImage>,
+    /// A label, such as the A1111 parameters that made the picture.
+    pub label: Option<String>,
+    /// Which picture this is: equal ids mean equal pixels (within one process), so encoded
+    /// copies can be reused.
+    picture_id: u64,
+}
+
+impl Version {
+    /// A version of `image` with `mask` (of the same size, or it is replaced by an empty one).
+    pub fn new(image: RgbImage, mask: GrayImage, label: Option<String>) -> Self {
+        let mask = if mask.dimensions() == image.dimensions() {
+            mask
+        } else {
+            GrayImage::new(image.width(), image.height())
+        };
+        Self {
+            image: Arc::new(image),
+            mask: Arc::new(mask),
+            label,
+            picture_id: next_picture_id(),
+        }
+    }
+
+    /// Equal for two versions with the same picture pixels (never equal across different
+    /// pictures), for caches of encoded pictures.
+    pub fn picture_id(&self) -> u64 {
+        self.picture_id
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Edit {
     Mask(Vec<TileEdit>),
-    Image {
-        before: (RgbImage, GrayImage),
-        after: (RgbImage, GrayImage),
-    },
+    Image { before: Version, after: Version },
 }
 
 impl Edit {
     fn bytes(&self) -> usize {
         match self {
             Edit::Mask(tiles) => tiles.iter().map(|t| t.before.len() + t.after.len()).sum(),
-            Edit::Image { before, after } => before.0.len() + before.1.len() + after.0.len() + after.1.len(),
+            Edit::Image { before, after } => {
+                before.image.len() + before.mask.len() + after.image.len() + after.mask.len()
+            }
         }
     }
 }
@@ -140,23 +189,19 @@ struct Stroke {
     carry: f32,
 }
 
-/// A number no picture of any document had before (so results staged over one picture are
-/// never taken for another's, even across documents).
-fn next_picture_revision() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
 /// The document: picture, mask and history.
 pub struct Document {
-    image: RgbImage,
+    image: Arc<RgbImage>,
+    /// Id of the picture in `image` (see [`Version::picture_id`]).
+    picture_id: u64,
+    /// Label of the picture shown.
+    label: Option<String>,
     mask: GrayImage,
     undo: Vec<Edit>,
     redo: Vec<Edit>,
     stroke: Option<Stroke>,
     dirty: Vec<(Layer, PixelRect)>,
     revision: u64,
-    picture_revision: u64,
 }
 
 impl Document {
@@ -164,14 +209,15 @@ impl Document {
     pub fn new(image: RgbImage) -> Self {
         let (w, h) = image.dimensions();
         Self {
-            image,
+            image: Arc::new(image),
+            picture_id: next_picture_id(),
+            label: None,
             mask: GrayImage::new(w, h),
             undo: Vec::new(),
             redo: Vec::new(),
             stroke: None,
             dirty: vec![(Layer::Image, full(w, h)), (Layer::Mask, full(w, h))],
             revision: 0,
-            picture_revision: next_picture_revision(),
         }
     }
 
@@ -204,10 +250,11 @@ impl Document {
         self.revision
     }
 
-    /// Changes whenever the picture does (a new version, or undo/redo across one), not with mask
-    /// edits; unique across documents. Results staged over the picture remember it.
+    /// Which picture is shown (see [`Version::picture_id`]): it changes whenever the picture
+    /// does (a new version, or undo/redo across one), not with mask edits, and no two pictures of
+    /// any document share it. Results staged over the picture remember it.
     pub fn picture_revision(&self) -> u64 {
-        self.picture_revision
+        self.picture_id
     }
 
     /// True if any mask pixel is set.
@@ -218,9 +265,110 @@ impl Document {
     /// The picture before the latest new version (for before/after comparison).
     pub fn previous_image(&self) -> Option<&RgbImage> {
         self.undo.iter().rev().find_map(|e| match e {
-            Edit::Image { before, .. } => Some(&before.0),
+            Edit::Image { before, .. } => Some(before.image.as_ref()),
             Edit::Mask(_) => None,
         })
+    }
+
+    /// The label of the picture shown (such as the parameters that made it).
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// Labels the picture shown; the label is saved with it and comes back with undo and redo.
+    pub fn set_label(&mut self, label: Option<String>) {
+        fn newest_image_edit(edits: &mut [Edit]) -> Option<(&mut Version, &mut Version)> {
+            edits.iter_mut().rev().find_map(|e| match e {
+                Edit::Image { before, after } => Some((before, after)),
+                Edit::Mask(_) => None,
+            })
+        }
+        if self.label == label {
+            return;
+        }
+        // The history's copies of this version (what redo would bring back after an undo, or
+        // undo after a redo) get the label too.
+        let id = self.picture_id;
+        if let Some((_, after)) = newest_image_edit(&mut self.undo)
+            && after.picture_id == id
+        {
+            after.label.clone_from(&label);
+        }
+        if let Some((before, _)) = newest_image_edit(&mut self.redo)
+            && before.picture_id == id
+        {
+            before.label.clone_from(&label);
+        }
+        self.label = label;
+        self.revision += 1;
+    }
+
+    /// The versions of the picture, oldest first, and which one is shown: the pictures before
+    /// each new picture in the undo history, the picture shown (with the mask as it is now), and
+    /// the pictures that redo would bring back. Mask edits between them are not versions.
+    pub fn versions(&self) -> (Vec<Version>, usize) {
+        let mut versions: Vec<Version> = self
+            .undo
+            .iter()
+            .filter_map(|e| match e {
+                Edit::Image { before, .. } => Some(before.clone()),
+                Edit::Mask(_) => None,
+            })
+            .collect();
+        let current = versions.len();
+        versions.push(self.current_version());
+        versions.extend(self.redo.iter().rev().filter_map(|e| match e {
+            Edit::Image { after, .. } => Some(after.clone()),
+            Edit::Mask(_) => None,
+        }));
+        (versions, current)
+    }
+
+    /// A document showing `versions[current]`, where undo steps back through the versions before
+    /// it and redo forward through those after it. `current` past the end shows the last one;
+    /// `None` when there are no versions.
+    pub fn from_versions(versions: Vec<Version>, current: usize) -> Option<Self> {
+        let current = current.min(versions.len().checked_sub(1)?);
+        let mut doc = Self::new(RgbImage::new(0, 0));
+        doc.install(&versions[current]);
+        let mut rest = versions.into_iter();
+        let mut before = rest.next()?;
+        let mut edits = Vec::new();
+        for after in rest {
+            edits.push(Edit::Image {
+                before,
+                after: after.clone(),
+            });
+            before = after;
+        }
+        let redo = edits.split_off(current);
+        doc.undo = edits;
+        doc.redo = redo.into_iter().rev().collect();
+        let (w, h) = doc.size();
+        doc.dirty = vec![(Layer::Image, full(w, h)), (Layer::Mask, full(w, h))];
+        doc.revision = 0;
+        Some(doc)
+    }
+
+    /// The picture shown as a version (its mask copied).
+    fn current_version(&self) -> Version {
+        Version {
+            image: Arc::clone(&self.image),
+            mask: Arc::new(self.mask.clone()),
+            label: self.label.clone(),
+            picture_id: self.picture_id,
+        }
+    }
+
+    /// Shows `version`: its picture, mask and label.
+    fn install(&mut self, version: &Version) {
+        self.image = Arc::clone(&version.image);
+        self.picture_id = version.picture_id;
+        self.mask.clone_from(&version.mask);
+        self.label.clone_from(&version.label);
+        let (w, h) = self.size();
+        self.mark(Layer::Image, full(w, h));
+        self.mark(Layer::Mask, full(w, h));
     }
 
     /// Can undo.
@@ -478,16 +626,15 @@ impl Document {
         } else {
             GrayImage::new(image.width(), image.height())
         };
-        let before = (
-            std::mem::replace(&mut self.image, image),
-            std::mem::replace(&mut self.mask, mask),
-        );
-        let after = (self.image.clone(), self.mask.clone());
+        let before = self.current_version();
+        let after = Version {
+            image: Arc::new(image),
+            mask: Arc::new(mask),
+            label: None,
+            picture_id: next_picture_id(),
+        };
+        self.install(&after);
         self.push(Edit::Image { before, after });
-        self.picture_revision = next_picture_revision();
-        let (w, h) = self.size();
-        self.mark(Layer::Image, full(w, h));
-        self.mark(Layer::Mask, full(w, h));
     }
 
     fn apply_edit(&mut self, edit: &Edit, forward: bool) {
@@ -498,15 +645,7 @@ impl Document {
                     self.write_tile(t.tile, data);
                 }
             }
-            Edit::Image { before, after } => {
-                let (image, mask) = if forward { after } else { before };
-                self.image.clone_from(image);
-                self.mask.clone_from(mask);
-                self.picture_revision = next_picture_revision();
-                let (w, h) = self.size();
-                self.mark(Layer::Image, full(w, h));
-                self.mark(Layer::Mask, full(w, h));
-            }
+            Edit::Image { before, after } => self.install(if forward { after } else { before }),
         }
     }
 
@@ -677,7 +816,24 @@ mod tests {
     }
 
     #[test]
-    fn the_picture_revision_follows_the_picture_not_the_mask_and_is_unique() {
+    fn a_label_set_after_a_new_picture_comes_back_with_redo_and_undo() {
+        let mut d = Document::new(RgbImage::new(4, 4));
+        d.set_label(Some("first".into()));
+        d.set_image(RgbImage::from_pixel(4, 4, image::Rgb([1, 1, 1])));
+        d.set_label(Some("second".into()));
+        d.fill_mask();
+        d.undo();
+        d.undo();
+        assert_eq!(d.label(), Some("first"));
+        d.set_label(Some("first, renamed".into()));
+        d.redo();
+        assert_eq!(d.label(), Some("second"));
+        d.undo();
+        assert_eq!(d.label(), Some("first, renamed"));
+    }
+
+    #[test]
+    fn the_picture_revision_follows_the_picture_not_the_mask() {
         let mut d = Document::new(RgbImage::new(8, 8));
         let other = Document::new(RgbImage::new(8, 8));
         assert_ne!(
@@ -693,8 +849,15 @@ mod tests {
         let second = d.picture_revision();
         assert_ne!(second, first);
         d.undo();
-        assert_ne!(d.picture_revision(), second, "undo across a version changes it");
-        assert_ne!(d.picture_revision(), first, "to a number not used before");
+        assert_eq!(
+            d.picture_revision(),
+            first,
+            "undo across a version: the first picture again"
+        );
+        d.redo();
+        assert_eq!(d.picture_revision(), second);
+        d.set_image(RgbImage::from_pixel(8, 8, image::Rgb([9, 9, 9])));
+        assert_ne!(d.picture_revision(), second, "equal pixels, but another picture");
     }
 
     #[test]
@@ -772,6 +935,100 @@ mod tests {
         d.end_stroke();
         assert!(!d.has_mask());
         assert!(!d.can_undo());
+    }
+
+    fn picture(w: u32, h: u32, shade: u8) -> RgbImage {
+        RgbImage::from_pixel(w, h, image::Rgb([shade, 0, 0]))
+    }
+
+    #[test]
+    fn versions_list_the_pictures_of_undo_and_redo_with_their_masks_and_labels() {
+        let mut d = doc(64, 64);
+        d.set_label(Some("first".into()));
+        d.fill_rect((0.0, 0.0), (10.0, 10.0), false);
+        let first_mask = d.mask().clone();
+        d.set_image(picture(64, 64, 1));
+        d.clear_mask();
+        d.set_image(picture(32, 32, 2));
+        d.set_label(Some("third".into()));
+        d.fill_mask();
+        d.set_image(picture(64, 64, 3));
+        assert!(d.undo());
+        // Picture 3 is a redo step; picture 2 is shown with its mask.
+        let (versions, current) = d.versions();
+        assert_eq!(current, 2);
+        assert_eq!(versions.len(), 4);
+        assert_eq!(
+            *versions[0].image,
+            RgbImage::from_pixel(64, 64, image::Rgb([10, 20, 30]))
+        );
+        assert_eq!(*versions[0].mask, first_mask);
+        assert_eq!(versions[0].label.as_deref(), Some("first"));
+        // The mask a version had when it was left (cleared on picture 1).
+        assert!(versions[1].mask.as_raw().iter().all(|v| *v == 0));
+        assert_eq!(versions[2].label.as_deref(), Some("third"));
+        assert!(versions[2].mask.as_raw().iter().all(|v| *v == 255));
+        assert_eq!(*versions[3].image, picture(64, 64, 3));
+        // The history shares the shown picture instead of copying it.
+        assert!(Arc::ptr_eq(&versions[2].image, &d.image));
+    }
+
+    #[test]
+    fn a_document_from_versions_undoes_and_redoes_through_them() {
+        let versions: Vec<Version> = (0..4u8)
+            .map(|i| {
+                let mask = GrayImage::from_pixel(16, 8, image::Luma([i * 10]));
+                Version::new(picture(16, 8, i), mask, Some(format!("v{i}")))
+            })
+            .collect();
+        let mut d = Document::from_versions(versions.clone(), 2).unwrap();
+        assert_eq!(d.revision(), 0);
+        assert_eq!(d.image(), &*versions[2].image);
+        assert_eq!(d.mask(), &*versions[2].mask);
+        assert_eq!(d.label(), Some("v2"));
+        assert!(d.take_dirty().len() == 2, "the canvas uploads both layers");
+        assert!(d.undo());
+        assert!(d.undo());
+        assert_eq!(d.image(), &*versions[0].image);
+        assert_eq!(d.mask(), &*versions[0].mask);
+        assert_eq!(d.label(), Some("v0"));
+        assert!(!d.undo());
+        for v in &versions[1..] {
+            assert!(d.redo());
+            assert_eq!(d.image(), &*v.image);
+            assert_eq!(d.label(), v.label.as_deref());
+        }
+        assert!(!d.redo());
+        // What it exports is what it was made from.
+        let (again, current) = d.versions();
+        assert_eq!(current, 3);
+        assert_eq!(again.len(), 4);
+        assert!(
+            again
+                .iter()
+                .zip(&versions)
+                .all(|(a, b)| a.image == b.image && a.mask == b.mask)
+        );
+        assert!(Document::from_versions(Vec::new(), 0).is_none());
+        // An index past the end shows the newest.
+        let d = Document::from_versions(versions.clone(), 99).unwrap();
+        assert_eq!(d.image(), &*versions[3].image);
+        assert!(!d.can_redo());
+    }
+
+    #[test]
+    fn labels_change_the_revision_and_new_pictures_start_unlabelled() {
+        let mut d = doc(8, 8);
+        let r = d.revision();
+        d.set_label(Some("a".into()));
+        assert!(d.revision() > r);
+        let r = d.revision();
+        d.set_label(Some("a".into()));
+        assert_eq!(d.revision(), r, "the same label is no change");
+        d.set_image(picture(8, 8, 5));
+        assert_eq!(d.label(), None);
+        assert!(d.undo());
+        assert_eq!(d.label(), Some("a"));
     }
 
     #[test]

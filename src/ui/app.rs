@@ -14,7 +14,7 @@ use super::civitai::CivitaiLookup;
 use super::command::{Command, PathKind};
 use super::downloads::Downloads;
 use super::i18n::{tr, tr_noop, trf};
-use super::io::{Io, IoTask, Reply};
+use super::io::{DocumentSave, Io, IoTask, Origin, Reply};
 use super::jobs::{Effect, JobResult, Jobs, Submit};
 use super::only_masked::OnlyMaskedBox;
 use super::panels::{Dialogs, GalleryPanel, GetModelsDialog, ModelsPanel, PromptPanel};
@@ -28,6 +28,10 @@ use crate::params::GenerationParams;
 const GENERATE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
 const CANCEL: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::Escape);
 const EXPORT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::SHIFT), Key::S);
+const SAVE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
+const SAVE_AS: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::ALT), Key::S);
+/// The unsaved-changes mark after the document's name.
+const UNSAVED_MARK: &str = " •";
 /// What the empty canvas says.
 const EMPTY_CANVAS_HINT: &str =
     tr_noop("Write a prompt and press Generate (Ctrl+Enter), or drop a picture here to paint on it");
@@ -54,6 +58,8 @@ enum Picked {
     ControlImage(PathBuf),
     /// Where to export the canvas picture.
     Export(PathBuf),
+    /// Where to save the document.
+    SaveAs(PathBuf),
 }
 
 /// Where the dialog threads send what the user picked.
@@ -120,6 +126,18 @@ pub struct EaselApp {
     notice: Option<String>,
     /// The faces or hands of the last Find, listed so each one can be dropped from the mask.
     found: Option<super::found::Found>,
+    /// The document's file, once saved to or opened from one.
+    doc_file: Option<PathBuf>,
+    /// The document revision that is in that file.
+    doc_saved: Option<u64>,
+    /// Counts the documents opened in place of another, so a late save reply for an earlier one
+    /// is not taken for this one.
+    doc_serial: u64,
+    /// The window title last sent.
+    shown_title: String,
+    /// A document file that was opened while the open document had unsaved changes, waiting for
+    /// the user to say whether it replaces them.
+    pending_open: Option<(PathBuf, Box<crate::document::file::Opened>)>,
     /// The tool that wrote those parameters, and what could not be read, for the line above them.
     shown_note: Option<String>,
     /// Dismissible messages, oldest first.
@@ -141,6 +159,8 @@ pub struct EaselApp {
     staging: Option<Staging>,
     /// The staged candidate whose parameters are shown (to follow browsing).
     staged_shown: Option<u64>,
+    /// The document picture whose parameters are shown (to follow undo and redo).
+    shown_picture: Option<u64>,
     /// Which side panels and the gallery are open (View menu).
     open_panels: OpenPanels,
     /// Frame timing (`EASEL_FRAME_STATS=1` logs it every 5 s).
@@ -196,6 +216,11 @@ impl EaselApp {
             shown_infotext: None,
             notice: None,
             found: None,
+            doc_file: None,
+            doc_saved: None,
+            doc_serial: 0,
+            shown_title: String::new(),
+            pending_open: None,
             shown_note: None,
             messages: Vec::new(),
             only_masked: OnlyMaskedBox::default(),
@@ -207,6 +232,7 @@ impl EaselApp {
             own_size_offer: None,
             staging: None,
             staged_shown: None,
+            shown_picture: None,
             open_panels: OpenPanels::default(),
             frame_stats: std::env::var_os("EASEL_FRAME_STATS").map(|_| FrameStats::default()),
             started: None,
@@ -319,10 +345,126 @@ impl EaselApp {
     /// Writes the document now (tests; the app autosaves by itself).
     pub fn save_document_now(&mut self) -> Result<(), String> {
         if let Some(doc) = &self.canvas.doc {
-            super::io::save_document(&self.paths.document_dir(), doc.image(), doc.mask())?;
-            self.autosave.mark_saved(doc.revision());
+            let revision = doc.revision();
+            if let Some(save) = self.document_save() {
+                let mut pngs = crate::document::file::PngCache::default();
+                super::io::save_document(&self.paths.document_dir(), &save, &mut pngs)?;
+            }
+            self.autosave.mark_saved(revision);
         }
         Ok(())
+    }
+
+    /// The file the document was last saved to or opened from.
+    pub fn document_file(&self) -> Option<&std::path::Path> {
+        self.doc_file.as_deref()
+    }
+
+    /// True when the open document has changes its file (if any) does not have.
+    pub fn has_unsaved_changes(&self) -> bool {
+        self.canvas
+            .doc
+            .as_ref()
+            .is_some_and(|doc| self.doc_saved != Some(doc.revision()))
+    }
+
+    /// The document's name for the title and status bar: its file name (or "untitled"), with
+    /// the unsaved-changes mark.
+    pub fn document_title(&self) -> Option<String> {
+        self.canvas.doc.as_ref()?;
+        let mut name = self
+            .doc_file
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map_or_else(|| tr("untitled").to_owned(), |n| n.to_string_lossy().into_owned());
+        if self.has_unsaved_changes() {
+            name.push_str(UNSAVED_MARK);
+        }
+        Some(name)
+    }
+
+    /// What to hand the disk thread to save the open document.
+    fn document_save(&self) -> Option<DocumentSave> {
+        let doc = self.canvas.doc.as_ref()?;
+        let (versions, current) = doc.versions();
+        Some(DocumentSave {
+            versions,
+            current,
+            serial: self.doc_serial,
+            revision: doc.revision(),
+            origin: Origin {
+                file: self.doc_file.clone(),
+                saved: self.doc_saved == Some(doc.revision()),
+            },
+        })
+    }
+
+    /// Saves the document to its file, or asks where the first time.
+    fn save(&mut self) {
+        match self.doc_file.clone() {
+            Some(path) => self.save_to(path),
+            None if self.canvas.doc.is_some() => self.dialogs.ask_path(PathKind::Document),
+            None => self.messages.push(tr("open a picture first").into()),
+        }
+    }
+
+    /// Saves the document to `path` off the UI thread (a `.easel` file; a path without an
+    /// extension gets one). A path that cannot work is refused at once.
+    fn save_to(&mut self, mut path: PathBuf) {
+        let Some(save) = self.document_save() else {
+            self.messages.push(tr("open a picture first").into());
+            return;
+        };
+        if path.extension().is_none() && path.file_name().is_some() {
+            path.set_extension(crate::document::file::EXTENSION);
+        }
+        let shown = crate::text::shorten(&path.display().to_string(), 300).into_owned();
+        if !crate::document::file::is_document_path(&path) {
+            self.messages.push(trf(
+                "{path}: save documents as .easel files (Export picture… writes PNG, JPEG or WebP)",
+                &[("path", &shown)],
+            ));
+            return;
+        }
+        let folder_ok = path
+            .parent()
+            .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
+        if path.is_dir() || !folder_ok {
+            self.messages.push(trf(
+                "{path}: the folder does not exist or the path is a folder",
+                &[("path", &shown)],
+            ));
+            return;
+        }
+        self.dialogs.close_path();
+        self.io.send(IoTask::SaveFile(path, Box::new(save)));
+    }
+
+    /// Shows an opened document file in place of the open document.
+    fn open_document(&mut self, path: Option<PathBuf>, opened: crate::document::file::Opened) {
+        let Some(doc) = Document::from_versions(opened.versions, opened.current) else {
+            return;
+        };
+        self.doc_serial += 1;
+        self.doc_saved = path.is_some().then_some(doc.revision());
+        self.doc_file = path;
+        self.shown_infotext = doc.label().map(str::to_owned);
+        self.shown_note = None;
+        // Another document: the autosave has not written this one yet.
+        self.autosave = Autosave::default();
+        self.canvas.open_document(doc);
+    }
+
+    /// Keeps the window title on the document's name and unsaved-changes mark.
+    fn update_title(&mut self, ctx: &egui::Context) {
+        let title = match self.document_title() {
+            Some(name) => format!("{name} — Easel"),
+            None => "Easel".to_owned(),
+        };
+        if title != self.shown_title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.shown_title = title;
+        }
     }
 
     /// Lists the checkpoint, LoRA and ControlNet folders again (the Rescan button, and the folder
@@ -449,6 +591,9 @@ impl EaselApp {
         };
         tracing::info!("accepted the staged result {}", candidate.label);
         self.canvas.set_picture(candidate.picture);
+        if let Some(doc) = self.canvas.doc.as_mut() {
+            doc.set_label(candidate.infotext.clone());
+        }
         if let Accept::Fitted { own_size } = candidate.accept {
             self.own_size_offer = own_size;
         }
@@ -468,6 +613,17 @@ impl EaselApp {
         {
             tracing::info!("the picture changed: staged results dropped (they stay in the gallery)");
             self.staging = None;
+        }
+        // Undo, redo or a new version shows another picture: its own parameters, if it has any.
+        if revision != self.shown_picture {
+            self.shown_picture = revision;
+            if let Some(doc) = &self.canvas.doc
+                && self.staging.is_none()
+                && doc.label() != self.shown_infotext.as_deref()
+            {
+                self.shown_infotext = doc.label().map(str::to_owned);
+                self.shown_note = None;
+            }
         }
         let current = self.staging.as_ref().and_then(Staging::current);
         self.canvas
@@ -616,6 +772,13 @@ impl EaselApp {
                 Effect::ClearPreview => self.canvas.clear_preview(),
                 Effect::Result(result) => self.stage_result(result),
                 Effect::Output(image) => {
+                    // The version it became (if shown as it is) keeps its parameters as its label.
+                    if let Some(doc) = self.canvas.doc.as_mut()
+                        && doc.size() == (image.width, image.height)
+                        && doc.image().as_raw() == &image.rgb
+                    {
+                        doc.set_label(Some(image.infotext.clone()));
+                    }
                     // With results staged, the parameters shown are the shown result's (see
                     // `sync_staging`), not the newest's.
                     if self.staging.is_none() {
@@ -653,6 +816,9 @@ impl EaselApp {
                 {
                     let rgb = crate::imaging::flatten_on_white(&image::DynamicImage::ImageRgba8(img));
                     self.canvas.set_picture(rgb);
+                    if let Some(doc) = self.canvas.doc.as_mut() {
+                        doc.set_label(metadata.as_ref().map(|m| m.infotext()));
+                    }
                 }
                 self.shown_note = metadata.as_ref().map(|m| {
                     let mut note = trf(
@@ -677,13 +843,31 @@ impl EaselApp {
                 self.models.set_hash(path, hash);
             }
             Reply::Thumbnail(path, rgba) => self.models.set_thumbnail(&self.ctx, path, &rgba),
-            Reply::Document(layers) => {
+            Reply::Document(opened, origin) => {
                 if self.canvas.doc.is_none() {
-                    let (image, mask) = *layers;
-                    let doc = Document::from_layers(image, mask);
-                    // It came from disk: nothing to autosave until it changes.
-                    self.autosave.mark_saved(doc.revision());
-                    self.canvas.doc = Some(doc);
+                    self.open_document(None, *opened);
+                    // It came from the autosave: nothing to autosave until it changes.
+                    if let Some(doc) = &self.canvas.doc {
+                        self.autosave.mark_saved(doc.revision());
+                        self.doc_saved = origin.saved.then_some(doc.revision());
+                    }
+                    self.doc_file = origin.file;
+                }
+            }
+            Reply::OpenedFile(path, opened) => {
+                tracing::info!("opened the document {}", path.display());
+                if self.has_unsaved_changes() {
+                    self.pending_open = Some((path, opened));
+                } else {
+                    self.open_document(Some(path), *opened);
+                }
+            }
+            Reply::SavedFile(path, serial, revision) => {
+                tracing::info!("saved the document to {}", path.display());
+                self.notice = Some(trf("saved to {path}", &[("path", &path.display())]));
+                if serial == self.doc_serial {
+                    self.doc_file = Some(path);
+                    self.doc_saved = Some(revision);
                 }
             }
             Reply::ControlNets(entries) => self.prompt.controlnet_mut().set_entries(entries),
@@ -757,9 +941,13 @@ impl EaselApp {
             self.export_to(path);
             return;
         }
+        if kind == PathKind::Document {
+            self.save_to(path);
+            return;
+        }
         let (ok, wanted) = match kind {
             PathKind::ModelFolder => (path.is_dir(), tr("a folder")),
-            PathKind::Image | PathKind::ControlImage | PathKind::Export => {
+            PathKind::Image | PathKind::ControlImage | PathKind::Export | PathKind::Document => {
                 (path.is_file(), tr("an image file"))
             }
         };
@@ -778,7 +966,42 @@ impl EaselApp {
             PathKind::Image => Picked::Image(path),
             PathKind::ControlImage => Picked::ControlImage(path),
             PathKind::Export => Picked::Export(path),
+            PathKind::Document => Picked::SaveAs(path),
         });
+    }
+
+    /// The question when a document file was opened while the open document has unsaved changes.
+    fn pending_open_ui(&mut self, ctx: &egui::Context) {
+        let Some((path, _)) = &self.pending_open else {
+            return;
+        };
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+        };
+        let open = name(path);
+        let current = self
+            .doc_file
+            .as_deref()
+            .map_or_else(|| tr("untitled").to_owned(), name);
+        egui::Window::new(tr("Unsaved changes"))
+            .id(egui::Id::unique("open-over-unsaved"))
+            .collapsible(false)
+            .resizable(false)
+            .show(ctx, |ui| {
+                ui.label(trf(
+                    "{current} has changes that no file holds. Opening {open} in its place loses them.",
+                    &[("current", &current), ("open", &open)],
+                ));
+                ui.horizontal(|ui| {
+                    if ui.button(tr("Open anyway")).clicked() {
+                        self.commands.push(Command::OpenOverUnsaved(true));
+                    }
+                    if ui.button(tr("Cancel")).clicked() {
+                        self.commands.push(Command::OpenOverUnsaved(false));
+                    }
+                });
+            });
     }
 
     /// The window that lists the faces or hands of the last Find: unticking one takes it out of
@@ -857,6 +1080,7 @@ impl EaselApp {
                 self.io.send(IoTask::LoadControlImage(file));
             }
             Picked::Export(path) => self.export_to(path),
+            Picked::SaveAs(path) => self.save_to(path),
             Picked::ModelFolder(folder) => {
                 if !self.settings.model_folders.contains(&folder) {
                     self.settings.model_folders.push(folder);
@@ -953,7 +1177,7 @@ impl EaselApp {
             Command::Browse(PathKind::Image) => self.open_dialog("image-dialog", tr("file dialog"), || {
                 rfd::FileDialog::new()
                     .set_title(tr("Open an image"))
-                    .add_filter(tr("Images"), &["png", "jpg", "jpeg", "webp"])
+                    .add_filter(tr("Images"), &["png", "jpg", "jpeg", "webp", "easel"])
                     .pick_file()
                     .map(Picked::Image)
             }),
@@ -967,6 +1191,28 @@ impl EaselApp {
                     .save_file()
                     .map(Picked::Export)
             }),
+            Command::Browse(PathKind::Document) => {
+                let name = self.doc_file.as_ref().and_then(|p| p.file_name()).map_or_else(
+                    || "picture.easel".to_owned(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                self.open_dialog("save-dialog", tr("file dialog"), move || {
+                    rfd::FileDialog::new()
+                        .set_title(tr("Save the document"))
+                        .add_filter(tr("Easel documents"), &["easel"])
+                        .set_file_name(name)
+                        .save_file()
+                        .map(Picked::SaveAs)
+                });
+            }
+            Command::Save => self.save(),
+            Command::OpenOverUnsaved(open) => {
+                if let Some((path, opened)) = self.pending_open.take()
+                    && open
+                {
+                    self.open_document(Some(path), *opened);
+                }
+            }
             Command::UsePath(kind, path) => self.use_path(kind, path),
             Command::PasteImage => self.io.send(IoTask::PasteImage),
             Command::Rescan => self.rescan(),
@@ -1208,10 +1454,10 @@ impl EaselApp {
             AutosaveStep::Idle => {}
             AutosaveStep::WaitFor(delay) => ctx.request_repaint_after(delay),
             AutosaveStep::SaveNow => {
-                self.io.send(IoTask::SaveDocument(
-                    self.paths.document_dir(),
-                    Box::new((doc.image().clone(), doc.mask().clone())),
-                ));
+                if let Some(save) = self.document_save() {
+                    self.io
+                        .send(IoTask::SaveDocument(self.paths.document_dir(), Box::new(save)));
+                }
                 self.autosave.mark_saved(revision);
             }
         }
@@ -1219,15 +1465,24 @@ impl EaselApp {
 
     /// Shortcuts, paste and dropped files of this frame, as commands or disk work.
     fn read_input(&mut self, ctx: &egui::Context) {
-        let (generate, cancel, export) = ctx.input_mut(|i| {
+        let (generate, cancel, export, save_as, save) = ctx.input_mut(|i| {
             (
                 i.consume_shortcut(&GENERATE),
                 i.consume_shortcut(&CANCEL),
+                // Ctrl+S would also match Ctrl+Shift+S and Ctrl+Alt+S: those are taken first.
                 i.consume_shortcut(&EXPORT),
+                i.consume_shortcut(&SAVE_AS),
+                i.consume_shortcut(&SAVE),
             )
         });
         if export {
             self.commands.push(Command::AskPath(PathKind::Export));
+        }
+        if save_as {
+            self.commands.push(Command::AskPath(PathKind::Document));
+        }
+        if save {
+            self.commands.push(Command::Save);
         }
         // Ctrl+V outside text fields pastes an image onto the canvas (egui turns it into a Paste event).
         let paste = !ctx.egui_wants_keyboard_input()
@@ -1360,7 +1615,10 @@ impl EaselApp {
                 (crate::document::Tool::Lasso, false) => tr("Lasso"),
                 (crate::document::Tool::Lasso, true) => tr("Lasso (erase)"),
             };
-            ui.label(format!("{picture} · {tool}"));
+            match self.document_title() {
+                Some(name) => ui.label(format!("{name} · {picture} · {tool}")),
+                None => ui.label(format!("{picture} · {tool}")),
+            };
             ui.separator();
             if self.jobs.running().is_some() {
                 ui.add(
@@ -1383,6 +1641,8 @@ impl EaselApp {
             ui.menu_button(tr("File"), |ui| {
                 let items = [
                     (tr("Open image…"), None, Command::OpenImage),
+                    (tr("Save"), Some("Ctrl+S"), Command::Save),
+                    (tr("Save as…"), Some("Ctrl+Alt+S"), Command::AskPath(PathKind::Document)),
                     (tr("Paste image"), Some("Ctrl+V"), Command::PasteImage),
                     (tr("Export picture…"), Some("Ctrl+Shift+S"), Command::AskPath(PathKind::Export)),
                     (tr("Add model folder…"), None, Command::AddFolder),
@@ -1522,6 +1782,7 @@ impl eframe::App for EaselApp {
         }
         self.autosave_tick(ctx);
         self.read_input(ctx);
+        self.update_title(ctx);
         self.follow_document_size();
         for command in std::mem::take(&mut self.commands) {
             self.apply(command);
@@ -1605,6 +1866,7 @@ impl eframe::App for EaselApp {
         self.dialogs.ui(ui, &self.paths, &mut self.commands);
         self.get_models.ui(ui.ctx(), &self.downloads, &mut self.commands);
         self.found_ui(ui.ctx());
+        self.pending_open_ui(ui.ctx());
         // What this frame queued or changed is applied in `logic`: make sure a next frame comes.
         if !self.commands.is_empty()
             || self
@@ -1626,9 +1888,12 @@ impl eframe::App for EaselApp {
         // Whatever is unsaved goes to disk now, on this thread: the process is about to end.
         if let Some(doc) = &self.canvas.doc
             && !self.autosave.is_saved(doc.revision())
-            && let Err(err) = super::io::save_document(&self.paths.document_dir(), doc.image(), doc.mask())
+            && let Some(save) = self.document_save()
         {
-            tracing::error!("{err}");
+            let mut pngs = crate::document::file::PngCache::default();
+            if let Err(err) = super::io::save_document(&self.paths.document_dir(), &save, &mut pngs) {
+                tracing::error!("{err}");
+            }
         }
     }
 }

@@ -143,6 +143,18 @@ pub struct CanvasView {
 }
 
 impl CanvasView {
+    /// Shows another document in place of the open one (a document file opened), fitted to the
+    /// view; what was drawn for the old one is dropped.
+    pub fn open_document(&mut self, doc: Document) {
+        self.doc = Some(doc);
+        self.zoom = None;
+        self.pan = Vec2::ZERO;
+        self.gesture = None;
+        self.preview = None;
+        self.compare_tex = None;
+        self.outline_tex = None;
+    }
+
     /// Opens a picture as a new version of the document (or a new document).
     pub fn set_picture(&mut self, image: image::RgbImage) {
         let resized = self.doc.as_ref().is_none_or(|d| d.size() != image.dimensions());

@@ -71,6 +71,11 @@ pub enum Command {
     ResultAtOwnSize(bool),
     /// Ask for an image to open onto the canvas (a typed path, or the native dialog).
     OpenImage,
+    /// Save the document to its file (asking for a path the first time).
+    Save,
+    /// Answer the question shown when a document file was opened over unsaved changes: `true`
+    /// opens it anyway, `false` keeps the open document.
+    OpenOverUnsaved(bool),
     /// Open the clipboard's image on the canvas.
     PasteImage,
     /// Remove a message (by index) from the message list.
@@ -107,4 +112,6 @@ pub enum PathKind {
     ControlImage,
     /// Where to export the canvas picture (PNG, JPEG or WebP by the extension).
     Export,
+    /// Where to save the document (a `.easel` file).
+    Document,
 }

@@ -1,10 +1,13 @@
 //! The app's disk worker: scans model and LoRA folders, hashes files, loads preview pictures, writes
-//! outputs, loads the gallery, images and the clipboard, and autosaves the document.
+//! outputs, loads the gallery, images and the clipboard, saves and opens `.easel` documents, and
+//! autosaves the open one.
 //! One named thread with bounded channels, so the UI thread never waits on the disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
+use crate::document::Version;
+use crate::document::file::{self as docfile, PngCache};
 use crate::engine::GeneratedImage;
 use crate::infotext::{self, ImageMetadata, OutputFormat};
 use crate::models::registry::{self, ModelEntry};
@@ -12,6 +15,36 @@ use crate::ui::i18n::{tr, trf};
 
 /// Longest side of gallery thumbnails, in pixels.
 const THUMB_PX: u32 = 128;
+/// The autosaved document in the autosave folder.
+pub const AUTOSAVE_FILE: &str = "document.easel";
+/// Beside it: which file the document belongs to ([`Origin`]).
+const ORIGIN_FILE: &str = "origin.json";
+
+/// The file an autosaved document was saved to or opened from, so that after a restart it keeps
+/// its name and Save writes there.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Origin {
+    /// The document's `.easel` file, if it has one.
+    pub file: Option<PathBuf>,
+    /// The autosaved revision is what that file holds.
+    pub saved: bool,
+}
+
+/// A document to write: its versions, which one is shown, and which document and revision they
+/// are (so the reply can say what was saved).
+pub struct DocumentSave {
+    /// The versions, oldest first.
+    pub versions: Vec<Version>,
+    /// Index of the version shown.
+    pub current: usize,
+    /// Which open document this is (the app counts documents it opens).
+    pub serial: u64,
+    /// The document's revision when it was handed over.
+    pub revision: u64,
+    /// The file it belongs to (written beside the autosave).
+    pub origin: Origin,
+}
 
 /// RGBA pixels with their size.
 #[derive(Debug, Clone)]
@@ -56,7 +89,7 @@ pub enum IoTask {
     },
     /// Read every PNG of the outputs folder, newest first.
     LoadGallery(PathBuf),
-    /// Read one image at full size (for the canvas).
+    /// Read one image at full size (for the canvas), or open a `.easel` document.
     LoadImage(PathBuf),
     /// Read an image to stage over the canvas picture (a gallery item).
     StageImage(PathBuf),
@@ -67,8 +100,10 @@ pub enum IoTask {
     Hash(Vec<PathBuf>),
     /// Load these `(file, picture beside it)` pictures small, one reply per picture that loads.
     Thumbnails(Vec<(PathBuf, PathBuf)>),
-    /// Write the open document (picture, mask) into this folder, atomically.
-    SaveDocument(PathBuf, Box<(image::RgbImage, image::GrayImage)>),
+    /// Autosave the open document into this folder, atomically.
+    SaveDocument(PathBuf, Box<DocumentSave>),
+    /// Save the open document to this `.easel` file, atomically.
+    SaveFile(PathBuf, Box<DocumentSave>),
     /// Read the autosaved document from this folder.
     LoadDocument(PathBuf),
     /// List the ControlNets in these folders.
@@ -119,8 +154,12 @@ pub enum Reply {
     Hashed(PathBuf, Result<String, String>),
     /// The preview picture of a checkpoint or LoRA, keyed by that file.
     Thumbnail(PathBuf, Rgba),
-    /// The autosaved document.
-    Document(Box<(image::RgbImage, image::GrayImage)>),
+    /// The autosaved document and the file it belongs to.
+    Document(Box<docfile::Opened>, Origin),
+    /// A `.easel` document, opened.
+    OpenedFile(PathBuf, Box<docfile::Opened>),
+    /// The document (serial, revision) was saved to this file.
+    SavedFile(PathBuf, u64, u64),
     /// ControlNets found.
     ControlNets(Vec<registry::ControlNetEntry>),
     /// A control image, read.
@@ -158,6 +197,8 @@ impl Io {
         let (rep_tx, rep_rx) = sync_channel::<Reply>(64);
         std::thread::Builder::new().name("io".into()).spawn(move || {
             let mut pending_hashes: Vec<PathBuf> = Vec::new();
+            // Document pictures already encoded, so autosaves encode only new versions.
+            let mut pngs = PngCache::default();
             loop {
                 // Background hashing yields to every other request.
                 let request = match req_rx.try_recv() {
@@ -172,7 +213,7 @@ impl Io {
                     },
                 };
                 let mut gone = false;
-                handle(request, &mut pending_hashes, &mut |r| {
+                handle(request, &mut pending_hashes, &mut pngs, &mut |r| {
                     if !matches!(r, Reply::Done) {
                         gone |= rep_tx.send(r).is_err();
                     }
@@ -204,8 +245,14 @@ impl Io {
 
 /// Does one task and sends its replies through `reply` (thumbnails one by one, so the browser fills
 /// in as they decode). Hashes of several files are done one per call: the first now, the rest
-/// pushed onto `pending_hashes`, which the loop works through between other tasks.
-fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn FnMut(Reply)) {
+/// pushed onto `pending_hashes`, which the loop works through between other tasks. `pngs` keeps
+/// the encoded pictures of the last document save.
+fn handle(
+    request: IoTask,
+    pending_hashes: &mut Vec<PathBuf>,
+    pngs: &mut PngCache,
+    reply: &mut dyn FnMut(Reply),
+) {
     let single = match request {
         IoTask::Scan(folders) => Reply::Models(registry::scan(&folders)),
         IoTask::ScanLoras(folders) => Reply::Loras(registry::scan_loras(&folders)),
@@ -223,6 +270,10 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
             }
         }
         IoTask::LoadGallery(dir) => Reply::Gallery(load_gallery(&dir)),
+        IoTask::LoadImage(path) if docfile::is_document_path(&path) => match docfile::read(&path) {
+            Ok(opened) => Reply::OpenedFile(path, Box::new(opened)),
+            Err(e) => Reply::Failed(trf("could not open the document: {error}", &[("error", &e)])),
+        },
         IoTask::LoadImage(path) => match crate::imaging::read_file(&path) {
             Ok(bytes) => decode_image(&path.display().to_string(), &bytes),
             Err(e) => Reply::Failed(e.to_string()),
@@ -254,13 +305,21 @@ fn handle(request: IoTask, pending_hashes: &mut Vec<PathBuf>, reply: &mut dyn Fn
             }
             Reply::Done
         }
-        IoTask::SaveDocument(dir, doc) => match save_document(&dir, &doc.0, &doc.1) {
+        IoTask::SaveDocument(dir, doc) => match save_document(&dir, &doc, pngs) {
             Ok(()) => Reply::Done,
             Err(e) => Reply::Failed(trf("could not autosave the document: {error}", &[("error", &e)])),
         },
+        IoTask::SaveFile(path, doc) => match docfile::write(&path, &doc.versions, doc.current, pngs) {
+            Ok(()) => Reply::SavedFile(path, doc.serial, doc.revision),
+            Err(e) => Reply::Failed(trf("could not save the document: {error}", &[("error", &e)])),
+        },
         IoTask::LoadDocument(dir) => match load_document(&dir) {
-            Some(doc) => Reply::Document(Box::new(doc)),
-            None => Reply::Done,
+            Ok(Some((doc, origin))) => Reply::Document(Box::new(doc), origin),
+            Ok(None) => Reply::Done,
+            Err(e) => Reply::Failed(trf(
+                "could not restore the autosaved document: {error}",
+                &[("error", &e)],
+            )),
         },
         IoTask::ScanControlNets(folders) => Reply::ControlNets(registry::scan_controlnets(&folders)),
         IoTask::LoadControlImage(path) => match crate::imaging::load_rgb(&path) {
@@ -366,30 +425,46 @@ fn paste_image() -> Reply {
     }
 }
 
-/// Writes `image.png` and `mask.png` (each through a temporary file and a rename).
-pub fn save_document(dir: &Path, image: &image::RgbImage, mask: &image::GrayImage) -> Result<(), String> {
+/// Writes the document as [`AUTOSAVE_FILE`] into `dir`, and its [`Origin`] beside it (each
+/// through a temporary file and a rename); the `image.png` and `mask.png` of older autosaves go
+/// once it is written.
+pub fn save_document(dir: &Path, doc: &DocumentSave, pngs: &mut PngCache) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let write = |name: &str, f: &dyn Fn(&Path) -> image::ImageResult<()>| -> Result<(), String> {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        f(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let path = dir.join(name);
-        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
-    };
-    write("image.png", &|p| {
-        image.save_with_format(p, image::ImageFormat::Png)
-    })?;
-    write("mask.png", &|p| mask.save_with_format(p, image::ImageFormat::Png))
+    docfile::write(&dir.join(AUTOSAVE_FILE), &doc.versions, doc.current, pngs).map_err(|e| e.to_string())?;
+    let origin = dir.join(ORIGIN_FILE);
+    let tmp = docfile::temporary_beside(&origin).unwrap_or_else(|| dir.join(".origin.tmp"));
+    let json = serde_json::to_vec_pretty(&doc.origin).map_err(|e| e.to_string())?;
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, &origin))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("{}: {e}", origin.display())
+        })?;
+    for old in ["image.png", "mask.png"] {
+        // Best effort: they are only read when no document file is there.
+        let _ = std::fs::remove_file(dir.join(old));
+    }
+    Ok(())
 }
 
-/// Reads what [`save_document`] wrote; `None` when there is nothing (or nothing readable).
-pub fn load_document(dir: &Path) -> Option<(image::RgbImage, image::GrayImage)> {
-    let image = image::open(dir.join("image.png")).ok()?.to_rgb8();
-    let mask = image::open(dir.join("mask.png"))
-        .ok()
-        .map(|m| m.to_luma8())
-        .filter(|m| m.dimensions() == image.dimensions())
-        .unwrap_or_else(|| image::GrayImage::new(image.width(), image.height()));
-    Some((image, mask))
+/// Reads what [`save_document`] wrote, or else the `image.png` and `mask.png` of an older Easel's
+/// autosave; `Ok(None)` when there is neither. An unreadable origin is no origin.
+pub fn load_document(dir: &Path) -> Result<Option<(docfile::Opened, Origin)>, docfile::FileError> {
+    let file = dir.join(AUTOSAVE_FILE);
+    if file.exists() {
+        let origin = std::fs::read(dir.join(ORIGIN_FILE))
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .unwrap_or_default();
+        return docfile::read(&file).map(|doc| Some((doc, origin)));
+    }
+    Ok(docfile::read_old_autosave(dir).map(|version| {
+        let opened = docfile::Opened {
+            versions: vec![version],
+            current: 0,
+        };
+        (opened, Origin::default())
+    }))
 }
 
 fn parameters_of(path: &Path) -> Option<String> {

@@ -581,6 +581,27 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ),
     ("could not export the picture: {error}", "无法导出图片：{error}"),
     ("exported to {path}", "已导出到 {path}"),
+    ("Save", "保存"),
+    ("Save as…", "另存为…"),
+    ("Save the document", "保存文档"),
+    ("Easel documents", "Easel 文档"),
+    ("untitled", "未命名"),
+    (
+        "{path}: save documents as .easel files (Export picture… writes PNG, JPEG or WebP)",
+        "{path}：文档请保存为 .easel 文件（“导出图片…”可写出 PNG、JPEG 或 WebP）",
+    ),
+    ("could not save the document: {error}", "无法保存文档：{error}"),
+    ("Unsaved changes", "未保存的更改"),
+    (
+        "{current} has changes that no file holds. Opening {open} in its place loses them.",
+        "{current} 有尚未保存到文件的更改。在此打开 {open} 会丢失这些更改。",
+    ),
+    ("Open anyway", "仍然打开"),
+    ("could not open the document: {error}", "无法打开文档：{error}"),
+    (
+        "could not restore the autosaved document: {error}",
+        "无法恢复自动保存的文档：{error}",
+    ),
     ("Soft inpainting", "软重绘"),
     ("blend by mask strength", "按蒙版强度混合"),
     (

@@ -1,4 +1,5 @@
-//! The floating windows: Shortcuts and About (opened from the Help menu), and the path window of "Add model folder…" and "Open image…".
+//! The floating windows: Shortcuts and About (opened from the Help menu), and the path window of
+//! "Add model folder…", "Open image…", "Export picture…" and "Save as…".
 
 use eframe::egui;
 
@@ -59,6 +60,9 @@ impl Dialogs {
                         ("Esc", tr("Cancel the running job")),
                         ("Left / Right", tr("Show the previous or next staged result")),
                         ("Enter", tr("Accept the staged result")),
+                        ("Ctrl+S", tr("Save")),
+                        ("Ctrl+Alt+S", tr("Save as…")),
+                        ("Ctrl+Shift+S", tr("Export picture…")),
                     ]
                     .into_iter()
                     .chain(canvas::SHORTCUTS.map(|(keys, what)| (keys, tr(what))))
@@ -92,6 +96,7 @@ impl Dialogs {
             PathKind::Image => (tr("Open an image"), "/path/to/picture.png", tr("Open")),
             PathKind::ControlImage => (tr("Choose a control image"), "/path/to/control.png", tr("Use")),
             PathKind::Export => (tr("Export the picture"), "/path/to/picture.png", tr("Export")),
+            PathKind::Document => (tr("Save the document"), "/path/to/picture.easel", tr("Save")),
         };
         let mut open = true;
         let mut cancel = false;
