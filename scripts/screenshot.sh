@@ -41,8 +41,10 @@ shot() { # name [WIDTHxHEIGHT] [KEYS...]: KEYS are xdotool key names pressed (2 
     local app=$!
     sleep "${EASEL_SHOT_WAIT:-8}"
     if [ ${#keys[@]} -gt 0 ]; then
-        # No window manager: keys go to the window under the pointer.
-        DISPLAY=:77 xdotool mousemove 5 5
+        # No window manager: give the window the keyboard focus by hand.
+        local window
+        window=$(DISPLAY=:77 xdotool search --name Easel | head -1)
+        DISPLAY=:77 xdotool windowfocus --sync "$window"
         for key in "${keys[@]}"; do
             DISPLAY=:77 xdotool key "$key"
             sleep 2
