@@ -25,6 +25,33 @@ fn parameters_of(png: &Path) -> String {
     chunks.into_iter().find(|(k, _)| k == "parameters").unwrap().1
 }
 
+/// `easel generate` on the tiny model: "a portrait" at 64×64 with seed 7 and `steps` steps, from
+/// `init`, written to `out`, with `extra` flags (the fix) after those.
+fn portrait(init: &Path, steps: &str, out: &Path, extra: &[&str]) -> Output {
+    let model = model_path();
+    let mut args = vec![
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "a portrait",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        steps,
+        "--seed",
+        "7",
+        "--init",
+        init.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    easel(&args)
+}
+
 /// Two faces side by side, 200×100: crops of the detection fixtures' astronaut and Grace Hopper
 /// photos (only-masked inpainting works on crops at the generation size, so the picture's own
 /// size need not suit the model).
@@ -53,28 +80,7 @@ fn fix_faces_repaints_each_face_and_keeps_everything_else() {
     let faces = detect::detect_faces(&input, FaceModel::Short, 0.5).unwrap();
     assert_eq!(faces.len(), 2, "{faces:?}");
     let out = dir.path().join("fixed.png");
-    let model = model_path();
-    let o = easel(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "a portrait",
-        "--width",
-        "64",
-        "--height",
-        "64",
-        "--steps",
-        "4",
-        "--seed",
-        "7",
-        "--init",
-        init.to_str().unwrap(),
-        "--fix",
-        "faces",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = portrait(&init, "4", &out, &["--fix", "faces"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let fixed = image::open(&out).unwrap().to_rgb8();
     assert_eq!(fixed.dimensions(), input.dimensions());
@@ -271,30 +277,7 @@ fn fix_with_an_inpaint_controlnet_keeps_structure_and_says_so() {
     )
     .unwrap();
     let run = |out: &Path, extra: &[&str]| {
-        let model = model_path();
-        let mut args = vec![
-            "generate",
-            "--model",
-            model.to_str().unwrap(),
-            "--prompt",
-            "a portrait",
-            "--width",
-            "64",
-            "--height",
-            "64",
-            "--steps",
-            "4",
-            "--seed",
-            "7",
-            "--init",
-            init.to_str().unwrap(),
-            "--fix",
-            "faces",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let o = easel(&args);
+        let o = portrait(&init, "4", out, &[&["--fix", "faces"], extra].concat());
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         image::open(out).unwrap().to_rgb8()
     };
@@ -317,29 +300,8 @@ fn fix_faces_then_hands_runs_both_like_adetailers_two_tabs() {
     let dir = tempfile::tempdir().unwrap();
     let init = dir.path().join("pair.png");
     two_faces().save(&init).unwrap();
-    let model = model_path();
     let run = |fix: &str, out: &Path| {
-        let o = easel(&[
-            "generate",
-            "--model",
-            model.to_str().unwrap(),
-            "--prompt",
-            "a portrait",
-            "--width",
-            "64",
-            "--height",
-            "64",
-            "--steps",
-            "3",
-            "--seed",
-            "7",
-            "--init",
-            init.to_str().unwrap(),
-            "--fix",
-            fix,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let o = portrait(&init, "3", out, &["--fix", fix]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
@@ -429,30 +391,7 @@ fn soft_inpainting_flags_reach_the_fix_without_a_mask_and_are_refused_without_ei
     let init = dir.path().join("pair.png");
     two_faces().save(&init).unwrap();
     let out = dir.path().join("fixed.png");
-    let model = model_path();
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "generate",
-            "--model",
-            model.to_str().unwrap(),
-            "--prompt",
-            "a portrait",
-            "--width",
-            "64",
-            "--height",
-            "64",
-            "--steps",
-            "2",
-            "--seed",
-            "7",
-            "--init",
-            init.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        easel(&args)
-    };
+    let run = |extra: &[&str]| portrait(&init, "2", &out, extra);
     let o = run(&[
         "--fix",
         "faces",
