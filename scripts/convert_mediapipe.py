@@ -47,6 +47,8 @@ MODELS = [
     "selfie_segmentation/selfie_segmentation.tflite",
     "palm_detection/palm_detection_lite.tflite",
     "hand_landmark/hand_landmark_lite.tflite",
+    "palm_detection/palm_detection_full.tflite",
+    "hand_landmark/hand_landmark_full.tflite",
 ]
 
 OP_NAMES = {v: k for k, v in tflite.BuiltinOperator.__dict__.items() if not k.startswith("_")}

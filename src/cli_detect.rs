@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use easel::detect::hands::HandModel;
 use easel::detect::{self, Detection, FaceModel};
 
 use crate::bad;
@@ -15,19 +16,22 @@ use crate::bad;
 pub enum Target {
     /// Faces (MediaPipe face detection).
     Faces,
-    /// Hands (MediaPipe Hands lite: palm detection, then the box around the 21 hand landmarks).
+    /// Hands (MediaPipe Hands: palm detection, then the box around the 21 hand landmarks).
     Hands,
     /// People (MediaPipe selfie segmentation).
     People,
 }
 
-/// Which face model.
+/// Which face or hand model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModelArg {
-    /// Short range: faces within about 2 m (MediaPipe face_detection_short_range).
+    /// Faces: short range, faces within about 2 m (MediaPipe face_detection_short_range).
     Short,
-    /// Full range: faces up to about 5 m (MediaPipe face_detection_full_range_sparse).
+    /// Faces: full range, faces up to about 5 m (MediaPipe face_detection_full_range_sparse).
+    /// Hands: MediaPipe's full palm and landmark models (its default, model_complexity 1).
     Full,
+    /// Hands: MediaPipe's lite palm and landmark models (model_complexity 0, faster).
+    Lite,
 }
 
 /// `easel detect`'s arguments.
@@ -38,8 +42,8 @@ pub struct DetectArgs {
     pub what: Target,
     /// The image (PNG, JPEG, WebP).
     pub image: PathBuf,
-    /// Face model [default: short]. Hands and people have one model each (hands: MediaPipe's
-    /// lite palm and landmark models).
+    /// Faces: short or full [default: short]. Hands: full or lite [default: full]. People have
+    /// one model.
     #[arg(long, value_enum)]
     pub model: Option<ModelArg>,
     /// Hands: keep at most this many, the best palms first [default: all].
@@ -70,30 +74,42 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
             "--confidence must be between 0 and 1, got {confidence}"
         )));
     }
-    let model = match args.what {
-        Target::Faces => Some(match args.model.unwrap_or(ModelArg::Short) {
-            ModelArg::Short => FaceModel::Short,
-            ModelArg::Full => FaceModel::Full,
-        }),
-        _ if args.model.is_some() => {
+    let model = match (args.what, args.model) {
+        (Target::Faces, None | Some(ModelArg::Short)) => Model::Face(FaceModel::Short),
+        (Target::Faces, Some(ModelArg::Full)) => Model::Face(FaceModel::Full),
+        (Target::Faces, Some(ModelArg::Lite)) => {
             return Err(bad(
-                "--model chooses a face model; hands and people have one built-in model each",
+                "--model lite is a hand model; faces take --model short or --model full",
             ));
         }
-        Target::People => return people(args, confidence),
-        Target::Hands => None,
+        (Target::Hands, None | Some(ModelArg::Full)) => Model::Hand(HandModel::Full),
+        (Target::Hands, Some(ModelArg::Lite)) => Model::Hand(HandModel::Lite),
+        (Target::Hands, Some(ModelArg::Short)) => {
+            return Err(bad(
+                "--model short is a face model; hands take --model full or --model lite",
+            ));
+        }
+        (Target::People, Some(_)) => {
+            return Err(bad(
+                "--model does not apply to people: they have one built-in model",
+            ));
+        }
+        (Target::People, None) => return people(args, confidence),
     };
     let image = easel::imaging::load_rgb(&args.image).map_err(|e| bad(e.to_string()))?;
-    let (found, what) = if let Some(model) = model {
-        let found = detect::detect_faces(&image, model, confidence).context("face detection failed")?;
-        (found, "face")
-    } else {
-        if args.max_hands == Some(0) {
-            return Err(bad("--max-hands must be at least 1"));
+    let (found, what) = match model {
+        Model::Face(model) => {
+            let found = detect::detect_faces(&image, model, confidence).context("face detection failed")?;
+            (found, "face")
         }
-        let found = detect::hands::detect_hands(&image, confidence, args.max_hands)
-            .context("hand detection failed")?;
-        (found, "hand")
+        Model::Hand(model) => {
+            if args.max_hands == Some(0) {
+                return Err(bad("--max-hands must be at least 1"));
+            }
+            let found = detect::hands::detect_hands_using(&image, model, confidence, args.max_hands)
+                .context("hand detection failed")?;
+            (found, "hand")
+        }
     };
     let (width, height) = image.dimensions();
     print_detections(args.json, width, height, &found, what)?;
@@ -103,6 +119,12 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("could not write the mask (file: {})", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The detector `run` picked.
+enum Model {
+    Face(FaceModel),
+    Hand(HandModel),
 }
 
 /// `easel detect people`: the segmentation thresholded at `threshold`, one box around it.

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use easel::detect::hands::HandModel;
 use easel::detect::{self, FaceModel};
 use serde_json::Value;
 
@@ -309,9 +310,34 @@ fn hand_refs() -> Value {
     serde_json::from_str(&text).expect("hands.json parses")
 }
 
+/// The references of one hand model size: the lite ones at the top level of hands.json, the
+/// full ones under `full`.
+fn hand_refs_of(model: HandModel) -> Value {
+    let mut r = hand_refs();
+    let r = match model {
+        HandModel::Lite => r,
+        HandModel::Full => r["full"].take(),
+    };
+    assert_eq!(
+        r["models"],
+        serde_json::json!([model.palm_name(), model.landmark_name()]),
+        "hands.json is made with these models"
+    );
+    r
+}
+
 #[test]
 fn the_palm_network_matches_the_tflite_interpreter() {
-    let r = hand_refs();
+    palm_network_matches_the_tflite_interpreter(HandModel::Lite);
+}
+
+#[test]
+fn the_full_palm_network_matches_the_tflite_interpreter() {
+    palm_network_matches_the_tflite_interpreter(HandModel::Full);
+}
+
+fn palm_network_matches_the_tflite_interpreter(model: HandModel) {
+    let r = hand_refs_of(model);
     let raw = &r["raw"];
     let png = rgb(raw["input"].as_str().expect("input name"));
     // Our warp of the picture is OpenCV's (a value may round the other way).
@@ -323,7 +349,7 @@ fn the_palm_network_matches_the_tflite_interpreter() {
         .max()
         .unwrap_or(0);
     let input: Vec<f32> = png.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
-    let graph = detect::hands::load().expect("model loads");
+    let graph = detect::hands::load(model).expect("model loads");
     let (boxes, scores) = detect::hands::raw_outputs(&graph, &input).expect("network runs");
     let want: Vec<f32> = raw["scores"].as_array().expect("scores").iter().map(f).collect();
     assert_eq!(scores.len(), 2016);
@@ -342,7 +368,8 @@ fn the_palm_network_matches_the_tflite_interpreter() {
         }
     }
     eprintln!(
-        "palm: input warp worst {warp_worst}/255; raw logits max |diff| {worst_score:.2e}, box and keypoint regressors (top 32) max |diff| {worst_box:.2e}"
+        "{} palm: input warp worst {warp_worst}/255; raw logits max |diff| {worst_score:.2e}, box and keypoint regressors (top 32) max |diff| {worst_box:.2e}",
+        model.name()
     );
     assert!(warp_worst <= 1, "warp {warp_worst}");
     assert!(
@@ -365,11 +392,25 @@ fn rect_box(r: &Value, w: f32, h: f32) -> [f32; 4] {
 
 #[test]
 fn hands_match_mediapipe_on_pictures() {
-    let r = hand_refs();
-    let graph = detect::hands::load().expect("model loads");
+    hands_match_mediapipe(HandModel::Lite, 3);
+}
+
+#[test]
+fn full_model_hands_match_mediapipe_on_pictures() {
+    hands_match_mediapipe(HandModel::Full, 5);
+}
+
+/// Palms, hand regions and hands against MediaPipe Hands with `model` on every reference
+/// picture and threshold (the palm network runs once a picture); the references hold at least
+/// `least_hands` hands.
+fn hands_match_mediapipe(model: HandModel, least_hands: usize) {
+    let r = hand_refs_of(model);
+    let models = detect::hands::HandModels::load(model).expect("models load");
     let (mut worst_palm, mut worst_hand, mut worst_score, mut worst_kp, mut worst_rot) =
         (1f32, 1f32, 0f32, 0f32, 0f32);
     let mut hands = 0;
+    let mut scans = std::collections::HashMap::new();
+    let mut found = HandStats::default();
     for case in r["cases"].as_array().expect("cases") {
         let name = case["image"].as_str().expect("image");
         let confidence = f(&case["confidence"]);
@@ -378,7 +419,10 @@ fn hands_match_mediapipe_on_pictures() {
         let (wf, hf) = (w as f32, h as f32);
         let want = case["palms"].as_array().expect("palms");
         let rects = case["hand_rects"].as_array().expect("rects");
-        let regions = detect::hands::hand_regions(&graph, &img, confidence, None).expect("regions");
+        let scan = scans
+            .entry(name)
+            .or_insert_with(|| detect::hands::scan_palms(&models.palm, &img).expect("palm network"));
+        let regions = scan.hand_regions(confidence, None);
         assert_eq!(regions.len(), want.len(), "{name} @{confidence}: palm count");
         assert_eq!(regions.len(), rects.len(), "{name} @{confidence}: region count");
         for ((p, rect), (e, er)) in regions.iter().zip(want.iter().zip(rects)) {
@@ -408,41 +452,124 @@ fn hands_match_mediapipe_on_pictures() {
                 "{name} @{confidence}: palm IoU {o}, hand IoU {oh} ({d:?})"
             );
         }
+        let got = detect::hands::hands_in_regions(&models.landmarks, &img, regions).expect("hands");
+        found.compare(&got, case);
     }
     eprintln!(
-        "{hands} palms: worst palm IoU {worst_palm:.5}, worst hand-region box IoU {worst_hand:.5}, worst score |diff| {worst_score:.2e}, keypoints within {worst_kp:.3} px, rotation within {worst_rot:.2e} rad"
+        "{} {hands} palms: worst palm IoU {worst_palm:.5}, worst hand-region box IoU {worst_hand:.5}, worst score |diff| {worst_score:.2e}, keypoints within {worst_kp:.3} px, rotation within {worst_rot:.2e} rad",
+        model.name()
+    );
+    eprintln!(
+        "{} {} hands: worst landmark-box IoU {:.5}, box edges within {:.3} px, worst score |diff| {:.2e}",
+        model.name(),
+        found.count,
+        found.worst_iou,
+        found.worst_edge,
+        found.worst_score
     );
     assert!(hands >= 6, "the references have palms");
     assert!(worst_score < 1e-3, "score diff {worst_score}");
     assert!(worst_kp < 0.5 && worst_rot < 1e-2, "{worst_kp} {worst_rot}");
+    assert!(found.count >= least_hands, "the references have hands");
+    assert!(found.worst_score < 1e-3, "hand score diff {}", found.worst_score);
+}
+
+/// The worst agreement of hand boxes with MediaPipe's, over the cases compared so far.
+struct HandStats {
+    count: usize,
+    worst_iou: f32,
+    worst_edge: f32,
+    worst_score: f32,
+}
+
+impl Default for HandStats {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            worst_iou: 1.0,
+            worst_edge: 0.0,
+            worst_score: 0.0,
+        }
+    }
+}
+
+impl HandStats {
+    /// Compares `got` with the case's hands (the boxes around MediaPipe's landmarks).
+    fn compare(&mut self, got: &[detect::Detection], case: &Value) {
+        let name = case["image"].as_str().expect("image");
+        let confidence = f(&case["confidence"]);
+        let (w, h) = (f(&case["width"]), f(&case["height"]));
+        let want = case["hands"].as_array().expect("hands");
+        assert_eq!(got.len(), want.len(), "{name} @{confidence}: hand count");
+        for (g, e) in got.iter().zip(want) {
+            let e_box = [
+                f(&e["xmin"]) * w,
+                f(&e["ymin"]) * h,
+                f(&e["width"]) * w,
+                f(&e["height"]) * h,
+            ];
+            let o = iou([g.x, g.y, g.width, g.height], e_box);
+            self.worst_iou = self.worst_iou.min(o);
+            self.worst_score = self.worst_score.max((g.score - f(&e["score"])).abs());
+            // The box's corners against the reference landmarks' extremes.
+            self.worst_edge = self.worst_edge.max(
+                (g.x - e_box[0])
+                    .abs()
+                    .max((g.y - e_box[1]).abs())
+                    .max((g.x + g.width - e_box[0] - e_box[2]).abs())
+                    .max((g.y + g.height - e_box[1] - e_box[3]).abs()),
+            );
+            self.count += 1;
+            assert!(o >= 0.95, "{name} @{confidence}: IoU {o} ({g:?} vs {e_box:?})");
+        }
+    }
+}
+
+/// The best hand MediaPipe Hands finds with `model` in `image` at confidence 0.5.
+fn best_reference_hand(model: HandModel, image: &str) -> Value {
+    let mut r = hand_refs_of(model);
+    r["cases"]
+        .as_array_mut()
+        .expect("cases")
+        .iter_mut()
+        .find(|c| c["image"] == image && f(&c["confidence"]) == 0.5)
+        .expect("the picture's case")["hands"][0]
+        .take()
 }
 
 #[test]
 fn the_cli_finds_hands_and_writes_their_boxes() {
     let out_dir = tempfile::tempdir().expect("temp dir");
-    let mask = out_dir.path().join("hands.png");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_easel"))
-        .args(["detect", "hands"])
-        .arg(dir().join("hands_horse2.png"))
-        .args(["--json", "--max-hands", "1", "--dilate", "2", "--mask"])
-        .arg(&mask)
-        .output()
-        .expect("easel runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let run = |name: &str, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_easel"))
+            .args(["detect", "hands"])
+            .arg(dir().join(name))
+            .args(["--json", "--max-hands", "1"])
+            .args(extra)
+            .output()
+            .expect("easel runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        v
+    };
+    // --model lite: MediaPipe's lite models (two palms here, --max-hands keeps the best).
+    let v = run("hands_horse2.png", &["--model", "lite"]);
     assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(96), Some(79)));
     let dets = v["detections"].as_array().expect("detections");
     assert_eq!(dets.len(), 1, "--max-hands 1 keeps the best palm");
-    let r = hand_refs();
-    let best = &r["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .find(|c| c["image"] == "hands_horse2.png")
-        .expect("horse case")["hands"][0];
+    let best = best_reference_hand(HandModel::Lite, "hands_horse2.png");
+    assert!((f(&dets[0]["score"]) - f(&best["score"])).abs() < 1e-3);
+    // The default: MediaPipe's full models, as its Python `Hands()` runs them.
+    let mask = out_dir.path().join("hands.png");
+    let mask_arg = mask.to_str().expect("utf-8 path");
+    let v = run("hands_hopper_small.png", &["--dilate", "2", "--mask", mask_arg]);
+    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(96), Some(112)));
+    let dets = v["detections"].as_array().expect("detections");
+    assert_eq!(dets.len(), 1, "{v}");
+    let best = best_reference_hand(HandModel::Full, "hands_hopper_small.png");
     assert!((f(&dets[0]["score"]) - f(&best["score"])).abs() < 1e-3);
     let m = image::open(&mask).expect("mask written").to_luma8();
-    assert_eq!(m.dimensions(), (96, 79));
+    assert_eq!(m.dimensions(), (96, 112));
     let (x, y) = (f(&dets[0]["x"]), f(&dets[0]["y"]));
     let (w, h) = (f(&dets[0]["width"]), f(&dets[0]["height"]));
     assert_eq!(m.get_pixel((x + w / 2.0) as u32, (y + h / 2.0) as u32)[0], 255);
@@ -450,7 +577,7 @@ fn the_cli_finds_hands_and_writes_their_boxes() {
     let white = m.pixels().filter(|p| p[0] == 255).count() as f32;
     // The box grown by 2 px, clipped to the picture.
     let x1 = (x + w + 2.0).min(96.0);
-    let y1 = (y + h + 2.0).min(79.0);
+    let y1 = (y + h + 2.0).min(112.0);
     let expect = (x1 - (x - 2.0).max(0.0)) * (y1 - (y - 2.0).max(0.0));
     assert!((white - expect).abs() < 2.0 * (x1 + y1), "{white} vs {expect}");
 }
@@ -472,7 +599,7 @@ fn bad_hand_requests_exit_2_with_a_message() {
     for (extra, needle) in [
         (["--max-hands", "0"], "--max-hands"),
         (["--confidence", "1.5"], "--confidence"),
-        (["--model", "full"], "--model"),
+        (["--model", "short"], "--model short is a face model"),
     ] {
         let mut args = vec!["detect", "hands", horse];
         args.extend(extra);
@@ -481,11 +608,30 @@ fn bad_hand_requests_exit_2_with_a_message() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+    // A hand model name for faces, any model for people.
+    for (what, model, needle) in [
+        ("faces", "lite", "--model lite is a hand model"),
+        ("people", "full", "--model does not apply to people"),
+    ] {
+        let out = run(&["detect", what, horse, "--model", model]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what} {model}: {err}");
+        assert!(err.contains(needle), "{what} {model}: {err}");
+    }
 }
 
 #[test]
 fn the_hand_landmark_network_matches_the_tflite_interpreter() {
-    let r = hand_refs();
+    hand_landmark_network_matches_the_tflite_interpreter(HandModel::Lite);
+}
+
+#[test]
+fn the_full_hand_landmark_network_matches_the_tflite_interpreter() {
+    hand_landmark_network_matches_the_tflite_interpreter(HandModel::Full);
+}
+
+fn hand_landmark_network_matches_the_tflite_interpreter(model: HandModel) {
+    let r = hand_refs_of(model);
     let raw = &r["raw_landmarks"];
     let png = rgb(raw["input"].as_str().expect("input name"));
     let e = &raw["rect"];
@@ -505,7 +651,7 @@ fn the_hand_landmark_network_matches_the_tflite_interpreter() {
         differing += usize::from(d != 0);
     }
     let input: Vec<f32> = png.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
-    let graph = detect::hands::load_landmarks().expect("model loads");
+    let graph = detect::hands::load_landmarks(model).expect("model loads");
     let (points, presence) = detect::hands::landmark_raw_outputs(&graph, &input).expect("runs");
     let want: Vec<f32> = raw["landmarks"]
         .as_array()
@@ -521,54 +667,12 @@ fn the_hand_landmark_network_matches_the_tflite_interpreter() {
         .fold(0f32, f32::max);
     let presence_diff = (presence - f(&raw["presence"])).abs();
     eprintln!(
-        "hand landmarks: input warp differs in {differing} values, by at most {warp_worst}/255; landmarks max |diff| {worst:.2e} px of 224, presence |diff| {presence_diff:.2e}"
+        "{} hand landmarks: input warp differs in {differing} values, by at most {warp_worst}/255; landmarks max |diff| {worst:.2e} px of 224, presence |diff| {presence_diff:.2e}",
+        model.name()
     );
     assert!(
         warp_worst <= 1 && differing * 100 <= ours.len(),
         "warp {differing} values, worst {warp_worst}"
     );
     assert!(worst < 0.05 && presence_diff < 1e-3, "{worst} {presence_diff}");
-}
-
-#[test]
-fn hands_match_mediapipe_hands_on_pictures() {
-    let r = hand_refs();
-    let models = detect::hands::HandModels::load().expect("models load");
-    let (mut worst_iou, mut worst_score, mut worst_point) = (1f32, 0f32, 0f32);
-    let mut count = 0;
-    for case in r["cases"].as_array().expect("cases") {
-        let name = case["image"].as_str().expect("image");
-        let confidence = f(&case["confidence"]);
-        let img = rgb(name);
-        let (w, h) = (img.width() as f32, img.height() as f32);
-        let got = detect::hands::detect_hands_with(&models, &img, confidence, None).expect("hands");
-        let want = case["hands"].as_array().expect("hands");
-        assert_eq!(got.len(), want.len(), "{name} @{confidence}: hand count");
-        for (g, e) in got.iter().zip(want) {
-            let e_box = [
-                f(&e["xmin"]) * w,
-                f(&e["ymin"]) * h,
-                f(&e["width"]) * w,
-                f(&e["height"]) * h,
-            ];
-            let o = iou([g.x, g.y, g.width, g.height], e_box);
-            worst_iou = worst_iou.min(o);
-            worst_score = worst_score.max((g.score - f(&e["score"])).abs());
-            // The box's corners against the reference landmarks' extremes.
-            worst_point = worst_point.max(
-                (g.x - e_box[0])
-                    .abs()
-                    .max((g.y - e_box[1]).abs())
-                    .max((g.x + g.width - e_box[0] - e_box[2]).abs())
-                    .max((g.y + g.height - e_box[1] - e_box[3]).abs()),
-            );
-            count += 1;
-            assert!(o >= 0.95, "{name} @{confidence}: IoU {o} ({g:?} vs {e_box:?})");
-        }
-    }
-    eprintln!(
-        "{count} hands: worst landmark-box IoU {worst_iou:.5}, box edges within {worst_point:.3} px, worst score |diff| {worst_score:.2e}"
-    );
-    assert!(count >= 3, "the references have hands");
-    assert!(worst_score < 1e-3, "score diff {worst_score}");
 }

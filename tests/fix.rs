@@ -188,9 +188,9 @@ fn fix_after_generating_writes_the_keys_and_warns_when_there_is_no_face() {
 #[test]
 fn fix_hands_repaints_the_hand_region_only() {
     let dir = tempfile::tempdir().unwrap();
-    // A 128×128 picture in which MediaPipe Hands finds one (small) hand (see
-    // tests/fixtures/make_hand_fixtures.py).
-    let input = image::open(fixtures().join("ref/detect/hands_camera.png"))
+    // A 96×112 picture in which MediaPipe Hands (full models, the default) finds one small hand
+    // (see tests/fixtures/make_hand_fixtures.py).
+    let input = image::open(fixtures().join("ref/detect/hands_hopper_small.png"))
         .unwrap()
         .to_rgb8();
     let init = dir.path().join("picture.png");
@@ -249,14 +249,17 @@ fn fix_hands_repaints_the_hand_region_only() {
             changed += usize::from(fixed.get_pixel(x, y) != p);
         }
     }
-    assert!(outside > 128 * 128 / 2, "{outside} pixels outside the mask");
+    assert!(
+        outside > input.width() * input.height() / 2,
+        "{outside} pixels outside the mask"
+    );
     assert!(
         changed * 2 > inside,
         "{changed} of {inside} hand pixels repainted"
     );
     let text = parameters_of(&out);
     assert!(
-        text.contains(&ADETAILER_KEYS.replace("mediapipe_face_short", "mediapipe_hands_lite")),
+        text.contains(&ADETAILER_KEYS.replace("mediapipe_face_short", "mediapipe_hands_full")),
         "{text}"
     );
 }
@@ -322,7 +325,7 @@ fn fix_faces_then_hands_runs_both_like_adetailers_two_tabs() {
     );
     assert!(
         text.contains(
-            "ADetailer inpaint padding: 32, ADetailer model 2nd: mediapipe_hands_lite, ADetailer confidence 2nd: 0.5"
+            "ADetailer inpaint padding: 32, ADetailer model 2nd: mediapipe_hands_full, ADetailer confidence 2nd: 0.5"
         ) && text.contains("ADetailer inpaint padding 2nd: 32, ADetailer version: 24.8.0"),
         "{text}"
     );

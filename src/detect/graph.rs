@@ -92,6 +92,11 @@ impl Graph {
         })
     }
 
+    /// The model's name (the TFLite file it was converted from).
+    pub fn source(&self) -> &str {
+        &self.json.source
+    }
+
     /// The input size (height, width) in pixels.
     pub fn input_hw(&self) -> (usize, usize) {
         let s = &self.json.input_shape;

@@ -1,7 +1,11 @@
-//! Built-in hand detection: MediaPipe's palm detector (`palm_detection_lite`) and hand landmark
-//! model (`hand_landmark_lite`), weights in `assets/detect/`, with MediaPipe 0.10.14's own pre-
-//! and post-processing as its `HandLandmarkTrackingCpu` graph runs them on a still image
-//! (`PalmDetectionCpu`, `PalmDetectionDetectionToRoi`, `HandLandmarkCpu`).
+//! Built-in hand detection: MediaPipe's palm detector and hand landmark model, in either of the
+//! two sizes MediaPipe ships ([`HandModel`]: `palm_detection_full` + `hand_landmark_full`, the
+//! default as in MediaPipe's Python `Hands(model_complexity=1)`, or the `_lite` pair of
+//! `model_complexity=0`), weights in `assets/detect/`, with MediaPipe 0.10.14's own pre- and
+//! post-processing as its `HandLandmarkTrackingCpu` graph runs them on a still image
+//! (`PalmDetectionCpu`, `PalmDetectionDetectionToRoi`, `HandLandmarkCpu`). Both sizes share that
+//! processing: the compiled graphs only switch the model file on `model_complexity` (same 192×192
+//! palm input, anchors and decoding; same 224×224 landmark input).
 //!
 //! Flow: one bilinear warp of the whole image, letterboxed into a black square, to 192×192 with
 //! values in [0, 1]; the network; SSD decoding over 2016 fixed-size anchors (strides 8, 16, 16,
@@ -27,18 +31,62 @@ use super::{DetectError, Detection};
 static PALM_LITE: &[u8] = include_bytes!("../../assets/detect/palm_detection_lite.safetensors");
 /// hand_landmark_lite.tflite, converted.
 static LANDMARK_LITE: &[u8] = include_bytes!("../../assets/detect/hand_landmark_lite.safetensors");
+/// palm_detection_full.tflite, converted.
+static PALM_FULL: &[u8] = include_bytes!("../../assets/detect/palm_detection_full.safetensors");
+/// hand_landmark_full.tflite, converted.
+static LANDMARK_FULL: &[u8] = include_bytes!("../../assets/detect/hand_landmark_full.safetensors");
 
-/// The landmark model's name (the TFLite file it came from).
-pub const LANDMARK_MODEL_NAME: &str = "hand_landmark_lite";
+/// Which pair of MediaPipe hand networks runs; both stages switch together, as MediaPipe's
+/// `model_complexity` switches them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HandModel {
+    /// `model_complexity=0`: `palm_detection_lite` and `hand_landmark_lite` (smaller, faster).
+    Lite,
+    /// `model_complexity=1`, MediaPipe's default: `palm_detection_full` and `hand_landmark_full`.
+    #[default]
+    Full,
+}
+
+impl HandModel {
+    /// The size's short name, as the CLI spells it (`lite`, `full`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Lite => "lite",
+            Self::Full => "full",
+        }
+    }
+
+    /// The palm detector's name (the TFLite file it came from).
+    pub const fn palm_name(self) -> &'static str {
+        match self {
+            Self::Lite => "palm_detection_lite",
+            Self::Full => "palm_detection_full",
+        }
+    }
+
+    /// The landmark model's name (the TFLite file it came from).
+    pub const fn landmark_name(self) -> &'static str {
+        match self {
+            Self::Lite => "hand_landmark_lite",
+            Self::Full => "hand_landmark_full",
+        }
+    }
+
+    /// The detector's name in ADetailer's `mediapipe_*` style, for the infotext of a fix.
+    pub const fn adetailer_name(self) -> &'static str {
+        match self {
+            Self::Lite => "mediapipe_hands_lite",
+            Self::Full => "mediapipe_hands_full",
+        }
+    }
+}
+
 /// The landmark model's square input side in pixels.
 pub const LANDMARK_INPUT_SIZE: usize = 224;
 /// `ThresholdingCalculator` of `HandLandmarkCpu`: the least presence score of a hand.
 const PRESENCE_THRESHOLD: f32 = 0.5;
 
-/// The detector's name (the TFLite file it came from).
-pub const MODEL_NAME: &str = "palm_detection_lite";
-
-/// The model's square input side in pixels.
+/// The palm model's square input side in pixels.
 pub const INPUT_SIZE: usize = 192;
 
 /// SsdAnchorsCalculator options of `PalmDetectionCpu` (fixed anchor size).
@@ -63,24 +111,34 @@ const MIDDLE_MCP: usize = 2;
 const ROI_SCALE: f32 = 2.6;
 const ROI_SHIFT_Y: f32 = -0.5;
 
-/// Loads the palm network (parses the embedded asset).
+/// Loads `model`'s palm network (parses the embedded asset).
 ///
 /// # Errors
 /// The embedded asset is broken (a build problem).
-pub fn load() -> Result<Graph, DetectError> {
-    Graph::from_safetensors(PALM_LITE, MODEL_NAME, &Device::Cpu)
+pub fn load(model: HandModel) -> Result<Graph, DetectError> {
+    let bytes = match model {
+        HandModel::Lite => PALM_LITE,
+        HandModel::Full => PALM_FULL,
+    };
+    Graph::from_safetensors(bytes, model.palm_name(), &Device::Cpu)
 }
 
-/// Loads the hand landmark network (parses the embedded asset).
+/// Loads `model`'s hand landmark network (parses the embedded asset).
 ///
 /// # Errors
 /// The embedded asset is broken (a build problem).
-pub fn load_landmarks() -> Result<Graph, DetectError> {
-    Graph::from_safetensors(LANDMARK_LITE, LANDMARK_MODEL_NAME, &Device::Cpu)
+pub fn load_landmarks(model: HandModel) -> Result<Graph, DetectError> {
+    let bytes = match model {
+        HandModel::Lite => LANDMARK_LITE,
+        HandModel::Full => LANDMARK_FULL,
+    };
+    Graph::from_safetensors(bytes, model.landmark_name(), &Device::Cpu)
 }
 
-/// Both hand networks, loaded.
+/// Both hand networks of one [`HandModel`], loaded.
 pub struct HandModels {
+    /// Which pair these are.
+    pub model: HandModel,
     /// The palm detector.
     pub palm: Graph,
     /// The landmark model.
@@ -88,14 +146,15 @@ pub struct HandModels {
 }
 
 impl HandModels {
-    /// Loads both networks.
+    /// Loads both networks of `model`.
     ///
     /// # Errors
     /// An embedded asset is broken (a build problem).
-    pub fn load() -> Result<Self, DetectError> {
+    pub fn load(model: HandModel) -> Result<Self, DetectError> {
         Ok(Self {
-            palm: load()?,
-            landmarks: load_landmarks()?,
+            model,
+            palm: load(model)?,
+            landmarks: load_landmarks(model)?,
         })
     }
 }
@@ -169,44 +228,91 @@ pub fn raw_outputs(graph: &Graph, input: &[f32]) -> Result<(Vec<f32>, Vec<f32>),
     super::face_raw_outputs(graph, input)
 }
 
-/// The palms in `image` scoring at least `confidence`, best first, overlapping ones blended.
+/// The palm network's outputs on one picture, ready to decode at any threshold (the network
+/// itself does not depend on it).
+pub struct PalmScan {
+    boxes: Vec<f32>,
+    scores: Vec<f32>,
+    letterbox: Letterbox,
+    width: u32,
+    height: u32,
+}
+
+/// Runs the palm network on `image`.
 ///
 /// # Errors
 /// The image is empty or the network could not run.
-pub fn palms_with(graph: &Graph, image: &RgbImage, confidence: f32) -> Result<Vec<Palm>, DetectError> {
+pub fn scan_palms(graph: &Graph, image: &RgbImage) -> Result<PalmScan, DetectError> {
     if image.width() == 0 || image.height() == 0 {
         return Err(DetectError::Image("the image is empty".into()));
     }
     let (input, letterbox) = input(image);
     let (boxes, scores) = raw_outputs(graph, &input)?;
-    let anchors = ssd::anchors(&ANCHORS);
-    if scores.len() != anchors.len() || boxes.len() != anchors.len() * DECODING.num_coords {
+    let anchors = ssd::anchors(&ANCHORS).len();
+    if scores.len() != anchors || boxes.len() != anchors * DECODING.num_coords {
         return Err(DetectError::Model(format!(
-            "{MODEL_NAME}: {} scores for {} anchors",
+            "{}: {} scores for {anchors} anchors",
+            graph.source(),
             scores.len(),
-            anchors.len()
         )));
     }
-    let found = ssd::decode(&boxes, &scores, DECODING, &anchors, confidence);
-    let kept = ssd::weighted_nms(found, 0.3);
-    // DetectionLetterboxRemovalCalculator: model [0, 1] → image [0, 1].
-    let (w, h) = (f64::from(image.width()), f64::from(image.height()));
-    let fx = |v: f32| (letterbox.image_x(f64::from(v)) / w) as f32;
-    let fy = |v: f32| (letterbox.image_y(f64::from(v)) / h) as f32;
-    Ok(kept
-        .into_iter()
-        .map(|b| {
-            let (x0, y0) = (fx(b.xmin), fy(b.ymin));
-            Palm {
-                xmin: x0,
-                ymin: y0,
-                width: fx(b.xmin + b.width) - x0,
-                height: fy(b.ymin + b.height) - y0,
-                score: b.score,
-                keypoints: b.keypoints.iter().map(|&(x, y)| (fx(x), fy(y))).collect(),
-            }
-        })
-        .collect())
+    Ok(PalmScan {
+        boxes,
+        scores,
+        letterbox,
+        width: image.width(),
+        height: image.height(),
+    })
+}
+
+impl PalmScan {
+    /// The palms scoring at least `confidence`, best first, overlapping ones blended.
+    pub fn palms(&self, confidence: f32) -> Vec<Palm> {
+        let anchors = ssd::anchors(&ANCHORS);
+        let found = ssd::decode(&self.boxes, &self.scores, DECODING, &anchors, confidence);
+        let kept = ssd::weighted_nms(found, 0.3);
+        // DetectionLetterboxRemovalCalculator: model [0, 1] → image [0, 1].
+        let (w, h) = (f64::from(self.width), f64::from(self.height));
+        let fx = |v: f32| (self.letterbox.image_x(f64::from(v)) / w) as f32;
+        let fy = |v: f32| (self.letterbox.image_y(f64::from(v)) / h) as f32;
+        kept.into_iter()
+            .map(|b| {
+                let (x0, y0) = (fx(b.xmin), fy(b.ymin));
+                Palm {
+                    xmin: x0,
+                    ymin: y0,
+                    width: fx(b.xmin + b.width) - x0,
+                    height: fy(b.ymin + b.height) - y0,
+                    score: b.score,
+                    keypoints: b.keypoints.iter().map(|&(x, y)| (fx(x), fy(y))).collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// The hand regions of the palms scoring at least `confidence`, best first, at most
+    /// `max_hands` when given (`ClipDetectionVectorSizeCalculator`), each with its palm.
+    pub fn hand_regions(&self, confidence: f32, max_hands: Option<usize>) -> Vec<(Palm, HandRect)> {
+        let mut palms = self.palms(confidence);
+        if let Some(n) = max_hands {
+            palms.truncate(n);
+        }
+        palms
+            .into_iter()
+            .map(|p| {
+                let r = hand_rect(&p, self.width, self.height);
+                (p, r)
+            })
+            .collect()
+    }
+}
+
+/// The palms in `image` scoring at least `confidence`, best first, overlapping ones blended.
+///
+/// # Errors
+/// The image is empty or the network could not run.
+pub fn palms_with(graph: &Graph, image: &RgbImage, confidence: f32) -> Result<Vec<Palm>, DetectError> {
+    Ok(scan_palms(graph, image)?.palms(confidence))
 }
 
 /// MediaPipe's angle normalisation into [−π, π).
@@ -250,7 +356,7 @@ pub fn hand_rect(palm: &Palm, width: u32, height: u32) -> HandRect {
 }
 
 /// The hand regions of the palms in `image` scoring at least `confidence`, best first, at most
-/// `max_hands` when given (`ClipDetectionVectorSizeCalculator`), each with its palm.
+/// `max_hands` when given, each with its palm ([`PalmScan::hand_regions`]).
 ///
 /// # Errors
 /// The image is empty or the network could not run.
@@ -260,18 +366,7 @@ pub fn hand_regions(
     confidence: f32,
     max_hands: Option<usize>,
 ) -> Result<Vec<(Palm, HandRect)>, DetectError> {
-    let mut palms = palms_with(palm, image, confidence)?;
-    if let Some(n) = max_hands {
-        palms.truncate(n);
-    }
-    let (w, h) = image.dimensions();
-    Ok(palms
-        .into_iter()
-        .map(|p| {
-            let r = hand_rect(&p, w, h);
-            (p, r)
-        })
-        .collect())
+    Ok(scan_palms(palm, image)?.hand_regions(confidence, max_hands))
 }
 
 /// The landmark model's look at one hand region.
@@ -323,7 +418,8 @@ pub fn landmark_raw_outputs(graph: &Graph, input: &[f32]) -> Result<(Vec<f32>, f
     let outs = graph.run(input)?;
     let (Some(points), Some(flag)) = (outs.first(), outs.get(1)) else {
         return Err(DetectError::Model(format!(
-            "{LANDMARK_MODEL_NAME}: expected 4 outputs, got {}",
+            "{}: expected 4 outputs, got {}",
+            graph.source(),
             outs.len()
         )));
     };
@@ -332,7 +428,8 @@ pub fn landmark_raw_outputs(graph: &Graph, input: &[f32]) -> Result<(Vec<f32>, f
     match (points.len(), flag.as_slice()) {
         (63, [p]) => Ok((points, *p)),
         (n, f) => Err(DetectError::Model(format!(
-            "{LANDMARK_MODEL_NAME}: {n} landmark values and {} presence values",
+            "{}: {n} landmark values and {} presence values",
+            graph.source(),
             f.len()
         ))),
     }
@@ -404,11 +501,8 @@ fn points_box(points: &[(f32, f32)], width: u32, height: u32, score: f32) -> Det
     }
 }
 
-/// Finds hands in `image` as MediaPipe Hands does on a still picture: the palms scoring at least
-/// `confidence` (MediaPipe's palm threshold, applied before suppression), best first, at most
-/// `max_hands` when given; each palm's hand region checked by the landmark model, and a hand
-/// whose presence is not above 0.5 dropped. Each detection is the box around the hand's 21
-/// landmarks, scored by its palm.
+/// Finds hands in `image` as MediaPipe Hands does on a still picture with its default model size
+/// ([`HandModel::Full`]); see [`detect_hands_using`].
 ///
 /// # Errors
 /// The image is empty or a network could not run.
@@ -417,14 +511,31 @@ pub fn detect_hands(
     confidence: f32,
     max_hands: Option<usize>,
 ) -> Result<Vec<Detection>, DetectError> {
+    detect_hands_using(image, HandModel::default(), confidence, max_hands)
+}
+
+/// Finds hands in `image` with `model`'s networks as MediaPipe Hands does on a still picture:
+/// the palms scoring at least `confidence` (MediaPipe's palm threshold, applied before
+/// suppression), best first, at most `max_hands` when given; each palm's hand region checked by
+/// the landmark model, and a hand whose presence is not above 0.5 dropped. Each detection is the
+/// box around the hand's 21 landmarks, scored by its palm.
+///
+/// # Errors
+/// The image is empty or a network could not run.
+pub fn detect_hands_using(
+    image: &RgbImage,
+    model: HandModel,
+    confidence: f32,
+    max_hands: Option<usize>,
+) -> Result<Vec<Detection>, DetectError> {
     if image.width() == 0 || image.height() == 0 {
         return Err(DetectError::Image("the image is empty".into()));
     }
-    let models = HandModels::load()?;
+    let models = HandModels::load(model)?;
     detect_hands_with(&models, image, confidence, max_hands)
 }
 
-/// [`detect_hands`] with the networks already loaded by [`HandModels::load`].
+/// [`detect_hands_using`] with the networks already loaded by [`HandModels::load`].
 ///
 /// # Errors
 /// The image is empty or a network could not run.
@@ -434,10 +545,25 @@ pub fn detect_hands_with(
     confidence: f32,
     max_hands: Option<usize>,
 ) -> Result<Vec<Detection>, DetectError> {
+    let regions = hand_regions(&models.palm, image, confidence, max_hands)?;
+    hands_in_regions(&models.landmarks, image, regions)
+}
+
+/// The second half of [`detect_hands_with`]: the hand `regions` (from [`hand_regions`] or
+/// [`PalmScan::hand_regions`], in that order) associated, each read by the `landmarks` network,
+/// the hands present boxed and scored by their palms.
+///
+/// # Errors
+/// The network could not run.
+pub fn hands_in_regions(
+    landmarks: &Graph,
+    image: &RgbImage,
+    regions: Vec<(Palm, HandRect)>,
+) -> Result<Vec<Detection>, DetectError> {
     let (w, h) = image.dimensions();
     let mut out = Vec::new();
-    for (palm, rect) in associate(hand_regions(&models.palm, image, confidence, max_hands)?) {
-        let hand = landmarks_with(&models.landmarks, image, &rect)?;
+    for (palm, rect) in associate(regions) {
+        let hand = landmarks_with(landmarks, image, &rect)?;
         if hand.presence > PRESENCE_THRESHOLD {
             out.push(points_box(&hand.points, w, h, palm.score));
         }
@@ -457,6 +583,32 @@ mod tests {
         assert_eq!(a[1], (0.5 / 24.0, 0.5 / 24.0));
         assert_eq!(a[1152], (0.5 / 12.0, 0.5 / 12.0));
         assert_eq!(a[1157], (0.5 / 12.0, 0.5 / 12.0));
+    }
+
+    #[test]
+    fn both_model_sizes_load_with_the_graph_input_sizes() {
+        for model in [HandModel::Lite, HandModel::Full] {
+            let m = HandModels::load(model).expect("embedded assets load");
+            assert_eq!(m.palm.input_hw(), (INPUT_SIZE, INPUT_SIZE), "{model:?}");
+            assert_eq!(
+                m.landmarks.input_hw(),
+                (LANDMARK_INPUT_SIZE, LANDMARK_INPUT_SIZE),
+                "{model:?}"
+            );
+            assert_eq!(m.palm.source(), format!("{}.tflite", model.palm_name()));
+            assert_eq!(m.landmarks.source(), format!("{}.tflite", model.landmark_name()));
+        }
+        assert_eq!(HandModel::default(), HandModel::Full, "MediaPipe's default size");
+    }
+
+    #[test]
+    fn the_fix_infotext_names_the_default_hand_model() {
+        // Fix hands runs `detect_hands`, i.e. the default size; ADetailer's model key says so.
+        assert_eq!(
+            crate::infotext::adetailer::model_name(crate::request::FixTarget::Hands),
+            HandModel::default().adetailer_name()
+        );
+        assert_ne!(HandModel::Lite.adetailer_name(), HandModel::Full.adetailer_name());
     }
 
     #[test]

@@ -41,11 +41,13 @@ pub const CONTROLNET_GUIDANCE_END: &str = "ADetailer ControlNet guidance end";
 
 /// ADetailer's name of the detector Easel runs for `target`. Hands: ADetailer's hand model is a
 /// YOLO network (`hand_yolov8n.pt`) that Easel does not ship; the key names the detector that
-/// ran, in ADetailer's `mediapipe_*` style, so the infotext does not claim a model it did not use.
+/// ran, in ADetailer's `mediapipe_*` style, so the infotext does not claim a model it did not use:
+/// MediaPipe Hands with its full-size networks, the default a fix runs (a unit test in
+/// `detect::hands` keeps the two in step).
 pub fn model_name(target: FixTarget) -> &'static str {
     match target {
         FixTarget::Faces => "mediapipe_face_short",
-        FixTarget::Hands => "mediapipe_hands_lite",
+        FixTarget::Hands => "mediapipe_hands_full",
     }
 }
 
@@ -131,7 +133,7 @@ mod tests {
             ..FixSettings::default()
         };
         write(&mut extra, &hands, None);
-        assert_eq!(extra[0], (MODEL.to_owned(), "mediapipe_hands_lite".to_owned()));
+        assert_eq!(extra[0], (MODEL.to_owned(), "mediapipe_hands_full".to_owned()));
         assert_eq!(extra.len(), 8);
         // Faces then hands: ADetailer's 1st and 2nd tab.
         let both = FixSettings {
@@ -143,7 +145,7 @@ mod tests {
         let keys: Vec<&str> = extra.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(extra.len(), 15);
         assert_eq!(keys[7], "ADetailer model 2nd");
-        assert_eq!(extra[7].1, "mediapipe_hands_lite");
+        assert_eq!(extra[7].1, "mediapipe_hands_full");
         assert_eq!(keys[13], "ADetailer inpaint padding 2nd");
         assert_eq!(keys[14], VERSION);
         // A ControlNet in the fix: its keys after the inpaint ones, before the version.
