@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 mod texts;
 
 // `exercise.rs` names the readers by `crate::…`, as the fuzz package's own modules.
-use easel::{diffusion, infotext, models, prompt};
+use easel::{diffusion, document, infotext, models, prompt};
 #[path = "../fuzz/src/exercise.rs"]
 mod exercise;
 
@@ -155,4 +155,9 @@ fn prompt_corpus() {
 #[test]
 fn infotext_corpus() {
     replay("infotext", |_, bytes| exercise::infotext(bytes));
+}
+
+#[test]
+fn document_corpus() {
+    replay("document", |_, bytes| exercise::document(bytes));
 }

@@ -140,3 +140,17 @@ pub fn infotext(data: &[u8]) -> bool {
         None => false,
     }
 }
+
+/// Any bytes as an `.easel` document (a file from another machine, or a damaged autosave): the
+/// reader, then the document its versions make and the versions it would save again.
+pub fn document(data: &[u8]) -> bool {
+    match crate::document::file::read_from(std::io::Cursor::new(data), Path::new("fuzz.easel")) {
+        Ok(opened) => {
+            if let Some(doc) = crate::document::Document::from_versions(opened.versions, opened.current) {
+                let _ = doc.versions();
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
