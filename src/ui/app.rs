@@ -426,14 +426,8 @@ impl EaselApp {
             ));
             return;
         }
-        let folder_ok = path
-            .parent()
-            .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
-        if path.is_dir() || !folder_ok {
-            self.messages.push(trf(
-                "{path}: the folder does not exist or the path is a folder",
-                &[("path", &shown)],
-            ));
+        if let Some(message) = unwritable(&path, &shown) {
+            self.messages.push(message);
             return;
         }
         self.dialogs.close_path();
@@ -1052,14 +1046,8 @@ impl EaselApp {
             ));
             return;
         };
-        let folder_ok = path
-            .parent()
-            .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
-        if path.is_dir() || !folder_ok {
-            self.messages.push(trf(
-                "{path}: the folder does not exist or the path is a folder",
-                &[("path", &shown)],
-            ));
+        if let Some(message) = unwritable(&path, &shown) {
+            self.messages.push(message);
             return;
         }
         self.dialogs.close_path();
@@ -1896,4 +1884,18 @@ impl eframe::App for EaselApp {
             }
         }
     }
+}
+
+/// Why `path` cannot be written (it is a folder, or its folder is missing), naming it as `shown`:
+/// Save as and Export refuse such a path at once instead of failing on the disk thread.
+fn unwritable(path: &std::path::Path, shown: &str) -> Option<String> {
+    let folder_ok = path
+        .parent()
+        .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
+    (path.is_dir() || !folder_ok).then(|| {
+        trf(
+            "{path}: the folder does not exist or the path is a folder",
+            &[("path", &shown)],
+        )
+    })
 }
