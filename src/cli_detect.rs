@@ -46,9 +46,10 @@ pub struct DetectArgs {
     /// one model.
     #[arg(long, value_enum)]
     pub model: Option<ModelArg>,
-    /// Hands: keep at most this many, the best palms first [default: all].
-    #[arg(long, value_name = "N")]
-    pub max_hands: Option<usize>,
+    /// Hands: keep at most this many, the best palms first. The default is MediaPipe Hands'
+    /// `max_num_hands`; give a larger N for a group of people.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub max_hands: usize,
     /// Score threshold in [0, 1], applied before overlapping boxes are merged; for people, the
     /// mask probability a pixel needs [default: 0.5].
     #[arg(long, value_name = "F")]
@@ -103,10 +104,10 @@ pub fn run(args: &DetectArgs) -> anyhow::Result<ExitCode> {
             (found, "face")
         }
         Model::Hand(model) => {
-            if args.max_hands == Some(0) {
+            if args.max_hands == 0 {
                 return Err(bad("--max-hands must be at least 1"));
             }
-            let found = detect::hands::detect_hands_using(&image, model, confidence, args.max_hands)
+            let found = detect::hands::detect_hands_using(&image, model, confidence, Some(args.max_hands))
                 .context("hand detection failed")?;
             (found, "hand")
         }
