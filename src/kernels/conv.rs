@@ -37,7 +37,7 @@ impl ConvShape {
     }
 
     /// Panics unless the slices have this shape's lengths (`taps` weights per channel pair).
-    fn check(self, x: &[f32], weight: &[f32], taps: usize, bias: Option<&[f32]>, out: &[f32]) {
+    pub(super) fn check(self, x: &[f32], weight: &[f32], taps: usize, bias: Option<&[f32]>, out: &[f32]) {
         assert_eq!(x.len(), self.input_len(), "convolution input length");
         let weights = self.out_channels * self.in_channels * taps;
         assert_eq!(weight.len(), weights, "convolution weight length");

@@ -1,5 +1,6 @@
-//! CPU hot paths owned by Easel: stride-1 convolutions without im2col, linear layers with the bias
-//! folded in, blocked attention, fused GroupNorm(+SiLU), fused GEGLU, on f32 slices.
+//! CPU hot paths owned by Easel: stride-1 convolutions without im2col (3×3 also by Winograd
+//! F(2×2, 3×3)), linear layers with the bias folded in, blocked attention, fused GroupNorm(+SiLU),
+//! fused GEGLU, on f32 slices.
 //! The only module allowed `unsafe` (target-feature dispatch, `gemm` calls); `diffusion::ops` wires it in.
 //!
 //! Every kernel takes plain contiguous `f32` slices in the layout the networks already use (NCHW
@@ -15,12 +16,14 @@ pub mod geglu;
 pub mod group_norm;
 pub mod linear;
 pub mod simd;
+pub mod winograd;
 
 pub use attention::{AttentionShape, attention};
 pub use conv::{ConvShape, conv1x1, conv3x3};
 pub use geglu::geglu;
 pub use group_norm::{GroupNormParams, GroupNormShape, group_norm};
 pub use linear::linear;
+pub use winograd::conv3x3_winograd;
 
 #[cfg(test)]
 pub(crate) mod testing {
