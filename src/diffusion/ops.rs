@@ -56,8 +56,9 @@ fn cpu_tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
 /// Attention score buffers larger than this are computed in slices over batch × heads.
 pub const ATTENTION_SLICE_BYTES: usize = 512 << 20;
 
-/// A convolution, timed as 1×1 or 3×3 by its kernel size; stride-1 "same" convolutions of contiguous
-/// f32 CPU tensors run Easel's kernel, everything else candle's.
+/// A convolution, timed as 1×1 or 3×3 by its kernel size; stride-1 "same" convolutions and 3×3
+/// stride-2 ones (padding 0 or 1) of contiguous f32 CPU tensors run Easel's kernels, everything else
+/// candle's.
 pub fn conv2d(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
     let kind = if conv.weight().dim(3)? == 1 {
         OpKind::Conv1x1
@@ -70,18 +71,43 @@ pub fn conv2d(conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
     })
 }
 
-/// Easel's stride-1 convolution (3×3 padding 1, or 1×1 padding 0) when the input, weight and bias
-/// are contiguous f32 on the CPU; `None` for every other convolution, device, dtype or layout.
+/// How [`conv_kernel`] runs a convolution.
+#[derive(Clone, Copy)]
+enum ConvPath {
+    /// 3×3, stride 1, padding 1, by Winograd or directly.
+    Same3x3,
+    /// 1×1, stride 1, padding 0.
+    Pointwise,
+    /// 3×3, stride 2, this padding (0 or 1).
+    Stride2(usize),
+}
+
+/// Easel's convolution (3×3 stride 1 padding 1, 1×1 padding 0, 3×3 stride 2 padding 0 or 1) when
+/// the input, weight and bias are contiguous f32 on the CPU; `None` for every other convolution,
+/// device, dtype or layout.
 fn conv_kernel(conv: &Conv2d, x: &Tensor) -> Result<Option<Tensor>> {
     let config = conv.config();
     let (cout, cin, kh, kw) = conv.weight().dims4()?;
     let Ok((batch, channels, height, width)) = x.dims4() else {
         return Ok(None);
     };
-    let same = (kh, kw, config.padding) == (3, 3, 1) || (kh, kw, config.padding) == (1, 1, 0);
-    if !same || config.stride != 1 || config.dilation != 1 || config.groups != 1 || channels != cin {
+    if config.dilation != 1 || config.groups != 1 || channels != cin {
         return Ok(None);
     }
+    let path = match (kh, kw, config.stride, config.padding) {
+        (3, 3, 1, 1) => ConvPath::Same3x3,
+        (1, 1, 1, 0) => ConvPath::Pointwise,
+        (3, 3, 2, p @ (0 | 1)) => ConvPath::Stride2(p),
+        _ => return Ok(None),
+    };
+    let (out_h, out_w) = match path {
+        ConvPath::Stride2(p) => match kernels::stride2_output_size(height, width, p) {
+            Some(size) => size,
+            // Smaller than the kernel: candle says so.
+            None => return Ok(None),
+        },
+        ConvPath::Same3x3 | ConvPath::Pointwise => (height, width),
+    };
     let shape = kernels::ConvShape {
         batch,
         in_channels: cin,
@@ -90,13 +116,14 @@ fn conv_kernel(conv: &Conv2d, x: &Tensor) -> Result<Option<Tensor>> {
         width,
     };
     let run = |xs: &[f32], ws: &[f32], bias: Option<&[f32]>| {
-        let mut out = vec![0f32; batch * cout * height * width];
-        if kh == 3 && winograd_for(shape) {
-            kernels::conv3x3_winograd(xs, ws, bias, shape, &mut out);
-        } else if kh == 3 {
-            kernels::conv3x3(xs, ws, bias, shape, &mut out);
-        } else {
-            kernels::conv1x1(xs, ws, bias, shape, &mut out);
+        let mut out = vec![0f32; batch * cout * out_h * out_w];
+        match path {
+            ConvPath::Same3x3 if winograd_for(shape) => {
+                kernels::conv3x3_winograd(xs, ws, bias, shape, &mut out);
+            }
+            ConvPath::Same3x3 => kernels::conv3x3(xs, ws, bias, shape, &mut out),
+            ConvPath::Pointwise => kernels::conv1x1(xs, ws, bias, shape, &mut out),
+            ConvPath::Stride2(p) => kernels::conv3x3_stride2(xs, ws, bias, shape, p, &mut out),
         }
         out
     };
@@ -107,7 +134,7 @@ fn conv_kernel(conv: &Conv2d, x: &Tensor) -> Result<Option<Tensor>> {
         })
     });
     match out.flatten().flatten() {
-        Some(out) => cpu_tensor(out, &[batch, cout, height, width]).map(Some),
+        Some(out) => cpu_tensor(out, &[batch, cout, out_h, out_w]).map(Some),
         None => Ok(None),
     }
 }
@@ -459,7 +486,7 @@ mod tests {
             let taken = conv_kernel(&conv, &x).unwrap();
             assert_eq!(
                 taken.is_some(),
-                stride == 1 && padding == k / 2,
+                (stride == 1 && padding == k / 2) || (k == 3 && stride == 2),
                 "k {k} padding {padding} stride {stride}"
             );
             assert!(max_diff(&conv2d(&conv, &x).unwrap(), &want) < 1e-5);

@@ -184,7 +184,7 @@ pub fn conv3x3(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape
     }
 }
 
-/// The wide output buffer shared by the column tiles of [`conv3x3`]: a pointer to `[Cout, n]`
+/// The output buffer shared by the column tiles of [`conv3x3`] and [`conv3x3_stride2`]: a pointer to `[Cout, n]`
 /// f32 and `n`. Each tile touches only its own columns.
 struct WideTile(*mut f32, usize);
 
@@ -202,6 +202,134 @@ impl WideTile {
         // SAFETY: the caller's tile owns columns n0..n0+cols of every row, which lie inside row o
         // of the `[Cout, n]` buffer (n0 + cols ≤ n); no other live reference covers them.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(o * self.1 + n0), cols) }
+    }
+}
+
+/// Output rows and columns of a 3×3 convolution with stride 2 and `padding` zeros on every side of
+/// an `h` × `w` input (PyTorch's formula); `None` when the padded input is smaller than the kernel.
+pub fn stride2_output_size(h: usize, w: usize, padding: usize) -> Option<(usize, usize)> {
+    let side = |n: usize| (n + 2 * padding).checked_sub(3).map(|v| v / 2 + 1);
+    Some((side(h)?, side(w)?))
+}
+
+/// 3×3 convolution with stride 2 and `padding` zeros on every side: `out = conv(x, weight) + bias`
+/// (the UNet's and ControlNet's downsamplers with padding 1, the VAE encoder's after its own
+/// asymmetric pad with padding 0).
+///
+/// `x` is `[B, Cin, H, W]` (`shape` describes the input), `weight` `[Cout, Cin, 3, 3]`, `bias`
+/// `[Cout]`, `out` `[B, Cout, OH, OW]` with the sizes of [`stride2_output_size`], all contiguous.
+/// For each column tile of output pixels, the nine taps of every channel are gathered (every other
+/// column of a padded input row) into one `[9·Cin, tile]` block and one single-threaded product with
+/// the weight as stored writes the tile; tiles run in parallel.
+///
+/// # Panics
+/// When a slice length does not match, or the padded input is smaller than the kernel.
+pub fn conv3x3_stride2(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    shape: ConvShape,
+    padding: usize,
+    out: &mut [f32],
+) {
+    let ConvShape {
+        batch,
+        in_channels: cin,
+        out_channels: cout,
+        height: h,
+        width: w,
+    } = shape;
+    let (oh, ow) = stride2_output_size(h, w, padding).expect("the padded input covers the kernel");
+    assert_eq!(x.len(), shape.input_len(), "convolution input length");
+    assert_eq!(weight.len(), cout * cin * 9, "convolution weight length");
+    assert_eq!(out.len(), batch * cout * oh * ow, "convolution output length");
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), cout, "convolution bias length");
+    }
+    let n = oh * ow;
+    if out.is_empty() {
+        return;
+    }
+    if cin == 0 {
+        for chunk in out.chunks_mut(cout * n) {
+            fill_bias(chunk, n, bias);
+        }
+        return;
+    }
+    let (ph, pw) = (h + 2 * padding, w + 2 * padding);
+    let plane = ph * pw;
+    let threads = rayon::current_num_threads().max(1);
+    let tiles = n.div_ceil(TILE).max(threads).min(n);
+    let tile = n.div_ceil(tiles);
+    let mut padded = vec![0f32; cin * plane];
+    for (xb, ob) in x.chunks_exact(cin * h * w).zip(out.chunks_exact_mut(cout * n)) {
+        padded
+            .par_chunks_mut(plane)
+            .zip(xb.par_chunks(h * w))
+            .for_each(|(p, xc)| {
+                for (y, src) in xc.chunks_exact(w).enumerate() {
+                    let at = (y + padding) * pw + padding;
+                    p[at..at + w].copy_from_slice(src);
+                }
+            });
+        let dst = WideTile(ob.as_mut_ptr(), n);
+        let dst = &dst;
+        (0..n.div_ceil(tile)).into_par_iter().for_each(|t| {
+            let n0 = t * tile;
+            let cols = tile.min(n - n0);
+            let mut taps = vec![0f32; 9 * cin * cols];
+            for (row, gathered) in taps.chunks_exact_mut(cols).enumerate() {
+                let (c, ky, kx) = (row / 9, row % 9 / 3, row % 3);
+                let src = &padded[c * plane..(c + 1) * plane];
+                // Output pixel p = (oy, ox) reads padded (2·oy + ky, 2·ox + kx).
+                let mut p = n0;
+                let mut filled = 0;
+                while filled < cols {
+                    let (oy, ox) = (p / ow, p % ow);
+                    let run = (ow - ox).min(cols - filled);
+                    let from = (2 * oy + ky) * pw + 2 * ox + kx;
+                    for (g, s) in gathered[filled..filled + run]
+                        .iter_mut()
+                        .zip(src[from..].iter().step_by(2))
+                    {
+                        *g = *s;
+                    }
+                    filled += run;
+                    p += run;
+                }
+            }
+            for (o, b) in (0..cout).map(|o| (o, bias.map_or(0.0, |b| b[o]))) {
+                dst.row(o, n0, cols).fill(b);
+            }
+            // O[Cout, cols] += W[Cout, 9·Cin] · T[9·Cin, cols]; O is the tile's columns of this
+            // image's output (row stride n).
+            // SAFETY: W is read up to (Cout-1)·9·Cin + 9·Cin-1 < weight.len(); T up to
+            // (9·Cin-1)·cols + cols-1 < taps.len(); O is written at (o, n0 + j) for o < Cout and
+            // j < cols, all < Cout·n = ob.len(), and those columns belong to this tile alone.
+            unsafe {
+                gemm(
+                    cout,
+                    cols,
+                    9 * cin,
+                    dst.0.add(n0),
+                    1,
+                    n as isize,
+                    true,
+                    weight.as_ptr(),
+                    1,
+                    (9 * cin) as isize,
+                    taps.as_ptr(),
+                    1,
+                    cols as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        });
     }
 }
 
@@ -262,14 +390,29 @@ pub fn conv1x1(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use candle_nn::Module;
 
     use super::*;
     use crate::kernels::testing::{randn, values};
 
-    /// candle's convolution (the reference) and the kernel on the same random data.
+    /// A stride-1 "same" convolution kernel's signature.
+    pub(in crate::kernels) type Kernel = fn(&[f32], &[f32], Option<&[f32]>, ConvShape, &mut [f32]);
+
+    /// candle's convolution (the reference) and this module's kernel on the same random data.
     fn both(shape: ConvShape, k: usize, with_bias: bool, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let run: Kernel = if k == 3 { conv3x3 } else { conv1x1 };
+        against_candle(shape, k, with_bias, seed, run)
+    }
+
+    /// candle's `k`×`k` convolution (the reference) and `run` on the same random data.
+    pub(in crate::kernels) fn against_candle(
+        shape: ConvShape,
+        k: usize,
+        with_bias: bool,
+        seed: u64,
+        run: Kernel,
+    ) -> (Vec<f32>, Vec<f32>) {
         let ConvShape {
             batch,
             in_channels: cin,
@@ -288,7 +431,6 @@ mod tests {
         let reference = values(&conv.forward(&x).expect("candle conv2d"));
         let mut out = vec![f32::NAN; shape.output_len()];
         let bias = bias.as_ref().map(values);
-        let run = if k == 3 { conv3x3 } else { conv1x1 };
         run(&values(&x), &values(&weight), bias.as_deref(), shape, &mut out);
         (reference, out)
     }
@@ -395,6 +537,61 @@ mod tests {
             let (reference, out) = both(shape, 1, bias, 100 + 10 * i as u64);
             assert_close(&reference, &out, &format!("{shape:?}, bias {bias}"));
         }
+    }
+
+    #[test]
+    fn stride2_matches_candle() {
+        let mut worst = 0f32;
+        for (i, (batch, cin, cout, h, w, padding)) in [
+            (1, 3, 4, 7, 6, 1),    // odd rows
+            (2, 5, 3, 8, 9, 1),    // odd columns, batch 2
+            (1, 4, 2, 9, 9, 0),    // the VAE encoder's (input already padded)
+            (2, 16, 8, 64, 66, 1), // several tiles, runs across output rows
+            (1, 2, 2, 1, 1, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let seed = 500 + 10 * i as u64;
+            let x = randn(seed, &[batch, cin, h, w], 0.1, 1.0);
+            let weight = randn(seed + 1, &[cout, cin, 3, 3], 0.0, 0.2);
+            let bias = randn(seed + 2, &[cout], 0.3, 1.0);
+            let config = candle_nn::Conv2dConfig {
+                padding,
+                stride: 2,
+                ..Default::default()
+            };
+            let conv = candle_nn::Conv2d::new(weight.clone(), Some(bias.clone()), config);
+            let reference = values(&conv.forward(&x).expect("candle conv2d"));
+            let shape = ConvShape {
+                batch,
+                in_channels: cin,
+                out_channels: cout,
+                height: h,
+                width: w,
+            };
+            let (oh, ow) = stride2_output_size(h, w, padding).expect("big enough");
+            let mut out = vec![f32::NAN; batch * cout * oh * ow];
+            conv3x3_stride2(
+                &values(&x),
+                &values(&weight),
+                Some(&values(&bias)),
+                shape,
+                padding,
+                &mut out,
+            );
+            assert_close(&reference, &out, &format!("{shape:?} padding {padding}"));
+            let peak = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+            worst = worst.max(
+                reference
+                    .iter()
+                    .zip(&out)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+                    / peak,
+            );
+        }
+        assert_eq!(stride2_output_size(1, 1, 0), None, "smaller than the kernel");
+        eprintln!("conv3x3 stride 2: worst relative diff {worst:e}");
     }
 
     #[test]

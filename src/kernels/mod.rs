@@ -19,7 +19,7 @@ pub mod simd;
 pub mod winograd;
 
 pub use attention::{AttentionShape, attention};
-pub use conv::{ConvShape, conv1x1, conv3x3};
+pub use conv::{ConvShape, conv1x1, conv3x3, conv3x3_stride2, stride2_output_size};
 pub use geglu::geglu;
 pub use group_norm::{GroupNormParams, GroupNormShape, group_norm};
 pub use linear::linear;

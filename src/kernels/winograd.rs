@@ -323,41 +323,14 @@ pub fn conv3x3_winograd(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: 
 
 #[cfg(test)]
 mod tests {
-    use candle_core::Module;
-
     use super::*;
+    use crate::kernels::conv::tests::against_candle;
     use crate::kernels::simd::Level;
     use crate::kernels::testing::{randn, values};
 
     /// Max |winograd − candle| over max |candle| for random inputs of `shape`, with a bias.
     fn relative_diff(shape: ConvShape, seed: u64) -> f32 {
-        let ConvShape {
-            batch,
-            in_channels: cin,
-            out_channels: cout,
-            height: h,
-            width: w,
-        } = shape;
-        let x = randn(seed, &[batch, cin, h, w], 0.0, 1.0);
-        let weight = randn(seed + 1, &[cout, cin, 3, 3], 0.0, 0.2);
-        let bias = randn(seed + 2, &[cout], 0.0, 1.0);
-        let conv = candle_nn::Conv2d::new(
-            weight.clone(),
-            Some(bias.clone()),
-            candle_nn::Conv2dConfig {
-                padding: 1,
-                ..Default::default()
-            },
-        );
-        let want = values(&conv.forward(&x).unwrap());
-        let mut out = vec![f32::NAN; want.len()];
-        conv3x3_winograd(
-            &values(&x),
-            &values(&weight),
-            Some(&values(&bias)),
-            shape,
-            &mut out,
-        );
+        let (want, out) = against_candle(shape, 3, true, seed, conv3x3_winograd);
         let peak = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         let diff = out.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(diff.is_finite(), "{shape:?}: every output written");
