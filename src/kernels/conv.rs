@@ -130,43 +130,13 @@ pub fn conv3x3(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape
                 let from = c * plane + (tap / 3) * pw + tap % 3 + n0;
                 gathered.copy_from_slice(&padded[from..from + cols]);
             }
-            for (o, b) in (0..cout).map(|o| (o, bias.map_or(0.0, |b| b[o]))) {
-                dst.row(o, n0, cols).fill(b);
-            }
             let parallelism = if parallel_products {
                 Parallelism::Rayon(0)
             } else {
                 Parallelism::None
             };
-            // O[Cout, cols] += W[Cout, 9·Cin] · T[9·Cin, cols]; O is the tile's columns of `wide`
-            // (row stride n), W the weight as stored, T the gathered taps, both row-major.
-            // SAFETY: W is read up to (Cout-1)·9·Cin + 9·Cin-1 < weight.len(); T up to
-            // (9·Cin-1)·cols + cols-1 < taps.len(); O is written at (o, n0 + j) for o < Cout and
-            // j < cols, all < Cout·n = wide.len(), and those columns belong to this tile alone
-            // (tiles are disjoint column ranges), so no other task reads or writes them.
-            unsafe {
-                gemm(
-                    cout,
-                    cols,
-                    9 * cin,
-                    dst.0.add(n0),
-                    1,
-                    n as isize,
-                    true,
-                    weight.as_ptr(),
-                    1,
-                    (9 * cin) as isize,
-                    taps.as_ptr(),
-                    1,
-                    cols as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
+            // SAFETY: tiles are disjoint column ranges of `wide`, n0 + cols ≤ n.
+            unsafe { tile_product(weight, &taps, bias, (n0, cols), dst, parallelism) };
         };
         let dst = WideTile(wide.as_mut_ptr(), n);
         if parallel_products {
@@ -298,38 +268,61 @@ pub fn conv3x3_stride2(
                     p += run;
                 }
             }
-            for (o, b) in (0..cout).map(|o| (o, bias.map_or(0.0, |b| b[o]))) {
-                dst.row(o, n0, cols).fill(b);
-            }
-            // O[Cout, cols] += W[Cout, 9·Cin] · T[9·Cin, cols]; O is the tile's columns of this
-            // image's output (row stride n).
-            // SAFETY: W is read up to (Cout-1)·9·Cin + 9·Cin-1 < weight.len(); T up to
-            // (9·Cin-1)·cols + cols-1 < taps.len(); O is written at (o, n0 + j) for o < Cout and
-            // j < cols, all < Cout·n = ob.len(), and those columns belong to this tile alone.
-            unsafe {
-                gemm(
-                    cout,
-                    cols,
-                    9 * cin,
-                    dst.0.add(n0),
-                    1,
-                    n as isize,
-                    true,
-                    weight.as_ptr(),
-                    1,
-                    (9 * cin) as isize,
-                    taps.as_ptr(),
-                    1,
-                    cols as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                );
-            }
+            // SAFETY: tiles are disjoint column ranges of this image's output, n0 + cols ≤ n.
+            unsafe { tile_product(weight, &taps, bias, (n0, cols), dst, Parallelism::None) };
         });
+    }
+}
+
+/// One column tile of a 3×3 convolution: columns `n0 .. n0 + cols` of every row of `dst` get their
+/// channel's bias plus `W[Cout, 9·Cin] · T[9·Cin, cols]`, where `weight` is as stored and `taps` the
+/// tile's gathered taps, both row-major.
+///
+/// # Safety
+/// `n0 + cols` must not exceed `dst`'s row length, and no other live reference may touch those
+/// columns of any row while this runs.
+unsafe fn tile_product(
+    weight: &[f32],
+    taps: &[f32],
+    bias: Option<&[f32]>,
+    (n0, cols): (usize, usize),
+    dst: &WideTile,
+    parallelism: Parallelism,
+) {
+    let depth = taps.len() / cols;
+    let cout = weight.len() / depth;
+    assert!(
+        taps.len() == depth * cols && weight.len() == cout * depth,
+        "tile product sizes"
+    );
+    for (o, b) in (0..cout).map(|o| (o, bias.map_or(0.0, |b| b[o]))) {
+        dst.row(o, n0, cols).fill(b);
+    }
+    // SAFETY: W is read up to (Cout-1)·depth + depth-1 < weight.len(); T up to
+    // (depth-1)·cols + cols-1 < taps.len() (asserted); O is written at (o, n0 + j) for o < Cout and
+    // j < cols, inside `dst` and exclusive to this call by the caller's contract.
+    unsafe {
+        gemm(
+            cout,
+            cols,
+            depth,
+            dst.0.add(n0),
+            1,
+            dst.1 as isize,
+            true,
+            weight.as_ptr(),
+            1,
+            depth as isize,
+            taps.as_ptr(),
+            1,
+            cols as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
 }
 
