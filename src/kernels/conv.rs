@@ -1,4 +1,5 @@
-//! Stride-1 convolutions over NCHW as `gemm` products, without im2col: 3×3 with padding 1, and 1×1.
+//! Convolutions over NCHW as `gemm` products: 3×3 with padding 1 and 1×1 without im2col, and 3×3
+//! with stride 2.
 //!
 //! A 3×3 convolution is the sum of nine 1×1 convolutions of shifted inputs. Once each input channel is
 //! zero-padded to a `(H+2) × (W+2)` plane, tap `(ky, kx)` of output pixel `(y, x)` reads padded index
@@ -7,6 +8,10 @@
 //! rows an im2col matrix would hold are plain slices of the padded input, gathered one column tile
 //! at a time. The bias initialises the output; the two extra columns of every output row are dropped
 //! when it is copied into the result.
+//!
+//! A 3×3 convolution with stride 2 has no such runs (its taps read every other column), so its taps
+//! are copied one output tile at a time into the same `[9·Cin, tile]` layout, and the same product
+//! writes the tile.
 
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;

@@ -1,6 +1,6 @@
 //! CPU hot paths owned by Easel: stride-1 convolutions without im2col (3×3 also by Winograd
-//! F(2×2, 3×3)), linear layers with the bias folded in, blocked attention, fused GroupNorm(+SiLU),
-//! fused GEGLU, on f32 slices.
+//! F(2×2, 3×3)), 3×3 stride-2 convolutions, linear layers with the bias folded in, blocked attention,
+//! fused GroupNorm(+SiLU), fused GEGLU, on f32 slices.
 //! The only module allowed `unsafe` (target-feature dispatch, `gemm` calls); `diffusion::ops` wires it in.
 //!
 //! Every kernel takes plain contiguous `f32` slices in the layout the networks already use (NCHW
