@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::Instant;
 
 use candle_core::Tensor;
@@ -391,7 +391,20 @@ pub(super) fn worker_loop(
 ) {
     let tokenizer = ClipTokenizer::bundled();
     let mut caches = Caches::default();
-    while let Ok(job) = commands.recv() {
+    loop {
+        let job = match commands.try_recv() {
+            Ok(job) => job,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                // The queue is done: hand the buffers the last jobs freed back to the system, so
+                // an idle app does not hold its peak (the loaded model stays).
+                crate::kernels::memory::release_free_memory();
+                match commands.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            }
+        };
         let mut emit = |event: Event| {
             let important = !matches!(event, Event::Progress { .. } | Event::Preview { .. });
             if important {

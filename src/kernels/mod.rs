@@ -1,7 +1,9 @@
 //! CPU hot paths owned by Easel: stride-1 convolutions without im2col (3×3 also by Winograd
 //! F(2×2, 3×3)), 3×3 stride-2 convolutions, linear layers with the bias folded in, blocked attention,
-//! fused GroupNorm(+SiLU), fused GEGLU, on f32 slices.
-//! The only module allowed `unsafe` (target-feature dispatch, `gemm` calls); `diffusion::ops` wires it in.
+//! fused GroupNorm(+SiLU), fused GEGLU, on f32 slices; and the allocator settings that let their
+//! large buffers be reused instead of faulted in again on every step ([`memory`]).
+//! The only module allowed `unsafe` (target-feature dispatch, `gemm` calls, glibc's
+//! `mallopt`); `diffusion::ops` wires it in.
 //!
 //! Every kernel takes plain contiguous `f32` slices in the layout the networks already use (NCHW
 //! activations, `[B, N, C]` tokens) and parallelises with rayon on the global pool (candle's).
@@ -15,6 +17,7 @@ pub mod conv;
 pub mod geglu;
 pub mod group_norm;
 pub mod linear;
+pub mod memory;
 pub mod simd;
 pub mod winograd;
 
