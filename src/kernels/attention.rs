@@ -8,7 +8,7 @@
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::simd;
+use super::simd::{self, multiversion};
 
 /// Most query rows per task (128 measured a little faster than 64 or 256 at SD 1.5's 512² shapes:
 /// each packed key/value block then serves more rows).
@@ -17,6 +17,9 @@ const QUERY_TILE: usize = 128;
 const MIN_QUERY_TILE: usize = 8;
 /// Keys per block of the online softmax; a tile's scores are `QUERY_TILE × KEY_BLOCK` f32 (256 KiB).
 const KEY_BLOCK: usize = 512;
+
+/// The widest head [`scratch_bytes`] allows for (SD 1.x's VAE attends with one head of 512).
+const MAX_HEAD_DIM: usize = 512;
 
 /// Sizes of one attention call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,9 +86,9 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], shape: Attent
 }
 
 /// Upper bound of the scratch memory one [`attention`] call holds at once: per running task, one
-/// tile's scores and its row statistics.
+/// tile's scores, its running output (heads of up to [`MAX_HEAD_DIM`] channels) and its row statistics.
 pub fn scratch_bytes() -> usize {
-    rayon::current_num_threads() * QUERY_TILE * (KEY_BLOCK + 2) * std::mem::size_of::<f32>()
+    rayon::current_num_threads() * QUERY_TILE * (KEY_BLOCK + MAX_HEAD_DIM + 5) * std::mem::size_of::<f32>()
 }
 
 /// Query rows per task: [`QUERY_TILE`], smaller when that would leave threads idle.
@@ -96,23 +99,30 @@ fn query_tile(batch: usize, queries: usize) -> usize {
 
 /// One batch item's query tile `q` `[rows, c]` against all its keys and values `[m, c]`, every head;
 /// writes `out` `[rows, c]`.
+///
+/// The scores and the running output are kept column-major (`[keys][rows]`, `[d][rows]`): `gemm`
+/// then uses the scores as they are, with no packing, and runs its widest micro-kernel along the
+/// rows (not along `d`, which is only 40 at SD 1.5's first level), and the softmax works on whole
+/// vectors of rows with no horizontal reductions.
 fn attend_tile(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], heads: usize, d: usize, scale: f32) {
     let c = heads * d;
     let rows = q.len() / c;
     let m = k.len() / c;
     let block = KEY_BLOCK.min(m);
-    let mut scores = vec![0f32; rows * block];
-    let mut row_max = vec![0f32; rows];
-    let mut row_sum = vec![0f32; rows];
+    let mut scores = vec![0f32; block * rows];
+    let mut acc = vec![0f32; d * rows];
+    let mut stats = RowStats::new(rows);
     let rs_c = c as isize;
+    let cs_rows = rows as isize;
     for h in 0..heads {
         let col = h * d;
         for k0 in (0..m).step_by(KEY_BLOCK) {
             let bk = KEY_BLOCK.min(m - k0);
             let first = k0 == 0;
             let s = &mut scores[..rows * bk];
-            // S = scale · Q_h K_hᵀ for keys k0..k0+bk: S is [rows, bk] row-major; Q_h is rows × d at
-            // column `col` of q (row stride c); Kᵀ's column j is key k0 + j, row stride 1, column stride c.
+            // S = scale · Q_h K_hᵀ for keys k0..k0+bk, column-major: S(r, j) at j·rows + r. Q_h is
+            // rows × d at column `col` of q (row stride c); Kᵀ's column j is key k0 + j (row stride
+            // 1, column stride c).
             // SAFETY: every element gemm reads or writes lies inside its slice: Q reads
             // (rows-1)·c + col + d-1 < q.len(); K reads (k0+bk-1)·c + col + d-1 < m·c = k.len(); S is
             // exactly rows·bk long. The destination is a fresh `&mut` slice, so it aliases no input.
@@ -122,8 +132,8 @@ fn attend_tile(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], heads: usize, d
                     bk,
                     d,
                     s.as_mut_ptr(),
+                    cs_rows,
                     1,
-                    bk as isize,
                     false,
                     q.as_ptr().add(col),
                     1,
@@ -139,42 +149,27 @@ fn attend_tile(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], heads: usize, d
                     Parallelism::None,
                 );
             }
-            for (r, s_row) in s.chunks_exact_mut(bk).enumerate() {
-                let block_max = simd::max(s_row);
-                let new_max = if first {
-                    block_max
-                } else {
-                    block_max.max(row_max[r])
-                };
-                let sum = simd::exp_shifted_sum(s_row, new_max);
-                if first {
-                    row_sum[r] = sum;
-                } else {
-                    // Earlier blocks were exponentiated against a smaller max: rescale their sum and output.
-                    let correction = simd::exp(row_max[r] - new_max);
-                    row_sum[r] = row_sum[r] * correction + sum;
-                    if correction != 1.0 {
-                        simd::scale(&mut out[r * c + col..r * c + col + d], correction);
-                    }
-                }
-                row_max[r] = new_max;
+            online_softmax(s, &mut stats, first);
+            if !first {
+                // Earlier blocks were exponentiated against a smaller max: rescale their output.
+                rescale_columns(&mut acc, &stats.correction);
             }
-            // O_h (+)= P V_h for keys k0..k0+bk: O_h is rows × d at column `col` of out (row stride c),
-            // P is S ([rows, bk], row stride bk), V_h is bk × d at row k0, column `col` of v (row stride c).
-            // SAFETY: bounds as above (out has the shape of q, v the shape of k); `out` is written
-            // only through this call while no other reference to it is live, and aliases no input.
+            // A (+)= P V_h for keys k0..k0+bk: A is column-major [d][rows], P is S, V_h is bk × d
+            // at row k0, column `col` of v (row stride c).
+            // SAFETY: A is exactly d·rows long and S rows·bk; V reads (k0+bk-1)·c + col + d-1 <
+            // v.len() (v has the shape of k). `acc` is this call's own buffer and aliases no input.
             unsafe {
                 gemm(
                     rows,
                     d,
                     bk,
-                    out.as_mut_ptr().add(col),
+                    acc.as_mut_ptr(),
+                    cs_rows,
                     1,
-                    rs_c,
                     !first,
                     s.as_ptr(),
+                    cs_rows,
                     1,
-                    bk as isize,
                     v.as_ptr().add(k0 * c + col),
                     1,
                     rs_c,
@@ -187,8 +182,106 @@ fn attend_tile(q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], heads: usize, d
                 );
             }
         }
-        for (r, &sum) in row_sum.iter().enumerate() {
-            simd::scale(&mut out[r * c + col..r * c + col + d], 1.0 / sum);
+        // out[r, col + i] = A(r, i) / sum_r: back to rows of tokens.
+        for (r, (o, &sum)) in out.chunks_exact_mut(c).zip(&stats.sum).enumerate() {
+            let inv = 1.0 / sum;
+            for (i, o) in o[col..col + d].iter_mut().enumerate() {
+                *o = acc[i * rows + r] * inv;
+            }
+        }
+    }
+}
+
+/// The online softmax's state for one tile's rows.
+struct RowStats {
+    /// Running max of each row's scores (the shift of its exponentials).
+    max: Vec<f32>,
+    /// Running sum of each row's exponentials.
+    sum: Vec<f32>,
+    /// What the latest block multiplied the earlier exponentials of each row by.
+    correction: Vec<f32>,
+    /// Scratch: the latest block's max and sum per row.
+    block_max: Vec<f32>,
+    block_sum: Vec<f32>,
+}
+
+impl RowStats {
+    fn new(rows: usize) -> Self {
+        Self {
+            max: vec![0.0; rows],
+            sum: vec![0.0; rows],
+            correction: vec![1.0; rows],
+            block_max: vec![0.0; rows],
+            block_sum: vec![0.0; rows],
+        }
+    }
+}
+
+/// Turns a column-major block of scores `s` (`[keys][rows]`) into exponentials against each row's
+/// running max, updating `stats` (`first`: the row's first block, so nothing earlier to correct).
+fn online_softmax(s: &mut [f32], stats: &mut RowStats, first: bool) {
+    softmax_block(
+        s,
+        &mut stats.max,
+        &mut stats.sum,
+        &mut stats.correction,
+        (&mut stats.block_max, &mut stats.block_sum),
+        first,
+    );
+}
+
+multiversion! {
+    /// [`online_softmax`]'s loops: every line runs over a contiguous column of rows. Its exponentials
+    /// use fused multiply-adds where the level has them.
+    fn softmax_block / softmax_block_at<const FMA: bool>(
+        s: &mut [f32],
+        row_max: &mut [f32],
+        row_sum: &mut [f32],
+        correction: &mut [f32],
+        scratch: (&mut [f32], &mut [f32]),
+        first: bool,
+    ) {
+        let (block_max, block_sum) = scratch;
+        let rows = row_max.len();
+        block_max.fill(f32::NEG_INFINITY);
+        for column in s.chunks_exact(rows) {
+            for (m, &x) in block_max.iter_mut().zip(column) {
+                *m = if x > *m { x } else { *m };
+            }
+        }
+        if first {
+            row_max.copy_from_slice(block_max);
+        } else {
+            for ((m, b), corr) in row_max.iter_mut().zip(block_max.iter()).zip(correction.iter_mut()) {
+                let new = if *b > *m { *b } else { *m };
+                *corr = simd::exp_with::<FMA>(*m - new);
+                *m = new;
+            }
+        }
+        block_sum.fill(0.0);
+        for column in s.chunks_exact_mut(rows) {
+            for ((x, &m), sum) in column.iter_mut().zip(row_max.iter()).zip(block_sum.iter_mut()) {
+                *x = simd::exp_with::<FMA>(*x - m);
+                *sum += *x;
+            }
+        }
+        if first {
+            row_sum.copy_from_slice(block_sum);
+        } else {
+            for ((total, &b), &corr) in row_sum.iter_mut().zip(block_sum.iter()).zip(correction.iter()) {
+                *total = *total * corr + b;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Multiplies each row of the column-major `acc` (`[d][rows]`) by its `factor`.
+    fn rescale_columns / rescale_columns_at(acc: &mut [f32], factor: &[f32]) {
+        for column in acc.chunks_exact_mut(factor.len()) {
+            for (a, &f) in column.iter_mut().zip(factor) {
+                *a *= f;
+            }
         }
     }
 }
