@@ -31,22 +31,56 @@ fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     }
 }
 
-/// Whether a 3×3 convolution of `shape` runs by Winograd F(2×2, 3×3) rather than directly:
-/// when each image has at least [`WINOGRAD_MIN_PIXELS`] pixels (below that the per-call weight
-/// transform costs more than the products save) and `EASEL_WINOGRAD` is not `off` (or `0`), read once.
-fn winograd_for(shape: kernels::ConvShape) -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let enabled = *ENABLED.get_or_init(|| {
-        std::env::var("EASEL_WINOGRAD").map_or(true, |v| !matches!(v.trim(), "off" | "0" | "false"))
-    });
-    enabled && shape.height * shape.width >= WINOGRAD_MIN_PIXELS
+/// Which Winograd algorithm, if any, a 3×3 convolution of `shape` runs by rather than directly:
+/// none below [`WINOGRAD_MIN_PIXELS`] per image (there the per-call weight transform costs more
+/// than the products save), F(4×4, 3×3) from [`WINOGRAD_F4_MIN_PIXELS`] pixels over the batch,
+/// F(2×2, 3×3) between. `EASEL_WINOGRAD` (read once) overrides: `off` (or `0`, `false`) keeps every
+/// convolution direct, `f2` never takes F(4×4), `f4` takes it wherever Winograd runs.
+fn winograd_for(shape: kernels::ConvShape) -> Option<kernels::WinogradTile> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mode {
+        Auto,
+        Off,
+        F2,
+        F4,
+    }
+    static MODE: std::sync::OnceLock<Mode> = std::sync::OnceLock::new();
+    let mode = *MODE.get_or_init(
+        || match std::env::var("EASEL_WINOGRAD").as_deref().map(str::trim) {
+            Ok("off" | "0" | "false") => Mode::Off,
+            Ok("f2" | "F2") => Mode::F2,
+            Ok("f4" | "F4") => Mode::F4,
+            _ => Mode::Auto,
+        },
+    );
+    let pixels = shape.height * shape.width;
+    if mode == Mode::Off || pixels < WINOGRAD_MIN_PIXELS {
+        return None;
+    }
+    let f4 = match mode {
+        Mode::F4 => true,
+        Mode::Auto => shape.batch * pixels >= WINOGRAD_F4_MIN_PIXELS,
+        Mode::F2 | Mode::Off => false,
+    };
+    Some(if f4 {
+        kernels::WinogradTile::F4
+    } else {
+        kernels::WinogradTile::F2
+    })
 }
 
-/// Fewest pixels per image for which 3×3 convolutions take the Winograd kernel. Measured on 2
-/// threads (direct → Winograd): 64² × 320 channels 60 → 35 ms, 32² × 640 62 → 36 ms, VAE 128² × 512
+/// Fewest pixels per image for which 3×3 convolutions take a Winograd kernel. Measured on 2
+/// threads (direct → F(2×2)): 64² × 320 channels 60 → 35 ms, 32² × 640 62 → 36 ms, VAE 128² × 512
 /// 306 → 164 ms; but 16² × 1280 64 → 63 ms and 8² × 1280 28 → 64 ms, where transforming the weights
 /// on every call costs what the products save.
 const WINOGRAD_MIN_PIXELS: usize = 32 * 32;
+
+/// Fewest pixels over the whole batch for which F(4×4, 3×3) replaces F(2×2, 3×3). Its weight
+/// transform is 36/9 of the weights (16/9 for F(2×2)), so it pays only when many tiles share it.
+/// Measured on 2 threads, F(4×4) / F(2×2) time in one run: VAE 512² × 128 channels 0.76–0.79,
+/// 256² × 256 0.78, 128² × 512 0.85–0.95; UNet batch 2 at 64² × 320 0.84–0.93; but batch 1 at
+/// 64² × 512 1.06–1.17 and batch 2 at 32² × 640 1.29–1.43.
+const WINOGRAD_F4_MIN_PIXELS: usize = 2 * 64 * 64;
 
 /// A CPU tensor of `shape` holding `data`.
 fn cpu_tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
@@ -118,10 +152,10 @@ fn conv_kernel(conv: &Conv2d, x: &Tensor) -> Result<Option<Tensor>> {
     let run = |xs: &[f32], ws: &[f32], bias: Option<&[f32]>| {
         let mut out = vec![0f32; batch * cout * out_h * out_w];
         match path {
-            ConvPath::Same3x3 if winograd_for(shape) => {
-                kernels::conv3x3_winograd(xs, ws, bias, shape, &mut out);
-            }
-            ConvPath::Same3x3 => kernels::conv3x3(xs, ws, bias, shape, &mut out),
+            ConvPath::Same3x3 => match winograd_for(shape) {
+                Some(tile) => kernels::conv3x3_winograd_tiles(tile, xs, ws, bias, shape, &mut out),
+                None => kernels::conv3x3(xs, ws, bias, shape, &mut out),
+            },
             ConvPath::Pointwise => kernels::conv1x1(xs, ws, bias, shape, &mut out),
             ConvPath::Stride2(p) => kernels::conv3x3_stride2(xs, ws, bias, shape, p, &mut out),
         }
@@ -515,7 +549,7 @@ mod tests {
 
     #[test]
     fn large_3x3_convolutions_take_winograd_and_agree_with_the_direct_kernel() {
-        // 33 × 32 pixels: at the threshold, with an odd side (a half tile row).
+        // 33 × 32 pixels: above the threshold, with an odd side (a half tile row).
         let shape = kernels::ConvShape {
             batch: 2,
             in_channels: 5,
@@ -523,33 +557,60 @@ mod tests {
             height: 33,
             width: 32,
         };
-        assert!(winograd_for(shape), "the Winograd kernel takes this size");
-        assert!(!winograd_for(kernels::ConvShape {
-            height: 16,
-            width: 16,
+        assert_eq!(
+            winograd_for(shape),
+            Some(kernels::WinogradTile::F2),
+            "F(2×2) takes this size"
+        );
+        let at = |batch, side| kernels::ConvShape {
+            batch,
+            height: side,
+            width: side,
             ..shape
-        }));
-        let x = randn(13, &[2, 5, 33, 32], 0.0, 1.0);
-        let conv = Conv2d::new(
-            randn(14, &[3, 5, 3, 3], 0.0, 0.3),
-            Some(randn(15, &[3], 0.0, 1.0)),
-            candle_nn::Conv2dConfig {
-                padding: 1,
-                ..Default::default()
+        };
+        assert_eq!(winograd_for(at(2, 16)), None);
+        assert_eq!(winograd_for(at(2, 64)), Some(kernels::WinogradTile::F4));
+        assert_eq!(winograd_for(at(1, 64)), Some(kernels::WinogradTile::F2));
+        assert_eq!(winograd_for(at(1, 128)), Some(kernels::WinogradTile::F4));
+        // F(2×2) at 33 × 32, F(4×4) at 64 × 65 (a ragged tile column).
+        for (i, s) in [
+            shape,
+            kernels::ConvShape {
+                height: 64,
+                width: 65,
+                ..shape
             },
-        );
-        let want = conv.forward(&x).unwrap();
-        let (xs, ws, bs) = (
-            x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            conv.weight().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            conv.bias().unwrap().to_vec1::<f32>().unwrap(),
-        );
-        let mut direct = vec![0f32; want.elem_count()];
-        kernels::conv3x3(&xs, &ws, Some(&bs), shape, &mut direct);
-        let direct = Tensor::from_vec(direct, want.shape(), &candle_core::Device::Cpu).unwrap();
-        let taken = conv2d(&conv, &x).unwrap();
-        assert!(max_diff(&taken, &want) < 1e-5);
-        assert!(max_diff(&taken, &direct) < 1e-5);
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let seed = 13 + 3 * i as u64;
+            let x = randn(seed, &[2, 5, s.height, s.width], 0.0, 1.0);
+            let conv = Conv2d::new(
+                randn(seed + 1, &[3, 5, 3, 3], 0.0, 0.3),
+                Some(randn(seed + 2, &[3], 0.0, 1.0)),
+                candle_nn::Conv2dConfig {
+                    padding: 1,
+                    ..Default::default()
+                },
+            );
+            let want = conv.forward(&x).unwrap();
+            let (xs, ws, bs) = (
+                x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                conv.weight().flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                conv.bias().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            let mut direct = vec![0f32; want.elem_count()];
+            kernels::conv3x3(&xs, &ws, Some(&bs), s, &mut direct);
+            let direct = Tensor::from_vec(direct, want.shape(), &candle_core::Device::Cpu).unwrap();
+            let taken = conv2d(&conv, &x).unwrap();
+            // F(4×4)'s transforms round about ten times more than F(2×2)'s: bound it relative to
+            // the output's scale.
+            let peak = values(&want).iter().fold(0f32, |m, v| m.max(v.abs()));
+            let tolerance = if i == 0 { 1e-5 } else { 2e-5 * peak };
+            assert!(max_diff(&taken, &want) < tolerance, "{s:?}");
+            assert!(max_diff(&taken, &direct) < tolerance, "{s:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! CPU hot paths owned by Easel: stride-1 convolutions without im2col (3×3 also by Winograd
-//! F(2×2, 3×3)), 3×3 stride-2 convolutions, linear layers with the bias folded in, blocked attention,
+//! F(2×2, 3×3) and F(4×4, 3×3)), 3×3 stride-2 convolutions, linear layers with the bias folded in, blocked attention,
 //! fused GroupNorm(+SiLU), fused GEGLU, on f32 slices; and the allocator settings that let their
 //! large buffers be reused instead of faulted in again on every step ([`memory`]).
 //! The only module allowed `unsafe` (target-feature dispatch, `gemm` calls, glibc's
@@ -26,7 +26,7 @@ pub use conv::{ConvShape, conv1x1, conv3x3, conv3x3_stride2, stride2_output_size
 pub use geglu::geglu;
 pub use group_norm::{GroupNormParams, GroupNormShape, group_norm};
 pub use linear::linear;
-pub use winograd::conv3x3_winograd;
+pub use winograd::{WinogradTile, conv3x3_winograd, conv3x3_winograd_tiles, conv3x3_winograd4};
 
 #[cfg(test)]
 pub(crate) mod testing {

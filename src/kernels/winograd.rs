@@ -1,4 +1,5 @@
-//! 3×3 stride-1 convolutions (padding 1) by Winograd's minimal filtering F(2×2, 3×3).
+//! 3×3 stride-1 convolutions (padding 1) by Winograd's minimal filtering, F(2×2, 3×3) or
+//! F(4×4, 3×3).
 //!
 //! Each 2×2 block of output pixels ("tile") of one output channel needs 36 multiply-adds per input
 //! channel done directly; in the Winograd domain it needs 16. The input is cut into overlapping 4×4
@@ -10,6 +11,11 @@
 //! The transforms only add, subtract and halve, so the result differs from the direct sum by
 //! rounding alone (a few ulps more than a direct sum's reassociation; the tests bound it).
 //!
+//! F(4×4, 3×3) is the same with 4×4 tiles read from 6×6 patches: 36 products per 16 output pixels
+//! (2.25 per pixel, against 4 for F(2×2) and 9 direct), at the price of transforms with factors up
+//! to 8 and 1/24, so about ten times F(2×2)'s rounding (still near 1e-6 of the output's scale),
+//! and a weight transform four times the weights' size (36/9).
+//!
 //! Tiles are processed in chunks (the transformed input and product of one chunk are a task's
 //! scratch), chunks in parallel, each product single-threaded. The weights are transformed once
 //! per call, in parallel: `16/9` of the weight's size, freed after the call.
@@ -20,16 +26,82 @@ use rayon::prelude::*;
 use super::conv::ConvShape;
 use super::simd::multiversion;
 
-/// Points of the Winograd domain: the 4×4 patch a 2×2 tile of F(2×2, 3×3) reads.
+/// Which Winograd algorithm: the output tile's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WinogradTile {
+    /// F(2×2, 3×3): 4×4 patches, 16 points.
+    F2,
+    /// F(4×4, 3×3): 6×6 patches, 36 points.
+    F4,
+}
+
+impl WinogradTile {
+    /// Output pixels along a tile's side.
+    fn side(self) -> usize {
+        match self {
+            Self::F2 => 2,
+            Self::F4 => 4,
+        }
+    }
+
+    /// Points of the Winograd domain: the patch a tile reads, `(side + 2)²`.
+    fn points(self) -> usize {
+        (self.side() + 2) * (self.side() + 2)
+    }
+}
+
+/// Points of F(2×2, 3×3).
 const POINTS: usize = 16;
 /// Tiles per task (whole tile rows, so at least one row): enough columns for each product that
 /// packing its `[Cout, Cin]` operand is a small share of the work, few enough that a task's scratch
 /// (`16·(Cin + Cout)·tiles` f32) stays small. 64 to 512 measured alike at SD 1.5's shapes.
 const CHUNK_TILES: usize = 128;
 
-/// The weights in the Winograd domain, `[Cout, 16, Cin]`: point ξ's `[Cout, Cin]` matrix has row
-/// stride `16·Cin`.
-fn transform_weights(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+/// The weights in the Winograd domain, `[Cout, points, Cin]`: point ξ's `[Cout, Cin]` matrix has
+/// row stride `points·Cin`.
+fn transform_weights(tile: WinogradTile, weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    match tile {
+        WinogradTile::F2 => transform_weights2(weight, cout, cin),
+        WinogradTile::F4 => transform_weights4(weight, cout, cin),
+    }
+}
+
+/// `G g` for one column `g` of a 3×3 kernel (or `a Gᵀ` for one row), F(4×4, 3×3)'s `G`.
+#[inline]
+fn g6(g0: f32, g1: f32, g2: f32) -> [f32; 6] {
+    let even = g0 + g2;
+    [
+        0.25 * g0,
+        -(even + g1) / 6.0,
+        -(even - g1) / 6.0,
+        g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
+        g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
+        g2,
+    ]
+}
+
+/// [`transform_weights`] for F(4×4, 3×3): `U = G g Gᵀ`, 36 points.
+fn transform_weights4(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+    const P: usize = 36;
+    let mut u = vec![0f32; cout * P * cin];
+    u.par_chunks_mut(P * cin)
+        .zip(weight.par_chunks(9 * cin))
+        .for_each(|(u_k, w_k)| {
+            for (c, g) in w_k.chunks_exact(9).enumerate() {
+                let cols: [[f32; 6]; 3] = std::array::from_fn(|j| g6(g[j], g[3 + j], g[6 + j]));
+                for i in 0..6 {
+                    let row = g6(cols[0][i], cols[1][i], cols[2][i]);
+                    for (q, value) in row.into_iter().enumerate() {
+                        u_k[(6 * i + q) * cin + c] = value;
+                    }
+                }
+            }
+        });
+    u
+}
+
+/// [`transform_weights`] for F(2×2, 3×3): `U = G g Gᵀ`, 16 points.
+fn transform_weights2(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
     let mut u = vec![0f32; cout * POINTS * cin];
     u.par_chunks_mut(POINTS * cin)
         .zip(weight.par_chunks(9 * cin))
@@ -60,35 +132,158 @@ fn transform_weights(weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
 /// Geometry of the tile grid over one image.
 #[derive(Clone, Copy)]
 struct Grid {
+    /// Output pixels along a tile's side (2 or 4).
+    side: usize,
     /// Output rows and columns.
     h: usize,
     w: usize,
     /// Tile rows and tiles per row.
     tiles_y: usize,
     tiles_x: usize,
-    /// Row stride of the padded input plane (`2·tiles_x + 2`).
+    /// Row stride of the padded input plane (`side·tiles_x + 2`).
     pw: usize,
     /// Size of one padded input plane.
     plane: usize,
 }
 
 impl Grid {
-    fn new(h: usize, w: usize) -> Self {
-        let (tiles_y, tiles_x) = (h.div_ceil(2), w.div_ceil(2));
-        let pw = 2 * tiles_x + 2;
+    fn new(tile: WinogradTile, h: usize, w: usize) -> Self {
+        let side = tile.side();
+        let (tiles_y, tiles_x) = (h.div_ceil(side), w.div_ceil(side));
+        let pw = side * tiles_x + 2;
         Self {
+            side,
             h,
             w,
             tiles_y,
             tiles_x,
             pw,
-            plane: (2 * tiles_y + 2) * pw,
+            plane: (side * tiles_y + 2) * pw,
         }
     }
 
-    /// Output rows of tile rows `ty0..ty1` (the last tile row may hold one row only).
+    /// Output rows of tile rows `ty0..ty1` (the last tile row may be cut short).
     fn output_rows(self, ty0: usize, ty1: usize) -> std::ops::Range<usize> {
-        2 * ty0..(2 * ty1).min(self.h)
+        self.side * ty0..(self.side * ty1).min(self.h)
+    }
+}
+
+/// `Bᵀ e` for six values `e` (a column or row of a 6×6 patch), F(4×4, 3×3)'s `Bᵀ`.
+#[expect(
+    clippy::inline_always,
+    reason = "must inline into each multiversioned caller to be compiled for its target"
+)]
+#[inline(always)]
+fn bt6(e: [f32; 6]) -> [f32; 6] {
+    let [e0, e1, e2, e3, e4, e5] = e;
+    [
+        4.0 * e0 - 5.0 * e2 + e4,
+        -4.0 * (e1 + e2) + e3 + e4,
+        4.0 * (e1 - e2) - e3 + e4,
+        2.0 * (e3 - e1) - e2 + e4,
+        2.0 * (e1 - e3) - e2 + e4,
+        4.0 * e1 - 5.0 * e3 + e5,
+    ]
+}
+
+/// `Aᵀ m` for six values `m` (a column or row of a tile's 6×6 products), F(4×4, 3×3)'s `Aᵀ`.
+#[expect(
+    clippy::inline_always,
+    reason = "must inline into each multiversioned caller to be compiled for its target"
+)]
+#[inline(always)]
+fn at6(m: [f32; 6]) -> [f32; 4] {
+    let [m0, m1, m2, m3, m4, m5] = m;
+    let (sum12, diff12) = (m1 + m2, m1 - m2);
+    let (sum34, diff34) = (m3 + m4, m3 - m4);
+    [
+        m0 + sum12 + sum34,
+        diff12 + 2.0 * diff34,
+        sum12 + 4.0 * sum34,
+        diff12 + 8.0 * diff34 + m5,
+    ]
+}
+
+multiversion! {
+    /// F(4×4, 3×3)'s `V = Bᵀ d B` for the tiles of tile rows `ty0..ty1` of every channel of `padded`
+    /// (`[Cin, plane]`), written to `v` `[36, Cin, tiles]`; `rows` is scratch.
+    fn input_transform4 / input_transform4_at(
+        padded: &[f32],
+        grid: Grid,
+        tile_rows: (usize, usize),
+        rows: &mut Vec<f32>,
+        v: &mut [f32],
+    ) {
+        let (ty0, ty1) = tile_rows;
+        let (tw, pw) = (grid.tiles_x, grid.pw);
+        let tb = (ty1 - ty0) * tw;
+        let cin = padded.len() / grid.plane;
+        rows.resize(6 * pw, 0.0);
+        for c in 0..cin {
+            let p = &padded[c * grid.plane..(c + 1) * grid.plane];
+            for ty in ty0..ty1 {
+                let at = (ty - ty0) * tw;
+                let d = &p[4 * ty * pw..(4 * ty + 6) * pw];
+                // Bᵀ d over whole padded rows: six rows of combinations, every column at once.
+                for x in 0..pw {
+                    let t = bt6(std::array::from_fn(|i| d[i * pw + x]));
+                    for (i, value) in t.into_iter().enumerate() {
+                        rows[i * pw + x] = value;
+                    }
+                }
+                // (Bᵀ d) B: tile j reads columns 4j .. 4j+5 of each combination row.
+                for (i, r) in rows.chunks_exact(pw).enumerate() {
+                    let base = |q: usize| ((6 * i + q) * cin + c) * tb + at;
+                    for j in 0..tw {
+                        let t = bt6(std::array::from_fn(|k| r[4 * j + k]));
+                        for (q, value) in t.into_iter().enumerate() {
+                            v[base(q) + j] = value;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// F(4×4, 3×3)'s `Y = Aᵀ M A` (+ bias) for the tiles of tile rows `ty0..ty1`, from `m`
+    /// `[36, Cout, tiles]`, into `outs`: for each output channel, its output rows of those tile rows.
+    fn output_transform4 / output_transform4_at(
+        m: &[f32],
+        bias: Option<&[f32]>,
+        grid: Grid,
+        tile_rows: (usize, usize),
+        outs: &mut [&mut [f32]],
+    ) {
+        let (ty0, ty1) = tile_rows;
+        let (tw, w) = (grid.tiles_x, grid.w);
+        let cout = outs.len();
+        let tb = (ty1 - ty0) * tw;
+        for (k, dst) in outs.iter_mut().enumerate() {
+            let b = bias.map_or(0.0, |b| b[k]);
+            for ty in ty0..ty1 {
+                let at = (ty - ty0) * tw;
+                let y0 = 4 * (ty - ty0);
+                let out_rows = (grid.h - 4 * ty).min(4);
+                for j in 0..tw {
+                    let point = |xi: usize| m[(xi * cout + k) * tb + at + j];
+                    // Aᵀ M: the 4×6 intermediate, one column of M at a time.
+                    let cols: [[f32; 4]; 6] =
+                        std::array::from_fn(|col| at6(std::array::from_fn(|r| point(6 * r + col))));
+                    let x0 = 4 * j;
+                    let px = (w - x0).min(4);
+                    for (i, row_of_t) in (0..out_rows).map(|i| (i, std::array::from_fn(|col| cols[col][i]))) {
+                        // (Aᵀ M) A: four pixels from each row of six.
+                        let y = at6(row_of_t);
+                        let row = &mut dst[(y0 + i) * w + x0..(y0 + i) * w + x0 + px];
+                        for (o, value) in row.iter_mut().zip(y) {
+                            *o = value + b;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -226,6 +421,30 @@ impl SharedOut {
 /// # Panics
 /// When a slice length does not match `shape`.
 pub fn conv3x3_winograd(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape, out: &mut [f32]) {
+    conv3x3_winograd_tiles(WinogradTile::F2, x, weight, bias, shape, out);
+}
+
+/// [`conv3x3_winograd`] by F(4×4, 3×3).
+///
+/// # Panics
+/// When a slice length does not match `shape`.
+pub fn conv3x3_winograd4(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape, out: &mut [f32]) {
+    conv3x3_winograd_tiles(WinogradTile::F4, x, weight, bias, shape, out);
+}
+
+/// 3×3 convolution, stride 1, padding 1, by Winograd with output tiles `tile`: `out = conv(x,
+/// weight) + bias`, with the same arguments as [`super::conv3x3`].
+///
+/// # Panics
+/// When a slice length does not match `shape`.
+pub fn conv3x3_winograd_tiles(
+    tile: WinogradTile,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    shape: ConvShape,
+    out: &mut [f32],
+) {
     let ConvShape {
         batch,
         in_channels: cin,
@@ -239,8 +458,9 @@ pub fn conv3x3_winograd(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: 
         super::conv3x3(x, weight, bias, shape, out);
         return;
     }
-    let grid = Grid::new(h, w);
-    let u = transform_weights(weight, cout, cin);
+    let grid = Grid::new(tile, h, w);
+    let points = tile.points();
+    let u = transform_weights(tile, weight, cout, cin);
     // Every image zero-padded: one row and column before, enough after for whole 4×4 patches.
     let mut padded = vec![0f32; batch * cin * grid.plane];
     padded
@@ -272,15 +492,19 @@ pub fn conv3x3_winograd(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: 
         || (Vec::new(), Vec::new(), Vec::new()),
         |(v, m, rows): &mut (Vec<f32>, Vec<f32>, Vec<f32>), (b, ty0, ty1)| {
             let tb = (ty1 - ty0) * grid.tiles_x;
-            v.resize(POINTS * cin * tb, 0.0);
-            m.resize(POINTS * cout * tb, 0.0);
+            v.resize(points * cin * tb, 0.0);
+            m.resize(points * cout * tb, 0.0);
             let image = &padded[b * cin * grid.plane..(b + 1) * cin * grid.plane];
-            input_transform(image, grid, (ty0, ty1), rows, v);
-            for xi in 0..POINTS {
-                // M_ξ[Cout, tb] = U_ξ[Cout, Cin] · V_ξ[Cin, tb]; U_ξ has row stride 16·Cin.
-                // SAFETY: U_ξ is read at ξ·Cin + o·16·Cin + c < Cout·16·Cin = u.len() for o < Cout,
-                // c < Cin; V_ξ at ξ·Cin·tb + c·tb + t < 16·Cin·tb ≤ v.len(); M_ξ is written at
-                // ξ·Cout·tb + o·tb + t < 16·Cout·tb ≤ m.len(). `m` is this task's own buffer and
+            match tile {
+                WinogradTile::F2 => input_transform(image, grid, (ty0, ty1), rows, v),
+                WinogradTile::F4 => input_transform4(image, grid, (ty0, ty1), rows, v),
+            }
+            for xi in 0..points {
+                // M_ξ[Cout, tb] = U_ξ[Cout, Cin] · V_ξ[Cin, tb]; U_ξ has row stride P·Cin, where
+                // P = `points`, ξ < P.
+                // SAFETY: U_ξ is read at ξ·Cin + o·P·Cin + c < Cout·P·Cin = u.len() for o < Cout,
+                // c < Cin; V_ξ at ξ·Cin·tb + c·tb + t < P·Cin·tb ≤ v.len(); M_ξ is written at
+                // ξ·Cout·tb + o·tb + t < P·Cout·tb ≤ m.len(). `m` is this task's own buffer and
                 // aliases neither input.
                 unsafe {
                     gemm(
@@ -293,7 +517,7 @@ pub fn conv3x3_winograd(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: 
                         false,
                         u.as_ptr().add(xi * cin),
                         1,
-                        (POINTS * cin) as isize,
+                        (points * cin) as isize,
                         v.as_ptr().add(xi * cin * tb),
                         1,
                         tb as isize,
@@ -316,7 +540,10 @@ pub fn conv3x3_winograd(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: 
                     unsafe { shared.rows(start, pixels.len() * w) }
                 })
                 .collect();
-            output_transform(m, bias, grid, (ty0, ty1), &mut outs);
+            match tile {
+                WinogradTile::F2 => output_transform(m, bias, grid, (ty0, ty1), &mut outs),
+                WinogradTile::F4 => output_transform4(m, bias, grid, (ty0, ty1), &mut outs),
+            }
         },
     );
 }
@@ -330,7 +557,11 @@ mod tests {
 
     /// Max |winograd − candle| over max |candle| for random inputs of `shape`, with a bias.
     fn relative_diff(shape: ConvShape, seed: u64) -> f32 {
-        let (want, out) = against_candle(shape, 3, true, seed, conv3x3_winograd);
+        relative_diff_of(shape, seed, conv3x3_winograd)
+    }
+
+    fn relative_diff_of(shape: ConvShape, seed: u64, kernel: crate::kernels::conv::tests::Kernel) -> f32 {
+        let (want, out) = against_candle(shape, 3, true, seed, kernel);
         let peak = want.iter().fold(0f32, |m, v| m.max(v.abs()));
         let diff = out.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(diff.is_finite(), "{shape:?}: every output written");
@@ -371,8 +602,60 @@ mod tests {
     }
 
     #[test]
+    fn f4_matches_candle_on_odd_tiny_and_sd_shapes() {
+        let mut worst = 0f32;
+        for (i, s) in [
+            shape(1, 1, 1, 1, 1),
+            shape(1, 2, 3, 1, 5),
+            shape(1, 3, 2, 6, 1),
+            shape(2, 5, 7, 7, 9), // ragged: tiles cut to 3 rows and 1 column
+            shape(2, 4, 4, 8, 8),
+            shape(1, 32, 32, 33, 31), // several chunks, ragged
+            shape(2, 64, 48, 32, 32),
+            shape(1, 3, 16, 64, 64),
+            shape(1, 320, 64, 16, 16), // SD 1.5's widest input channel count at this level
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let diff = relative_diff_of(s, 50 + i as u64, conv3x3_winograd4);
+            assert!(diff < 1e-5, "{s:?}: relative diff {diff}");
+            worst = worst.max(diff);
+        }
+        eprintln!("winograd F(4x4) conv3x3: worst relative diff {worst:e}");
+    }
+
+    #[test]
+    fn f4_transforms_agree_on_every_instruction_set() {
+        let grid = Grid::new(WinogradTile::F4, 7, 9);
+        let (cin, cout) = (3, 2);
+        let padded = values(&randn(9, &[cin, grid.plane], 0.0, 1.0));
+        let tiles = grid.tiles_y * grid.tiles_x;
+        let mut scratch = Vec::new();
+        let mut reference = vec![0f32; 36 * cin * tiles];
+        let all = (0, grid.tiles_y);
+        input_transform4_at(Level::Baseline, &padded, grid, all, &mut scratch, &mut reference);
+        let m = values(&randn(10, &[36, cout, tiles], 0.0, 1.0));
+        let pixels = grid.h * grid.w;
+        let run_output = |level: Level| {
+            let mut out = vec![f32::NAN; cout * pixels];
+            let mut outs: Vec<&mut [f32]> = out.chunks_mut(pixels).collect();
+            output_transform4_at(level, &m, Some(&[0.5, -1.0]), grid, all, &mut outs);
+            out
+        };
+        let out_reference = run_output(Level::Baseline);
+        assert!(out_reference.iter().all(|v| v.is_finite()), "every pixel written");
+        for level in [Level::Avx2, Level::Avx512] {
+            let mut v = vec![f32::NAN; reference.len()];
+            input_transform4_at(level, &padded, grid, all, &mut scratch, &mut v);
+            assert_eq!(v, reference, "{level:?}");
+            assert_eq!(run_output(level), out_reference, "{level:?}");
+        }
+    }
+
+    #[test]
     fn every_instruction_set_transforms_alike() {
-        let grid = Grid::new(7, 9);
+        let grid = Grid::new(WinogradTile::F2, 7, 9);
         let (cin, cout) = (3, 2);
         let padded = values(&randn(7, &[cin, grid.plane], 0.0, 1.0));
         let tiles = 3 * grid.tiles_x;
