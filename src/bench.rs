@@ -336,12 +336,20 @@ pub fn run_networks(
         },
     )?;
     let hint = Tensor::rand(0f32, 1.0, (2, 3, size, size), device)?.to_dtype(dtype)?;
-    report.controlnet_secs = time(&mut || control.forward(&x, &[500.0], &ctx, &hint).map(|_| ()))?;
+    let controlnet = time_runs(repeats, profile, &mut || {
+        control.forward(&x, &[500.0], &ctx, &hint).map(|_| ())
+    })?;
+    report.controlnet_secs = controlnet.best_secs;
     log(&format!(
         "ControlNet, {size}x{size}, CFG batch 2: {:.2} s ({:.0} % of a UNet step)",
         report.controlnet_secs,
         report.controlnet_secs / report.unet_step_secs * 100.0
     ));
+    if profile {
+        for line in profile_lines("the ControlNet unit", &controlnet.ops, controlnet.mean_secs) {
+            log(&line);
+        }
+    }
     report.peak_rss_bytes = crate::system::peak_rss_bytes();
     Ok(report)
 }

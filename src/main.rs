@@ -75,7 +75,7 @@ enum Command {
         /// Skip the network timings (only the load test).
         #[arg(long)]
         load_only: bool,
-        /// Also print the time per kind of op (convolutions, attention, norms, …) in the UNet step and VAE decode.
+        /// Also print the time per kind of op (convolutions, attention, norms, …) in the UNet step, the VAE decode and the ControlNet unit.
         #[arg(long)]
         profile: bool,
         /// Instead: seconds to a finished image with the fast path (LCM 6 steps, CFG 1, TAESD decode)
