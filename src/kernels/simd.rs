@@ -93,38 +93,10 @@ macro_rules! multiversion {
         $(#[$meta:meta])*
         $vis:vis fn $name:ident / $name_at:ident ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
     ) => {
-        $(#[$meta])*
-        #[inline]
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            $name_at($crate::kernels::simd::level(), $($arg),*)
-        }
-
-        #[doc = concat!("[`", stringify!($name), "`] compiled for `level`, or the CPU's level when that is lower.")]
-        $vis fn $name_at(level: $crate::kernels::simd::Level, $($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn generic($($arg: $ty),*) $(-> $ret)? $body
-
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
-            fn avx512($($arg: $ty),*) $(-> $ret)? {
-                generic($($arg),*)
-            }
-
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            fn avx2($($arg: $ty),*) $(-> $ret)? {
-                generic($($arg),*)
-            }
-
-            match level.min($crate::kernels::simd::level()) {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `level()` detected AVX-512 F/VL/BW/DQ, AVX2 and FMA on this CPU.
-                $crate::kernels::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `level()` detected AVX2 and FMA on this CPU.
-                $crate::kernels::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
-                _ => generic($($arg),*),
-            }
+        // The same dispatch; the body ignores the const, so every level computes alike.
+        $crate::kernels::simd::multiversion! {
+            $(#[$meta])*
+            $vis fn $name / $name_at <const _FMA: bool> ($($arg: $ty),*) $(-> $ret)? $body
         }
     };
 }
