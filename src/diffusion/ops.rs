@@ -32,10 +32,10 @@ fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
 }
 
 /// Which Winograd algorithm, if any, a 3×3 convolution of `shape` runs by rather than directly:
-/// none below [`WINOGRAD_MIN_PIXELS`] per image (there the per-call weight transform costs more
-/// than the products save), F(4×4, 3×3) from [`WINOGRAD_F4_MIN_PIXELS`] pixels over the batch,
-/// F(2×2, 3×3) between. `EASEL_WINOGRAD` (read once) overrides: `off` (or `0`, `false`) keeps every
-/// convolution direct, `f2` never takes F(4×4), `f4` takes it wherever Winograd runs.
+/// none below [`WINOGRAD_MIN_PIXELS`] per image, F(4×4, 3×3) from [`WINOGRAD_F4_MIN_TILES`] of its
+/// tiles over the batch, F(2×2, 3×3) between. `EASEL_WINOGRAD` (read once) overrides: `off` (or
+/// `0`, `false`) keeps every convolution direct, `f2` never takes F(4×4), `f4` takes it wherever
+/// Winograd runs.
 fn winograd_for(shape: kernels::ConvShape) -> Option<kernels::WinogradTile> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mode {
@@ -53,13 +53,14 @@ fn winograd_for(shape: kernels::ConvShape) -> Option<kernels::WinogradTile> {
             _ => Mode::Auto,
         },
     );
-    let pixels = shape.height * shape.width;
-    if mode == Mode::Off || pixels < WINOGRAD_MIN_PIXELS {
+    if mode == Mode::Off || shape.height * shape.width < WINOGRAD_MIN_PIXELS {
         return None;
     }
     let f4 = match mode {
         Mode::F4 => true,
-        Mode::Auto => shape.batch * pixels >= WINOGRAD_F4_MIN_PIXELS,
+        Mode::Auto => {
+            shape.batch * shape.height.div_ceil(4) * shape.width.div_ceil(4) >= WINOGRAD_F4_MIN_TILES
+        }
         Mode::F2 | Mode::Off => false,
     };
     Some(if f4 {
@@ -70,17 +71,18 @@ fn winograd_for(shape: kernels::ConvShape) -> Option<kernels::WinogradTile> {
 }
 
 /// Fewest pixels per image for which 3×3 convolutions take a Winograd kernel. Measured on 2
-/// threads (direct → F(2×2)): 64² × 320 channels 60 → 35 ms, 32² × 640 62 → 36 ms, VAE 128² × 512
-/// 306 → 164 ms; but 16² × 1280 64 → 63 ms and 8² × 1280 28 → 64 ms, where transforming the weights
-/// on every call costs what the products save.
-const WINOGRAD_MIN_PIXELS: usize = 32 * 32;
+/// threads, direct against F(2×2): 16² × 1280 batch 2 85 against 43–54 ms, batch 1 39 against 32;
+/// but 8² × 1280 batch 2 21 against 23 ms, batch 1 13 against 21 (four tiles a side leave the
+/// products too narrow to pay for transforming the weights).
+const WINOGRAD_MIN_PIXELS: usize = 16 * 16;
 
-/// Fewest pixels over the whole batch for which F(4×4, 3×3) replaces F(2×2, 3×3). Its weight
-/// transform is 36/9 of the weights (16/9 for F(2×2)), so it pays only when many tiles share it.
-/// Measured on 2 threads, F(4×4) / F(2×2) time in one run: VAE 512² × 128 channels 0.76–0.79,
-/// 256² × 256 0.78, 128² × 512 0.85–0.95; UNet batch 2 at 64² × 320 0.84–0.93; but batch 1 at
-/// 64² × 512 1.06–1.17 and batch 2 at 32² × 640 1.29–1.43.
-const WINOGRAD_F4_MIN_PIXELS: usize = 2 * 64 * 64;
+/// Fewest F(4×4) tiles (4×4 output pixels each) over the whole batch for which F(4×4, 3×3)
+/// replaces F(2×2, 3×3): it takes 36 products per tile against F(2×2)'s 4 × 16, but its weight
+/// transform is 36/9 of the weights (16/9 for F(2×2)) and its products are a quarter as wide, so it
+/// pays only when many tiles share them. Measured on 2 threads, F(4×4) against F(2×2): 32² × 640
+/// batch 2 (128 tiles) 33–36 against 41–43 ms, 64² × 512 batch 1 (256) 46 against 61; but 32² ×
+/// 640 batch 1 (64) 27 against 24, 16² × 1280 batch 2 (32) 57 against 48–54.
+const WINOGRAD_F4_MIN_TILES: usize = 128;
 
 /// A CPU tensor of `shape` holding `data`.
 fn cpu_tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
@@ -549,9 +551,9 @@ mod tests {
 
     #[test]
     fn large_3x3_convolutions_take_winograd_and_agree_with_the_direct_kernel() {
-        // 33 × 32 pixels: above the threshold, with an odd side (a half tile row).
+        // 33 × 32 pixels, batch 1: 72 F(4×4) tiles, so F(2×2), with an odd side (a half tile row).
         let shape = kernels::ConvShape {
-            batch: 2,
+            batch: 1,
             in_channels: 5,
             out_channels: 3,
             height: 33,
@@ -568,10 +570,12 @@ mod tests {
             width: side,
             ..shape
         };
-        assert_eq!(winograd_for(at(2, 16)), None);
-        assert_eq!(winograd_for(at(2, 64)), Some(kernels::WinogradTile::F4));
-        assert_eq!(winograd_for(at(1, 64)), Some(kernels::WinogradTile::F2));
-        assert_eq!(winograd_for(at(1, 128)), Some(kernels::WinogradTile::F4));
+        assert_eq!(winograd_for(at(2, 8)), None);
+        assert_eq!(winograd_for(at(2, 15)), None);
+        assert_eq!(winograd_for(at(2, 16)), Some(kernels::WinogradTile::F2));
+        assert_eq!(winograd_for(at(2, 32)), Some(kernels::WinogradTile::F4));
+        assert_eq!(winograd_for(at(1, 32)), Some(kernels::WinogradTile::F2));
+        assert_eq!(winograd_for(at(1, 48)), Some(kernels::WinogradTile::F4));
         // F(2×2) at 33 × 32, F(4×4) at 64 × 65 (a ragged tile column).
         for (i, s) in [
             shape,
@@ -585,7 +589,7 @@ mod tests {
         .enumerate()
         {
             let seed = 13 + 3 * i as u64;
-            let x = randn(seed, &[2, 5, s.height, s.width], 0.0, 1.0);
+            let x = randn(seed, &[s.batch, 5, s.height, s.width], 0.0, 1.0);
             let conv = Conv2d::new(
                 randn(seed + 1, &[3, 5, 3, 3], 0.0, 0.3),
                 Some(randn(seed + 2, &[3], 0.0, 1.0)),
