@@ -152,7 +152,7 @@ fn conv_kernel(conv: &Conv2d, x: &Tensor) -> Result<Option<Tensor>> {
         width,
     };
     let run = |xs: &[f32], ws: &[f32], bias: Option<&[f32]>| {
-        let mut out = vec![0f32; batch * cout * out_h * out_w];
+        let mut out = kernels::memory::zeroed(batch * cout * out_h * out_w);
         match path {
             ConvPath::Same3x3 => match winograd_for(shape) {
                 Some(tile) => kernels::conv3x3_winograd_tiles(tile, xs, ws, bias, shape, &mut out),
@@ -185,7 +185,7 @@ pub fn linear(layer: &Linear, x: &Tensor) -> Result<Tensor> {
             let out = with_cpu_f32(x, |xs| {
                 with_cpu_f32(layer.weight(), |ws| {
                     let run = |bias: Option<&[f32]>| {
-                        let mut out = vec![0f32; rows * outputs];
+                        let mut out = kernels::memory::zeroed(rows * outputs);
                         kernels::linear(xs, ws, bias, rows, &mut out);
                         out
                     };
@@ -229,7 +229,7 @@ pub fn geglu(proj: &Tensor) -> Result<Tensor> {
         let half = full / 2;
         if full > 0 && full.is_multiple_of(2) {
             let fused = with_cpu_f32(proj, |p| {
-                let mut out = vec![0f32; p.len() / 2];
+                let mut out = kernels::memory::zeroed(p.len() / 2);
                 kernels::geglu(p, &mut out, half);
                 out
             });
@@ -324,7 +324,7 @@ impl GroupNorm {
                         silu,
                     };
                     let run = |shift: Option<&[f32]>| {
-                        let mut out = vec![0f32; x.len()];
+                        let mut out = kernels::memory::zeroed(x.len());
                         kernels::group_norm(x, shift, &mut out, shape, params);
                         out
                     };
@@ -381,7 +381,7 @@ fn attention_kernel(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale: f64
     let out = with_cpu_f32(q, |q| {
         with_cpu_f32(k, |k| {
             with_cpu_f32(v, |v| {
-                let mut out = vec![0f32; q.len()];
+                let mut out = kernels::memory::zeroed(q.len());
                 kernels::attention(q, k, v, &mut out, shape, scale as f32);
                 out
             })

@@ -112,7 +112,7 @@ pub fn conv3x3(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape
     };
     let tile = n.div_ceil(tiles);
     // The last tap of the last channel reads two values past the last plane (in dropped columns).
-    let mut padded = vec![0f32; cin * plane + 2];
+    let mut padded = super::memory::zeroed(cin * plane + 2);
     let mut wide = vec![0f32; cout * n];
     for (xb, ob) in x
         .chunks_exact(cin * h * w)
@@ -236,7 +236,7 @@ pub fn conv3x3_stride2(
     let threads = rayon::current_num_threads().max(1);
     let tiles = n.div_ceil(TILE).max(threads).min(n);
     let tile = n.div_ceil(tiles);
-    let mut padded = vec![0f32; cin * plane];
+    let mut padded = super::memory::zeroed(cin * plane);
     for (xb, ob) in x.chunks_exact(cin * h * w).zip(out.chunks_exact_mut(cout * n)) {
         padded
             .par_chunks_mut(plane)

@@ -58,3 +58,44 @@ pub fn release_free_memory() -> bool {
         false
     }
 }
+
+/// Elements from which [`zeroed`] clears a buffer on every thread (4 MiB of f32).
+const PARALLEL_ZERO_FROM: usize = 1 << 20;
+
+/// A buffer of `len` zeros, cleared in parallel when it is large. With freed memory kept for
+/// reuse ([`keep_freed_memory`]), `vec![0.0; len]` clears a reused block on the calling thread
+/// alone, while the other cores wait for the op it feeds: 4–6 % of a VAE decode, measured by perf.
+pub fn zeroed(len: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    if len < PARALLEL_ZERO_FROM {
+        return vec![0.0; len];
+    }
+    let mut buffer: Vec<f32> = Vec::with_capacity(len);
+    buffer.spare_capacity_mut()[..len]
+        .par_chunks_mut(PARALLEL_ZERO_FROM / 16)
+        .for_each(|chunk| chunk.fill(std::mem::MaybeUninit::new(0.0)));
+    // SAFETY: the capacity is at least `len`, and the loop above initialised elements 0..len.
+    unsafe { buffer.set_len(len) };
+    buffer
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zeroed_buffers_hold_zeros_at_every_size() {
+        for len in [
+            0,
+            1,
+            17,
+            super::PARALLEL_ZERO_FROM - 1,
+            super::PARALLEL_ZERO_FROM,
+            3 * super::PARALLEL_ZERO_FROM + 5,
+        ] {
+            // Dirty the allocator's free memory first, so a reused block would show.
+            drop(vec![7.0f32; len]);
+            let buffer = super::zeroed(len);
+            assert_eq!(buffer.len(), len);
+            assert!(buffer.iter().all(|&v| v == 0.0), "{len}");
+        }
+    }
+}

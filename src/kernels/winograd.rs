@@ -16,9 +16,14 @@
 //! to 8 and 1/24, so about ten times F(2×2)'s rounding (still near 1e-6 of the output's scale),
 //! and a weight transform four times the weights' size (36/9).
 //!
-//! Tiles are processed in chunks (the transformed input and product of one chunk are a task's
-//! scratch), chunks in parallel, each product single-threaded. The weights are transformed once
-//! per call, in parallel: `16/9` of the weight's size, freed after the call.
+//! The work is split one of two ways, each product single-threaded ([`Split`]). On large images,
+//! tasks take chunks of tiles (a chunk's transformed input and products are the task's scratch)
+//! and share the weights, transformed once per call (`points/9` of the weights' size, freed after
+//! the call). On small images, where the weights outweigh the tiles (SD 1.5's 16² and 32² levels),
+//! all tiles are transformed first and tasks take blocks of output channels, each transforming
+//! only its own channels' weights, which then stay in its core's cache instead of going out to
+//! memory and back. The transforms themselves run on whole vectors: the weights' across 16 input
+//! channels, F(4×4)'s along the tiles of a row.
 
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
@@ -61,7 +66,7 @@ const CHUNK_TILES: usize = 128;
 /// row stride `points·Cin`. One task per output channel; each runs [`transform_channel`].
 fn transform_weights(tile: WinogradTile, weight: &[f32], cout: usize, cin: usize) -> Vec<f32> {
     let points = tile.points();
-    let mut u = vec![0f32; cout * points * cin];
+    let mut u = super::memory::zeroed(cout * points * cin);
     u.par_chunks_mut(points * cin)
         .zip(weight.par_chunks(9 * cin))
         .for_each(|(u_k, w_k)| transform_channel(tile, w_k, u_k));
@@ -645,7 +650,7 @@ fn conv3x3_winograd_split(
     }
     let grid = Grid::new(tile, h, w);
     // Every image zero-padded: one row and column before, enough after for whole patches.
-    let mut padded = vec![0f32; batch * cin * grid.plane];
+    let mut padded = super::memory::zeroed(batch * cin * grid.plane);
     padded
         .par_chunks_mut(grid.plane)
         .zip(x.par_chunks(h * w))
@@ -828,7 +833,7 @@ fn by_output_channels(
     let tiles = batch * per_image;
     // V as [Cin, points, tiles]: each channel's values contiguous, so tasks over channels write
     // disjoint runs; V_ξ is then [Cin, tiles] with row stride points·tiles.
-    let mut v = vec![0f32; cin * points * tiles];
+    let mut v = super::memory::zeroed(cin * points * tiles);
     let channels_per_task = cin.div_ceil(4 * rayon::current_num_threads().max(1)).max(1);
     v.par_chunks_mut(channels_per_task * points * tiles)
         .enumerate()
