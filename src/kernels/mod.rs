@@ -26,7 +26,7 @@ pub use conv::{ConvShape, conv1x1, conv3x3, conv3x3_stride2, stride2_output_size
 pub use geglu::geglu;
 pub use group_norm::{GroupNormParams, GroupNormShape, group_norm};
 pub use linear::linear;
-pub use winograd::{WinogradTile, conv3x3_winograd, conv3x3_winograd_tiles, conv3x3_winograd4};
+pub use winograd::{WinogradTile, conv3x3_winograd, conv3x3_winograd_tiles};
 
 #[cfg(test)]
 pub(crate) mod testing {

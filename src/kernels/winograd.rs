@@ -564,14 +564,6 @@ pub fn conv3x3_winograd(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: 
     conv3x3_winograd_tiles(WinogradTile::F2, x, weight, bias, shape, out);
 }
 
-/// [`conv3x3_winograd`] by F(4×4, 3×3).
-///
-/// # Panics
-/// When a slice length does not match `shape`.
-pub fn conv3x3_winograd4(x: &[f32], weight: &[f32], bias: Option<&[f32]>, shape: ConvShape, out: &mut [f32]) {
-    conv3x3_winograd_tiles(WinogradTile::F4, x, weight, bias, shape, out);
-}
-
 /// How [`conv3x3_winograd_tiles`] splits its work between tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Split {
